@@ -1,0 +1,310 @@
+"""The pyramid encoder: a BERT encoder that drops tokens layer by layer.
+
+It owns the loop over the Hugging Face layers (methods.md 0.3): embeddings, then for each layer
+``j = 1..L`` the layer's self-attention, its FFN, and, after the output, the selector's choice of
+tokens to keep. Kept rows of the hidden states, the padding mask, the original positions and the
+token ids are gathered into physically shorter tensors, so the next layer really computes less.
+
+Rules enforced whatever the selector answers: [CLS] (slot 0) is always kept; pads are never kept;
+kept tokens stay in ascending original order (methods.md 1.4). With retention 1.0 the output equals
+the plain ``BertModel``'s (tested to < 1e-5).
+
+Absolute position embeddings are added at the input, so the layers are permutation-equivariant
+over the kept set and gathering needs no position bookkeeping (methods.md 1.4).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+import torch
+
+from .coreset import Coverage, coverage
+from .loading import LoadedEncoder
+from .schedule import Schedule
+from .selectors import Selection, SelectionContext, Selector
+
+
+@dataclass
+class LayerOutput:
+    """What happened at one layer (1-based ``layer``), for a batch.
+
+    Attributes:
+        layer: 1..L.
+        positions: ``(B, N_j)`` long, original token index of each slot entering the layer
+            (-1 for pads); ascending within the valid slots.
+        valid: ``(B, N_j)`` bool.
+        keep: ``(B, N_j)`` bool, slots kept after this layer (equal to ``valid`` at the last layer
+            or where nothing is dropped).
+        hidden: ``(B, N_j, d)`` the layer's output, when asked for.
+        coverage: :class:`pyramid.coreset.Coverage` of ``keep`` over ``valid``, when asked for.
+        scores: ``(B, N_j)`` the selector's scores, when it made a selection here.
+        attention_probs: ``(B, heads, N_j, N_j)`` when the selector asked for them.
+        selection_seconds: wall time of the selector's ``select`` call (seconds; 0.0 if none).
+        layer_seconds: wall time of the layer's forward (seconds).
+    """
+
+    layer: int
+    positions: torch.Tensor
+    valid: torch.Tensor
+    keep: torch.Tensor
+    hidden: torch.Tensor | None = None
+    coverage: Coverage | None = None
+    scores: torch.Tensor | None = None
+    attention_probs: torch.Tensor | None = None
+    selection_seconds: float = 0.0
+    layer_seconds: float = 0.0
+
+
+@dataclass
+class PyramidOutput:
+    """Output of :meth:`PyramidEncoder.forward`.
+
+    Attributes:
+        last_hidden_state: ``(B, N_L, d)`` output of the last layer for its alive tokens.
+        positions: ``(B, N_L)`` their original indices (-1 for pads).
+        valid: ``(B, N_L)`` bool.
+        embedding_output: ``(B, N, d)`` when hidden states were asked for.
+        layers: one :class:`LayerOutput` per layer, in order.
+        lengths: ``(B, L)`` long, tokens kept after each layer (the schedule actually applied).
+    """
+
+    last_hidden_state: torch.Tensor
+    positions: torch.Tensor
+    valid: torch.Tensor
+    layers: list[LayerOutput] = field(default_factory=list)
+    embedding_output: torch.Tensor | None = None
+    lengths: torch.Tensor | None = None
+
+    @property
+    def cls_hidden(self) -> torch.Tensor:
+        """``(B, d)`` the [CLS] state after the last layer (what a classifier reads)."""
+        return self.last_hidden_state[:, 0]
+
+    def alive_counts(self) -> torch.Tensor:
+        """``(B, L)`` long: tokens entering each layer (for the FLOPs model)."""
+        return torch.stack([lo.valid.sum(1) for lo in self.layers], dim=1)
+
+
+def additive_mask(valid: torch.Tensor, dtype: torch.dtype) -> torch.Tensor | None:
+    """``(B, N)`` bool -> ``(B, 1, 1, N)`` additive attention mask, or None when nothing is padded."""
+    if bool(valid.all()):
+        return None
+    return (~valid)[:, None, None, :].to(dtype) * torch.finfo(dtype).min
+
+
+def run_layer(layer, hidden: torch.Tensor, mask: torch.Tensor | None, output_attention_probs: bool = False):
+    """One BERT layer: self-attention, Add & LayerNorm, FFN, Add & LayerNorm.
+
+    A thin adapter over the layer's own sub-modules (``attention.self``, ``attention.output``,
+    ``feed_forward_chunk``) so that attention probabilities can be returned when asked, which
+    transformers 5's ``BertLayer.forward`` discards.
+
+    Args:
+        layer: a ``BertLayer`` (or a RoBERTa-family layer of the same layout).
+        hidden: ``(B, N, d)``.
+        mask: ``(B, 1, 1, N)`` additive mask or None.
+        output_attention_probs: return ``(B, heads, N, N)`` probabilities (eager path).
+
+    Returns:
+        ``(output (B, N, d), probs or None)``.
+    """
+    kwargs = {"output_attention_probs": True} if output_attention_probs else {}
+    context, probs = layer.attention.self(hidden, attention_mask=mask, **kwargs)  # (B, N, d)
+    attention_output = layer.attention.output(context, hidden)  # (B, N, d)
+    return layer.feed_forward_chunk(attention_output), probs
+
+
+def _gather_rows(x: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
+    """``x (B, N, ...)`` gathered along dim 1 with ``idx (B, M)`` -> ``(B, M, ...)``."""
+    if x.dim() == 2:
+        return x.gather(1, idx)
+    return x.gather(1, idx.unsqueeze(-1).expand(-1, -1, *x.shape[2:]))
+
+
+def compact(keep: torch.Tensor) -> torch.Tensor:
+    """Slots to gather so that kept slots come first, in ascending order.
+
+    Args:
+        keep: ``(B, N)`` bool.
+
+    Returns:
+        ``(B, M)`` long with ``M = max kept count``; rows with fewer kept slots are filled with
+        dropped slots, which the gathered ``keep`` marks as pads.
+    """
+    m = int(keep.sum(1).max())
+    order = torch.argsort((~keep).to(torch.int8), dim=1, stable=True)  # kept first, ascending
+    return order[:, :max(m, 1)]
+
+
+class PyramidEncoder:
+    """A BERT-family encoder whose sequence shrinks after each layer.
+
+    Args:
+        encoder: a :class:`pyramid.loading.LoadedEncoder`.
+        selector: a :class:`pyramid.selectors.Selector`.
+        schedule: a :class:`pyramid.schedule.Schedule` (used by fixed-length selectors).
+
+    Example::
+
+        enc = load_encoder()
+        pyr = PyramidEncoder(enc, get_selector("coreset"), Schedule(retention=0.3))
+        batch = enc.tokenizer(["a fine film"], return_tensors="pt")
+        out = pyr(batch["input_ids"], batch["attention_mask"])
+        out.cls_hidden  # (1, 384)
+    """
+
+    def __init__(self, encoder: LoadedEncoder, selector: Selector, schedule: Schedule | None = None):
+        self.encoder = encoder
+        self.model = encoder.model
+        self.selector = selector
+        self.schedule = schedule or Schedule(retention=1.0)
+        self.num_layers = encoder.num_layers
+        self.schedule.validate(self.num_layers)
+
+    def __call__(self, *args, **kwargs) -> PyramidOutput:
+        return self.forward(*args, **kwargs)
+
+    def schedule_lengths(self, n: torch.Tensor) -> torch.Tensor:
+        """``(B,)`` real-token counts -> ``(B, L)`` kept lengths after each layer."""
+        rows = [self.schedule.lengths(int(x), self.num_layers) for x in n.tolist()]
+        return torch.tensor(rows, dtype=torch.long, device=n.device)
+
+    def forward(
+        self,
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor | None = None,
+        token_type_ids: torch.Tensor | None = None,
+        *,
+        output_hidden_states: bool = False,
+        output_coverage: bool = False,
+        output_attention_probs: bool = False,
+        seed: int = 0,
+    ) -> PyramidOutput:
+        """Run the pyramid.
+
+        Not wrapped in ``no_grad``: selection runs on detached states, and gradients flow through
+        the gathered rows (methods.md 1.2), so the same forward fine-tunes with the pyramid in the
+        loop. Wrap calls in ``torch.inference_mode()`` for inference.
+
+        Args:
+            input_ids: ``(B, N)`` long, [CLS] first (as the tokenizer gives it).
+            attention_mask: ``(B, N)`` 1 for real tokens, 0 for pads (right padding); all ones if None.
+            token_type_ids: ``(B, N)`` or None.
+            output_hidden_states: keep every layer's output and the embedding output.
+            output_coverage: compute the coverage radius of every layer's kept set.
+            output_attention_probs: keep the probabilities a selector asked for.
+            seed: seed of the generator passed to stochastic selectors.
+
+        Returns:
+            :class:`PyramidOutput`.
+
+        Raises:
+            ValueError: ``input_ids`` is not 2-D or the first slot is a pad.
+        """
+        if input_ids.dim() != 2:
+            raise ValueError(f"input_ids must be (batch, seq), got {tuple(input_ids.shape)}")
+        B, N = input_ids.shape
+        device = input_ids.device
+        if attention_mask is None:
+            attention_mask = torch.ones_like(input_ids)
+        valid = attention_mask.bool()
+        if not bool(valid[:, 0].all()):
+            raise ValueError("every example must start with a real token ([CLS]); use right padding")
+        L = self.num_layers
+        selector = self.selector
+        generator = torch.Generator().manual_seed(int(seed))
+
+        hidden = self.model.embeddings(input_ids=input_ids, token_type_ids=token_type_ids)  # (B, N, d)
+        arange = torch.arange(N, device=device).expand(B, N)
+        positions = torch.where(valid, arange, torch.full_like(arange, -1))  # (B, N)
+        ids = input_ids
+        n_real = valid.sum(1)  # (B,)
+        lengths = self.schedule_lengths(n_real)  # (B, L)
+
+        out = PyramidOutput(last_hidden_state=hidden, positions=positions, valid=valid, lengths=lengths)
+        if output_hidden_states:
+            out.embedding_output = hidden
+
+        parked = None
+        if selector.rejoin_at_last_layer:
+            parked = torch.zeros_like(hidden)  # (B, N, d) states of dropped tokens, where they left
+            full_valid, full_positions, full_ids = valid, positions, ids
+
+        if not selector.fixed_length and selector.selects_after(0, L):
+            ctx = SelectionContext(hidden=hidden.detach(), valid=valid, positions=positions, input_ids=ids,
+                                   layer=0, num_layers=L, generator=generator)
+            keep = self._enforce(selector.select(ctx).keep, valid)
+            hidden, valid, positions, ids = self._shrink(keep, hidden, valid, positions, ids, parked)
+
+        for j in range(1, L + 1):
+            layer = self.model.encoder.layer[j - 1]
+            if parked is not None and j == L:
+                # Dropped tokens rejoin: full sequence, dropped rows hold their parked states.
+                b, slot = valid.nonzero(as_tuple=True)
+                full = parked.clone()  # (B, N, d)
+                full[b, positions[b, slot]] = hidden[b, slot]
+                hidden, valid, positions, ids = full, full_valid, full_positions, full_ids
+
+            k = None
+            will_select = False
+            if j < L and selector.selects_after(j, L):
+                if selector.fixed_length:
+                    k = torch.minimum(lengths[:, j - 1], valid.sum(1))
+                    will_select = bool((k < valid.sum(1)).any())
+                else:
+                    will_select = True
+            need_probs = will_select and selector.needs_attention_probs
+
+            t0 = time.perf_counter()
+            hidden, probs = run_layer(layer, hidden, additive_mask(valid, hidden.dtype), need_probs)  # (B, N_j, d)
+            t1 = time.perf_counter()
+
+            selection: Selection | None = None
+            if will_select:
+                ctx = SelectionContext(hidden=hidden.detach(), valid=valid, positions=positions, input_ids=ids,
+                                       layer=j, num_layers=L, k=k, attention_probs=probs, generator=generator)
+                selection = selector.select(ctx)
+                keep = self._enforce(selection.keep, valid)
+            else:
+                keep = valid
+            t2 = time.perf_counter()
+
+            record = LayerOutput(
+                layer=j, positions=positions, valid=valid, keep=keep,
+                hidden=hidden if output_hidden_states else None,
+                scores=selection.scores if selection is not None else None,
+                attention_probs=probs if output_attention_probs else None,
+                selection_seconds=(t2 - t1) if will_select else 0.0,
+                layer_seconds=t1 - t0,
+            )
+            if output_coverage:
+                record.coverage = coverage(hidden, valid, keep)
+            out.layers.append(record)
+
+            if will_select:
+                hidden, valid, positions, ids = self._shrink(keep, hidden, valid, positions, ids, parked)
+
+        out.last_hidden_state, out.positions, out.valid = hidden, positions, valid
+        return out
+
+    @staticmethod
+    def _enforce(keep: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
+        """Apply the encoder's rules: only valid slots, [CLS] always."""
+        keep = keep.to(torch.bool) & valid
+        keep[:, 0] = valid[:, 0]
+        return keep
+
+    @staticmethod
+    def _shrink(keep, hidden, valid, positions, ids, parked):
+        """Gather the kept slots into shorter tensors; park dropped states when they rejoin later."""
+        if parked is not None:
+            b, slot = (valid & ~keep).nonzero(as_tuple=True)
+            parked[b, positions[b, slot]] = hidden[b, slot].detach()
+        if bool((keep == valid).all()):
+            return hidden, valid, positions, ids
+        idx = compact(keep)  # (B, M)
+        new_valid = keep.gather(1, idx)
+        new_positions = torch.where(new_valid, positions.gather(1, idx), torch.full_like(idx, -1))
+        return _gather_rows(hidden, idx), new_valid, new_positions, ids.gather(1, idx)

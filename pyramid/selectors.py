@@ -1,0 +1,237 @@
+"""Token selectors: one interface for every method the pyramid encoder can run.
+
+A selector is called after an encoder layer's output (methods.md 6, checklist 1: one insertion
+point for every selector) and answers which of the alive tokens go on to the next layer. It is
+built once and has one verb, :meth:`Selector.select`, in the captum mould.
+
+The interface covers every method of methods.md section 6:
+
+* fixed-length selectors obey the schedule's lengths (``fixed_length = True``; core-set,
+  attention, random, first-k): the encoder passes the target count ``k`` per example;
+* per-example-length selectors decide the count themselves (``fixed_length = False``; AdapLeR's
+  threshold eta/n, TR-BERT's pi >= 0.5); they say where they act through
+  :meth:`Selector.selects_after`, layer 0 meaning before the first layer (AdapLeR's CP_0);
+* selectors that read attention set ``needs_attention_probs = True`` and receive the layer's
+  probabilities ``(B, heads, N, N)``;
+* learned selectors are also ``torch.nn.Module`` subclasses carrying their weights;
+* routing where dropped tokens rejoin before the last layer (Token Dropping, methods.md 4.1) sets
+  ``rejoin_at_last_layer = True``; the encoder parks dropped states and re-inserts them.
+
+[CLS] (slot 0) is always kept and pads are never kept: the encoder enforces both whatever a
+selector answers.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from .coreset import greedy_k_center
+
+
+@dataclass
+class SelectionContext:
+    """What a selector sees after layer ``layer``.
+
+    Attributes:
+        hidden: ``(B, N, d)`` the layer's output for the alive tokens (slot 0 is [CLS]).
+        valid: ``(B, N)`` bool, real (non-pad) slots.
+        positions: ``(B, N)`` long, index of each slot in the original token sequence (-1 for pads).
+        input_ids: ``(B, N)`` long, vocabulary id of each slot (pad id for pads).
+        layer: 1-based index of the layer whose output this is (0 = embedding output).
+        num_layers: L.
+        k: ``(B,)`` long target kept counts (fixed-length selectors), each <= the valid count;
+            None for per-example-length selectors.
+        attention_probs: ``(B, heads, N, N)`` this layer's attention probabilities (rows are
+            queries) when the selector asked for them, else None.
+        generator: a seeded ``torch.Generator`` for stochastic selectors.
+    """
+
+    hidden: torch.Tensor
+    valid: torch.Tensor
+    positions: torch.Tensor
+    input_ids: torch.Tensor
+    layer: int
+    num_layers: int
+    k: torch.Tensor | None = None
+    attention_probs: torch.Tensor | None = None
+    generator: torch.Generator | None = None
+
+
+@dataclass
+class Selection:
+    """A selector's answer.
+
+    Attributes:
+        keep: ``(B, N)`` bool, slots that go on to the next layer.
+        scores: ``(B, N)`` float importance scores (higher = more worth keeping) where the method
+            has them, for the app's comparisons; None otherwise.
+    """
+
+    keep: torch.Tensor
+    scores: torch.Tensor | None = None
+
+
+class Selector:
+    """Base class of token selectors.
+
+    Class attributes:
+        name: registry name (``"coreset"``...).
+        fixed_length: obeys the schedule's per-layer lengths.
+        needs_attention_probs: wants the layer's attention probabilities.
+        rejoin_at_last_layer: dropped tokens are re-inserted before the last layer.
+    """
+
+    name: str = "selector"
+    label: str = "Selector"
+    fixed_length: bool = True
+    needs_attention_probs: bool = False
+    rejoin_at_last_layer: bool = False
+
+    def selects_after(self, layer: int, num_layers: int) -> bool:
+        """Whether to call :meth:`select` after layer ``layer`` (0 = embeddings, L-1 = last chance).
+
+        Fixed-length selectors act wherever the schedule shortens the sequence (layers 1..L-1);
+        per-example-length selectors override this.
+        """
+        return 1 <= layer <= num_layers - 1
+
+    def select(self, ctx: SelectionContext) -> Selection:
+        """Choose the tokens to keep. See :class:`SelectionContext` and :class:`Selection`."""
+        raise NotImplementedError
+
+    def selection_flops(self, n_alive: int, n_kept: int, hidden_size: int) -> float:
+        """FLOPs of one selection on one example (``n_alive`` tokens in, ``n_kept`` out)."""
+        return 0.0
+
+
+def keep_top_k(scores: torch.Tensor, valid: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
+    """Keep [CLS] plus the highest-scoring valid tokens, ``k`` per example in all.
+
+    Args:
+        scores: ``(B, N)`` float, higher = keep.
+        valid: ``(B, N)`` bool.
+        k: ``(B,)`` long, kept count per example ([CLS] included).
+
+    Returns:
+        ``(B, N)`` bool keep mask; ties go to the earlier position.
+    """
+    s = scores.detach().float().masked_fill(~valid, float("-inf"))
+    s[:, 0] = float("inf")  # [CLS] first
+    order = torch.argsort(s, dim=1, descending=True, stable=True)  # (B, N)
+    rank = torch.empty_like(order)
+    rank.scatter_(1, order, torch.arange(s.shape[1], device=s.device).expand_as(order))
+    return (rank < k.unsqueeze(1)) & valid
+
+
+class CoresetSelector(Selector):
+    """Pyramid-BERT's core-set selection: greedy k-center on the layer's output (methods.md 1.2).
+
+    Euclidean distance on the post-LayerNorm hidden states, [CLS] as the first centre, each next
+    centre the token furthest from the centres chosen so far; pads never chosen. The distance and
+    the [CLS] rule are the project defaults ([UNCONFIRMED] in the paper). Scores are the order in
+    which tokens became centres (earlier = higher), so the app can rank them.
+
+    Selection cost counted in FLOPs: the Gram matrix ``2 n^2 d`` plus ``~3 n`` per centre.
+    """
+
+    name = "coreset"
+    label = "Core-set (Pyramid-BERT, greedy k-center)"
+
+    def select(self, ctx: SelectionContext) -> Selection:
+        result = greedy_k_center(ctx.hidden, ctx.valid, ctx.k)
+        B, N = ctx.valid.shape
+        scores = torch.zeros(B, N, dtype=torch.float32, device=ctx.hidden.device)
+        rank = torch.arange(N, 0, -1, dtype=torch.float32, device=scores.device).expand(B, N)  # N..1
+        idx = result.order.clamp_min(0)
+        scores.scatter_(1, idx, torch.where(result.order >= 0, rank, torch.zeros_like(rank)))
+        return Selection(keep=result.keep, scores=scores)
+
+    def selection_flops(self, n_alive: int, n_kept: int, hidden_size: int) -> float:
+        return 2.0 * n_alive * n_alive * hidden_size + 3.0 * n_alive * n_kept
+
+
+def significance(probs: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
+    """PoWER-BERT significance: attention each token receives (methods.md 5.1, [code, P1]).
+
+    ``sig(t) = sum_{i != t} (1/H) sum_h A_h[i, t]`` over valid query rows i.
+
+    Args:
+        probs: ``(B, H, N, N)`` attention probabilities, rows are queries.
+        valid: ``(B, N)`` bool.
+
+    Returns:
+        ``(B, N)`` float32.
+    """
+    a = probs.detach().float().mean(dim=1)  # (B, N, N), averaged over heads
+    a = a * valid.unsqueeze(2).float()  # mask pad query rows
+    a = a - torch.diag_embed(torch.diagonal(a, dim1=1, dim2=2))  # exclude self-attention
+    return a.sum(dim=1)  # (B, N), summed over queries
+
+
+class AttentionSelector(Selector):
+    """Attention-based selection: [CLS] plus the top tokens by PoWER-BERT significance.
+
+    Uses the attention of the layer whose output is being reduced; selection happens after the
+    layer's output like every other selector (methods.md 6, checklist 1), not between attention
+    and FFN as in PoWER-BERT's own code.
+    """
+
+    name = "attention"
+    label = "Attention (PoWER-BERT significance)"
+    needs_attention_probs = True
+
+    def select(self, ctx: SelectionContext) -> Selection:
+        if ctx.attention_probs is None:
+            raise ValueError("the attention selector needs the layer's attention probabilities")
+        scores = significance(ctx.attention_probs, ctx.valid)
+        return Selection(keep=keep_top_k(scores, ctx.valid, ctx.k), scores=scores)
+
+    def selection_flops(self, n_alive: int, n_kept: int, hidden_size: int) -> float:
+        return float(n_alive * n_alive)  # summing received attention; the probabilities exist anyway
+
+
+class RandomSelector(Selector):
+    """[CLS] plus a uniform random subset of the valid tokens (methods.md 1.7, project definition).
+
+    Drawn from the generator the encoder passes (seeded per forward pass, so a trace is
+    reproducible for a given seed).
+    """
+
+    name = "random"
+    label = "Random"
+
+    def select(self, ctx: SelectionContext) -> Selection:
+        scores = torch.rand(ctx.valid.shape, generator=ctx.generator, device="cpu").to(ctx.hidden.device)
+        return Selection(keep=keep_top_k(scores, ctx.valid, ctx.k), scores=scores)
+
+
+class FirstKSelector(Selector):
+    """The first ``k`` valid positions, [CLS] included: truncation (methods.md 1.7)."""
+
+    name = "first-k"
+    label = "First-k (truncation)"
+
+    def select(self, ctx: SelectionContext) -> Selection:
+        positions = ctx.positions.float()
+        scores = -positions  # earlier = higher
+        return Selection(keep=keep_top_k(scores, ctx.valid, ctx.k), scores=scores)
+
+
+SELECTORS: dict[str, type[Selector]] = {
+    cls.name: cls for cls in (CoresetSelector, AttentionSelector, RandomSelector, FirstKSelector)
+}
+"""Registry of selectors by name."""
+
+
+def get_selector(name: str) -> Selector:
+    """Build the selector registered under ``name``.
+
+    Raises:
+        KeyError: unknown name (the message lists the known ones).
+    """
+    try:
+        return SELECTORS[name]()
+    except KeyError:
+        raise KeyError(f"unknown selector '{name}'; choose one of: {', '.join(SELECTORS)}") from None
