@@ -1,0 +1,1 @@
+"""Pyramid Lens Streamlit app: pages and panels. Computation lives in :mod:`pyramid`."""

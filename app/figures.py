@@ -1,0 +1,225 @@
+"""Figures and HTML built from computed traces. No Streamlit here: panels call these and draw.
+
+Every user-derived string (tokens, texts) that goes into HTML passes through ``html.escape``;
+plotly escapes text it renders as SVG/HTML itself, but hover templates are built with escaped
+tokens too.
+"""
+
+from __future__ import annotations
+
+import html
+from typing import Sequence
+
+import numpy as np
+import plotly.graph_objects as go
+
+from pyramid.projection import Projection
+from pyramid.trace import Trace
+
+SELECTOR_COLORS = {
+    "coreset": "#1f77b4",
+    "attention": "#d62728",
+    "random": "#7f7f7f",
+    "first-k": "#9467bd",
+}
+KEPT_COLOR = "#1f77b4"
+DROPPED_COLOR = "#ff7f0e"
+LABEL_LIMIT = 60
+"""Embedding plots with more points than this show token text on hover only."""
+
+
+def color_of(selector: str) -> str:
+    """Plot colour of a selector."""
+    return SELECTOR_COLORS.get(selector, "#2ca02c")
+
+
+def display_token(token: str) -> str:
+    """A token as shown to users (escaped for HTML)."""
+    return html.escape(token, quote=True)
+
+
+# --------------------------------------------------------------------------------------------
+# Token pyramid (HTML)
+# --------------------------------------------------------------------------------------------
+
+PYRAMID_CSS = """
+<style>
+.pl-pyr {overflow-x:auto; padding-bottom:6px; font-family: ui-monospace, SFMono-Regular, Menlo, monospace; font-size: 13px;}
+.pl-row {white-space:nowrap; margin:2px 0; display:flex; align-items:center;}
+.pl-lab {display:inline-block; min-width:74px; color:#555; font-family: sans-serif; font-size:12px; flex:none;}
+.pl-t {display:inline-block; padding:1px 3px; margin:0 1px; border-radius:3px; border:1px solid transparent; flex:none;}
+.pl-k {background:#cfe3f7; color:#0b2e4f; border-color:#9cc3ea;}
+.pl-x {background:#fff; color:#b45309; border-color:#f59e0b; text-decoration: line-through;}
+.pl-g {color:#c4c4c4;}
+.pl-r {background:#dcfce7; color:#14532d; border-color:#86efac;}
+.pl-legend {font-family:sans-serif; font-size:12px; color:#444; margin:4px 0 8px 0;}
+</style>
+"""
+
+
+def pyramid_html(trace: Trace, caption: str | None = None) -> str:
+    """The token pyramid: one row per layer, every token in reading order.
+
+    Row ``j`` styles each token: kept after layer j (blue), dropped after layer j (orange, struck
+    through), gone before layer j (grey), or back again at this layer after a rejoin (green).
+    Hovering a token (``title``) tells its nearest kept token and the distance to it. All token
+    text is HTML-escaped.
+    """
+    tokens = [display_token(t) for t in trace.tokens]
+    rows = []
+    prev_alive: set[int] = set(range(trace.n_tokens))
+    last_kept: dict[int, int] = {}
+    for lt in trace.layers:
+        alive = set(lt.alive)
+        kept = set(lt.kept)
+        near = {i: (n, d) for i, n, d in zip(lt.alive, lt.nearest, lt.distance)}
+        cells = []
+        for i, tok in enumerate(tokens):
+            if i in alive:
+                n, d = near[i]
+                back = i not in prev_alive
+                if i in kept:
+                    cls = "pl-r" if back else "pl-k"
+                    state = "rejoined and kept" if back else "kept"
+                    tip = f"{tok} (#{i}), layer {lt.layer}: {state}; distance to nearest kept token 0 (itself)"
+                else:
+                    cls = "pl-x"
+                    tip = (f"{tok} (#{i}), layer {lt.layer}: dropped after this layer; nearest kept token "
+                           f"{tokens[n]} (#{n}) at distance {d:.3f}")
+            else:
+                cls = "pl-g"
+                gone = last_kept.get(i, 0)
+                tip = f"{tok} (#{i}): dropped after layer {gone}" if gone else f"{tok} (#{i}): not in this layer"
+            cells.append(f'<span class="pl-t {cls}" title="{tip}">{tok}</span>')
+        for i in alive:
+            last_kept[i] = lt.layer
+        prev_alive = kept
+        label = f"layer {lt.layer} · {len(lt.alive)}"
+        rows.append(f'<div class="pl-row"><span class="pl-lab">{label}</span>{"".join(cells)}</div>')
+    legend = ('<div class="pl-legend"><span class="pl-t pl-k">kept</span> '
+              '<span class="pl-t pl-x">dropped after this layer</span> '
+              '<span class="pl-t pl-g">gone</span> '
+              '<span class="pl-t pl-r">rejoined</span> &nbsp; row label: layer · tokens entering it. '
+              'Hover a token for its nearest kept token.</div>')
+    cap = f'<div class="pl-legend">{html.escape(caption)}</div>' if caption else ""
+    return PYRAMID_CSS + cap + legend + '<div class="pl-pyr">' + "".join(rows) + "</div>"
+
+
+# --------------------------------------------------------------------------------------------
+# Coverage
+# --------------------------------------------------------------------------------------------
+
+
+def coverage_figure(traces: dict[str, Trace], chosen: str) -> go.Figure:
+    """Coverage radius per layer, one line per selector; the chosen selector drawn thicker.
+
+    Layers where nothing is dropped (the last one, and those before the start layer) have radius 0.
+    """
+    fig = go.Figure()
+    for name, tr in traces.items():
+        layers = [lt.layer for lt in tr.layers]
+        radii = [lt.coverage_radius for lt in tr.layers]
+        kept = [len(lt.kept) for lt in tr.layers]
+        fig.add_trace(go.Scatter(
+            x=layers, y=radii, mode="lines+markers", name=name,
+            line={"color": color_of(name), "width": 4 if name == chosen else 1.5,
+                  "dash": "solid" if name == chosen else "dot"},
+            customdata=np.array(kept)[:, None],
+            hovertemplate=f"{html.escape(name)}<br>layer %{{x}}<br>radius %{{y:.3f}}<br>kept %{{customdata[0]}}<extra></extra>",
+        ))
+    fig.update_layout(
+        title="Core-set coverage radius per layer (lower = kept tokens cover the dropped ones better)",
+        xaxis_title="layer (selection after its output)", yaxis_title="coverage radius (Euclidean)",
+        height=380, margin={"l": 40, "r": 10, "t": 50, "b": 40}, legend_title_text="selector",
+    )
+    fig.update_xaxes(dtick=1)
+    return fig
+
+
+def coverage_rows(trace: Trace, layer: int) -> list[dict]:
+    """Per-token coverage at one layer: each alive token, kept or not, which kept token covers it
+    and at what distance."""
+    lt = trace.layers[layer - 1]
+    kept = set(lt.kept)
+    rows = []
+    for i, n, d in zip(lt.alive, lt.nearest, lt.distance):
+        rows.append({
+            "#": i, "token": trace.tokens[i], "kept": i in kept,
+            "covered by #": n, "covered by": trace.tokens[n], "distance": round(float(d), 4),
+        })
+    return rows
+
+
+# --------------------------------------------------------------------------------------------
+# Embeddings
+# --------------------------------------------------------------------------------------------
+
+
+def embedding_figure(trace: Trace, projection: Projection, layer: int) -> go.Figure:
+    """Tokens alive at ``layer`` in the shared 2-D projection; kept vs dropped, and a segment from
+    each dropped token to the kept token that covers it. Layer 0 is the embedding output."""
+    idx, xy = projection.at(layer)
+    fig = go.Figure()
+    # faint context: every point of every layer, so the axes stay the same
+    allxy = np.concatenate(projection.coords, axis=0)
+    fig.add_trace(go.Scatter(x=allxy[:, 0], y=allxy[:, 1], mode="markers", name="other layers",
+                             marker={"color": "#e5e7eb", "size": 4}, hoverinfo="skip"))
+    tokens = [display_token(trace.tokens[i]) for i in idx]
+    if layer == 0:
+        kept = set(idx)
+        nearest = {i: (i, 0.0) for i in idx}
+    else:
+        lt = trace.layers[layer - 1]
+        kept = set(lt.kept)
+        nearest = {i: (n, d) for i, n, d in zip(lt.alive, lt.nearest, lt.distance)}
+    pos = {i: xy[k] for k, i in enumerate(idx)}
+    seg_x, seg_y = [], []
+    for i in idx:
+        if i not in kept:
+            n, _ = nearest[i]
+            seg_x += [pos[i][0], pos[n][0], None]
+            seg_y += [pos[i][1], pos[n][1], None]
+    if seg_x:
+        fig.add_trace(go.Scatter(x=seg_x, y=seg_y, mode="lines", name="covered by",
+                                 line={"color": DROPPED_COLOR, "width": 1.5}, hoverinfo="skip"))
+    for is_kept, name, color, symbol in ((True, "kept", KEPT_COLOR, "circle"), (False, "dropped", DROPPED_COLOR, "x")):
+        sel = [k for k, i in enumerate(idx) if (i in kept) == is_kept]
+        if not sel:
+            continue
+        text = [tokens[k] for k in sel]
+        custom = [[idx[k], display_token(trace.tokens[nearest[idx[k]][0]]), nearest[idx[k]][1]] for k in sel]
+        fig.add_trace(go.Scatter(
+            x=xy[sel, 0], y=xy[sel, 1], mode="markers+text" if len(idx) <= LABEL_LIMIT else "markers", name=name, text=text, textposition="top center",
+            textfont={"size": 10}, marker={"color": color, "size": 9, "symbol": symbol},
+            customdata=custom,
+            hovertemplate="%{text} (#%{customdata[0]})<br>nearest kept: %{customdata[1]} at %{customdata[2]:.3f}<extra>" + name + "</extra>",
+        ))
+    title = "embedding output" if layer == 0 else f"output of layer {layer}"
+    fig.update_layout(
+        title=f"Token states, {title} ({projection.method.upper()} fitted across all layers)",
+        height=520, margin={"l": 10, "r": 10, "t": 50, "b": 10},
+        xaxis={"showticklabels": False, "title": None}, yaxis={"showticklabels": False, "title": None},
+    )
+    return fig
+
+
+# --------------------------------------------------------------------------------------------
+# Comparison
+# --------------------------------------------------------------------------------------------
+
+
+def comparison_figure(rows: Sequence[dict], name_a: str, name_b: str) -> go.Figure:
+    """Jaccard overlap of two selectors' kept sets per layer, with both coverage radii."""
+    from plotly.subplots import make_subplots
+
+    layers = [r["layer"] for r in rows]
+    fig = make_subplots(rows=1, cols=2, subplot_titles=("Overlap of kept sets (Jaccard)", "Coverage radius"))
+    fig.add_trace(go.Bar(x=layers, y=[r["jaccard"] for r in rows], name="Jaccard", marker_color="#2ca02c",
+                         hovertemplate="layer %{x}<br>Jaccard %{y:.2f}<extra></extra>"), row=1, col=1)
+    for key, name in (("radius_a", name_a), ("radius_b", name_b)):
+        fig.add_trace(go.Scatter(x=layers, y=[r[key] for r in rows], mode="lines+markers", name=name,
+                                 line={"color": color_of(name)}), row=1, col=2)
+    fig.update_yaxes(range=[0, 1.05], row=1, col=1)
+    fig.update_xaxes(dtick=1, title_text="layer")
+    fig.update_layout(height=340, margin={"l": 40, "r": 10, "t": 40, "b": 40})
+    return fig

@@ -1,0 +1,72 @@
+"""Explorer panels: each receives computed data (traces, projections) and draws it."""
+
+from __future__ import annotations
+
+import pandas as pd
+import streamlit as st
+
+from pyramid.trace import Trace, compare_traces
+
+from . import figures
+
+
+def pyramid_panel(trace: Trace, *, key: str, caption: str | None = None) -> None:
+    """Kept tokens per layer: the token pyramid (HTML, every token escaped)."""
+    st.html(figures.pyramid_html(trace, caption))
+
+
+def coverage_panel(traces: dict[str, Trace], chosen: str, *, key: str) -> None:
+    """Coverage radius per layer for every selector, and per-token coverage at one layer."""
+    st.plotly_chart(figures.coverage_figure(traces, chosen), key=f"{key}-radii", width="stretch")
+    st.caption(
+        "The coverage radius of a layer is the largest distance from a dropped token to its nearest "
+        "kept token (methods.md 1.2). Greedy k-center (core-set) keeps it within 2x of the best "
+        "possible for the same number of tokens; the other selectors ignore geometry. Layers that "
+        "drop nothing have radius 0."
+    )
+    trace = traces[chosen]
+    selecting = [lt.layer for lt in trace.layers if len(lt.kept) < len(lt.alive)] or [1]
+    layer = st.select_slider("Layer", options=[lt.layer for lt in trace.layers], value=selecting[0],
+                             key=f"{key}-layer", help="Which layer's selection to list token by token.")
+    rows = figures.coverage_rows(trace, layer)
+    st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch", height=320, key=f"{key}-table")
+    st.caption(f"Layer {layer}, {trace.selector}: each token alive at this layer, whether it is kept, "
+               "and the kept token that covers it (itself if kept) with the Euclidean distance.")
+
+
+@st.fragment
+def embedding_panel(trace: Trace, projection, *, key: str) -> None:
+    """Shared-axes 2-D projection of token states, one layer at a time (reruns only itself)."""
+    layers = projection.layers
+    default = min(layers[-1], max(1, trace.schedule.start_layer if trace.schedule.is_geometric else 1))
+    layer = st.select_slider(
+        "Layer", options=layers, value=default, key=f"{key}-layer",
+        format_func=lambda j: "embeddings" if j == 0 else f"layer {j}",
+        help="Layer 0 is the embedding output; layer j is the output of layer j for the tokens alive there.",
+    )
+    st.plotly_chart(figures.embedding_figure(trace, projection, layer), key=f"{key}-fig", width="stretch")
+    st.caption(
+        f"One {projection.method.upper()} projection fitted on every token at every layer, so the axes "
+        "are the same for all layers. Blue circles are kept after this layer, orange crosses are dropped; "
+        "each dropped token has a segment to the kept token that covers it. Grey dots are the other "
+        "layers' points. Distances in 2-D only roughly reflect distances in the hidden space."
+    )
+
+
+def compare_panel(traces: dict[str, Trace], a: str, b: str, *, key: str) -> None:
+    """Two selectors side by side: kept sets per layer, Jaccard overlap and coverage radii."""
+    rows = compare_traces(traces[a], traces[b])
+    st.plotly_chart(figures.comparison_figure(rows, a, b), key=f"{key}-fig", width="stretch")
+    left, right = st.columns(2)
+    with left:
+        st.markdown(f"**{a}**")
+        pyramid_panel(traces[a], key=f"{key}-a")
+    with right:
+        st.markdown(f"**{b}**")
+        pyramid_panel(traces[b], key=f"{key}-b")
+    table = pd.DataFrame([{
+        "layer": r["layer"], "Jaccard": round(r["jaccard"], 3), "kept by both": len(r["both"]),
+        f"only {a}": len(r["only_a"]), f"only {b}": len(r["only_b"]),
+        f"radius {a}": round(r["radius_a"], 3), f"radius {b}": round(r["radius_b"], 3),
+    } for r in rows])
+    st.dataframe(table, hide_index=True, width="stretch", key=f"{key}-table")

@@ -1,0 +1,60 @@
+"""Cached resources and computations shared by the pages.
+
+The model is loaded once per process (``st.cache_resource``), inside the cached function, so that
+sessions arriving together never race on transformers' lazy imports. Per-request work is a pure
+function of its inputs (``st.cache_data``): nothing per-session is attached to the shared model.
+"""
+
+from __future__ import annotations
+
+import threading
+
+import streamlit as st
+
+from pyramid.loading import LoadedEncoder, load_encoder
+from pyramid.projection import Projection, project_trace, warm_up
+from pyramid.schedule import Schedule
+from pyramid.selectors import SELECTORS
+from pyramid.trace import Trace, TokenizedText, tokenize, trace_text
+
+
+@st.cache_resource(show_spinner="Loading the model (once per server)…")
+def get_encoder(model_name: str, allow_hub: bool) -> LoadedEncoder:
+    """The loaded model for ``model_name`` (raises ``ModelLoadError``, which is not cached)."""
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.set_verbosity_error()
+    hf_logging.disable_progress_bar()
+    return load_encoder(model_name, allow_hub=allow_hub)
+
+
+@st.cache_resource(show_spinner=False)
+def umap_warmup_thread() -> threading.Thread:
+    """Start UMAP's one-time JIT compile in the background when the server starts."""
+    thread = threading.Thread(target=warm_up, name="umap-warmup", daemon=True)
+    thread.start()
+    return thread
+
+
+@st.cache_data(show_spinner=False, max_entries=256)
+def tokenize_cached(_encoder: LoadedEncoder, model_name: str, text: str, max_tokens: int) -> TokenizedText:
+    """Tokenization of ``text`` (raises ``EmptyTextError``)."""
+    return tokenize(_encoder, text, max_tokens)
+
+
+@st.cache_data(show_spinner=False, max_entries=128)
+def run_all_selectors(
+    _encoder: LoadedEncoder, model_name: str, text: str, retention: float, start_layer: int,
+    seed: int, max_tokens: int,
+) -> dict[str, Trace]:
+    """One trace per registered selector, same text and schedule (for the comparisons)."""
+    tokenized = tokenize(_encoder, text, max_tokens)
+    schedule = Schedule(retention=retention, start_layer=start_layer)
+    return {name: trace_text(_encoder, text, name, schedule, seed=seed, tokenized=tokenized)
+            for name in SELECTORS}
+
+
+@st.cache_data(show_spinner=False, max_entries=128)
+def projection_for(_trace: Trace, key: tuple) -> Projection:
+    """UMAP of a trace (``key`` identifies the trace: model, text, selector, schedule, seed)."""
+    return project_trace(_trace)

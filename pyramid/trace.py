@@ -1,0 +1,318 @@
+"""Traces: what a pyramid encoder did to one text, layer by layer, in plain Python and NumPy.
+
+A :class:`Trace` is what the app draws and what ``python -m pyramid trace`` prints. Indices are
+into ``tokens`` (word pieces, [CLS] first). Layer ``j`` (1-based) receives ``alive``, computes its
+output ``hidden`` (row i for ``alive[i]``), and the selector keeps ``kept`` (a subset of ``alive``);
+the next layer's ``alive`` is this layer's ``kept`` (or, for rejoin routing, all tokens again at
+the last layer).
+"""
+
+from __future__ import annotations
+
+import unicodedata
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+from .encoder import PyramidEncoder
+from .loading import LoadedEncoder
+from .schedule import Schedule
+from .selectors import Selector, get_selector
+
+
+class EmptyTextError(ValueError):
+    """Raised when the text is empty or holds only whitespace or control characters."""
+
+
+@dataclass
+class TokenizedText:
+    """A text as the model sees it.
+
+    Attributes:
+        input_ids: word-piece ids, [CLS] first and [SEP] last.
+        tokens: the word pieces.
+        truncated: the text was longer than ``max_length`` tokens and was cut.
+        original_length: its length in tokens before truncation ([CLS], [SEP] included).
+        max_length: the limit applied.
+    """
+
+    input_ids: list[int]
+    tokens: list[str]
+    truncated: bool
+    original_length: int
+    max_length: int
+
+
+def clean_text(text: str | None) -> str:
+    """Drop control characters (keeping newlines and tabs as spaces) and surrounding whitespace.
+
+    Raises:
+        EmptyTextError: nothing readable is left.
+    """
+    if text is None:
+        raise EmptyTextError("The text is empty: paste or type some text first.")
+    chars = []
+    for ch in str(text):
+        if ch in "\n\r\t":
+            chars.append(" ")
+        elif unicodedata.category(ch) in ("Cc", "Cs"):
+            continue
+        else:
+            chars.append(ch)
+    cleaned = "".join(chars).strip()
+    if not cleaned:
+        raise EmptyTextError("The text is empty: paste or type some text first.")
+    return cleaned
+
+
+def tokenize(encoder: LoadedEncoder, text: str, max_length: int | None = None) -> TokenizedText:
+    """Tokenize ``text`` for ``encoder``, truncating it to the model's limit.
+
+    Args:
+        encoder: the loaded model.
+        text: any Unicode text.
+        max_length: limit in tokens, [CLS] and [SEP] included; None for the model's own (512 for
+            BERT). Values above the model's limit are lowered to it.
+
+    Raises:
+        EmptyTextError: see :func:`clean_text`, or the text has no token the tokenizer keeps.
+    """
+    text = clean_text(text)
+    limit = encoder.max_length if max_length is None else max(3, min(int(max_length), encoder.max_length))
+    tok = encoder.tokenizer
+    full = tok(text, add_special_tokens=True, truncation=False)["input_ids"]
+    if len(full) <= 2:
+        raise EmptyTextError("The text has no token the model can read.")
+    ids = tok(text, add_special_tokens=True, truncation=True, max_length=limit)["input_ids"]
+    return TokenizedText(
+        input_ids=list(ids), tokens=tok.convert_ids_to_tokens(ids), truncated=len(full) > limit,
+        original_length=len(full), max_length=limit,
+    )
+
+
+@dataclass
+class LayerTrace:
+    """One layer of a :class:`Trace`.
+
+    Attributes:
+        layer: 1..L.
+        alive: token indices entering the layer, ascending.
+        kept: token indices kept after it, ascending (== alive at the last layer).
+        hidden: ``(len(alive), d)`` float32, the layer's output, row i for ``alive[i]``.
+        coverage_radius: max over dropped tokens of the Euclidean distance to the nearest kept
+            token (0.0 when nothing is dropped), methods.md 1.2.
+        mean_coverage_distance: the mean of that distance over dropped tokens (0.0 if none).
+        nearest: for each alive token, the token index of its nearest kept token (itself if kept).
+        distance: for each alive token, the distance to that kept token.
+        scores: the selector's score per alive token, when it made a selection here.
+        selection_seconds: wall time of the selection (seconds).
+        layer_seconds: wall time of the layer's forward (seconds).
+    """
+
+    layer: int
+    alive: list[int]
+    kept: list[int]
+    hidden: np.ndarray
+    coverage_radius: float
+    mean_coverage_distance: float
+    nearest: list[int]
+    distance: list[float]
+    scores: list[float] | None = None
+    selection_seconds: float = 0.0
+    layer_seconds: float = 0.0
+
+    @property
+    def dropped(self) -> list[int]:
+        """Tokens alive here and not kept."""
+        kept = set(self.kept)
+        return [i for i in self.alive if i not in kept]
+
+
+@dataclass
+class Trace:
+    """What a pyramid encoder did to one text. See the module docstring for the index rules."""
+
+    model: str
+    num_layers: int
+    selector: str
+    schedule: Schedule
+    lengths: list[int]
+    tokens: list[str]
+    truncated: bool
+    original_length: int
+    max_length: int
+    seed: int
+    embedding: np.ndarray
+    layers: list[LayerTrace] = field(default_factory=list)
+
+    @property
+    def n_tokens(self) -> int:
+        """Number of tokens, [CLS] and [SEP] included."""
+        return len(self.tokens)
+
+    def alive_counts(self) -> list[int]:
+        """Tokens entering each layer."""
+        return [len(lt.alive) for lt in self.layers]
+
+    def last_layer_seen(self) -> list[int]:
+        """For each token, the last layer (1..L) it entered; 0 if it never entered layer 1."""
+        seen = [0] * self.n_tokens
+        for lt in self.layers:
+            for i in lt.alive:
+                seen[i] = lt.layer
+        return seen
+
+    def to_json(self, hidden: bool = False) -> dict:
+        """The CLI's JSON object (``python -m pyramid trace``); ``hidden`` adds each layer's states."""
+        layers = []
+        for lt in self.layers:
+            item = {
+                "layer": lt.layer, "alive": list(lt.alive), "kept": list(lt.kept),
+                "coverage_radius": float(lt.coverage_radius),
+            }
+            if hidden:
+                item["hidden"] = lt.hidden.astype(float).round(6).tolist()
+            layers.append(item)
+        schedule = {"retention": self.schedule.retention if self.schedule.is_geometric else None,
+                    "start_layer": self.schedule.start_layer if self.schedule.is_geometric else None,
+                    "lengths": list(self.lengths)}
+        return {
+            "model": self.model, "num_layers": self.num_layers, "selector": self.selector,
+            "schedule": schedule, "tokens": list(self.tokens), "truncated": bool(self.truncated),
+            "layers": layers,
+        }
+
+
+@torch.inference_mode()
+def trace_text(
+    encoder: LoadedEncoder,
+    text: str,
+    selector: Selector | str,
+    schedule: Schedule,
+    *,
+    seed: int = 0,
+    max_length: int | None = None,
+    tokenized: TokenizedText | None = None,
+) -> Trace:
+    """Run the pyramid on one text and record every layer.
+
+    Args:
+        encoder: the loaded model.
+        text: the text (ignored when ``tokenized`` is given).
+        selector: a selector or its registry name.
+        schedule: the length schedule.
+        seed: seed for stochastic selectors.
+        max_length: token limit (see :func:`tokenize`).
+        tokenized: reuse a tokenization (comparisons run several selectors on one text).
+
+    Returns:
+        :class:`Trace`.
+
+    Raises:
+        EmptyTextError: empty text. KeyError: unknown selector name. ScheduleError: bad schedule.
+    """
+    if isinstance(selector, str):
+        selector = get_selector(selector)
+    tt = tokenized or tokenize(encoder, text, max_length)
+    ids = torch.tensor([tt.input_ids], dtype=torch.long)
+    pyr = PyramidEncoder(encoder, selector, schedule)
+    out = pyr(ids, torch.ones_like(ids), output_hidden_states=True, output_coverage=True, seed=seed)
+    layers = []
+    for lo in out.layers:
+        valid = lo.valid[0]
+        pos = lo.positions[0][valid].tolist()
+        keep = lo.keep[0][valid]
+        cov = lo.coverage
+        nearest_slot = cov.nearest[0][valid].tolist()
+        all_pos = lo.positions[0].tolist()
+        layers.append(LayerTrace(
+            layer=lo.layer,
+            alive=pos,
+            kept=[p for p, k in zip(pos, keep.tolist()) if k],
+            hidden=lo.hidden[0][valid].float().numpy().copy(),
+            coverage_radius=float(cov.radius[0]),
+            mean_coverage_distance=float(cov.mean_distance[0]),
+            nearest=[all_pos[s] for s in nearest_slot],
+            distance=[float(x) for x in cov.distance[0][valid].tolist()],
+            scores=lo.scores[0][valid].float().tolist() if lo.scores is not None else None,
+            selection_seconds=lo.selection_seconds,
+            layer_seconds=lo.layer_seconds,
+        ))
+    return Trace(
+        model=encoder.name, num_layers=encoder.num_layers, selector=selector.name, schedule=schedule,
+        lengths=out.lengths[0].tolist(), tokens=tt.tokens, truncated=tt.truncated,
+        original_length=tt.original_length, max_length=tt.max_length, seed=int(seed),
+        embedding=out.embedding_output[0].float().numpy().copy(), layers=layers,
+    )
+
+
+def jaccard(a, b) -> float:
+    """Jaccard index ``|A & B| / |A | B|`` of two index sets (1.0 when both are empty)."""
+    a, b = set(a), set(b)
+    union = a | b
+    return 1.0 if not union else len(a & b) / len(union)
+
+
+def compare_traces(a: Trace, b: Trace) -> list[dict]:
+    """Per-layer comparison of two traces of the same text and schedule.
+
+    Returns:
+        One dict per layer: ``layer``, ``jaccard`` of the kept sets, ``both``, ``only_a``,
+        ``only_b`` (token indices), and the two coverage radii ``radius_a``, ``radius_b``.
+
+    Raises:
+        ValueError: the traces are of different texts or depths.
+    """
+    if a.tokens != b.tokens or a.num_layers != b.num_layers:
+        raise ValueError("traces of different texts or models cannot be compared")
+    rows = []
+    for la, lb in zip(a.layers, b.layers):
+        ka, kb = set(la.kept), set(lb.kept)
+        rows.append({
+            "layer": la.layer, "jaccard": jaccard(ka, kb), "both": sorted(ka & kb),
+            "only_a": sorted(ka - kb), "only_b": sorted(kb - ka),
+            "radius_a": la.coverage_radius, "radius_b": lb.coverage_radius,
+        })
+    return rows
+
+
+@dataclass
+class FlopsEstimate:
+    """Analytic FLOPs of one trace (methods.md 0.3 and 1.3; see :func:`pyramid.schedule.layer_flops`).
+
+    Attributes:
+        full: FLOPs of the full-length encoder on the text.
+        encoder: FLOPs of the pyramid's encoder layers.
+        selection: FLOPs the selector itself spent.
+        speedup: ``full / (encoder + selection)``.
+        encoder_speedup: ``full / encoder`` (the figure papers usually report).
+    """
+
+    full: float
+    encoder: float
+    selection: float
+
+    @property
+    def speedup(self) -> float:
+        return self.full / (self.encoder + self.selection)
+
+    @property
+    def encoder_speedup(self) -> float:
+        return self.full / self.encoder
+
+
+def trace_flops(trace: Trace, config) -> FlopsEstimate:
+    """FLOPs of a trace's pyramid against the full encoder on the same text."""
+    from .schedule import encoder_flops
+
+    selector = get_selector(trace.selector)
+    alive = trace.alive_counts()
+    selection = sum(
+        selector.selection_flops(len(lt.alive), len(lt.kept), config.hidden_size)
+        for lt in trace.layers if len(lt.kept) < len(lt.alive)
+    )
+    return FlopsEstimate(
+        full=encoder_flops([trace.n_tokens] * trace.num_layers, config),
+        encoder=encoder_flops(alive, config), selection=float(selection),
+    )
