@@ -5,14 +5,18 @@ A schedule says how many tokens survive after each encoder layer. Layer ``j`` (1
 layer's input is what was kept. Nothing is dropped after the last layer, so
 ``lengths[L-1] == lengths[L-2]``.
 
-Geometric schedule (Pyramid-BERT, methods.md 1.3, the project default; the paper's exact
-parametrisation is [UNCONFIRMED]):
+Geometric schedule (Pyramid-BERT, methods.md 1.3: "exponentially decaying retention"; the paper's
+exact parametrisation is [UNCONFIRMED], this is the project default):
 
-    l_j = n                                            for j < s
-    l_j = max(l_min, ceil(n * rho ** ((j - s + 1) / (L - s + 1))))   for s <= j <= L - 1
+    l_j = n                                                      for j < s
+    l_j = max(l_min, ceil(n * rho ** ((j - s + 1) / (L - s))))   for s <= j <= L - 1
 
 with ``n`` the example's own number of real tokens ([CLS] and [SEP] included), ``rho`` the final
 retention ratio and ``s`` the start layer (the first layer after whose output selection happens).
+The per-layer retention is ``r = rho ** (1 / (L - s))`` and the last layer receives ``ceil(rho n)``
+tokens, so rho is literally the final retention. This is the convention that reproduces the FLOPs
+table of methods.md 1.3 (its "selection from after layer 1" row); the formula printed just above
+that table divides the exponent by ``L - s + 1`` and so never reaches rho -- we follow the table.
 Lengths depend on each example's own ``n`` (methods.md 1.3 "per-example n", the more faithful
 choice); shorter examples are padded in a batch and the pads are masked.
 """
@@ -124,7 +128,7 @@ class Schedule:
                 if j < s:
                     out.append(n)
                 else:
-                    target = math.ceil(n * rho ** ((j - s + 1) / (L - s + 1)) - 1e-9)
+                    target = math.ceil(n * rho ** ((j - s + 1) / (L - s)) - 1e-9)
                     out.append(min(n, max(int(self.min_length), target)))
         else:
             out = [min(n, x) for x in self.explicit_lengths[: L - 1]]

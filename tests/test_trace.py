@@ -1,0 +1,109 @@
+"""Traces of real text, bad input, comparisons, projections and the escaped HTML view."""
+
+import numpy as np
+import pytest
+
+from app.figures import coverage_figure, embedding_figure, pyramid_html
+from pyramid.projection import project_trace
+from pyramid.schedule import Schedule
+from pyramid.selectors import SELECTORS
+from pyramid.trace import EmptyTextError, compare_traces, jaccard, tokenize, trace_flops, trace_text
+
+REVIEW = ("The jokes are obvious, the gags are corny, and the characters are walking caricatures - "
+          "but I couldn't stop laughing. I recommend it highly for all lovers of mindless entertainment.")
+
+
+@pytest.mark.parametrize("text", ["", "   ", "\n\t ", "\x00\x01\x07", None])
+def test_empty_text_is_refused(minilm, text):
+    with pytest.raises(EmptyTextError, match="empty"):
+        tokenize(minilm, text)
+
+
+@pytest.mark.parametrize("text", ["naïve café — ünïcödé", "emoji 🎬🍿👍🏽 ok", "控制\x1bchars\u200b\ufeff here",
+                                  "<img src=x onerror=alert(1)>", "🎬", "a" * 3000])
+def test_unusual_text_traces(minilm, text):
+    tr = trace_text(minilm, text, "coreset", Schedule(retention=0.5))
+    assert tr.tokens[0] == "[CLS]" and tr.tokens[-1] == "[SEP]"
+    assert len(tr.layers) == 6
+
+
+def test_long_text_is_truncated(minilm):
+    text = "word " * 800
+    tr = trace_text(minilm, text, "attention", Schedule(retention=0.3))
+    assert tr.truncated and tr.n_tokens == 512 and tr.original_length > 512
+    assert not trace_text(minilm, REVIEW, "attention", Schedule(retention=0.3)).truncated
+    short = tokenize(minilm, text, max_length=64)
+    assert short.truncated and len(short.input_ids) == 64
+
+
+@pytest.mark.parametrize("name", list(SELECTORS))
+def test_trace_structure(minilm, name):
+    sch = Schedule(retention=0.3, start_layer=2)
+    tr = trace_text(minilm, REVIEW, name, sch)
+    n = tr.n_tokens
+    assert tr.layers[0].alive == list(range(n))
+    assert tr.lengths == sch.lengths(n, 6)
+    for j, lt in enumerate(tr.layers):
+        assert set(lt.kept) <= set(lt.alive) and lt.kept == sorted(lt.kept) and 0 in lt.kept
+        assert len(lt.kept) == tr.lengths[j]
+        assert lt.hidden.shape == (len(lt.alive), 384)
+        if j + 1 < len(tr.layers):
+            assert tr.layers[j + 1].alive == lt.kept
+        # coverage radius recomputed from the recorded hidden states
+        rows = {i: r for r, i in enumerate(lt.alive)}
+        dropped = [i for i in lt.alive if i not in set(lt.kept)]
+        if dropped:
+            d = np.linalg.norm(lt.hidden[[rows[i] for i in dropped]][:, None].astype(np.float64)
+                               - lt.hidden[[rows[k] for k in lt.kept]][None].astype(np.float64), axis=-1)
+            assert lt.coverage_radius == pytest.approx(d.min(1).max(), rel=1e-4)
+        else:
+            assert lt.coverage_radius == 0.0
+    assert tr.layers[0].selection_seconds == 0.0  # start layer 2: nothing selected after layer 1
+    assert tr.layers[-1].coverage_radius == 0.0
+    flops = trace_flops(tr, minilm.config)
+    assert flops.speedup > 1.0 and flops.encoder_speedup >= flops.speedup
+
+
+def test_coreset_covers_better_than_the_other_selectors_on_average(minilm):
+    sch = Schedule(retention=0.3)
+    traces = {name: trace_text(minilm, REVIEW, name, sch) for name in SELECTORS}
+    mean = {name: np.mean([lt.coverage_radius for lt in tr.layers[:-1]]) for name, tr in traces.items()}
+    assert mean["coreset"] < min(v for k, v in mean.items() if k != "coreset")
+
+
+def test_compare_traces(minilm):
+    sch = Schedule(retention=0.4)
+    a = trace_text(minilm, REVIEW, "coreset", sch)
+    b = trace_text(minilm, REVIEW, "first-k", sch)
+    rows = compare_traces(a, b)
+    assert len(rows) == 6
+    for r, la, lb in zip(rows, a.layers, b.layers):
+        assert r["jaccard"] == pytest.approx(jaccard(la.kept, lb.kept))
+        assert sorted(r["both"] + r["only_a"]) == la.kept
+    assert compare_traces(a, a)[2]["jaccard"] == 1.0
+    with pytest.raises(ValueError):
+        compare_traces(a, trace_text(minilm, "another text", "coreset", sch))
+    assert jaccard([], []) == 1.0 and jaccard([1, 2], [2, 3]) == pytest.approx(1 / 3)
+
+
+@pytest.mark.parametrize("text", ["ok", "a fine film", REVIEW])
+def test_projection_shapes_including_short_texts(minilm, text):
+    tr = trace_text(minilm, text, "coreset", Schedule(retention=0.3))
+    proj = project_trace(tr)
+    assert proj.layers == list(range(7))
+    assert [len(t) for t in proj.tokens] == [tr.n_tokens] + tr.alive_counts()
+    assert all(c.shape == (len(t), 2) and np.isfinite(c).all() for c, t in zip(proj.coords, proj.tokens))
+    fig = embedding_figure(tr, proj, 2)
+    names = [t.name for t in fig.data]
+    assert "kept" in names
+
+
+def test_pyramid_html_escapes_user_text(minilm):
+    tr = trace_text(minilm, "<script>alert(1)</script> <img src=x onerror=alert(2)> \"quoted\"", "coreset",
+                    Schedule(retention=0.5))
+    page = pyramid_html(tr, caption="<b>caption</b>")
+    assert "<script" not in page and "<img" not in page and "<b>caption" not in page
+    assert "&lt;" in page and "&quot;" in page
+    assert page.count('class="pl-row"') == 6
+    fig = coverage_figure({"coreset": tr}, "coreset")
+    assert list(fig.data[0].y) == [lt.coverage_radius for lt in tr.layers]
