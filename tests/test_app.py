@@ -1,0 +1,109 @@
+"""The explorer through streamlit.testing.v1.AppTest: renders, reacts to input, handles bad input."""
+
+import json
+from pathlib import Path
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+ROOT = Path(__file__).resolve().parent.parent
+APP = str(ROOT / "streamlit_app.py")
+TIMEOUT = 300  # first run loads the model and waits for UMAP's one-time compile
+
+
+def fresh():
+    return AppTest.from_file(APP, default_timeout=TIMEOUT)
+
+
+def html_bodies(at):
+    return [el.proto.body for el in at.get("html")]
+
+
+def chart_specs(at):
+    return [json.loads(el.proto.spec) for el in at.get("plotly_chart")]
+
+
+@pytest.fixture(scope="module")
+def default_run():
+    return fresh().run()
+
+
+def test_default_example_renders_every_panel(default_run):
+    at = default_run
+    assert not at.exception
+    assert not at.error
+    specs = chart_specs(at)
+    assert len(specs) == 3  # coverage radii, embeddings, comparison
+    coverage = specs[0]
+    assert {t["name"] for t in coverage["data"]} == {"coreset", "attention", "random", "first-k"}
+    assert all(len(t["y"]) == 6 for t in coverage["data"])
+    emb = specs[1]
+    assert any(t.get("name") == "kept" for t in emb["data"])
+    bodies = html_bodies(at)
+    assert any("[CLS]" in b and "[SEP]" in b for b in bodies)
+    assert sum(b.count('class="pl-row"') for b in bodies) == 18  # 6 layers x (main + 2 compared)
+    labels = [m.label for m in at.metric]
+    assert "FLOPs speedup" in labels
+    assert at.button[0].label == "Run" or any(b.label == "Run" for b in at.button)
+
+
+def test_run_with_another_selector_and_retention():
+    at = fresh().run()
+    at.selectbox(key="selector").set_value("attention")
+    at.slider(key="retention").set_value(0.5)
+    at.text_area(key="text").input("the film is not bad at all , and the cast is wonderful .")
+    next(b for b in at.button if b.label == "Run").click()
+    at.run()
+    assert not at.exception and not at.error
+    coverage = chart_specs(at)[0]
+    thick = [t for t in coverage["data"] if t["line"]["width"] == 4]
+    assert [t["name"] for t in thick] == ["attention"]
+    assert any("wonderful" in b for b in html_bodies(at))
+
+
+def test_hostile_text_is_shown_as_text():
+    at = fresh().run()
+    at.text_area(key="text").input('<img src=x onerror=alert(1)> <script>alert("x")</script> fine')
+    next(b for b in at.button if b.label == "Run").click()
+    at.run()
+    assert not at.exception
+    bodies = "".join(html_bodies(at))
+    assert "alert" in bodies and "script" in bodies, bodies[-3000:]  # the text is there...
+    assert "<img" not in bodies and "<script" not in bodies  # ...but never as markup
+    assert "&lt;" in bodies
+
+
+def test_empty_text_gives_a_message():
+    at = fresh().run()
+    at.text_area(key="text").input("   ")
+    next(b for b in at.button if b.label == "Run").click()
+    at.run()
+    assert not at.exception
+    assert any("empty" in w.value for w in at.warning)
+    assert not at.get("plotly_chart")
+
+
+def test_long_text_is_truncated_with_a_notice():
+    at = fresh().run()
+    at.text_area(key="text").input("wonderful " * 700)
+    next(b for b in at.button if b.label == "Run").click()
+    at.run()
+    assert not at.exception
+    assert any("truncated" in w.value or "cut" in w.value for w in at.warning)
+    assert len(at.get("plotly_chart")) == 3
+
+
+def test_bad_model_path_gives_an_error():
+    at = fresh().run()
+    at.text_input(key="model_name").input("/no/such/model")
+    at.run()
+    assert not at.exception
+    assert any("does not exist" in e.value for e in at.error)
+
+
+def test_example_picker_fills_the_text():
+    examples = json.loads((ROOT / "assets" / "examples.json").read_text())["examples"]
+    at = fresh().run()
+    at.selectbox(key="example").set_value(examples[2]["title"])
+    at.run()
+    assert at.text_area(key="text").value == examples[2]["text"]

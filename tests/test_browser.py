@@ -1,0 +1,104 @@
+"""The app in a real browser: Playwright driving Debian's Chromium against `streamlit run`.
+
+Skipped when /usr/bin/chromium is missing (``.ci/run`` installs it). A screenshot of the page is
+saved to ``test-artifacts/`` for a person to look at.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+CHROMIUM = os.environ.get("PYRAMID_LENS_CHROMIUM", "/usr/bin/chromium")
+ARTIFACTS = ROOT / "test-artifacts"
+LAUNCH_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+               "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+
+pytestmark = pytest.mark.skipif(not Path(CHROMIUM).exists(), reason=f"no Chromium at {CHROMIUM}")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def server():
+    port = free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "streamlit", "run", str(ROOT / "streamlit_app.py"), "--server.headless", "true",
+         "--server.port", str(port), "--server.address", "127.0.0.1", "--browser.gatherUsageStats", "false",
+         "--server.fileWatcherType", "none", "--global.developmentMode", "false"],
+        cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.time() + 120
+    while time.time() < deadline:
+        try:
+            if urllib.request.urlopen(f"{url}/_stcore/health", timeout=2).read() == b"ok":
+                break
+        except OSError:
+            time.sleep(0.5)
+    else:
+        proc.terminate()
+        pytest.fail("streamlit did not start")
+    yield url
+    proc.terminate()
+    proc.wait(timeout=30)
+
+
+@pytest.fixture(scope="module")
+def browser():
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, args=LAUNCH_ARGS)
+        yield b
+        b.close()
+
+
+def wait_idle(page, timeout=300_000):
+    page.wait_for_selector("[data-testid='stApp'][data-test-script-state='notRunning']", timeout=timeout)
+
+
+def test_explorer_in_a_real_browser(server, browser):
+    page = browser.new_page(viewport={"width": 1400, "height": 1600})
+    dialogs = []
+    page.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
+    page.goto(server)
+    wait_idle(page)
+    page.wait_for_selector("[data-testid='stPlotlyChart']", state="attached", timeout=300_000)
+    assert page.get_by_test_id("stException").count() == 0
+    assert page.locator(".pl-row").count() >= 6
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "explorer.png"), full_page=True)
+
+    # a hostile text appears as text and never runs
+    hostile = "<img src=x onerror=alert(1)> <script>alert(2)</script> a fine film"
+    page.get_by_role("textbox", name="Text").fill(hostile)
+    page.get_by_role("button", name="Run").click()
+    time.sleep(1)
+    wait_idle(page)
+    page.wait_for_function("document.querySelectorAll('.pl-row').length >= 6")
+    assert page.get_by_test_id("stException").count() == 0
+    pyramid = page.locator(".pl-pyr").first.inner_text()
+    assert "script" in pyramid and "<" in pyramid
+    assert page.locator(".pl-pyr img, .pl-pyr script").count() == 0
+    time.sleep(1)
+    assert dialogs == []
+
+    # every tab draws
+    for tab in ("Core-set coverage", "Embeddings", "Compare selectors"):
+        page.get_by_role("tab", name=tab).click()
+        time.sleep(0.5)
+    assert page.locator("[data-testid='stPlotlyChart']").count() == 3
+    page.screenshot(path=str(ARTIFACTS / "explorer-compare.png"), full_page=True)
+    page.close()
