@@ -8,9 +8,10 @@ The coverage radius of a kept set S over the valid tokens V is
 is confirmed [2nd]). Minimising it is the k-center problem; the greedy furthest-point algorithm is
 a 2-approximation: start from [CLS], then repeatedly add the token furthest from the centres so far.
 
-Implementation: the pairwise squared distances of one example's tokens are one batched matrix
-product (``||x||^2 + ||y||^2 - 2 x.y`` on mean-centred states, so the expansion loses little
-precision); the k - 1 sequential argmax steps then run in a small numba kernel, because a torch
+Implementation: the upper block triangle of the (symmetric) Gram matrix of one example's mean-centred tokens
+takes a few batched matrix products
+(distances follow as ``||x||^2 + ||y||^2 - 2 x.y``; centring keeps the expansion precise); the
+k - 1 sequential argmax steps then run in a small numba kernel, because a torch
 loop pays ~10 microseconds of dispatch per step and k is in the hundreds at 512 tokens.
 """
 
@@ -24,11 +25,14 @@ import torch
 
 
 @numba.njit(cache=True, nogil=True)
-def _greedy_k_center_kernel(sqdist, valid, k, keep, order, dmin_out):  # pragma: no cover - compiled
-    """Furthest-point greedy on precomputed squared distances.
+def _greedy_k_center_kernel(gram, block, sq, valid, k, keep, order, dmin_out):  # pragma: no cover - compiled
+    """Furthest-point greedy from a Gram matrix.
 
-    sqdist (B, N, N) float32; valid (B, N) bool; k (B,) int64 target sizes;
-    outputs: keep (B, N) bool, order (B, N) int64 (centres in the order chosen, -1 after),
+    gram (B, N, N) float32 inner products, filled on and above the block diagonal only:
+    ``gram[b, j, i]`` is set when ``i >= (j // block) * block`` (see :func:`gram_matrix`), the
+    rest is read through symmetry; sq (B, N) float32 squared norms, so that
+    ``||x_i - x_j||^2 = sq_i + sq_j - 2 gram_ij`` (clamped at 0); valid (B, N) bool; k (B,) int64.
+    Outputs: keep (B, N) bool, order (B, N) int64 (centres in the order chosen, -1 after),
     dmin_out (B, N) float32 (squared distance of each non-centre valid token to its nearest
     centre; -1 for centres and pads).
     """
@@ -36,9 +40,12 @@ def _greedy_k_center_kernel(sqdist, valid, k, keep, order, dmin_out):  # pragma:
     for b in range(B):
         dmin = np.empty(N, np.float32)
         for i in range(N):
-            dmin[i] = sqdist[b, 0, i] if valid[b, i] else -1.0
-        for i in range(N):
             order[b, i] = -1
+            if valid[b, i]:
+                d = sq[b, 0] + sq[b, i] - 2.0 * gram[b, 0, i]
+                dmin[i] = d if d > 0.0 else 0.0
+            else:
+                dmin[i] = -1.0
         if not valid[b, 0]:
             for i in range(N):
                 dmin_out[b, i] = -1.0
@@ -60,33 +67,57 @@ def _greedy_k_center_kernel(sqdist, valid, k, keep, order, dmin_out):  # pragma:
             order[b, count] = j
             count += 1
             dmin[j] = -1.0
+            sj = sq[b, j]
+            row_start = (j // block) * block
             for i in range(N):
-                d = sqdist[b, j, i]
-                if dmin[i] > d:
-                    dmin[i] = d
+                if dmin[i] > 0.0:
+                    g = gram[b, j, i] if i >= row_start else gram[b, i, j]
+                    d = sj + sq[b, i] - 2.0 * g
+                    if d < dmin[i]:
+                        dmin[i] = d if d > 0.0 else 0.0
         for i in range(N):
             dmin_out[b, i] = dmin[i]
 
 
-def pairwise_sq_distances(hidden: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
-    """Squared Euclidean distances between the tokens of each example.
+GRAM_BLOCKS = 4
+"""Row blocks of the Gram matrix; only blocks on and above the diagonal are computed."""
+
+
+def gram_matrix(hidden: torch.Tensor, valid: torch.Tensor) -> tuple[np.ndarray, int, np.ndarray]:
+    """Inner products and squared norms of each example's mean-centred token states, on the CPU.
+
+    The Gram matrix is symmetric, so it is computed in ``GRAM_BLOCKS`` row blocks, each only from
+    its own diagonal block rightwards: ``(4+3+2+1)/16 = 62.5%`` of the FLOPs of a full product
+    (a triangular BLAS ``syrk`` would need a second BLAS whose threads fight torch's).
 
     Args:
         hidden: ``(B, N, d)`` hidden states.
         valid: ``(B, N)`` bool, True for real tokens.
 
     Returns:
-        ``(B, N, N)`` float32, >= 0. States are centred on each example's valid-token mean first
-        (distances are translation-invariant; centring shrinks ``||x||^2`` and the rounding error
-        of the expansion).
+        ``(gram (B, N, N), block, sq (B, N))``: float32 NumPy arrays and the block height;
+        ``gram[b, j, i]`` holds ``<x_j, x_i>`` where ``i >= (j // block) * block`` (other entries
+        are unset: read ``gram[b, i, j]``), and ``||x_i - x_j||^2 = sq_i + sq_j - 2 <x_i, x_j>``.
+        States are centred on the example's valid-token mean first: distances are
+        translation-invariant, and centring shrinks ``||x||^2`` and so the rounding error of the
+        expansion.
     """
-    x = hidden.detach().float()
-    w = valid.to(x.dtype).unsqueeze(-1)  # (B, N, 1)
-    mean = (x * w).sum(1, keepdim=True) / w.sum(1, keepdim=True).clamp_min(1.0)  # (B, 1, d)
-    x = (x - mean) * w  # (B, N, d); pads at the origin, never selected anyway
-    sq = (x * x).sum(-1)  # (B, N)
-    d2 = torch.baddbmm(sq.unsqueeze(2) + sq.unsqueeze(1), x, x.transpose(1, 2), alpha=-2.0)  # (B, N, N)
-    return d2.clamp_min_(0.0)
+    with torch.no_grad():
+        x = hidden.detach().to("cpu", torch.float32)
+        if bool(valid.all()):
+            x = x - x.mean(1, keepdim=True)
+        else:
+            w = valid.to("cpu", torch.float32).unsqueeze(-1)  # (B, N, 1)
+            x = x - (x * w).sum(1, keepdim=True) / w.sum(1, keepdim=True).clamp_min(1.0)  # (B, N, d)
+        B, N, _ = x.shape
+        block = max(1, -(-N // GRAM_BLOCKS))
+        xt = x.transpose(1, 2)  # (B, d, N)
+        gram = torch.empty(B, N, N)
+        for r0 in range(0, N, block):
+            r1 = min(N, r0 + block)
+            gram[:, r0:r1, r0:] = torch.bmm(x[:, r0:r1], xt[:, :, r0:])  # (B, rows, N - r0)
+        sq = (x * x).sum(-1)  # (B, N)
+        return gram.numpy(), block, sq.numpy()
 
 
 @dataclass
@@ -122,14 +153,13 @@ def greedy_k_center(hidden: torch.Tensor, valid: torch.Tensor, k: torch.Tensor) 
     """
     if hidden.dim() != 3 or valid.shape != hidden.shape[:2] or k.shape != hidden.shape[:1]:
         raise ValueError(f"bad shapes: hidden {tuple(hidden.shape)}, valid {tuple(valid.shape)}, k {tuple(k.shape)}")
-    with torch.no_grad():
-        d2 = pairwise_sq_distances(hidden, valid).cpu().numpy()
+    gram, block, sq = gram_matrix(hidden, valid)
     B, N = valid.shape
     keep = np.zeros((B, N), dtype=np.bool_)
     order = np.empty((B, N), dtype=np.int64)
     dmin = np.empty((B, N), dtype=np.float32)
     _greedy_k_center_kernel(
-        d2, valid.detach().cpu().numpy().astype(np.bool_), k.detach().cpu().numpy().astype(np.int64),
+        gram, block, sq, valid.detach().cpu().numpy().astype(np.bool_), k.detach().cpu().numpy().astype(np.int64),
         keep, order, dmin,
     )
     radius = np.sqrt(np.maximum(dmin.max(axis=1), 0.0))
