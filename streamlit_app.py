@@ -2,9 +2,12 @@
 
 import streamlit as st
 
-from app import explorer
+from app import benchmarks, explorer
 
 st.set_page_config(page_title="Pyramid Lens", page_icon="🔺", layout="wide")
 
-pages = [st.Page(explorer.render, title="Explorer", icon="🔺", url_path="explorer", default=True)]
+pages = [
+    st.Page(explorer.render, title="Explorer", icon="🔺", url_path="explorer", default=True),
+    st.Page(benchmarks.render, title="Benchmarks", icon="📈", url_path="benchmarks"),
+]
 st.navigation(pages).run()

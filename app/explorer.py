@@ -8,13 +8,17 @@ from pathlib import Path
 
 import streamlit as st
 
+from pyramid.classifier import DEFAULT_HEAD, PYRAMID_HEAD, HeadLoadError, resolve_head_path
 from pyramid.loading import DEFAULT_MODEL, ModelLoadError
 from pyramid.schedule import ScheduleError
 from pyramid.selectors import SELECTORS
 from pyramid.trace import EmptyTextError, trace_flops
 
 from . import panels
-from .resources import get_encoder, projection_for, run_all_selectors, tokenize_cached, umap_warmup_thread
+from .resources import (
+    get_classifier, get_encoder, predictions_for, projection_for, run_all_selectors, tokenize_cached,
+    umap_warmup_thread,
+)
 from .settings import load_settings
 
 ASSETS = Path(__file__).resolve().parent.parent / "assets"
@@ -66,6 +70,37 @@ def _model_sidebar(settings) -> str:
             return name or DEFAULT_MODEL
         st.caption(f"{DEFAULT_MODEL} (loading other models is disabled on this server)")
         return DEFAULT_MODEL
+
+
+def _predictions(encoder, model_name: str, tokenized, params: dict) -> None:
+    """The sentiment heads' predictions, full length and per selector (or why there are none)."""
+    with st.expander("Sentiment prediction", expanded=True):
+        if model_name != DEFAULT_MODEL:
+            st.info(f"The sentiment heads were trained on {DEFAULT_MODEL}; predictions are shown for that model only.")
+            return
+        predictions, problems = {}, []
+        for head in (DEFAULT_HEAD, PYRAMID_HEAD):
+            try:
+                resolve_head_path(head)
+            except HeadLoadError:
+                continue  # not installed
+            try:
+                classifier = get_classifier(encoder, model_name, head)
+            except HeadLoadError as exc:
+                problems.append(str(exc))
+                continue
+            with st.spinner(f"Classifying with {head}…"):
+                predictions[head] = predictions_for(
+                    classifier, head, model_name, tuple(tokenized.input_ids), params["retention"],
+                    params["start_layer"], params["seed"])
+        for msg in problems:
+            st.warning(f"A sentiment head could not be loaded, so its predictions are missing: {msg}")
+        if not predictions:
+            if not problems:
+                st.info("No sentiment head is installed in assets/heads, so there are no predictions. "
+                        "Train one with `python -m pyramid train`.")
+            return
+        panels.prediction_panel(predictions, params["selector"], {n: _label(n) for n in SELECTORS}, key="pred")
 
 
 def render() -> None:
@@ -154,6 +189,8 @@ def render() -> None:
               help=f"Analytic FLOPs of the full encoder over the pyramid's, counting the selector's own cost "
                    f"(encoder only: {flops.encoder_speedup:.2f}x). methods.md 0.3 and 1.3.")
     m4.metric("Traced in", f"{elapsed * 1000:.0f} ms", help="Wall time to trace all selectors (cached after the first run).")
+
+    _predictions(encoder, model_name, tokenized, params)
 
     tabs = st.tabs(["Kept tokens per layer", "Core-set coverage", "Embeddings", "Compare selectors"])
     with tabs[0]:

@@ -223,3 +223,72 @@ def comparison_figure(rows: Sequence[dict], name_a: str, name_b: str) -> go.Figu
     fig.update_xaxes(dtick=1, title_text="layer")
     fig.update_layout(height=340, margin={"l": 40, "r": 10, "t": 40, "b": 40})
     return fig
+
+
+# --------------------------------------------------------------------------------------------
+# Predictions
+# --------------------------------------------------------------------------------------------
+
+def prediction_rows(predictions: dict[str, dict], chosen: str, labels: dict[str, str]) -> list[dict]:
+    """Table rows: one for the full-length model, one per selector; per head its label and P(last label).
+
+    Args:
+        predictions: head name -> selector name -> ``Prediction``.
+    """
+    heads = list(predictions)
+    selectors = list(next(iter(predictions.values())))
+    rows = []
+    first = predictions[heads[0]][selectors[0]]
+    positive = first.labels[-1]
+    full = {"run": "full length (no selection)"}
+    for h in heads:
+        p = predictions[h][selectors[0]]
+        full[f"{h}: label"] = p.full_label
+        full[f"P({positive}) {h}"] = p.full_probs[-1]
+    rows.append(full)
+    for name in selectors:
+        row = {"run": ("▶ " if name == chosen else "") + labels.get(name, name)}
+        for h in heads:
+            p = predictions[h][name]
+            row[f"{h}: label"] = p.label
+            row[f"P({positive}) {h}"] = p.probs[-1]
+        rows.append(row)
+    return rows
+
+
+# --------------------------------------------------------------------------------------------
+# Benchmarks
+# --------------------------------------------------------------------------------------------
+
+def accuracy_figure(rows: Sequence[dict], x: str, full_accuracy: float | None, title: str) -> go.Figure:
+    """Accuracy (percent) against ``x`` (``retention`` or ``flops_speedup``), one line per selector.
+
+    Args:
+        rows: evaluation rows (:data:`pyramid.evaluation.ROW_KEYS`).
+        x: the x column.
+        full_accuracy: accuracy of the full-length model, drawn as a dashed reference line.
+    """
+    fig = go.Figure()
+    selectors = list(dict.fromkeys(r["selector"] for r in rows))
+    for name in selectors:
+        pts = sorted((r for r in rows if r["selector"] == name), key=lambda r: r[x])
+        fig.add_trace(go.Scatter(
+            x=[r[x] for r in pts], y=[100 * r["accuracy"] for r in pts], mode="lines+markers",
+            name=html.escape(name), line=dict(color=color_of(name)),
+            customdata=[[r["retention"], r["flops_speedup"], 100 * r["agreement"]] for r in pts],
+            hovertemplate=(f"{html.escape(name)}<br>retention %{{customdata[0]:.2f}}<br>FLOPs speedup "
+                           "%{customdata[1]:.2f}x<br>accuracy %{y:.1f}%<br>agreement %{customdata[2]:.1f}%<extra></extra>"),
+        ))
+    if full_accuracy is not None:
+        fig.add_hline(y=100 * full_accuracy, line_dash="dash", line_color="#444",
+                      annotation_text=f"full length {100 * full_accuracy:.1f}%", annotation_position="bottom right")
+        fig.add_hline(y=100 * full_accuracy - 1.5, line_dash="dot", line_color="#999",
+                      annotation_text="-1.5 points", annotation_position="bottom left")
+    fig.update_layout(
+        title=title, height=380, margin=dict(l=10, r=10, t=50, b=10), legend_title_text="selector",
+        xaxis_title="final retention ratio ρ" if x == "retention" else "FLOPs speedup (x)",
+        yaxis_title="accuracy (%)",
+    )
+    if x == "retention":
+        fig.update_xaxes(autorange="reversed")
+    return fig

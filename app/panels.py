@@ -70,3 +70,24 @@ def compare_panel(traces: dict[str, Trace], a: str, b: str, *, key: str) -> None
         f"radius {a}": round(r["radius_a"], 3), f"radius {b}": round(r["radius_b"], 3),
     } for r in rows])
     st.dataframe(table, hide_index=True, width="stretch", key=f"{key}-table")
+
+
+def prediction_panel(predictions: dict[str, dict], chosen: str, labels: dict[str, str], *, key: str) -> None:
+    """Sentiment predictions: full length and each selector's pyramid, for each shipped head.
+
+    Args:
+        predictions: head name -> selector name -> :class:`pyramid.classifier.Prediction`.
+        chosen: the selector chosen in the form (marked in the table).
+        labels: selector name -> display label.
+    """
+    rows = figures.prediction_rows(predictions, chosen, labels)
+    positive = next(iter(next(iter(predictions.values())).values())).labels[-1]
+    config = {c: st.column_config.ProgressColumn(c, min_value=0.0, max_value=1.0, format="%.3f")
+              for c in rows[0] if c.startswith("P(")}
+    st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch", key=f"{key}-table", column_config=config)
+    st.caption(
+        f"P({positive}) of each sentiment head: at full length, and with each selector's pyramid on the same "
+        "text and schedule. **sst2-lora** was fine-tuned at full length (selection at inference only); "
+        "**sst2-lora-pyramid** was fine-tuned with core-set selection in the loop (methods.md 1.5). "
+        "A head runs its own merged weights, so its kept tokens can differ slightly from the pyramid shown above."
+    )

@@ -11,6 +11,7 @@ import threading
 
 import streamlit as st
 
+from pyramid.classifier import Prediction, SequenceClassifier, load_classifier, predict_ids
 from pyramid.loading import LoadedEncoder, load_encoder
 from pyramid.projection import Projection, project_trace, warm_up
 from pyramid.schedule import Schedule
@@ -58,3 +59,26 @@ def run_all_selectors(
 def projection_for(_trace: Trace, key: tuple) -> Projection:
     """UMAP of a trace (``key`` identifies the trace: model, text, selector, schedule, seed)."""
     return project_trace(_trace)
+
+
+@st.cache_resource(show_spinner="Loading the sentiment head (once per server)…")
+def get_classifier(_encoder: LoadedEncoder, model_name: str, head: str) -> SequenceClassifier:
+    """A shipped sentiment head on the loaded model (raises ``HeadLoadError``, which is not cached)."""
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)
+        return load_classifier(head, _encoder)
+
+
+@st.cache_data(show_spinner=False, max_entries=128)
+def predictions_for(
+    _classifier: SequenceClassifier, head: str, model_name: str, input_ids: tuple[int, ...],
+    retention: float, start_layer: int, seed: int,
+) -> dict[str, Prediction]:
+    """The head's prediction at full length and under every selector, same schedule as the traces."""
+    schedule = Schedule(retention=retention, start_layer=start_layer)
+    from pyramid.selectors import get_selector
+
+    return {name: predict_ids(_classifier, list(input_ids), get_selector(name), schedule, seed=seed)
+            for name in SELECTORS}

@@ -1,7 +1,10 @@
 """Command line: ``python -m pyramid <command> ...``.
 
 Commands:
-    trace   run the pyramid encoder on one text and print the trace as one JSON object.
+    trace     run the pyramid encoder on one text and print the trace as one JSON object.
+    train     fine-tune a LoRA sentiment head (optionally with the pyramid in the loop).
+    evaluate  accuracy, agreement and FLOPs speedup per selector and retention on a data set.
+    bench     measured vs FLOPs-predicted speedup (and training memory) of the pyramid.
 
 Errors (empty text, missing file, bad model, bad schedule) print one line to stderr and exit 2.
 """
@@ -52,9 +55,179 @@ def cmd_trace(args) -> int:
     if trace.truncated:
         print(f"note: the text has {trace.original_length} tokens; truncated to {trace.max_length}.",
               file=sys.stderr)
-    json.dump(trace.to_json(hidden=args.hidden), sys.stdout)
+    result = trace.to_json(hidden=args.hidden)
+    if args.head and args.head.lower() != "none":
+        from .classifier import HeadLoadError, load_classifier, predict_ids
+        from .selectors import get_selector
+
+        try:
+            classifier = load_classifier(args.head, encoder)
+        except HeadLoadError as exc:
+            print(f"note: no prediction: {exc}", file=sys.stderr)
+            result["prediction"] = None
+        else:
+            result["prediction"] = predict_ids(classifier, trace.input_ids, get_selector(args.selector),
+                                               schedule, seed=args.seed).to_json()
+    json.dump(result, sys.stdout)
     sys.stdout.write("\n")
     return 0
+
+
+DEFAULT_TRAIN = "../shared/data/sst2/train.tsv"
+DEFAULT_DEV = "../shared/data/sst2/dev.tsv"
+
+
+def cmd_train(args) -> int:
+    """``train``: fine-tune LoRA adapters and a head; write the artifact and its model card."""
+    import os
+    import shlex
+
+    from .classifier import DEFAULT_HEAD, HEADS_DIR, PYRAMID_HEAD
+    from .loading import load_encoder
+    from .training import TrainSettings, train_classifier
+
+    name = args.name or (PYRAMID_HEAD if args.selector else DEFAULT_HEAD)
+    out = args.out or str(HEADS_DIR / name)
+    if args.selector and args.selector not in SELECTORS:
+        raise ValueError(f"unknown selector '{args.selector}'")
+    Schedule(retention=args.retention, start_layer=args.start_layer)
+    _quiet_transformers()
+    encoder = load_encoder(args.model)
+    settings = TrainSettings(
+        data=args.data, dev=args.dev or None, out=out, name=name, selector=args.selector,
+        retention=args.retention, start_layer=args.start_layer, epochs=args.epochs, limit=args.limit,
+        batch_size=args.batch_size, lr=args.lr, head_lr=args.head_lr, lora_r=args.lora_r,
+        lora_alpha=args.lora_alpha, max_length=args.max_length, seed=args.seed,
+        command="python -m pyramid " + " ".join(shlex.quote(a) for a in sys.argv[1:] if a != os.devnull)
+        if args.command_line is None else args.command_line,
+    )
+    classifier = train_classifier(encoder, settings, progress=not args.quiet)
+    print(json.dumps({"head": name, "out": out, "metrics": classifier.config.metrics}))
+    return 0
+
+
+def _floats(text: str) -> list[float]:
+    try:
+        return [float(x) for x in text.split(",") if x.strip()]
+    except ValueError:
+        raise ValueError(f"expected comma-separated numbers, got '{text}'") from None
+
+
+def _ints(text: str) -> list[int]:
+    try:
+        return [int(x) for x in text.split(",") if x.strip()]
+    except ValueError:
+        raise ValueError(f"expected comma-separated integers, got '{text}'") from None
+
+
+def _names(text: str) -> list[str]:
+    names = [x.strip() for x in text.split(",") if x.strip()]
+    unknown = [n for n in names if n not in SELECTORS]
+    if unknown or not names:
+        raise ValueError(f"unknown selector(s) {unknown or text!r}; choose from {', '.join(SELECTORS)}")
+    return names
+
+
+def _print_rows(rows: list[dict], as_json: bool) -> None:
+    if as_json:
+        json.dump(rows, sys.stdout)
+        sys.stdout.write("\n")
+        return
+    import pandas as pd
+
+    print(pd.DataFrame(rows).to_string(index=False, float_format=lambda v: f"{v:.4g}"))
+
+
+def _command_line() -> str:
+    import shlex
+
+    return "python -m pyramid " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+
+
+def cmd_evaluate(args) -> int:
+    """``evaluate``: one row per (selector, retention) on a labelled data set."""
+    import csv
+
+    from .classifier import load_classifier
+    from .data import read_labelled
+    from .evaluation import ROW_KEYS, evaluate
+    from .loading import load_encoder
+
+    selectors = _names(args.selectors)
+    retentions = _floats(args.retention)
+    for r in retentions:
+        Schedule(retention=r, start_layer=args.start_layer)
+    _quiet_transformers()
+    encoder = load_encoder(args.model)
+    classifier = load_classifier(args.head, encoder)
+    data = read_labelled(args.data, args.text_column, args.label_column, classifier.labels).head(args.limit)
+    rows = evaluate(classifier, data, selectors, retentions, start_layer=args.start_layer,
+                    batch_size=args.batch_size, seed=args.seed, progress=not args.quiet)
+    if args.out:
+        with open(args.out, "w", newline="", encoding="utf-8") as fh:
+            writer = csv.DictWriter(fh, fieldnames=list(ROW_KEYS))
+            writer.writeheader()
+            writer.writerows(rows)
+        _write_meta(args.out, {
+            "command": _command_line(), "data": args.data, "head": classifier.config.name,
+            "model": encoder.name, "start_layer": args.start_layer, "limit": args.limit, "n": len(data),
+            "seed": args.seed,
+        })
+    _print_rows(rows, args.json)
+    return 0
+
+
+def cmd_bench(args) -> int:
+    """``bench``: measured vs FLOPs-predicted speedup; ``--memory`` adds training-step peak memory."""
+    from .bench import run_bench, run_memory
+
+    configs = [c.strip() for c in args.config.split(",") if c.strip()]
+    if any(c not in ("default", "bert-base") for c in configs) or not configs:
+        raise ValueError(f"--config takes default, bert-base or both (comma-separated), got '{args.config}'")
+    selectors = _names(args.selectors)
+    retentions = _floats(args.retention)
+    for r in retentions:
+        Schedule(retention=r, start_layer=args.start_layer)
+    _quiet_transformers()
+    say = (lambda row: print(json.dumps(row), file=sys.stderr)) if not args.quiet else None
+    rows = run_bench(configs, _ints(args.seq_len), _ints(args.batch_size), selectors, retentions,
+                     args.start_layer, args.repeats, progress=say)
+    mem = []
+    if args.memory:
+        mem = run_memory(configs, args.memory_seq_len, args.memory_batch_size, selectors, retentions,
+                         args.start_layer, progress=say)
+    if args.out:
+        _write_with_meta(args.out, {"speed": rows, "memory": mem}, {"command": _command_line()})
+    if args.json:
+        json.dump({"speed": rows, "memory": mem} if args.memory else rows, sys.stdout)
+        sys.stdout.write("\n")
+        return 0
+    _print_rows(rows, False)
+    if mem:
+        print()
+        _print_rows(mem, False)
+    return 0
+
+
+def _write_with_meta(path: str, payload, meta: dict) -> None:
+    """Write ``payload`` as JSON to ``path`` and ``meta`` (plus date and machine) to ``path.meta.json``."""
+    with open(path, "w", encoding="utf-8") as fh:
+        json.dump(payload, fh, indent=1)
+    _write_meta(path, meta)
+
+
+def _write_meta(path: str, meta: dict) -> None:
+    """``path.meta.json``: how a result file was made (command, date, machine)."""
+    import datetime
+    import os
+    import platform
+
+    import torch
+
+    meta = {**meta, "date": datetime.date.today().isoformat(),
+            "machine": f"{platform.machine()}, {os.cpu_count()} CPU threads, torch {torch.__version__}"}
+    with open(path + ".meta.json", "w", encoding="utf-8") as fh:
+        json.dump(meta, fh, indent=2)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -72,7 +245,65 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0, help="seed of the random selector (default 0)")
     p.add_argument("--max-length", type=int, default=None, help="token limit, [CLS]/[SEP] included (default: the model's, 512)")
     p.add_argument("--hidden", action="store_true", help="include every layer's hidden states")
+    p.add_argument("--head", default="sst2-lora",
+                   help="classifier head for the prediction: shipped name, folder, or 'none' (default sst2-lora)")
     p.set_defaults(func=cmd_trace)
+
+    p = sub.add_parser("train", help="fine-tune a LoRA sentiment head on SST-2 (or any labelled TSV/CSV)")
+    p.add_argument("--data", default=DEFAULT_TRAIN, help=f"training file (default {DEFAULT_TRAIN})")
+    p.add_argument("--dev", default=DEFAULT_DEV, help=f"evaluation file ('' for none; default {DEFAULT_DEV})")
+    p.add_argument("--name", default=None, help="artifact name (default sst2-lora, or sst2-lora-pyramid with --selector)")
+    p.add_argument("--out", default=None, help="artifact folder (default assets/heads/NAME)")
+    p.add_argument("--selector", default=None, help="fine-tune with this selector in the loop (e.g. coreset)")
+    p.add_argument("--retention", type=float, default=0.3, help="schedule used with --selector (default 0.3)")
+    p.add_argument("--start-layer", type=int, default=1, help="schedule start layer with --selector (default 1)")
+    p.add_argument("--epochs", type=float, default=1.0, help="passes over the training rows (default 1)")
+    p.add_argument("--limit", type=int, default=None, help="use only this many shuffled training rows")
+    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--lr", type=float, default=5e-4, help="LoRA learning rate (default 5e-4)")
+    p.add_argument("--head-lr", type=float, default=1e-3, help="head learning rate (default 1e-3)")
+    p.add_argument("--lora-r", type=int, default=16)
+    p.add_argument("--lora-alpha", type=int, default=32)
+    p.add_argument("--max-length", type=int, default=128, help="truncation of training texts in tokens (default 128)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--model", default=DEFAULT_MODEL, help="base encoder")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument("--command-line", default=None, help=argparse.SUPPRESS)
+    p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("evaluate", help="accuracy / agreement / FLOPs speedup per selector and retention")
+    p.add_argument("--data", required=True, help="labelled TSV or CSV (SST-2 dev, the IMDB reviews...)")
+    p.add_argument("--text-column", default=None, help="text column (guessed: sentence, text, review...)")
+    p.add_argument("--label-column", default=None, help="label column (guessed: label, sentiment...)")
+    p.add_argument("--selectors", default="coreset,attention,random,first-k", help="comma-separated selectors")
+    p.add_argument("--retention", default="1.0,0.5,0.3,0.2,0.1", help="comma-separated final retention ratios")
+    p.add_argument("--start-layer", type=int, default=1)
+    p.add_argument("--head", default="sst2-lora", help="classifier head: shipped name or folder (default sst2-lora)")
+    p.add_argument("--limit", type=int, default=None, help="only the first N rows")
+    p.add_argument("--batch-size", type=int, default=16)
+    p.add_argument("--seed", type=int, default=0, help="seed of the random selector")
+    p.add_argument("--model", default=DEFAULT_MODEL, help="base encoder the head belongs to")
+    p.add_argument("--out", default=None, help="also write the rows to this CSV (and OUT.meta.json)")
+    p.add_argument("--json", action="store_true", help="print the rows as a JSON list")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=cmd_evaluate)
+
+    p = sub.add_parser("bench", help="measured vs FLOPs-predicted speedup of the pyramid")
+    p.add_argument("--seq-len", default="128,512", help="comma-separated sequence lengths (default 128,512)")
+    p.add_argument("--batch-size", default="1,8", help="comma-separated batch sizes (default 1,8)")
+    p.add_argument("--retention", default="0.3", help="comma-separated final retention ratios (default 0.3)")
+    p.add_argument("--start-layer", type=int, default=1)
+    p.add_argument("--selectors", default="coreset,attention,random,first-k")
+    p.add_argument("--config", default="default,bert-base",
+                   help="default (MiniLM-L6), bert-base (12-layer, random weights), or both (default)")
+    p.add_argument("--repeats", type=int, default=3, help="timed runs per setting after one warm-up (median)")
+    p.add_argument("--memory", action="store_true", help="also measure one training step's peak memory")
+    p.add_argument("--memory-seq-len", type=int, default=512)
+    p.add_argument("--memory-batch-size", type=int, default=32)
+    p.add_argument("--out", default=None, help="also write {speed, memory} rows to this JSON file (and OUT.meta.json)")
+    p.add_argument("--json", action="store_true", help="print the rows as JSON (with --memory: {speed, memory})")
+    p.add_argument("--quiet", action="store_true", help="no per-row progress on stderr")
+    p.set_defaults(func=cmd_bench)
     return parser
 
 

@@ -42,6 +42,7 @@ class LayerOutput:
         scores: ``(B, N_j)`` the selector's scores, when it made a selection here.
         attention_probs: ``(B, heads, N_j, N_j)`` when the selector asked for them.
         selection_seconds: wall time of the selector's ``select`` call (seconds; 0.0 if none).
+        selected: the selector ran after this layer.
         layer_seconds: wall time of the layer's forward (seconds).
     """
 
@@ -55,6 +56,7 @@ class LayerOutput:
     attention_probs: torch.Tensor | None = None
     selection_seconds: float = 0.0
     layer_seconds: float = 0.0
+    selected: bool = False
 
 
 @dataclass
@@ -68,6 +70,7 @@ class PyramidOutput:
         embedding_output: ``(B, N, d)`` when hidden states were asked for.
         layers: one :class:`LayerOutput` per layer, in order.
         lengths: ``(B, L)`` long, tokens kept after each layer (the schedule actually applied).
+        n_tokens: ``(B,)`` long, real tokens of each input ([CLS] and [SEP] included).
     """
 
     last_hidden_state: torch.Tensor
@@ -76,6 +79,7 @@ class PyramidOutput:
     layers: list[LayerOutput] = field(default_factory=list)
     embedding_output: torch.Tensor | None = None
     lengths: torch.Tensor | None = None
+    n_tokens: torch.Tensor | None = None
 
     @property
     def cls_hidden(self) -> torch.Tensor:
@@ -223,7 +227,8 @@ class PyramidEncoder:
         n_real = valid.sum(1)  # (B,)
         lengths = self.schedule_lengths(n_real)  # (B, L)
 
-        out = PyramidOutput(last_hidden_state=hidden, positions=positions, valid=valid, lengths=lengths)
+        out = PyramidOutput(last_hidden_state=hidden, positions=positions, valid=valid, lengths=lengths,
+                            n_tokens=n_real)
         if output_hidden_states:
             out.embedding_output = hidden
 
@@ -277,7 +282,7 @@ class PyramidEncoder:
                 scores=selection.scores if selection is not None else None,
                 attention_probs=probs if output_attention_probs else None,
                 selection_seconds=(t2 - t1) if will_select else 0.0,
-                layer_seconds=t1 - t0,
+                layer_seconds=t1 - t0, selected=will_select,
             )
             if output_coverage:
                 record.coverage = coverage(hidden, valid, keep)

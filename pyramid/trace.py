@@ -145,6 +145,7 @@ class Trace:
     seed: int
     embedding: np.ndarray
     layers: list[LayerTrace] = field(default_factory=list)
+    input_ids: list[int] = field(default_factory=list)
 
     @property
     def n_tokens(self) -> int:
@@ -243,7 +244,7 @@ def trace_text(
         model=encoder.name, num_layers=encoder.num_layers, selector=selector.name, schedule=schedule,
         lengths=out.lengths[0].tolist(), tokens=tt.tokens, truncated=tt.truncated,
         original_length=tt.original_length, max_length=tt.max_length, seed=int(seed),
-        embedding=out.embedding_output[0].float().numpy().copy(), layers=layers,
+        embedding=out.embedding_output[0].float().numpy().copy(), layers=layers, input_ids=list(tt.input_ids),
     )
 
 

@@ -1,0 +1,210 @@
+"""Measured against predicted speedup of the pyramid, and the memory of a training step.
+
+For each model configuration, sequence length, batch size, selector and retention, the full model
+(the Hugging Face ``BertModel`` forward) and the pyramid (:class:`PyramidEncoder`) run in the same
+process on the same batch: one warm-up run, then ``repeats`` timed runs, median wall time. The
+FLOPs-predicted speedup is the analytic one of :func:`pyramid.evaluation.example_speedups`
+(selection FLOPs included); ``ratio = measured / predicted``.
+
+Configurations: ``default`` is the default model (MiniLM-L6-H384, its real weights); ``bert-base`` is
+a 12-layer, 768-wide BERT with random weights (timing does not depend on the weight values).
+The input is real English text (the shipped examples, repeated to the length asked for).
+"""
+
+from __future__ import annotations
+
+import json
+import resource
+import statistics
+import time
+from pathlib import Path
+from typing import Callable, Sequence
+
+import torch
+
+from .evaluation import example_speedups
+from .loading import LoadedEncoder, encoder_from_model, load_encoder
+from .schedule import Schedule
+from .selectors import get_selector
+
+BENCH_KEYS = ("config", "seq_len", "batch_size", "selector", "retention", "full_ms", "pyramid_ms",
+              "measured_speedup", "flops_speedup", "ratio")
+MEMORY_KEYS = ("config", "seq_len", "batch_size", "selector", "retention", "full_mb", "pyramid_mb", "memory_ratio")
+CONFIGS = ("default", "bert-base")
+EXAMPLES = Path(__file__).resolve().parent.parent / "assets" / "examples.json"
+
+
+def bench_encoder(config: str) -> LoadedEncoder:
+    """The encoder of a benchmark configuration (``default`` or ``bert-base``).
+
+    Raises:
+        ValueError: unknown configuration.
+    """
+    if config == "default":
+        return load_encoder()
+    if config == "bert-base":
+        from transformers import BertConfig, BertModel
+
+        base = load_encoder()  # for its tokenizer (same 30,522-piece uncased vocabulary as BERT-base)
+        torch.manual_seed(0)
+        model = BertModel(BertConfig(), add_pooling_layer=False)
+        return encoder_from_model(model, base.tokenizer, name="bert-base (random weights)")
+    raise ValueError(f"unknown bench config '{config}'; choose from {', '.join(CONFIGS)}")
+
+
+def bench_batch(encoder: LoadedEncoder, seq_len: int, batch_size: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(input_ids, attention_mask)``, both ``(batch_size, seq_len)``: real text, no padding.
+
+    Raises:
+        ValueError: ``seq_len`` is below 3 or above the model's limit.
+    """
+    if not 3 <= seq_len <= encoder.max_length:
+        raise ValueError(f"--seq-len must be in 3..{encoder.max_length}, got {seq_len}")
+    texts = [e["text"] for e in json.loads(EXAMPLES.read_text(encoding="utf-8"))["examples"]]
+    tok = encoder.tokenizer
+    pieces: list[int] = []
+    while len(pieces) < seq_len:
+        for t in texts:
+            pieces.extend(tok(t, add_special_tokens=False)["input_ids"])
+    rows = []
+    for b in range(batch_size):  # each row a different window of the text
+        start = (b * 37) % max(1, len(pieces) - seq_len + 2)
+        body = pieces[start:start + seq_len - 2]
+        rows.append([tok.cls_token_id] + body + [tok.sep_token_id])
+    ids = torch.tensor(rows, dtype=torch.long)
+    return ids, torch.ones_like(ids)
+
+
+def median_seconds(fn: Callable[[], object], repeats: int, warmup: int = 1) -> float:
+    """Median wall time of ``fn()`` over ``repeats`` runs after ``warmup`` runs (seconds)."""
+    for _ in range(warmup):
+        fn()
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times)
+
+
+def run_bench(
+    configs: Sequence[str] = CONFIGS,
+    seq_lens: Sequence[int] = (128, 512),
+    batch_sizes: Sequence[int] = (1, 8),
+    selectors: Sequence[str] = ("coreset", "attention", "random", "first-k"),
+    retentions: Sequence[float] = (0.3,),
+    start_layer: int = 1,
+    repeats: int = 3,
+    progress: Callable[[dict], None] | None = None,
+) -> list[dict]:
+    """Time the full model and the pyramid; one row per setting with the keys :data:`BENCH_KEYS`.
+
+    Times are in milliseconds (``full_ms``, ``pyramid_ms``). ``progress`` is called with each row.
+    """
+    from .encoder import PyramidEncoder
+
+    rows = []
+    for config in configs:
+        encoder = bench_encoder(config)
+        model = encoder.model
+        for seq_len in seq_lens:
+            for batch_size in batch_sizes:
+                ids, mask = bench_batch(encoder, seq_len, batch_size)
+                with torch.inference_mode():
+                    full_s = median_seconds(lambda: model(input_ids=ids, attention_mask=mask), repeats)
+                    for name in selectors:
+                        selector = get_selector(name)
+                        for r in retentions:
+                            pyr = PyramidEncoder(encoder, selector, Schedule(retention=r, start_layer=start_layer))
+                            pyr_s = median_seconds(lambda: pyr(ids, mask), repeats)
+                            out = pyr(ids, mask)
+                            predicted = float(example_speedups(out, selector, encoder.config)[0].mean())
+                            measured = full_s / pyr_s
+                            row = {
+                                "config": config, "seq_len": seq_len, "batch_size": batch_size,
+                                "selector": name, "retention": float(r),
+                                "full_ms": round(full_s * 1e3, 2), "pyramid_ms": round(pyr_s * 1e3, 2),
+                                "measured_speedup": round(measured, 3), "flops_speedup": round(predicted, 3),
+                                "ratio": round(measured / predicted, 3),
+                            }
+                            rows.append(row)
+                            if progress is not None:
+                                progress(row)
+    return rows
+
+
+def _rss_bytes() -> int:
+    with open("/proc/self/statm") as fh:
+        return int(fh.read().split()[1]) * resource.getpagesize()
+
+
+def _train_step_peak(config: str, seq_len: int, batch_size: int, selector: str | None, retention: float,
+                     start_layer: int) -> float:
+    """Peak memory increase of one training step, in MB (runs in a fresh process)."""
+    from .encoder import PyramidEncoder
+
+    torch.manual_seed(0)
+    encoder = bench_encoder(config)
+    encoder.model.train()
+    sel = get_selector(selector or "coreset")
+    schedule = Schedule(retention=retention if selector else 1.0, start_layer=start_layer)
+    pyr = PyramidEncoder(encoder, sel, schedule)
+    ids, mask = bench_batch(encoder, seq_len, batch_size)
+    if torch.cuda.is_available():  # pragma: no cover - no GPU in CI
+        raise RuntimeError("memory bench runs on CPU")
+    before = _rss_bytes()
+    out = pyr(ids, mask)
+    loss = out.cls_hidden.float().pow(2).mean()
+    loss.backward()
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # ru_maxrss is in KiB on Linux
+    return max(0.0, (peak - before) / 2**20)
+
+
+def _peak_worker(queue, *args) -> None:
+    try:
+        queue.put(("ok", _train_step_peak(*args)))
+    except Exception as exc:  # noqa: BLE001 - reported to the parent
+        queue.put(("error", repr(exc)))
+
+
+def train_step_peak_mb(config: str, seq_len: int, batch_size: int, selector: str | None,
+                       retention: float, start_layer: int = 1) -> float:
+    """Peak resident memory added by one training step (forward + backward, all weights trainable).
+
+    Measured in a fresh process (``multiprocessing`` spawn) as ``ru_maxrss`` after the step minus the
+    resident size just before it, so earlier work in this process cannot hide the peak. In MB (2**20
+    bytes). ``selector=None`` measures the full model.
+
+    Raises:
+        RuntimeError: the worker failed.
+    """
+    import multiprocessing as mp
+
+    ctx = mp.get_context("spawn")
+    queue = ctx.Queue()
+    proc = ctx.Process(target=_peak_worker, args=(queue, config, seq_len, batch_size, selector, retention, start_layer))
+    proc.start()
+    status, value = queue.get()
+    proc.join()
+    if status != "ok":
+        raise RuntimeError(f"memory measurement failed: {value}")
+    return float(value)
+
+
+def run_memory(configs: Sequence[str] = ("default",), seq_len: int = 512, batch_size: int = 32,
+               selectors: Sequence[str] = ("coreset",), retentions: Sequence[float] = (0.3,),
+               start_layer: int = 1, progress: Callable[[dict], None] | None = None) -> list[dict]:
+    """Peak memory of one training step, full model vs pyramid; rows with :data:`MEMORY_KEYS`."""
+    rows = []
+    for config in configs:
+        full = train_step_peak_mb(config, seq_len, batch_size, None, 1.0, start_layer)
+        for name in selectors:
+            for r in retentions:
+                pyr = train_step_peak_mb(config, seq_len, batch_size, name, r, start_layer)
+                row = {"config": config, "seq_len": seq_len, "batch_size": batch_size, "selector": name,
+                       "retention": float(r), "full_mb": round(full, 1), "pyramid_mb": round(pyr, 1),
+                       "memory_ratio": round(pyr / full, 3) if full > 0 else float("nan")}
+                rows.append(row)
+                if progress is not None:
+                    progress(row)
+    return rows

@@ -1,0 +1,193 @@
+"""Accuracy, agreement and FLOPs speedup of selectors and retentions on a labelled data set.
+
+One row per (selector, retention) with the keys :data:`ROW_KEYS`:
+
+* ``accuracy``: share of examples whose predicted label equals the gold label;
+* ``agreement``: share whose prediction equals the full-length model's;
+* ``flops_speedup``: mean over examples of the analytic speedup of the pyramid over the full encoder,
+  ``sum_j c(n) / (sum_j c(alive_j) + selection FLOPs)`` (methods.md 1.3 and 6, item 4);
+* ``wall_s``: measured encoder + head time over the whole set, batches sorted by length (seconds).
+
+At retention 1.0 no selector drops anything, so those rows reuse the full-length run (same
+computation) instead of repeating it.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Callable, Sequence
+
+import torch
+
+from .batching import encode_texts, length_sorted_batches, pad_id_of
+from .classifier import SequenceClassifier
+from .data import LabelledData
+from .encoder import PyramidOutput
+from .schedule import Schedule, encoder_flops
+from .selectors import Selector, get_selector
+
+ROW_KEYS = ("selector", "retention", "n", "accuracy", "agreement", "flops_speedup", "wall_s")
+
+
+@dataclass
+class DatasetRun:
+    """Predictions of one pyramid on a whole data set.
+
+    Attributes:
+        probs: ``(n, C)`` float32 class probabilities, in data order.
+        speedup: ``(n,)`` float64 analytic FLOPs speedup per example (selection FLOPs included).
+        alive: ``(n, L)`` long, tokens entering each layer per example.
+        wall_s: total forward time (seconds).
+    """
+
+    probs: torch.Tensor
+    speedup: torch.Tensor
+    alive: torch.Tensor
+    wall_s: float
+
+    @property
+    def predictions(self) -> torch.Tensor:
+        """``(n,)`` long predicted label ids."""
+        return self.probs.argmax(-1)
+
+
+def example_speedups(out: PyramidOutput, selector: Selector, config) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-example analytic FLOPs speedup of one pyramid batch.
+
+    Returns:
+        ``(speedup (B,) float64, alive (B, L) long)``; the selection FLOPs of every layer where the
+        selector chose (:meth:`Selector.selection_flops`) are added to the pyramid's cost.
+    """
+    alive = out.alive_counts()  # (B, L)
+    d = config.hidden_size
+    L = alive.shape[1]
+    rows = []
+    for b in range(alive.shape[0]):
+        sel = 0.0
+        for lo in out.layers:
+            if lo.selected:
+                sel += selector.selection_flops(int(lo.valid[b].sum()), int(lo.keep[b].sum()), d)
+        full = encoder_flops([int(out.n_tokens[b])] * L, config)
+        rows.append(full / (encoder_flops(alive[b].tolist(), config) + sel))
+    return torch.tensor(rows, dtype=torch.float64), alive
+
+
+def run_dataset(
+    classifier: SequenceClassifier,
+    ids: Sequence[Sequence[int]],
+    selector: Selector,
+    schedule: Schedule,
+    *,
+    batch_size: int = 16,
+    seed: int = 0,
+    progress: Callable[[int], None] | None = None,
+) -> DatasetRun:
+    """Run one pyramid over pre-tokenised texts.
+
+    Args:
+        classifier: the model.
+        ids: token ids per example ([CLS] first), already truncated.
+        selector, schedule: the pyramid (``Schedule(retention=1.0)`` = full length).
+        batch_size: examples per batch (batches hold texts of similar length).
+        seed: selector seed (the same for every batch).
+        progress: called with the number of examples done after each batch.
+
+    Returns:
+        :class:`DatasetRun`.
+    """
+    n = len(ids)
+    C = len(classifier.labels)
+    L = classifier.encoder.num_layers
+    probs = torch.zeros(n, C)
+    speed = torch.zeros(n, dtype=torch.float64)
+    alive = torch.zeros(n, L, dtype=torch.long)
+    wall = 0.0
+    pad = pad_id_of(classifier.encoder)
+    for batch in length_sorted_batches(ids, batch_size, pad):
+        t0 = time.perf_counter()
+        p, out = classifier.predict(batch.input_ids, batch.attention_mask, selector, schedule, seed=seed)
+        wall += time.perf_counter() - t0
+        s, a = example_speedups(out, selector, classifier.encoder.config)
+        probs[batch.index], speed[batch.index], alive[batch.index] = p, s, a
+        if progress is not None:
+            progress(len(batch.index))
+    return DatasetRun(probs, speed, alive, wall)
+
+
+def evaluate(
+    classifier: SequenceClassifier,
+    data: LabelledData,
+    selectors: Sequence[str],
+    retentions: Sequence[float],
+    *,
+    start_layer: int = 1,
+    batch_size: int = 16,
+    seed: int = 0,
+    max_length: int | None = None,
+    progress: bool = True,
+) -> list[dict]:
+    """Evaluate every (selector, retention) pair on ``data``.
+
+    Args:
+        classifier: a :class:`SequenceClassifier`.
+        data: texts and gold labels (label names must match the head's).
+        selectors: registry names (``coreset``, ``attention``, ``random``, ``first-k``...).
+        retentions: final retention ratios rho in (0, 1].
+        start_layer: first layer after which selection happens.
+        batch_size: examples per forward.
+        seed: seed of stochastic selectors.
+        max_length: truncation in tokens (the model's limit when None).
+        progress: show a tqdm bar on stderr.
+
+    Returns:
+        One dict per pair with the keys :data:`ROW_KEYS`, selectors outermost, in the order given.
+
+    Raises:
+        KeyError: an unknown selector. ScheduleError: a bad retention or start layer.
+    """
+    from tqdm.auto import tqdm
+
+    sels = [get_selector(s) for s in selectors]
+    schedules = {r: Schedule(retention=float(r), start_layer=start_layer) for r in retentions}
+    for sch in schedules.values():
+        sch.validate(classifier.encoder.num_layers)
+    ids = encode_texts(classifier.encoder, data.texts, max_length)
+    gold = torch.tensor(data.labels)
+    n = len(ids)
+    runs_needed = 1 + sum(1 for _ in sels for r in retentions if float(r) < 1.0)
+    bar = tqdm(total=n * runs_needed, desc="evaluate", unit="ex", disable=not progress)
+
+    bar.set_postfix_str("full length")
+    full = run_dataset(classifier, ids, sels[0], Schedule(retention=1.0), batch_size=batch_size, seed=seed,
+                       progress=bar.update)
+    full_pred = full.predictions
+    rows = []
+    for sel in sels:
+        for r in retentions:
+            if float(r) >= 1.0:
+                run = full
+            else:
+                bar.set_postfix_str(f"{sel.name} rho={r}")
+                run = run_dataset(classifier, ids, sel, schedules[r], batch_size=batch_size, seed=seed,
+                                  progress=bar.update)
+            pred = run.predictions
+            rows.append({
+                "selector": sel.name, "retention": float(r), "n": n,
+                "accuracy": float((pred == gold).double().mean()),
+                "agreement": float((pred == full_pred).double().mean()),
+                "flops_speedup": float(run.speedup.mean()),
+                "wall_s": float(run.wall_s),
+            })
+    bar.close()
+    return rows
+
+
+def accuracy_of(classifier: SequenceClassifier, data: LabelledData, selector: str = "coreset",
+                retention: float = 1.0, start_layer: int = 1, batch_size: int = 32,
+                max_length: int | None = None) -> float:
+    """Accuracy of one pyramid (full length by default) on ``data``."""
+    ids = encode_texts(classifier.encoder, data.texts, max_length)
+    run = run_dataset(classifier, ids, get_selector(selector), Schedule(retention=retention, start_layer=start_layer),
+                      batch_size=batch_size)
+    return float((run.predictions == torch.tensor(data.labels)).double().mean())

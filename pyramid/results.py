@@ -1,0 +1,121 @@
+"""Result files shipped in ``assets/results`` (written by ``evaluate --out`` and ``bench --json``).
+
+* ``eval__<dataset>__<head>.csv``: rows of :data:`pyramid.evaluation.ROW_KEYS`, with
+  ``eval__<dataset>__<head>.csv.meta.json`` holding the command that made it, the date and machine.
+* ``bench.json``: ``{"speed": [...], "memory": [...]}`` rows of :data:`pyramid.bench.BENCH_KEYS` and
+  :data:`pyramid.bench.MEMORY_KEYS`, with ``bench.json.meta.json``.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .evaluation import ROW_KEYS
+
+RESULTS_DIR = Path(__file__).resolve().parent.parent / "assets" / "results"
+
+
+class ResultsError(ValueError):
+    """A result file is unreadable or lacks the expected columns."""
+
+
+@dataclass
+class EvalResults:
+    """One evaluation result file.
+
+    Attributes:
+        dataset: e.g. ``sst2-dev``; head: e.g. ``sst2-lora``.
+        rows: dicts with :data:`ROW_KEYS` (numbers parsed).
+        meta: the sidecar's contents (``command``, ``date``, ``machine``...), empty if missing.
+        path: the CSV file.
+    """
+
+    dataset: str
+    head: str
+    rows: list[dict]
+    meta: dict = field(default_factory=dict)
+    path: str = ""
+
+    @property
+    def full_accuracy(self) -> float | None:
+        """Accuracy at retention 1.0 (the full-length model), if the file has it."""
+        for r in self.rows:
+            if r["retention"] >= 1.0:
+                return r["accuracy"]
+        return None
+
+
+def _meta(path: Path) -> dict:
+    side = path.with_name(path.name + ".meta.json")
+    if not side.is_file():
+        return {}
+    try:
+        return json.loads(side.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+
+
+def read_eval_csv(path: str | Path) -> list[dict]:
+    """Rows of an ``evaluate --out`` CSV, numbers parsed.
+
+    Raises:
+        ResultsError: unreadable file or missing columns.
+    """
+    path = Path(path)
+    try:
+        with open(path, newline="", encoding="utf-8") as fh:
+            reader = csv.DictReader(fh)
+            missing = [k for k in ROW_KEYS if k not in (reader.fieldnames or [])]
+            if missing:
+                raise ResultsError(f"{path.name}: missing columns {missing}")
+            rows = []
+            for r in reader:
+                rows.append({
+                    "selector": r["selector"], "retention": float(r["retention"]), "n": int(r["n"]),
+                    "accuracy": float(r["accuracy"]), "agreement": float(r["agreement"]),
+                    "flops_speedup": float(r["flops_speedup"]), "wall_s": float(r["wall_s"]),
+                })
+    except (OSError, ValueError, KeyError) as exc:
+        if isinstance(exc, ResultsError):
+            raise
+        raise ResultsError(f"{path.name}: {exc}") from exc
+    return rows
+
+
+def load_eval_results(folder: str | Path = RESULTS_DIR) -> tuple[list[EvalResults], list[str]]:
+    """Every ``eval__<dataset>__<head>.csv`` in ``folder``.
+
+    Returns:
+        ``(results, problems)``: readable files sorted by dataset then head, and one message per
+        unreadable file (so that one bad file does not hide the others).
+    """
+    folder = Path(folder)
+    results, problems = [], []
+    if not folder.is_dir():
+        return results, problems
+    for path in sorted(folder.glob("eval__*__*.csv")):
+        _, dataset, head = path.stem.split("__", 2)
+        try:
+            rows = read_eval_csv(path)
+        except ResultsError as exc:
+            problems.append(str(exc))
+            continue
+        results.append(EvalResults(dataset, head, rows, _meta(path), str(path)))
+    return results, problems
+
+
+def load_bench(folder: str | Path = RESULTS_DIR) -> tuple[dict | None, dict]:
+    """``(bench, meta)`` from ``bench.json`` (None if absent or unreadable)."""
+    path = Path(folder) / "bench.json"
+    if not path.is_file():
+        return None, {}
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None, {}
+    if isinstance(data, list):
+        data = {"speed": data, "memory": []}
+    return data, _meta(path)
