@@ -23,13 +23,13 @@ HEAD_NAMES = {
 
 
 @st.cache_data(show_spinner=False, ttl=60)
-def _results():
-    return load_eval_results(RESULTS_DIR)
+def _results(folder: str):
+    return load_eval_results(folder)
 
 
 @st.cache_data(show_spinner=False, ttl=60)
-def _bench():
-    return load_bench(RESULTS_DIR)
+def _bench(folder: str):
+    return load_bench(folder)
 
 
 def _meta_caption(meta: dict) -> None:
@@ -47,7 +47,7 @@ def render() -> None:
         "time against the FLOPs prediction. Every figure comes from a result file in `assets/results`, with "
         "the command that recomputes it."
     )
-    results, problems = _results()
+    results, problems = _results(str(RESULTS_DIR))
     for msg in problems:
         st.warning(f"A result file could not be read: {msg}")
     if not results:
@@ -80,7 +80,7 @@ def render() -> None:
         _meta_caption(res.meta)
 
     st.subheader("Measured speed")
-    bench, meta = _bench()
+    bench, meta = _bench(str(RESULTS_DIR))
     if not bench or not bench.get("speed"):
         st.info("No speed benchmark is installed. Make one with "
                 "`python -m pyramid bench --memory --out assets/results/bench.json`.")

@@ -44,6 +44,10 @@ def test_default_example_renders_every_panel(default_run):
     assert sum(b.count('class="pl-row"') for b in bodies) == 18  # 6 layers x (main + 2 compared)
     labels = [m.label for m in at.metric]
     assert "FLOPs speedup" in labels
+    table = at.dataframe(key="pred-table").value  # predictions of the shipped heads
+    assert list(table["run"])[0] == "full length (no selection)" and len(table) == 5
+    assert "sst2-lora: label" in table.columns and "sst2-lora-pyramid: label" in table.columns
+    assert set(table["sst2-lora: label"]) <= {"negative", "positive"}
     assert at.button[0].label == "Run" or any(b.label == "Run" for b in at.button)
 
 
@@ -107,3 +111,40 @@ def test_example_picker_fills_the_text():
     at.selectbox(key="example").set_value(examples[2]["title"])
     at.run()
     assert at.text_area(key="text").value == examples[2]["text"]
+
+
+BENCH_SCRIPT = f"""
+import sys
+sys.path.insert(0, {str(ROOT)!r})
+import streamlit as st
+from app import benchmarks
+benchmarks.render()
+"""
+
+
+def test_benchmarks_page_draws_curves_from_shipped_results():
+    at = AppTest.from_string(BENCH_SCRIPT, default_timeout=TIMEOUT).run()
+    assert not at.exception and not at.error
+    specs = chart_specs(at)
+    assert len(specs) == 2
+    names = {t["name"] for t in specs[0]["data"]}
+    assert names == {"coreset", "attention", "random", "first-k"}
+    assert specs[1]["layout"]["xaxis"]["title"]["text"].startswith("FLOPs speedup")
+    datasets = at.selectbox(key="bench_dataset").options
+    assert len(datasets) == 2  # SST-2 dev and IMDB
+    at.selectbox(key="bench_dataset").set_value(at.selectbox(key="bench_dataset").options[1]).run()
+    assert not at.exception and len(chart_specs(at)) == 2
+    assert any("python -m pyramid evaluate" in c.value for c in at.code)
+    assert any("python -m pyramid bench" in c.value for c in at.code)
+
+
+def test_benchmarks_page_without_results_says_how_to_make_them(tmp_path, monkeypatch):
+    script = BENCH_SCRIPT.replace("benchmarks.render()",
+                                  f"import pyramid.results as r; benchmarks.RESULTS_DIR = __import__('pathlib').Path({str(tmp_path)!r})\n"
+                                  "benchmarks.render()")
+    (tmp_path / "eval__x__y.csv").write_text("selector,retention\ncoreset,0.5\n")
+    at = AppTest.from_string(script, default_timeout=TIMEOUT).run()
+    assert not at.exception
+    assert any("could not be read" in w.value for w in at.warning)
+    assert any("No evaluation results" in i.value for i in at.info)
+    assert any("No speed benchmark" in i.value for i in at.info)

