@@ -2,12 +2,13 @@
 
 import streamlit as st
 
-from app import benchmarks, explorer
+from app import benchmarks, explorer, saliency
 
 st.set_page_config(page_title="Pyramid Lens", page_icon="🔺", layout="wide")
 
 pages = [
     st.Page(explorer.render, title="Explorer", icon="🔺", url_path="explorer", default=True),
+    st.Page(saliency.render, title="Saliency", icon="🔥", url_path="saliency"),
     st.Page(benchmarks.render, title="Benchmarks", icon="📈", url_path="benchmarks"),
 ]
 st.navigation(pages).run()

@@ -292,3 +292,41 @@ def accuracy_figure(rows: Sequence[dict], x: str, full_accuracy: float | None, t
     if x == "retention":
         fig.update_xaxes(autorange="reversed")
     return fig
+
+
+# --------------------------------------------------------------------------------------------
+# Saliency
+# --------------------------------------------------------------------------------------------
+
+def saliency_heatmap(tokens: Sequence[str], rows: dict, title: str) -> go.Figure:
+    """Text as a heatmap: one row per method, one column per token, each row summing to 1.
+
+    Args:
+        tokens: ``[N]`` word pieces (escaped here).
+        rows: method name -> ``(N,)`` normalised importance (tensor or sequence).
+    """
+    names = list(rows)
+    z = np.array([np.asarray(rows[n], dtype=float) for n in names])  # (M, N)
+    labels = [f"{i}:{display_token(t)}" for i, t in enumerate(tokens)]
+    fig = go.Figure(go.Heatmap(
+        z=z, x=labels, y=[html.escape(n) for n in names], colorscale="Blues", zmin=0.0,
+        colorbar=dict(title="share"),
+        hovertemplate="%{y}<br>token %{x}<br>share %{z:.3f}<extra></extra>",
+    ))
+    fig.update_layout(title=title, height=120 + 26 * len(names), margin=dict(l=10, r=10, t=40, b=10),
+                      width=max(700, 22 * len(tokens) + 220))
+    fig.update_yaxes(autorange="reversed")
+    fig.update_xaxes(tickangle=-60, tickfont=dict(size=10))
+    return fig
+
+
+def matrix_figure(names: Sequence[str], matrix, title: str, zmin: float, zmax: float) -> go.Figure:
+    """A square method-by-method matrix (Spearman correlation or top-k overlap), values written in."""
+    m = np.asarray(matrix, dtype=float)
+    labels = [html.escape(n) for n in names]
+    fig = go.Figure(go.Heatmap(z=m, x=labels, y=labels, zmin=zmin, zmax=zmax, colorscale="RdBu",
+                               text=np.round(m, 2), texttemplate="%{text}", textfont=dict(size=9),
+                               hovertemplate="%{y} vs %{x}: %{z:.2f}<extra></extra>"))
+    fig.update_layout(title=title, height=460, margin=dict(l=10, r=10, t=40, b=10))
+    fig.update_yaxes(autorange="reversed")
+    return fig

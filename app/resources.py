@@ -82,3 +82,22 @@ def predictions_for(
 
     return {name: predict_ids(_classifier, list(input_ids), get_selector(name), schedule, seed=seed)
             for name in SELECTORS}
+
+
+@st.cache_data(show_spinner=False, max_entries=64)
+def saliency_for(_classifier: SequenceClassifier, head: str, input_ids: tuple[int, ...], k: int, ig_steps: int):
+    """:class:`pyramid.attribution.SaliencyReport` of one text."""
+    from pyramid.attribution import saliency_report
+
+    return saliency_report(_classifier, list(input_ids), k=k, ig_steps=ig_steps)
+
+
+@st.cache_data(show_spinner=False, max_entries=64)
+def traces_for_classifier(_classifier: SequenceClassifier, head: str, input_ids: tuple[int, ...],
+                          retention: float) -> dict[str, Trace]:
+    """One trace per selector on the classifier's own (merged) encoder, start layer 1."""
+    schedule = Schedule(retention=retention, start_layer=1)
+    tok = _classifier.encoder.tokenizer
+    tokenized = TokenizedText(input_ids=list(input_ids), tokens=tok.convert_ids_to_tokens(list(input_ids)),
+                              truncated=False, original_length=len(input_ids), max_length=len(input_ids))
+    return {name: trace_text(_classifier.encoder, "", name, schedule, tokenized=tokenized) for name in SELECTORS}

@@ -56,13 +56,16 @@ def _logits_fn(classifier: SequenceClassifier):
 class Attributions:
     """Gradient saliency of one text.
 
-    Attributions:
+    Attributes:
         target: the class explained (label id).
         scores: method name -> ``(N,)`` float32 non-negative importance per token.
+        ig_delta: Integrated Gradients' convergence delta (sum of signed attributions minus the
+            logit difference between input and baseline; near 0 when the path integral is accurate).
     """
 
     target: int
     scores: dict[str, torch.Tensor]
+    ig_delta: float | None = None
 
 
 def gradient_saliency(
@@ -116,11 +119,12 @@ def gradient_saliency(
             pad = tok.pad_token_id if tok.pad_token_id is not None else 0
             baseline = torch.full_like(ids, pad)
             baseline[:, 0], baseline[:, -1] = ids[:, 0], ids[:, -1]
-            attr = LayerIntegratedGradients(forward, emb).attribute(
+            attr, delta = LayerIntegratedGradients(forward, emb).attribute(
                 ids, baselines=baseline, target=target, additional_forward_args=(mask,),
-                n_steps=ig_steps, internal_batch_size=internal_batch_size)
+                n_steps=ig_steps, internal_batch_size=internal_batch_size, return_convergence_delta=True)
             scores["integrated_gradients"] = attr[0].sum(-1).abs().detach().float()
-    return Attributions(target=target, scores=scores)
+            ig_delta = float(delta[0])
+    return Attributions(target=target, scores=scores, ig_delta=ig_delta if "integrated_gradients" in methods else None)
 
 
 @torch.inference_mode()
@@ -172,3 +176,72 @@ def top_k_overlap(a: torch.Tensor, b: torch.Tensor, k: int) -> float:
     ta = set(torch.topk(a, k).indices.tolist())
     tb = set(torch.topk(b, k).indices.tolist())
     return len(ta & tb) / k
+
+
+@dataclass
+class SaliencyReport:
+    """Every importance method on one text, on a common scale, and how they agree.
+
+    Attributes:
+        tokens: ``[N]`` word pieces.
+        target: explained class id; label: its name.
+        rows: method name -> ``(N,)`` importance normalised to sum 1 (see :func:`normalise`).
+            Names: ``grad_x_input``, ``integrated_gradients``, ``gradient``, ``significance L1`` ..
+            ``significance LL``, ``rollout``.
+        spearman: ``(M, M)`` Spearman correlation between the rows (same order as ``rows``).
+        overlap: ``(M, M)`` top-``k`` overlap between the rows.
+        k: the k of the overlap.
+    """
+
+    tokens: list[str]
+    target: int
+    label: str
+    rows: dict[str, torch.Tensor]
+    spearman: torch.Tensor
+    overlap: torch.Tensor
+    k: int
+
+
+def saliency_report(classifier: SequenceClassifier, input_ids: list[int], *, k: int = 5,
+                    ig_steps: int = 20, internal_batch_size: int = 8) -> SaliencyReport:
+    """Run every gradient and attention method on one text and compare them pairwise.
+
+    Args:
+        input_ids: ``[N]`` token ids ([CLS] first).
+        k: top-k for the overlap (clipped to N).
+
+    Returns:
+        :class:`SaliencyReport`.
+    """
+    grads = gradient_saliency(classifier, input_ids, ig_steps=ig_steps, internal_batch_size=internal_batch_size)
+    att = attention_importance(classifier, input_ids)
+    rows = {name: normalise(grads.scores[name]) for name in ("grad_x_input", "integrated_gradients", "gradient")}
+    for j, sig in enumerate(att["significance"], start=1):
+        rows[f"significance L{j}"] = normalise(sig)
+    rows["rollout"] = normalise(att["rollout"])
+    names = list(rows)
+    M = len(names)
+    rho = torch.ones(M, M)
+    ov = torch.ones(M, M)
+    for a in range(M):
+        for b in range(a + 1, M):
+            rho[a, b] = rho[b, a] = spearman(rows[names[a]], rows[names[b]])
+            ov[a, b] = ov[b, a] = top_k_overlap(rows[names[a]], rows[names[b]], k)
+    tokens = classifier.encoder.tokenizer.convert_ids_to_tokens(input_ids)
+    return SaliencyReport(tokens=tokens, target=grads.target, label=classifier.labels[grads.target],
+                          rows=rows, spearman=rho, overlap=ov, k=min(k, len(input_ids)))
+
+
+def kept_top_k(trace, salient: torch.Tensor, k: int) -> list[float]:
+    """Share of the ``k`` most salient tokens still alive after each layer of a trace.
+
+    Args:
+        trace: a :class:`pyramid.trace.Trace` of the same text.
+        salient: ``(N,)`` importance per token.
+
+    Returns:
+        ``[L]`` fractions in 0..1, layer j = share of the top-k among the tokens kept after layer j.
+    """
+    k = max(1, min(k, salient.numel()))
+    top = set(torch.topk(salient, k).indices.tolist())
+    return [len(top & set(lt.kept)) / k for lt in trace.layers]

@@ -218,8 +218,12 @@ def load_classifier(name: str | os.PathLike, base: LoadedEncoder) -> SequenceCla
         from peft import PeftModel
         from safetensors.torch import load_file
 
+        import warnings
+
         model = copy.deepcopy(base.model)
-        peft_model = PeftModel.from_pretrained(model, str(path), is_trainable=False)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", FutureWarning)  # transformers deprecations raised inside peft
+            peft_model = PeftModel.from_pretrained(model, str(path), is_trainable=False)
         merged = peft_model.merge_and_unload()
         head = ClassificationHead(config.hidden_size, len(config.labels))
         head.load_state_dict(load_file(str(path / "head.safetensors")))

@@ -194,7 +194,10 @@ def cmd_bench(args) -> int:
                      args.start_layer, args.repeats, progress=say)
     mem = []
     if args.memory:
-        mem = run_memory(configs, args.memory_seq_len, args.memory_batch_size, selectors, retentions,
+        mem_configs = [c.strip() for c in args.memory_config.split(",") if c.strip()]
+        if any(c not in ("default", "bert-base") for c in mem_configs) or not mem_configs:
+            raise ValueError(f"--memory-config takes default, bert-base or both, got '{args.memory_config}'")
+        mem = run_memory(mem_configs, args.memory_seq_len, args.memory_batch_size, selectors, retentions,
                          args.start_layer, progress=say)
     if args.out:
         _write_with_meta(args.out, {"speed": rows, "memory": mem}, {"command": _command_line()})
@@ -298,6 +301,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="default (MiniLM-L6), bert-base (12-layer, random weights), or both (default)")
     p.add_argument("--repeats", type=int, default=3, help="timed runs per setting after one warm-up (median)")
     p.add_argument("--memory", action="store_true", help="also measure one training step's peak memory")
+    p.add_argument("--memory-config", default="default",
+                   help="configs of the memory measurement (default: default; bert-base needs ~10 GB)")
     p.add_argument("--memory-seq-len", type=int, default=512)
     p.add_argument("--memory-batch-size", type=int, default=32)
     p.add_argument("--out", default=None, help="also write {speed, memory} rows to this JSON file (and OUT.meta.json)")

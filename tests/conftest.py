@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import random
 import sys
 from pathlib import Path
 
@@ -55,3 +56,37 @@ def tiny_model_dir(tmp_path_factory, minilm):
     BertModel(tiny_config("bert")).save_pretrained(path)
     minilm.tokenizer.save_pretrained(path)
     return path
+
+
+GOOD = ["good", "great", "wonderful", "superb", "lovely"]
+BAD = ["bad", "awful", "terrible", "dull", "boring"]
+
+
+def _write_data(path, n, seed):
+    rng = random.Random(seed)
+    lines = ["sentence\tlabel"]
+    for i in range(n):
+        y = i % 2
+        word = rng.choice(GOOD if y else BAD)
+        filler = " ".join(rng.choice(["the", "film", "was", "quite", "a", "story", "and"]) for _ in range(rng.randint(2, 12)))
+        lines.append(f"{filler} {word} {filler}\t{y}")
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return str(path)
+
+
+@pytest.fixture(scope="session")
+def trained(tmp_path_factory, tiny_encoder):
+    """A tiny LoRA head trained (2 epochs, core-set in the loop) on synthetic good/bad sentences:
+    ``(classifier, artifact folder, dev file, base weights before training)``."""
+    from pyramid.training import TrainSettings, train_classifier
+
+    root = tmp_path_factory.mktemp("heads")
+    train = _write_data(root / "train.tsv", 192, 0)
+    dev = _write_data(root / "dev.tsv", 48, 1)
+    out = root / "tiny-head"
+    settings = TrainSettings(data=train, dev=dev, out=str(out), name="tiny-head", selector="coreset",
+                             retention=0.5, epochs=2, batch_size=16, lr=5e-3, head_lr=5e-3, lora_r=4,
+                             lora_alpha=8, max_length=32, command="pytest")
+    before = {k: v.clone() for k, v in tiny_encoder.model.state_dict().items()}
+    clf = train_classifier(tiny_encoder, settings, progress=False)
+    return clf, out, dev, before

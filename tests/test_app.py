@@ -148,3 +148,25 @@ def test_benchmarks_page_without_results_says_how_to_make_them(tmp_path, monkeyp
     assert any("could not be read" in w.value for w in at.warning)
     assert any("No evaluation results" in i.value for i in at.info)
     assert any("No speed benchmark" in i.value for i in at.info)
+
+
+SALIENCY_SCRIPT = BENCH_SCRIPT.replace("from app import benchmarks\nbenchmarks.render()",
+                                       "from app import saliency\nsaliency.render()")
+
+
+def test_saliency_page_compares_methods_and_selectors():
+    at = AppTest.from_string(SALIENCY_SCRIPT, default_timeout=TIMEOUT).run()
+    assert not at.exception and not at.error
+    specs = chart_specs(at)
+    assert len(specs) == 3  # heatmap, Spearman matrix, top-k overlap matrix
+    heat = specs[0]["data"][0]
+    assert heat["type"] == "heatmap"
+    assert heat["y"][:3] == ["grad_x_input", "integrated_gradients", "gradient"] and heat["y"][-1] == "rollout"
+    kept = at.dataframe(key="sal-kept").value
+    assert len(kept) == 4 and "after L1" in kept.columns
+    at.text_area(key="sal_text").input('<img src=x onerror=alert(1)> a dull , lifeless film')
+    next(b for b in at.button if b.label == "Run").click()
+    at.run()
+    assert not at.exception
+    xs = chart_specs(at)[0]["data"][0]["x"]
+    assert not any("<img" in x for x in xs) and any("&lt;" in x for x in xs)

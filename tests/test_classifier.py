@@ -3,7 +3,6 @@ broken artifacts give clear errors. A tiny random-weight BERT keeps this fast.""
 
 import copy
 import json
-import random
 
 import pytest
 import torch
@@ -15,37 +14,6 @@ from pyramid.loading import encoder_from_model
 from pyramid.schedule import Schedule
 from pyramid.selectors import get_selector
 from pyramid.trace import trace_flops, trace_text
-from pyramid.training import TrainSettings, train_classifier
-
-GOOD = ["good", "great", "wonderful", "superb", "lovely"]
-BAD = ["bad", "awful", "terrible", "dull", "boring"]
-
-
-def _write_data(path, n, seed):
-    rng = random.Random(seed)
-    lines = ["sentence\tlabel"]
-    for i in range(n):
-        y = i % 2
-        word = rng.choice(GOOD if y else BAD)
-        filler = " ".join(rng.choice(["the", "film", "was", "quite", "a", "story", "and"]) for _ in range(rng.randint(2, 12)))
-        lines.append(f"{filler} {word} {filler}\t{y}")
-    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
-    return str(path)
-
-
-@pytest.fixture(scope="module")
-def trained(tmp_path_factory, tiny_encoder):
-    root = tmp_path_factory.mktemp("heads")
-    train = _write_data(root / "train.tsv", 192, 0)
-    dev = _write_data(root / "dev.tsv", 48, 1)
-    out = root / "tiny-head"
-    settings = TrainSettings(data=train, dev=dev, out=str(out), name="tiny-head", selector="coreset",
-                             retention=0.5, epochs=2, batch_size=16, lr=5e-3, head_lr=5e-3, lora_r=4,
-                             lora_alpha=8, max_length=32, command="pytest")
-    before = {k: v.clone() for k, v in tiny_encoder.model.state_dict().items()}
-    clf = train_classifier(tiny_encoder, settings, progress=False)
-    return clf, out, dev, before
-
 
 def test_artifact_is_complete_small_and_documented(trained):
     clf, out, _, _ = trained
