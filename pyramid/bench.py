@@ -2,7 +2,8 @@
 
 For each model configuration, sequence length, batch size, selector and retention, the full model
 (the Hugging Face ``BertModel`` forward) and the pyramid (:class:`PyramidEncoder`) run in the same
-process on the same batch: one warm-up run, then ``repeats`` timed runs, median wall time. The
+process on the same batch: one warm-up run each, then ``repeats`` timed runs of each, alternating
+full and pyramid, median wall time of each. The
 FLOPs-predicted speedup is the analytic one of :func:`pyramid.evaluation.example_speedups`
 (selection FLOPs included); ``ratio = measured / predicted``.
 
@@ -87,6 +88,28 @@ def median_seconds(fn: Callable[[], object], repeats: int, warmup: int = 1) -> f
     return statistics.median(times)
 
 
+def paired_median_seconds(fn_a: Callable[[], object], fn_b: Callable[[], object], repeats: int,
+                          warmup: int = 1) -> tuple[float, float]:
+    """Median wall times of ``fn_a`` and ``fn_b`` timed alternately (a, b, a, b, ...), seconds.
+
+    Alternating makes slow drifts of a shared machine (other processes, frequency changes) hit both
+    sides alike, so their ratio is steadier than with two separate series.
+    """
+    for _ in range(warmup):
+        fn_a()
+        fn_b()
+    ta, tb = [], []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        fn_a()
+        t1 = time.perf_counter()
+        fn_b()
+        t2 = time.perf_counter()
+        ta.append(t1 - t0)
+        tb.append(t2 - t1)
+    return statistics.median(ta), statistics.median(tb)
+
+
 def run_bench(
     configs: Sequence[str] = CONFIGS,
     seq_lens: Sequence[int] = (128, 512),
@@ -94,7 +117,7 @@ def run_bench(
     selectors: Sequence[str] = ("coreset", "attention", "random", "first-k"),
     retentions: Sequence[float] = (0.3,),
     start_layer: int = 1,
-    repeats: int = 3,
+    repeats: int = 5,
     progress: Callable[[dict], None] | None = None,
 ) -> list[dict]:
     """Time the full model and the pyramid; one row per setting with the keys :data:`BENCH_KEYS`.
@@ -111,12 +134,12 @@ def run_bench(
             for batch_size in batch_sizes:
                 ids, mask = bench_batch(encoder, seq_len, batch_size)
                 with torch.inference_mode():
-                    full_s = median_seconds(lambda: model(input_ids=ids, attention_mask=mask), repeats)
                     for name in selectors:
                         selector = get_selector(name)
                         for r in retentions:
                             pyr = PyramidEncoder(encoder, selector, Schedule(retention=r, start_layer=start_layer))
-                            pyr_s = median_seconds(lambda: pyr(ids, mask), repeats)
+                            full_s, pyr_s = paired_median_seconds(
+                                lambda: model(input_ids=ids, attention_mask=mask), lambda: pyr(ids, mask), repeats)
                             out = pyr(ids, mask)
                             predicted = float(example_speedups(out, selector, encoder.config)[0].mean())
                             measured = full_s / pyr_s

@@ -299,7 +299,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--selectors", default="coreset,attention,random,first-k")
     p.add_argument("--config", default="default,bert-base",
                    help="default (MiniLM-L6), bert-base (12-layer, random weights), or both (default)")
-    p.add_argument("--repeats", type=int, default=3, help="timed runs per setting after one warm-up (median)")
+    p.add_argument("--repeats", type=int, default=5,
+                   help="timed runs of full and pyramid per setting, alternating, after one warm-up (median; default 5)")
     p.add_argument("--memory", action="store_true", help="also measure one training step's peak memory")
     p.add_argument("--memory-config", default="default",
                    help="configs of the memory measurement (default: default; bert-base needs ~10 GB)")

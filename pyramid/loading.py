@@ -90,10 +90,13 @@ def _eager_attention_with_probs(module, query, key, value, attention_mask, scali
     """
     if scaling is None:
         scaling = query.size(-1) ** -0.5
-    scores = torch.matmul(query, key.transpose(2, 3)) * scaling  # (B, h, N, N)
+    # Scale the (N, head_dim) queries rather than the (N, N) scores, and add the mask in place:
+    # two fewer passes over the largest tensor.
+    scores = torch.matmul(query * scaling, key.transpose(2, 3))  # (B, h, N, N)
     if attention_mask is not None:
-        scores = scores + attention_mask
+        scores.add_(attention_mask)
     probs = torch.softmax(scores, dim=-1)
+    del scores
     if dropout and module.training:
         probs = torch.nn.functional.dropout(probs, p=dropout)
     out = torch.matmul(probs, value).transpose(1, 2).contiguous()  # (B, N, h, hd)

@@ -164,10 +164,13 @@ def significance(probs: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
     Returns:
         ``(B, N)`` float32.
     """
-    a = probs.detach().float().mean(dim=1)  # (B, N, N), averaged over heads
-    a = a * valid.unsqueeze(2).float()  # mask pad query rows
-    a = a - torch.diag_embed(torch.diagonal(a, dim1=1, dim2=2))  # exclude self-attention
-    return a.sum(dim=1)  # (B, N), summed over queries
+    p = probs.detach().float()
+    B, H, N, _ = p.shape
+    w = valid.to(p.dtype)  # (B, N) query-row weights: pad rows count 0
+    # One pass over the probabilities: (B, 1, H*N) @ (B, H*N, N) sums the valid query rows of every head.
+    received = torch.bmm(w.repeat(1, H).unsqueeze(1), p.reshape(B, H * N, N)).squeeze(1)  # (B, N)
+    self_attention = torch.diagonal(p, dim1=2, dim2=3).sum(1) * w  # (B, N): A_h[t, t] summed over heads
+    return (received - self_attention) / H  # (B, N), diagonal excluded, averaged over heads
 
 
 class AttentionSelector(Selector):
