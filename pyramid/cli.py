@@ -79,9 +79,6 @@ DEFAULT_DEV = "../shared/data/sst2/dev.tsv"
 
 def cmd_train(args) -> int:
     """``train``: fine-tune LoRA adapters and a head; write the artifact and its model card."""
-    import os
-    import shlex
-
     from .classifier import DEFAULT_HEAD, HEADS_DIR, PYRAMID_HEAD
     from .loading import load_encoder
     from .training import TrainSettings, train_classifier
@@ -98,8 +95,7 @@ def cmd_train(args) -> int:
         retention=args.retention, start_layer=args.start_layer, epochs=args.epochs, limit=args.limit,
         batch_size=args.batch_size, lr=args.lr, head_lr=args.head_lr, lora_r=args.lora_r,
         lora_alpha=args.lora_alpha, max_length=args.max_length, seed=args.seed,
-        command="python -m pyramid " + " ".join(shlex.quote(a) for a in sys.argv[1:] if a != os.devnull)
-        if args.command_line is None else args.command_line,
+        command=_command_line(args) if args.command_line is None else args.command_line,
     )
     classifier = train_classifier(encoder, settings, progress=not args.quiet)
     print(json.dumps({"head": name, "out": out, "metrics": classifier.config.metrics}))
@@ -138,10 +134,11 @@ def _print_rows(rows: list[dict], as_json: bool) -> None:
     print(pd.DataFrame(rows).to_string(index=False, float_format=lambda v: f"{v:.4g}"))
 
 
-def _command_line() -> str:
+def _command_line(args) -> str:
+    """The command as the user typed it (from the argv given to :func:`main`)."""
     import shlex
 
-    return "python -m pyramid " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+    return "python -m pyramid " + " ".join(shlex.quote(a) for a in args.argv)
 
 
 def cmd_evaluate(args) -> int:
@@ -169,7 +166,7 @@ def cmd_evaluate(args) -> int:
             writer.writeheader()
             writer.writerows(rows)
         _write_meta(args.out, {
-            "command": _command_line(), "data": args.data, "head": classifier.config.name,
+            "command": _command_line(args), "data": args.data, "head": classifier.config.name,
             "model": encoder.name, "start_layer": args.start_layer, "limit": args.limit, "n": len(data),
             "seed": args.seed,
         })
@@ -200,7 +197,7 @@ def cmd_bench(args) -> int:
         mem = run_memory(mem_configs, args.memory_seq_len, args.memory_batch_size, selectors, retentions,
                          args.start_layer, progress=say)
     if args.out:
-        _write_with_meta(args.out, {"speed": rows, "memory": mem}, {"command": _command_line()})
+        _write_with_meta(args.out, {"speed": rows, "memory": mem}, {"command": _command_line(args)})
     if args.json:
         json.dump({"speed": rows, "memory": mem} if args.memory else rows, sys.stdout)
         sys.stdout.write("\n")
@@ -319,6 +316,7 @@ def main(argv: list[str] | None = None) -> int:
 
     parser = build_parser()
     args = parser.parse_args(argv)
+    args.argv = list(sys.argv[1:] if argv is None else argv)
     try:
         return args.func(args)
     except (EmptyTextError, ModelLoadError, ScheduleError, ValueError, KeyError, OSError) as exc:

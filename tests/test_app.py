@@ -11,6 +11,10 @@ APP = str(ROOT / "streamlit_app.py")
 TIMEOUT = 300  # first run loads the model and waits for UMAP's one-time compile
 
 
+def table_with(at, column):
+    return next(df.value for df in at.dataframe if column in df.value.columns)
+
+
 def fresh():
     return AppTest.from_file(APP, default_timeout=TIMEOUT)
 
@@ -44,7 +48,7 @@ def test_default_example_renders_every_panel(default_run):
     assert sum(b.count('class="pl-row"') for b in bodies) == 18  # 6 layers x (main + 2 compared)
     labels = [m.label for m in at.metric]
     assert "FLOPs speedup" in labels
-    table = at.dataframe(key="pred-table").value  # predictions of the shipped heads
+    table = next(df.value for df in at.dataframe if "run" in df.value.columns)  # the shipped heads' predictions
     assert list(table["run"])[0] == "full length (no selection)" and len(table) == 5
     assert "sst2-lora: label" in table.columns and "sst2-lora-pyramid: label" in table.columns
     assert set(table["sst2-lora: label"]) <= {"negative", "positive"}
@@ -162,7 +166,7 @@ def test_saliency_page_compares_methods_and_selectors():
     heat = specs[0]["data"][0]
     assert heat["type"] == "heatmap"
     assert heat["y"][:3] == ["grad_x_input", "integrated_gradients", "gradient"] and heat["y"][-1] == "rollout"
-    kept = at.dataframe(key="sal-kept").value
+    kept = next(df.value for df in at.dataframe if "after L1" in df.value.columns)
     assert len(kept) == 4 and "after L1" in kept.columns
     at.text_area(key="sal_text").input('<img src=x onerror=alert(1)> a dull , lifeless film')
     next(b for b in at.button if b.label == "Run").click()
