@@ -95,7 +95,7 @@ def test_bench_cli_json_keys(capsys):
 def test_memory_of_a_training_step_shrinks_with_the_pyramid():
     from pyramid.bench import run_memory
 
-    rows = run_memory(["default"], seq_len=128, batch_size=8, selectors=["coreset"], retentions=[0.1])
+    rows = run_memory(["default"], seq_len=512, batch_size=4, selectors=["coreset"], retentions=[0.1])
     assert tuple(rows[0]) == MEMORY_KEYS
     r = rows[0]
     assert r["full_mb"] > 0 and r["pyramid_mb"] < r["full_mb"]
