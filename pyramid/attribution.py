@@ -127,6 +127,36 @@ def gradient_saliency(
     return Attributions(target=target, scores=scores, ig_delta=ig_delta if "integrated_gradients" in methods else None)
 
 
+def grad_x_input_batch(
+    classifier: SequenceClassifier,
+    input_ids: torch.Tensor,
+    attention_mask: torch.Tensor,
+    target: torch.Tensor,
+) -> torch.Tensor:
+    """AdapLeR's saliency targets for a padded batch (methods.md 2.2), with captum.
+
+    ``s_i = || dz_y/dE_i * E_i ||_2`` for the logit ``z_y`` of each example's ``target`` class, ``E``
+    the embedding output, multiplied by the valid mask ([CLS] and [SEP] included, pads 0). No
+    further normalisation (``SAL_NORM=None``). The authors average three fine-tuned checkpoints;
+    we have one model, so this is one checkpoint's saliency.
+
+    Args:
+        input_ids: ``(B, N)`` long, right padded. attention_mask: ``(B, N)`` 1 = real token.
+        target: ``(B,)`` long class ids (the gold labels when distilling targets).
+
+    Returns:
+        ``(B, N)`` float32 non-negative saliency, 0 on pads.
+    """
+    from captum.attr import LayerGradientXActivation
+
+    forward = _logits_fn(classifier)
+    emb = classifier.encoder.model.embeddings
+    with torch.enable_grad():
+        attr = LayerGradientXActivation(forward, emb).attribute(
+            input_ids, target=target.tolist(), additional_forward_args=(attention_mask,))  # (B, N, d)
+    return attr.norm(dim=-1).detach().float() * attention_mask.float()  # (B, N)
+
+
 @torch.inference_mode()
 def attention_importance(classifier: SequenceClassifier, input_ids: list[int]) -> dict[str, torch.Tensor]:
     """Attention-based importance of one text at full length.

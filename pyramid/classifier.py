@@ -173,7 +173,8 @@ class SequenceClassifier:
 
         Args:
             input_ids, attention_mask: ``(B, N)``, right padded, [CLS] first.
-            selector, schedule: the pyramid to run; ``Schedule(retention=1.0)`` is the full model.
+            selector, schedule: the pyramid to run; a fixed-length selector with
+                ``Schedule(retention=1.0)`` is the full model (AdapLeR ignores the schedule).
             seed: seed for stochastic selectors.
 
         Returns:
@@ -236,6 +237,27 @@ def load_classifier(name: str | os.PathLike, base: LoadedEncoder) -> SequenceCla
     return SequenceClassifier(encoder, head, config, str(path))
 
 
+def encoder_for_selector(selector: Selector, base: LoadedEncoder,
+                         classifier: "SequenceClassifier | None" = None) -> LoadedEncoder:
+    """The encoder a selector must run on: ``base``, or the fine-tuned encoder of the head its
+    learned weights belong to (AdapLeR's predictors read the ``sst2-lora`` encoder's states).
+
+    Args:
+        selector: any selector; one with a ``head`` attribute (not None) is tied to that head.
+        base: the loaded base encoder.
+        classifier: an already-loaded classifier to reuse when it is that head.
+
+    Raises:
+        HeadLoadError: the head cannot be loaded on ``base``.
+    """
+    head = getattr(selector, "head", None)
+    if head is None:
+        return base
+    if classifier is not None and classifier.config.name == head:
+        return classifier.encoder
+    return load_classifier(head, base).encoder
+
+
 def available_heads() -> list[str]:
     """Names of the complete head artifacts shipped in ``assets/heads``."""
     if not HEADS_DIR.is_dir():
@@ -281,7 +303,9 @@ def predict_ids(classifier: SequenceClassifier, input_ids: list[int], selector: 
         input_ids: ``[N]`` token ids, [CLS] first (as :func:`pyramid.trace.tokenize` gives them).
     """
     ids = torch.tensor([input_ids], dtype=torch.long)  # (1, N)
-    full, _ = classifier.predict(ids, None, selector, Schedule(retention=1.0), seed=seed)
+    from .selectors import full_length_selector
+
+    full, _ = classifier.predict(ids, None, full_length_selector(), Schedule(retention=1.0), seed=seed)
     pyr, _ = classifier.predict(ids, None, selector, schedule, seed=seed)
     return Prediction(classifier.labels, [float(x) for x in full[0]], [float(x) for x in pyr[0]],
                       classifier.config.name)

@@ -4,6 +4,7 @@ Commands:
     trace     run the pyramid encoder on one text and print the trace as one JSON object.
     train     fine-tune a LoRA sentiment head (optionally with the pyramid in the loop).
     evaluate  accuracy, agreement and FLOPs speedup per selector and retention on a data set.
+    train-adapler  train AdapLeR's contribution predictors and thresholds for a head.
     bench     measured vs FLOPs-predicted speedup (and training memory) of the pyramid.
 
 Errors (empty text, missing file, bad model, bad schedule) print one line to stderr and exit 2.
@@ -51,14 +52,19 @@ def cmd_trace(args) -> int:
     _quiet_transformers()
     encoder = load_encoder(args.model)
     schedule.validate(encoder.num_layers)
-    trace = trace_text(encoder, text, args.selector, schedule, seed=args.seed, max_length=args.max_length)
+    from .classifier import encoder_for_selector
+    from .selectors import get_selector
+
+    selector = get_selector(args.selector)
+    # A learned selector (AdapLeR) runs on the fine-tuned encoder its predictors were trained on.
+    trace = trace_text(encoder_for_selector(selector, encoder), text, selector, schedule, seed=args.seed,
+                       max_length=args.max_length)
     if trace.truncated:
         print(f"note: the text has {trace.original_length} tokens; truncated to {trace.max_length}.",
               file=sys.stderr)
     result = trace.to_json(hidden=args.hidden)
     if args.head and args.head.lower() != "none":
         from .classifier import HeadLoadError, load_classifier, predict_ids
-        from .selectors import get_selector
 
         try:
             classifier = load_classifier(args.head, encoder)
@@ -66,8 +72,14 @@ def cmd_trace(args) -> int:
             print(f"note: no prediction: {exc}", file=sys.stderr)
             result["prediction"] = None
         else:
-            result["prediction"] = predict_ids(classifier, trace.input_ids, get_selector(args.selector),
-                                               schedule, seed=args.seed).to_json()
+            sel_head = getattr(selector, "head", None)
+            if sel_head is not None and sel_head != classifier.config.name:
+                print(f"note: no prediction: the {selector.name} predictors belong to the head '{sel_head}', "
+                      f"not '{classifier.config.name}'", file=sys.stderr)
+                result["prediction"] = None
+            else:
+                result["prediction"] = predict_ids(classifier, trace.input_ids, selector, schedule,
+                                                   seed=args.seed).to_json()
     json.dump(result, sys.stdout)
     sys.stdout.write("\n")
     return 0
@@ -99,6 +111,30 @@ def cmd_train(args) -> int:
     )
     classifier = train_classifier(encoder, settings, progress=not args.quiet)
     print(json.dumps({"head": name, "out": out, "metrics": classifier.config.metrics}))
+    return 0
+
+
+def cmd_train_adapler(args) -> int:
+    """``train-adapler``: distil AdapLeR's contribution predictors and thresholds for a head."""
+    from .adapler import ADAPLER_DIR, DEFAULT_ADAPLER, AdaplerSettings, train_adapler
+    from .classifier import load_classifier
+    from .loading import load_encoder
+
+    name = args.name or DEFAULT_ADAPLER
+    out = args.out or str(ADAPLER_DIR / name)
+    if args.epochs < 1:
+        raise ValueError("--epochs must be at least 1")
+    _quiet_transformers()
+    encoder = load_encoder(args.model)
+    classifier = load_classifier(args.head, encoder)
+    settings = AdaplerSettings(
+        data=args.data, dev=args.dev or None, out=out, name=name, head=classifier.config.name, epochs=args.epochs,
+        limit=args.limit if args.limit and args.limit > 0 else None, batch_size=args.batch_size,
+        max_length=args.max_length, lr=args.lr, eta_lr=args.eta_lr, gamma=args.gamma, phi=args.phi,
+        seed=args.seed, command=_command_line(args),
+    )
+    _, config = train_adapler(classifier, settings, progress=not args.quiet)
+    print(json.dumps({"adapler": name, "out": out, "eta": config.training["eta"], "metrics": config.metrics}))
     return 0
 
 
@@ -270,6 +306,26 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.add_argument("--command-line", default=None, help=argparse.SUPPRESS)
     p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("train-adapler", help="train AdapLeR's contribution predictors and thresholds for a head")
+    p.add_argument("--data", default=DEFAULT_TRAIN, help=f"training file for the saliency targets (default {DEFAULT_TRAIN})")
+    p.add_argument("--dev", default=DEFAULT_DEV, help=f"evaluation file ('' for none; default {DEFAULT_DEV})")
+    p.add_argument("--head", default="sst2-lora", help="the frozen fine-tuned head (default sst2-lora)")
+    p.add_argument("--name", default=None, help="artifact name (default sst2-lora-adapler)")
+    p.add_argument("--out", default=None, help="artifact folder (default assets/adapler/NAME)")
+    p.add_argument("--epochs", type=int, default=3, help="epochs; the soft-removal temperature rises each epoch (default 3)")
+    p.add_argument("--limit", type=int, default=8000, help="shuffled training rows used (default 8000; 0 = all)")
+    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--max-length", type=int, default=64, help="truncation of training texts in tokens (default 64)")
+    p.add_argument("--lr", type=float, default=1e-3, help="contribution predictors' learning rate (default 1e-3)")
+    p.add_argument("--eta-lr", type=float, default=5e-4, help="thresholds' learning rate (default 5e-4)")
+    p.add_argument("--gamma", type=float, default=0.005, help="KL weight gamma (default 0.005, the paper's SST-2 value)")
+    p.add_argument("--phi", type=float, default=0.0005,
+                   help="length-loss weight phi: larger = fewer tokens (default 0.0005, the paper's SST-2 value)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--model", default=DEFAULT_MODEL, help="base encoder of the head")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=cmd_train_adapler)
 
     p = sub.add_parser("evaluate", help="accuracy / agreement / FLOPs speedup per selector and retention")
     p.add_argument("--data", required=True, help="labelled TSV or CSV (SST-2 dev, the IMDB reviews...)")

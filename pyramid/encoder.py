@@ -71,6 +71,8 @@ class PyramidOutput:
         layers: one :class:`LayerOutput` per layer, in order.
         lengths: ``(B, L)`` long, tokens kept after each layer (the schedule actually applied).
         n_tokens: ``(B,)`` long, real tokens of each input ([CLS] and [SEP] included).
+        embedding_selection: a :class:`LayerOutput` with ``layer = 0`` when the selector chose
+            tokens on the embedding output, before layer 1 (AdapLeR's CP_0); None otherwise.
     """
 
     last_hidden_state: torch.Tensor
@@ -80,6 +82,7 @@ class PyramidOutput:
     embedding_output: torch.Tensor | None = None
     lengths: torch.Tensor | None = None
     n_tokens: torch.Tensor | None = None
+    embedding_selection: LayerOutput | None = None
 
     @property
     def cls_hidden(self) -> torch.Tensor:
@@ -240,7 +243,14 @@ class PyramidEncoder:
         if not selector.fixed_length and selector.selects_after(0, L):
             ctx = SelectionContext(hidden=hidden.detach(), valid=valid, positions=positions, input_ids=ids,
                                    layer=0, num_layers=L, generator=generator)
-            keep = self._enforce(selector.select(ctx).keep, valid)
+            t0 = time.perf_counter()
+            selection = selector.select(ctx)
+            keep = self._enforce(selection.keep, valid)
+            out.embedding_selection = LayerOutput(
+                layer=0, positions=positions, valid=valid, keep=keep, scores=selection.scores,
+                selection_seconds=time.perf_counter() - t0, selected=True,
+                hidden=hidden if output_hidden_states else None,
+            )
             hidden, valid, positions, ids = self._shrink(keep, hidden, valid, positions, ids, parked)
 
         for j in range(1, L + 1):

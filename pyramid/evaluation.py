@@ -25,7 +25,7 @@ from .classifier import SequenceClassifier
 from .data import LabelledData
 from .encoder import PyramidOutput
 from .schedule import Schedule, encoder_flops
-from .selectors import Selector, get_selector
+from .selectors import Selector, full_length_selector, get_selector
 
 ROW_KEYS = ("selector", "retention", "n", "accuracy", "agreement", "flops_speedup", "wall_s")
 
@@ -65,7 +65,7 @@ def example_speedups(out: PyramidOutput, selector: Selector, config) -> tuple[to
     rows = []
     for b in range(alive.shape[0]):
         sel = 0.0
-        for lo in out.layers:
+        for lo in ([out.embedding_selection] if out.embedding_selection is not None else []) + out.layers:
             if lo.selected:
                 sel += selector.selection_flops(int(lo.valid[b].sum()), int(lo.keep[b].sum()), d)
         full = encoder_flops([int(out.n_tokens[b])] * L, config)
@@ -132,7 +132,9 @@ def evaluate(
     Args:
         classifier: a :class:`SequenceClassifier`.
         data: texts and gold labels (label names must match the head's).
-        selectors: registry names (``coreset``, ``attention``, ``random``, ``first-k``...).
+        selectors: registry names (``coreset``, ``attention``, ``random``, ``first-k``, ``adapler``).
+            A per-example-length selector (AdapLeR) gives one row whatever ``retentions`` says; its
+            ``retention`` is the measured mean share of tokens entering the last layer.
         retentions: final retention ratios rho in (0, 1].
         start_layer: first layer after which selection happens.
         batch_size: examples per forward.
@@ -145,25 +147,48 @@ def evaluate(
 
     Raises:
         KeyError: an unknown selector. ScheduleError: a bad retention or start layer.
+        ValueError: a learned selector trained on another head than ``classifier``'s.
     """
     from tqdm.auto import tqdm
 
     sels = [get_selector(s) for s in selectors]
+    for sel in sels:
+        head = getattr(sel, "head", None)
+        if head is not None and head != classifier.config.name:
+            raise ValueError(f"the {sel.name} selector's predictors were trained on the head '{head}', not on "
+                             f"'{classifier.config.name}'; evaluate it with --head {head}")
     schedules = {r: Schedule(retention=float(r), start_layer=start_layer) for r in retentions}
     for sch in schedules.values():
         sch.validate(classifier.encoder.num_layers)
     ids = encode_texts(classifier.encoder, data.texts, max_length)
     gold = torch.tensor(data.labels)
     n = len(ids)
-    runs_needed = 1 + sum(1 for _ in sels for r in retentions if float(r) < 1.0)
+    runs_needed = 1 + sum(1 for sel in sels for r in retentions if float(r) < 1.0 and sel.fixed_length)
+    runs_needed += sum(1 for sel in sels if not sel.fixed_length)
     bar = tqdm(total=n * runs_needed, desc="evaluate", unit="ex", disable=not progress)
 
     bar.set_postfix_str("full length")
-    full = run_dataset(classifier, ids, sels[0], Schedule(retention=1.0), batch_size=batch_size, seed=seed,
+    full = run_dataset(classifier, ids, full_length_selector(), Schedule(retention=1.0), batch_size=batch_size, seed=seed,
                        progress=bar.update)
     full_pred = full.predictions
     rows = []
+    n_tok = torch.tensor([len(x) for x in ids], dtype=torch.float64)  # (n,)
     for sel in sels:
+        if not sel.fixed_length:
+            # Per-example lengths (AdapLeR): one operating point; its retention is the measured
+            # mean share of tokens entering the last layer.
+            bar.set_postfix_str(sel.name)
+            run = run_dataset(classifier, ids, sel, Schedule(retention=1.0), batch_size=batch_size, seed=seed,
+                              progress=bar.update)
+            pred = run.predictions
+            rows.append({
+                "selector": sel.name, "retention": float((run.alive[:, -1].double() / n_tok).mean()), "n": n,
+                "accuracy": float((pred == gold).double().mean()),
+                "agreement": float((pred == full_pred).double().mean()),
+                "flops_speedup": float(run.speedup.mean()),
+                "wall_s": float(run.wall_s),
+            })
+            continue
         for r in retentions:
             if float(r) >= 1.0:
                 run = full

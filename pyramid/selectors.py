@@ -101,6 +101,11 @@ class Selector:
         """Choose the tokens to keep. See :class:`SelectionContext` and :class:`Selection`."""
         raise NotImplementedError
 
+    @classmethod
+    def unavailable(cls, model_name: str | None = None) -> str | None:
+        """Why this selector cannot run on the model ``model_name`` (None: it can; rule-based ones always can)."""
+        return None
+
     def selection_flops(self, n_alive: int, n_kept: int, hidden_size: int) -> float:
         """FLOPs of one selection on one example (``n_alive`` tokens in, ``n_kept`` out)."""
         return 0.0
@@ -222,8 +227,76 @@ class FirstKSelector(Selector):
         return Selection(keep=keep_top_k(scores, ctx.valid, ctx.k), scores=scores)
 
 
+class AdaplerSelector(Selector):
+    """AdapLeR: per-layer contribution predictors with the threshold ``eta_l / n_l`` (methods.md 2.4, 2.10).
+
+    Before layer l+1 (l = 0..L-1, 0 = the embedding output) CP_l scores the alive tokens with a
+    softmax over [CLS] and them; a token stays iff ``p_i >= eta_l / n_l``, ``n_l`` the alive count
+    with [CLS]. Lengths differ per example; the schedule is ignored. Scores are the CP
+    distribution. Selection FLOPs: every CP runs on every alive token (counted even where nothing
+    is dropped).
+
+    Args:
+        predictors: a :class:`pyramid.adapler.ContributionPredictors`, or None for the shipped
+            artifact (``assets/adapler/sst2-lora-adapler``).
+        config: its :class:`pyramid.adapler.AdaplerConfig` (read with the shipped artifact).
+
+    Raises:
+        AdaplerLoadError: (when ``predictors`` is None) the shipped artifact is missing or corrupt.
+    """
+
+    name = "adapler"
+    label = "AdapLeR (contribution predictors)"
+    fixed_length = False
+
+    def __init__(self, predictors=None, config=None):
+        if predictors is None:
+            from .adapler import load_predictors
+
+            predictors, config = load_predictors()
+        self.predictors = predictors
+        self.config = config
+
+    @classmethod
+    def unavailable(cls, model_name: str | None = None) -> str | None:
+        from .adapler import AdaplerLoadError, load_predictors
+        from .loading import DEFAULT_MODEL
+
+        try:
+            _, config = load_predictors()
+        except AdaplerLoadError as exc:
+            return str(exc)
+        if model_name is not None and config.base_model != (model_name or DEFAULT_MODEL):
+            return (f"the AdapLeR predictors were trained on '{config.base_model}' (head '{config.head}'), "
+                    f"not on '{model_name}'")
+        return None
+
+    @property
+    def head(self) -> str | None:
+        """The classifier head whose encoder the predictors were trained on (None if unknown)."""
+        return self.config.head if self.config is not None else None
+
+    def selects_after(self, layer: int, num_layers: int) -> bool:
+        return 0 <= layer <= num_layers - 1
+
+    @torch.inference_mode()
+    def select(self, ctx: SelectionContext) -> Selection:
+        pred = self.predictors
+        if ctx.hidden.shape[-1] != pred.hidden_size or ctx.num_layers != pred.num_layers:
+            raise ValueError(
+                f"these AdapLeR predictors were trained for a {pred.num_layers}-layer, d={pred.hidden_size} "
+                f"encoder; this one has {ctx.num_layers} layers and d={ctx.hidden.shape[-1]}"
+            )
+        p = pred.distribution(ctx.layer, ctx.hidden, ctx.valid.float())  # (B, N)
+        delta = pred.thresholds(ctx.layer, ctx.valid.sum(1)).unsqueeze(1)  # (B, 1)
+        return Selection(keep=(p >= delta) & ctx.valid, scores=p)
+
+    def selection_flops(self, n_alive: int, n_kept: int, hidden_size: int) -> float:
+        return float(n_alive) * self.predictors.flops_per_token()
+
+
 SELECTORS: dict[str, type[Selector]] = {
-    cls.name: cls for cls in (CoresetSelector, AttentionSelector, RandomSelector, FirstKSelector)
+    cls.name: cls for cls in (CoresetSelector, AttentionSelector, RandomSelector, FirstKSelector, AdaplerSelector)
 }
 """Registry of selectors by name."""
 
@@ -234,7 +307,28 @@ def get_selector(name: str) -> Selector:
     Raises:
         KeyError: unknown name (the message lists the known ones).
     """
-    try:
-        return SELECTORS[name]()
-    except KeyError:
-        raise KeyError(f"unknown selector '{name}'; choose one of: {', '.join(SELECTORS)}") from None
+    if name not in SELECTORS:
+        raise KeyError(f"unknown selector '{name}'; choose one of: {', '.join(SELECTORS)}")
+    return SELECTORS[name]()
+
+
+def full_length_selector() -> Selector:
+    """A fixed-length selector for full-length runs: with ``Schedule(retention=1.0)`` it drops nothing.
+
+    (A per-example-length selector such as AdapLeR ignores the schedule, so it cannot stand in.)
+    """
+    return FirstKSelector()
+
+
+def unavailable_reason(name: str, model_name: str | None = None) -> str | None:
+    """Why the registered selector ``name`` cannot run on the model ``model_name`` (None when it can).
+
+    Only learned selectors can be unavailable: AdapLeR needs its shipped predictors, which belong to
+    one base model.
+    """
+    return SELECTORS[name].unavailable(model_name)
+
+
+def usable_selectors(model_name: str | None = None) -> list[str]:
+    """Registry names of the selectors that can run on ``model_name``, in registry order."""
+    return [name for name in SELECTORS if unavailable_reason(name, model_name) is None]

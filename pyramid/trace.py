@@ -131,7 +131,12 @@ class LayerTrace:
 
 @dataclass
 class Trace:
-    """What a pyramid encoder did to one text. See the module docstring for the index rules."""
+    """What a pyramid encoder did to one text. See the module docstring for the index rules.
+
+    ``embedding_kept`` (token indices) and ``embedding_scores`` (one per token) are set when the
+    selector chose on the embedding output, before layer 1 (AdapLeR's CP_0); ``layers[0].alive``
+    is then ``embedding_kept``.
+    """
 
     model: str
     num_layers: int
@@ -146,6 +151,8 @@ class Trace:
     embedding: np.ndarray
     layers: list[LayerTrace] = field(default_factory=list)
     input_ids: list[int] = field(default_factory=list)
+    embedding_kept: list[int] | None = None
+    embedding_scores: list[float] | None = None
 
     @property
     def n_tokens(self) -> int:
@@ -178,11 +185,14 @@ class Trace:
         schedule = {"retention": self.schedule.retention if self.schedule.is_geometric else None,
                     "start_layer": self.schedule.start_layer if self.schedule.is_geometric else None,
                     "lengths": list(self.lengths)}
-        return {
+        result = {
             "model": self.model, "num_layers": self.num_layers, "selector": self.selector,
             "schedule": schedule, "tokens": list(self.tokens), "truncated": bool(self.truncated),
             "layers": layers,
         }
+        if self.embedding_kept is not None:
+            result["embedding_kept"] = list(self.embedding_kept)
+        return result
 
 
 @torch.inference_mode()
@@ -240,7 +250,13 @@ def trace_text(
             selection_seconds=lo.selection_seconds,
             layer_seconds=lo.layer_seconds,
         ))
+    emb_kept = emb_scores = None
+    if out.embedding_selection is not None:
+        es = out.embedding_selection
+        emb_kept = es.positions[0][es.keep[0]].tolist()
+        emb_scores = es.scores[0][es.valid[0]].float().tolist() if es.scores is not None else None
     return Trace(
+        embedding_kept=emb_kept, embedding_scores=emb_scores,
         model=encoder.name, num_layers=encoder.num_layers, selector=selector.name, schedule=schedule,
         lengths=out.lengths[0].tolist(), tokens=tt.tokens, truncated=tt.truncated,
         original_length=tt.original_length, max_length=tt.max_length, seed=int(seed),
@@ -311,8 +327,10 @@ def trace_flops(trace: Trace, config) -> FlopsEstimate:
     alive = trace.alive_counts()
     selection = sum(
         selector.selection_flops(len(lt.alive), len(lt.kept), config.hidden_size)
-        for lt in trace.layers if len(lt.kept) < len(lt.alive)
+        for lt in trace.layers if lt.scores is not None or len(lt.kept) < len(lt.alive)
     )
+    if trace.embedding_kept is not None:
+        selection += selector.selection_flops(trace.n_tokens, len(trace.embedding_kept), config.hidden_size)
     return FlopsEstimate(
         full=encoder_flops([trace.n_tokens] * trace.num_layers, config),
         encoder=encoder_flops(alive, config), selection=float(selection),
