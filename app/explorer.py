@@ -11,7 +11,7 @@ import streamlit as st
 from pyramid.classifier import DEFAULT_HEAD, PYRAMID_HEAD, HeadLoadError, resolve_head_path
 from pyramid.loading import DEFAULT_MODEL, ModelLoadError
 from pyramid.schedule import ScheduleError
-from pyramid.selectors import SELECTORS
+from pyramid.selectors import SELECTORS, usable_selectors
 from pyramid.trace import EmptyTextError, trace_flops
 
 from . import panels
@@ -27,7 +27,10 @@ SELECTOR_HELP = (
     "How tokens are chosen after each layer. core-set: greedy k-center on the hidden states "
     "(Pyramid-BERT) - keep the tokens that best cover all the others. attention: keep the tokens "
     "that receive the most attention (PoWER-BERT significance). random: a seeded uniform draw. "
-    "first-k: keep the first tokens (truncation). [CLS] is always kept."
+    "first-k: keep the first tokens (truncation). AdapLeR: learned contribution predictors score the tokens "
+    "before every layer and a token stays if its score is at least eta/n; it decides its own lengths, so "
+    "the schedule does not apply (it runs on the fine-tuned sst2-lora encoder it was trained with). "
+    "[CLS] is always kept."
 )
 RETENTION_HELP = (
     "Final retention ratio rho: the share of tokens the schedule keeps at the end of the geometric "
@@ -132,7 +135,7 @@ def render() -> None:
     st.selectbox("Example", [e["title"] for e in examples], key="example", on_change=_on_example_change,
                  help="Load one of the example texts into the text box (SST-2 dev sentences, IMDB reviews).")
 
-    names = list(SELECTORS)
+    names = usable_selectors(model_name)
     with st.form("run-form"):
         text = st.text_area("Text", key="text", height=150,
                             help=f"Any text. Longer than {min(settings.max_tokens, encoder.max_length)} tokens "
@@ -179,7 +182,16 @@ def render() -> None:
         return
 
     chosen, other = params["selector"], params["compare"]
+    missing = [n for n in (chosen, other) if n not in traces]
+    if missing:
+        st.warning(f"{', '.join(_label(n) for n in missing)} cannot run here (its learned weights or head "
+                   f"could not be loaded); showing {_label(next(iter(traces)))} instead.")
+        chosen = chosen if chosen in traces else next(iter(traces))
+        other = other if other in traces else chosen
     trace = traces[chosen]
+    if not SELECTORS[chosen].fixed_length:
+        st.info(f"{_label(chosen)} decides how many tokens each example keeps (threshold eta/n per layer), "
+                "so the retention ratio and start layer do not apply to it.")
     flops = trace_flops(trace, encoder.config)
     m1, m2, m3, m4 = st.columns(4)
     m1.metric("Tokens", trace.n_tokens, help="Word pieces including [CLS] and [SEP].")

@@ -21,6 +21,7 @@ SELECTOR_COLORS = {
     "attention": "#d62728",
     "random": "#7f7f7f",
     "first-k": "#9467bd",
+    "adapler": "#2ca02c",
 }
 KEPT_COLOR = "#1f77b4"
 DROPPED_COLOR = "#ff7f0e"
@@ -61,7 +62,8 @@ def pyramid_html(trace: Trace, caption: str | None = None) -> str:
     """The token pyramid: one row per layer, every token in reading order.
 
     Row ``j`` styles each token: kept after layer j (blue), dropped after layer j (orange, struck
-    through), gone before layer j (grey), or back again at this layer after a rejoin (green).
+    through), gone before layer j (grey), or back again at this layer after a rejoin (green). A
+    selection on the embedding output (AdapLeR's CP_0) gets its own first row, ``embed``.
     Hovering a token (``title``) tells its nearest kept token and the distance to it. All token
     text is HTML-escaped.
     """
@@ -69,6 +71,18 @@ def pyramid_html(trace: Trace, caption: str | None = None) -> str:
     rows = []
     prev_alive: set[int] = set(range(trace.n_tokens))
     last_kept: dict[int, int] = {}
+    if trace.embedding_kept is not None:
+        # A selection on the embedding output, before layer 1 (AdapLeR's CP_0).
+        kept0 = set(trace.embedding_kept)
+        cells = []
+        for i, tok in enumerate(tokens):
+            if i in kept0:
+                cells.append(f'<span class="pl-t pl-k" title="{tok} (#{i}): kept before layer 1">{tok}</span>')
+            else:
+                cells.append(f'<span class="pl-t pl-x" title="{tok} (#{i}): dropped before layer 1 '
+                             f'(on the embedding output)">{tok}</span>')
+        rows.append(f'<div class="pl-row"><span class="pl-lab">embed · {trace.n_tokens}</span>{"".join(cells)}</div>')
+        prev_alive = kept0
     for lt in trace.layers:
         alive = set(lt.alive)
         kept = set(lt.kept)
@@ -236,22 +250,24 @@ def prediction_rows(predictions: dict[str, dict], chosen: str, labels: dict[str,
         predictions: head name -> selector name -> ``Prediction``.
     """
     heads = list(predictions)
-    selectors = list(next(iter(predictions.values())))
+    selectors: list[str] = []
+    for per_head in predictions.values():  # union, in order (a learned selector may fit one head only)
+        selectors += [n for n in per_head if n not in selectors]
     rows = []
-    first = predictions[heads[0]][selectors[0]]
+    first = next(iter(predictions[heads[0]].values()))
     positive = first.labels[-1]
     full = {"run": "full length (no selection)"}
     for h in heads:
-        p = predictions[h][selectors[0]]
+        p = next(iter(predictions[h].values()))
         full[f"{h}: label"] = p.full_label
         full[f"P({positive}) {h}"] = p.full_probs[-1]
     rows.append(full)
     for name in selectors:
         row = {"run": ("▶ " if name == chosen else "") + labels.get(name, name)}
         for h in heads:
-            p = predictions[h][name]
-            row[f"{h}: label"] = p.label
-            row[f"P({positive}) {h}"] = p.probs[-1]
+            p = predictions[h].get(name)
+            row[f"{h}: label"] = p.label if p is not None else "n/a"
+            row[f"P({positive}) {h}"] = p.probs[-1] if p is not None else None
         rows.append(row)
     return rows
 

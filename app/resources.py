@@ -11,11 +11,11 @@ import threading
 
 import streamlit as st
 
-from pyramid.classifier import Prediction, SequenceClassifier, load_classifier, predict_ids
+from pyramid.classifier import HeadLoadError, Prediction, SequenceClassifier, load_classifier, predict_ids
 from pyramid.loading import LoadedEncoder, load_encoder
 from pyramid.projection import Projection, project_trace, warm_up
 from pyramid.schedule import Schedule
-from pyramid.selectors import SELECTORS
+from pyramid.selectors import get_selector, usable_selectors
 from pyramid.trace import Trace, TokenizedText, tokenize, trace_text
 
 
@@ -51,8 +51,18 @@ def run_all_selectors(
     """One trace per registered selector, same text and schedule (for the comparisons)."""
     tokenized = tokenize(_encoder, text, max_tokens)
     schedule = Schedule(retention=retention, start_layer=start_layer)
-    return {name: trace_text(_encoder, text, name, schedule, seed=seed, tokenized=tokenized)
-            for name in SELECTORS}
+    traces = {}
+    for name in usable_selectors(model_name):
+        selector = get_selector(name)
+        encoder = _encoder
+        if getattr(selector, "head", None) is not None:
+            # A learned selector reads the fine-tuned encoder its predictors were trained on.
+            try:
+                encoder = get_classifier(_encoder, model_name, selector.head).encoder
+            except HeadLoadError:
+                continue
+        traces[name] = trace_text(encoder, text, selector, schedule, seed=seed, tokenized=tokenized)
+    return traces
 
 
 @st.cache_data(show_spinner=False, max_entries=128)
@@ -78,18 +88,27 @@ def predictions_for(
 ) -> dict[str, Prediction]:
     """The head's prediction at full length and under every selector, same schedule as the traces."""
     schedule = Schedule(retention=retention, start_layer=start_layer)
-    from pyramid.selectors import get_selector
-
-    return {name: predict_ids(_classifier, list(input_ids), get_selector(name), schedule, seed=seed)
-            for name in SELECTORS}
+    out = {}
+    for name in usable_selectors(model_name):
+        selector = get_selector(name)
+        if getattr(selector, "head", None) not in (None, head):
+            continue  # learned for another head
+        out[name] = predict_ids(_classifier, list(input_ids), selector, schedule, seed=seed)
+    return out
 
 
 @st.cache_data(show_spinner=False, max_entries=64)
 def saliency_for(_classifier: SequenceClassifier, head: str, input_ids: tuple[int, ...], k: int, ig_steps: int):
     """:class:`pyramid.attribution.SaliencyReport` of one text."""
     from pyramid.attribution import saliency_report
+    from pyramid.selectors import unavailable_reason
 
-    return saliency_report(_classifier, list(input_ids), k=k, ig_steps=ig_steps)
+    predictors = None
+    if unavailable_reason("adapler", _classifier.encoder.name) is None:
+        selector = get_selector("adapler")
+        if selector.head == head:
+            predictors = selector.predictors
+    return saliency_report(_classifier, list(input_ids), k=k, ig_steps=ig_steps, predictors=predictors)
 
 
 @st.cache_data(show_spinner=False, max_entries=64)
@@ -100,4 +119,6 @@ def traces_for_classifier(_classifier: SequenceClassifier, head: str, input_ids:
     tok = _classifier.encoder.tokenizer
     tokenized = TokenizedText(input_ids=list(input_ids), tokens=tok.convert_ids_to_tokens(list(input_ids)),
                               truncated=False, original_length=len(input_ids), max_length=len(input_ids))
-    return {name: trace_text(_classifier.encoder, "", name, schedule, tokenized=tokenized) for name in SELECTORS}
+    names = [n for n in usable_selectors(_classifier.encoder.name)
+             if getattr(get_selector(n), "head", None) in (None, head)]
+    return {name: trace_text(_classifier.encoder, "", name, schedule, tokenized=tokenized) for name in names}

@@ -25,6 +25,10 @@ EXPLAIN = """
 * **gradient norm**: only the slope, without the input; often noisier.
 * **significance Lj** (PoWER-BERT): how much attention a token receives at layer j, averaged over heads.
 * **rollout** (Abnar and Zuidema, 2020): attention multiplied through the layers, read from [CLS].
+* **AdapLeR CPl** (methods.md 2.3): what AdapLeR's contribution predictor l, a small network trained
+  to imitate gradient × input, predicts for the tokens entering layer l+1 (here on the full-length
+  states). At inference a token stays if this score is at least eta/n. It is a cheap *prediction* of
+  saliency, so it is only as good as its agreement with the gradient rows.
 
 Attention weights show where the model looks, **not why it decides**: a token can receive much
 attention and barely change the prediction (Jain and Wallace, 2019; Wiegreffe and Pinter, 2019).
@@ -50,7 +54,8 @@ def render() -> None:
         text = st.text_area("Text", key="sal_text", height=110)
         c1, c2, c3 = st.columns(3)
         retention = c1.slider("Final retention ratio ρ", 0.05, 1.0, 0.3, 0.05, key="sal_retention",
-                              help="Schedule of the selectors compared against the salient tokens.")
+                              help="Schedule of the fixed-length selectors compared against the salient "
+                                   "tokens (AdapLeR sets its own lengths).")
         k = c2.slider("Top-k salient tokens", 1, 20, 5, key="sal_k",
                       help="How many of the most salient tokens (gradient × input) to follow.")
         steps = c3.select_slider("IG steps", [10, 20, 50], 20, key="sal_steps",

@@ -418,7 +418,7 @@ def _train(classifier, s: AdaplerSettings, rng: random.Random, texts, labels, pr
             history.append((float(ce.detach()), float(kl.detach().mean()), kept))
             bar.update(1)
             bar.set_postfix(epoch=epoch, lam=f"{lam:g}", ce=f"{history[-1][0]:.3f}", kl=f"{history[-1][1]:.3f}",
-                            last_len=f"{kept:.2f}", eta=",".join(f"{float(e):.2f}" for e in pred.eta))
+                            last_len=f"{kept:.2f}", eta=",".join(f"{float(e):.2f}" for e in pred.eta.detach()))
     bar.close()
     pred.eval()
     seconds = time.perf_counter() - t_start
@@ -552,3 +552,35 @@ def load_predictors(name: str | Path = DEFAULT_ADAPLER) -> tuple[ContributionPre
     for p in pred.parameters():
         p.requires_grad_(False)
     return pred, config
+
+
+@torch.inference_mode()
+def contributions(classifier: SequenceClassifier, predictors: ContributionPredictors,
+                  input_ids: list[int]) -> torch.Tensor:
+    """Every CP's predicted contribution for one text, on the full-length model's states.
+
+    CP_l is applied to the states entering layer l+1 with nothing removed (all weights 1), so every
+    token gets a score at every layer and rows compare directly with saliency. (At inference the
+    CPs see the shortened sequence; the scores of the tokens still alive differ only through the
+    states, which removal changes a little.)
+
+    Args:
+        input_ids: ``[N]`` token ids, [CLS] first.
+
+    Returns:
+        ``(L, N)`` float32, row l = CP_l's distribution (sums to 1).
+
+    Raises:
+        ValueError: the predictors do not fit the encoder's shape.
+    """
+    enc = classifier.encoder
+    if (predictors.hidden_size, predictors.num_layers) != (enc.config.hidden_size, enc.num_layers):
+        raise ValueError("the AdapLeR predictors do not fit this encoder's shape")
+    ids = torch.tensor([input_ids], dtype=torch.long)  # (1, N)
+    hidden = enc.model.embeddings(input_ids=ids)  # (1, N, d)
+    w = torch.ones(ids.shape, dtype=torch.float32)
+    rows = []
+    for j, layer in enumerate(enc.model.encoder.layer):
+        rows.append(predictors.distribution(j, hidden, w)[0])  # (N,)
+        hidden, _ = run_layer(layer, hidden, None)
+    return torch.stack(rows).float()  # (L, N)

@@ -217,7 +217,8 @@ class SaliencyReport:
         target: explained class id; label: its name.
         rows: method name -> ``(N,)`` importance normalised to sum 1 (see :func:`normalise`).
             Names: ``grad_x_input``, ``integrated_gradients``, ``gradient``, ``significance L1`` ..
-            ``significance LL``, ``rollout``.
+            ``significance LL``, ``rollout``, and ``AdapLeR CP0`` .. ``AdapLeR CP{L-1}`` when
+            AdapLeR predictors were given.
         spearman: ``(M, M)`` Spearman correlation between the rows (same order as ``rows``).
         overlap: ``(M, M)`` top-``k`` overlap between the rows.
         k: the k of the overlap.
@@ -233,12 +234,15 @@ class SaliencyReport:
 
 
 def saliency_report(classifier: SequenceClassifier, input_ids: list[int], *, k: int = 5,
-                    ig_steps: int = 20, internal_batch_size: int = 8) -> SaliencyReport:
+                    ig_steps: int = 20, internal_batch_size: int = 8, predictors=None) -> SaliencyReport:
     """Run every gradient and attention method on one text and compare them pairwise.
 
     Args:
         input_ids: ``[N]`` token ids ([CLS] first).
         k: top-k for the overlap (clipped to N).
+        predictors: AdapLeR :class:`pyramid.adapler.ContributionPredictors` trained on this
+            classifier, or None; adds rows ``AdapLeR CP0`` .. ``AdapLeR CP{L-1}``
+            (:func:`pyramid.adapler.contributions`, CP_l scores the tokens entering layer l+1).
 
     Returns:
         :class:`SaliencyReport`.
@@ -249,6 +253,11 @@ def saliency_report(classifier: SequenceClassifier, input_ids: list[int], *, k: 
     for j, sig in enumerate(att["significance"], start=1):
         rows[f"significance L{j}"] = normalise(sig)
     rows["rollout"] = normalise(att["rollout"])
+    if predictors is not None:
+        from .adapler import contributions
+
+        for j, row in enumerate(contributions(classifier, predictors, input_ids)):
+            rows[f"AdapLeR CP{j}"] = normalise(row)
     names = list(rows)
     M = len(names)
     rho = torch.ones(M, M)

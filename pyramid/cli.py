@@ -5,6 +5,7 @@ Commands:
     train     fine-tune a LoRA sentiment head (optionally with the pyramid in the loop).
     evaluate  accuracy, agreement and FLOPs speedup per selector and retention on a data set.
     train-adapler  train AdapLeR's contribution predictors and thresholds for a head.
+    saliency-report  over a data set: AdapLeR predictors vs gradient x input; top-k salient kept.
     bench     measured vs FLOPs-predicted speedup (and training memory) of the pyramid.
 
 Errors (empty text, missing file, bad model, bad schedule) print one line to stderr and exit 2.
@@ -210,6 +211,61 @@ def cmd_evaluate(args) -> int:
     return 0
 
 
+def cmd_saliency_report(args) -> int:
+    """``saliency-report``: CP-vs-saliency Spearman per layer, and top-k salient tokens kept per selector."""
+    import csv
+
+    from .classifier import load_classifier
+    from .data import read_labelled
+    from .loading import load_encoder
+    from .saliency_eval import REPORT_KEYS, saliency_agreement
+    from .selectors import get_selector, unavailable_reason
+
+    selectors = _names(args.selectors)
+    Schedule(retention=args.retention, start_layer=args.start_layer)
+    if args.k < 1:
+        raise ValueError("--k must be at least 1")
+    _quiet_transformers()
+    encoder = load_encoder(args.model)
+    classifier = load_classifier(args.head, encoder)
+    data = read_labelled(args.data, args.text_column, args.label_column, classifier.labels).head(args.limit)
+    predictors = None
+    if unavailable_reason("adapler", encoder.name) is None:
+        adapler = get_selector("adapler")
+        if adapler.head == classifier.config.name:
+            predictors = adapler.predictors
+    if predictors is None:
+        print("note: no AdapLeR predictors for this head: no Spearman rows", file=sys.stderr)
+        selectors = [s for s in selectors if s != "adapler"]
+    report = saliency_agreement(classifier, data, selectors, retention=args.retention, start_layer=args.start_layer,
+                                k=args.k, predictors=predictors, batch_size=args.batch_size, progress=not args.quiet)
+    rows = report.rows()
+    if args.out:
+        with open(args.out, "w", newline="", encoding="utf-8") as fh:
+            writer = csv.DictWriter(fh, fieldnames=list(REPORT_KEYS))
+            writer.writeheader()
+            writer.writerows(rows)
+        _write_meta(args.out, {"command": _command_line(args), "data": args.data, "head": classifier.config.name,
+                               "retention": args.retention, "k": args.k, "n": len(data)})
+    if args.json:
+        _print_rows(rows, True)
+        return 0
+    import pandas as pd
+
+    table = pd.DataFrame(rows)
+    print(f"{len(data)} examples; explained class: the gold label; fixed-length selectors at retention "
+          f"{args.retention}, start layer {args.start_layer}.")
+    if report.cp_spearman:
+        print("\nMean Spearman correlation, AdapLeR CP_l (scores the tokens entering layer l+1) vs gradient x input:")
+        print(table[table.kind == "cp_spearman"][["layer", "value"]].to_string(index=False, float_format=lambda v: f"{v:.3f}"))
+    print(f"\nMean share of the top-{args.k} salient tokens still kept after each layer "
+          f"({report.n_topk} texts with at least {args.k + 2} tokens):")
+    wide = table[table.kind != "cp_spearman"].pivot(index="selector", columns="layer", values="value")
+    wide.columns = [f"after L{c}" for c in wide.columns]
+    print(wide.to_string(float_format=lambda v: f"{v:.3f}"))
+    return 0
+
+
 def cmd_bench(args) -> int:
     """``bench``: measured vs FLOPs-predicted speedup; ``--memory`` adds training-step peak memory."""
     from .bench import run_bench, run_memory
@@ -218,6 +274,10 @@ def cmd_bench(args) -> int:
     if any(c not in ("default", "bert-base") for c in configs) or not configs:
         raise ValueError(f"--config takes default, bert-base or both (comma-separated), got '{args.config}'")
     selectors = _names(args.selectors)
+    variable = [n for n in selectors if not SELECTORS[n].fixed_length]
+    if variable:
+        raise ValueError(f"bench times fixed-length selectors against a schedule; {', '.join(variable)} sets its own "
+                         "lengths per text (see the wall_s column of `evaluate` for its measured time)")
     retentions = _floats(args.retention)
     for r in retentions:
         Schedule(retention=r, start_layer=args.start_layer)
@@ -343,6 +403,24 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print the rows as a JSON list")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_evaluate)
+
+    p = sub.add_parser("saliency-report",
+                       help="over a data set: AdapLeR predictors vs gradient x input, and top-k salient tokens kept")
+    p.add_argument("--data", default=DEFAULT_DEV, help=f"labelled TSV or CSV (default {DEFAULT_DEV})")
+    p.add_argument("--text-column", default=None)
+    p.add_argument("--label-column", default=None)
+    p.add_argument("--selectors", default="coreset,attention,random,first-k,adapler", help="comma-separated selectors")
+    p.add_argument("--retention", type=float, default=0.3, help="final retention of the fixed-length selectors (default 0.3)")
+    p.add_argument("--start-layer", type=int, default=1)
+    p.add_argument("--k", type=int, default=5, help="top-k salient tokens to follow (default 5)")
+    p.add_argument("--head", default="sst2-lora", help="classifier head (default sst2-lora)")
+    p.add_argument("--limit", type=int, default=None, help="only the first N rows")
+    p.add_argument("--batch-size", type=int, default=16)
+    p.add_argument("--model", default=DEFAULT_MODEL)
+    p.add_argument("--out", default=None, help="also write the rows to this CSV (and OUT.meta.json)")
+    p.add_argument("--json", action="store_true", help="print the rows as a JSON list")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=cmd_saliency_report)
 
     p = sub.add_parser("bench", help="measured vs FLOPs-predicted speedup of the pyramid")
     p.add_argument("--seq-len", default="128,512", help="comma-separated sequence lengths (default 128,512)")

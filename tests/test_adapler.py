@@ -236,3 +236,27 @@ def test_full_length_selector_drops_nothing(trained):
     ids = clf.encoder.tokenizer(["the film was good and lovely"], return_tensors="pt")["input_ids"]
     _, out = clf.predict(ids, None, full_length_selector(), Schedule(retention=1.0))
     assert out.alive_counts().tolist() == [[ids.shape[1]] * 4]
+
+
+def test_saliency_agreement_over_a_data_set(adapler_trained, monkeypatch):
+    import pyramid.selectors as selectors
+    from pyramid.data import read_labelled
+    from pyramid.saliency_eval import REPORT_KEYS, saliency_agreement
+
+    clf, pred, config, folder, data, _ = adapler_trained
+    monkeypatch.setattr(selectors.AdaplerSelector, "__init__",
+                        lambda self, predictors=None, config=None: (setattr(self, "predictors", pred),
+                                                                    setattr(self, "config", adapler_trained[2]))[0])
+    d = read_labelled(data, label_names=clf.labels).head(20)
+    rep = saliency_agreement(clf, d, ["first-k", "coreset", "adapler"], retention=0.3, k=3, predictors=pred,
+                             progress=False)
+    assert len(rep.cp_spearman) == 4 and all(-1.0 <= v <= 1.0 for v in rep.cp_spearman)
+    assert set(rep.topk_kept) == {"first-k", "coreset", "adapler"}
+    for shares in rep.topk_kept.values():
+        assert len(shares) == 4
+        assert all(0.0 <= v <= 1.0 for v in shares)
+        assert all(a >= b - 1e-9 for a, b in zip(shares, shares[1:]))  # dropped tokens never come back
+    assert rep.topk_kept["first-k"][-1] < 1.0  # truncation loses salient tokens at retention 0.3
+    rows = rep.rows()
+    assert all(set(r) == set(REPORT_KEYS) for r in rows)
+    assert len(rows) == 4 + 3 * 4
