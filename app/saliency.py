@@ -99,3 +99,33 @@ def render() -> None:
                        key="sal-overlap", width="stretch")
     st.caption("Left: how similarly two methods rank all tokens (1 = same order). Right: the share of one "
                "method's top-k tokens that the other also ranks in its top-k.")
+
+    _data_set_report()
+
+
+def _data_set_report() -> None:
+    """The shipped SST-2-dev-wide report (``saliency-report --out``), when present."""
+    from pyramid.results import RESULTS_DIR, load_saliency_report
+
+    rows, meta = load_saliency_report(RESULTS_DIR)
+    if not rows:
+        return
+    st.subheader("Over all of SST-2 dev")
+    cp = [r for r in rows if r["kind"] == "cp_spearman"]
+    if cp:
+        st.markdown("Mean Spearman correlation between AdapLeR's predictor CPl (tokens entering layer l+1) and "
+                    "gradient × input saliency of the gold class:")
+        st.dataframe(pd.DataFrame([{"predictor": f"CP{r['layer']}", "mean Spearman": round(r["value"], 3),
+                                    "texts": r["n"]} for r in cp]), hide_index=True, key="sal-ds-cp")
+    kept = [r for r in rows if r["kind"] != "cp_spearman"]
+    if kept:
+        table = pd.DataFrame(kept).pivot(index="selector", columns="layer", values="value")
+        table.columns = [f"after L{c}" for c in table.columns]
+        table.index = [SELECTORS[n].label if n in SELECTORS else n for n in table.index]
+        st.markdown(f"Mean share of each text's {kept[0]['kind'][3:].split('_')[0]} most salient tokens kept after "
+                    f"each layer ({kept[0]['n']} texts; fixed-length selectors at ρ = "
+                    f"{meta.get('retention', '?')}):")
+        st.dataframe(table.round(3), key="sal-ds-kept")
+    if meta.get("command"):
+        st.caption("Made by:")
+        st.code(meta["command"], language="bash")

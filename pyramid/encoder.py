@@ -101,7 +101,8 @@ def additive_mask(valid: torch.Tensor, dtype: torch.dtype) -> torch.Tensor | Non
     return (~valid)[:, None, None, :].to(dtype) * torch.finfo(dtype).min
 
 
-def run_layer(layer, hidden: torch.Tensor, mask: torch.Tensor | None, output_attention_probs: bool = False):
+def run_layer(layer, hidden: torch.Tensor, mask: torch.Tensor | None, output_attention_probs: bool = False,
+              significance_rows: torch.Tensor | None = None):
     """One BERT layer: self-attention, Add & LayerNorm, FFN, Add & LayerNorm.
 
     A thin adapter over the layer's own sub-modules (``attention.self``, ``attention.output``,
@@ -113,11 +114,20 @@ def run_layer(layer, hidden: torch.Tensor, mask: torch.Tensor | None, output_att
         hidden: ``(B, N, d)``.
         mask: ``(B, 1, 1, N)`` additive mask or None.
         output_attention_probs: return ``(B, heads, N, N)`` probabilities (eager path).
+        significance_rows: ``(B, N)`` bool valid query rows: return PoWER-BERT significance
+            ``(B, N)`` instead, computed in query chunks without materialising the probabilities
+            (:func:`pyramid.loading._attention_with_significance`). Ignored with
+            ``output_attention_probs``.
 
     Returns:
-        ``(output (B, N, d), probs or None)``.
+        ``(output (B, N, d), extra)``: ``extra`` is the probabilities, the significance, or None.
     """
-    kwargs = {"output_attention_probs": True} if output_attention_probs else {}
+    if output_attention_probs:
+        kwargs = {"output_attention_probs": True}
+    elif significance_rows is not None:
+        kwargs = {"output_significance": True, "query_valid": significance_rows}
+    else:
+        kwargs = {}
     context, probs = layer.attention.self(hidden, attention_mask=mask, **kwargs)  # (B, N, d)
     attention_output = layer.attention.output(context, hidden)  # (B, N, d)
     return layer.feed_forward_chunk(attention_output), probs
@@ -270,16 +280,24 @@ class PyramidEncoder:
                     will_select = bool((k < valid.sum(1)).any())
                 else:
                     will_select = True
-            need_probs = will_select and selector.needs_attention_probs
+            # Attention selectors get the probabilities (eager) only when they were asked for or
+            # when the selector cannot work from significance alone; else the chunked path.
+            attn = will_select and selector.needs_attention_probs
+            need_probs = attn and (output_attention_probs or not selector.accepts_significance)
+            rows = valid if attn and not need_probs else None
 
             t0 = time.perf_counter()
-            hidden, probs = run_layer(layer, hidden, additive_mask(valid, hidden.dtype), need_probs)  # (B, N_j, d)
+            hidden, extra = run_layer(layer, hidden, additive_mask(valid, hidden.dtype), need_probs,
+                                      significance_rows=rows)  # (B, N_j, d)
+            probs = extra if need_probs else None
+            sig = extra if rows is not None else None
             t1 = time.perf_counter()
 
             selection: Selection | None = None
             if will_select:
                 ctx = SelectionContext(hidden=hidden.detach(), valid=valid, positions=positions, input_ids=ids,
-                                       layer=j, num_layers=L, k=k, attention_probs=probs, generator=generator)
+                                       layer=j, num_layers=L, k=k, attention_probs=probs, significance=sig,
+                                       generator=generator)
                 selection = selector.select(ctx)
                 keep = self._enforce(selection.keep, valid)
             else:

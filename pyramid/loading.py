@@ -103,8 +103,56 @@ def _eager_attention_with_probs(module, query, key, value, attention_mask, scali
     return out, probs
 
 
-def _pyramid_attention(module, query, key, value, attention_mask, output_attention_probs=False, **kwargs):
-    """The ``"pyramid"`` attention implementation: SDPA, or eager when probabilities are asked for."""
+SIGNIFICANCE_CHUNK_ELEMENTS = 1 << 18
+"""Score elements per query chunk of :func:`_attention_with_significance` (1 MB of float32: the chunk's
+scores stay in cache). ``python -m pyramid bench`` measures the effect."""
+
+
+def _attention_with_significance(module, query, key, value, attention_mask, query_valid, scaling=None):
+    """Attention output and PoWER-BERT significance, computed in query chunks.
+
+    Same output as :func:`_eager_attention_with_probs`, but the ``(B, h, N, N)`` probabilities are
+    never materialised: for each chunk of ``c`` query rows the scores ``(B, h, c, N)`` are computed,
+    soft-maxed, multiplied with V, and summed over heads and valid query rows into the attention
+    each token receives. Significance (methods.md 5.1, [code, P1]):
+    ``sig(t) = (1/h) sum_h sum_{i valid, i != t} A_h[i, t]``.
+
+    Args:
+        query, key, value: ``(B, h, N, hd)``.
+        attention_mask: additive ``(B, 1, 1, N)`` (or broadcastable) mask, or None.
+        query_valid: ``(B, N)`` bool, the query rows that count (pads do not).
+
+    Returns:
+        ``(output (B, N, h, hd), significance (B, N) float32)``.
+    """
+    B, H, N, hd = query.shape
+    if scaling is None:
+        scaling = hd ** -0.5
+    q = query * scaling  # (B, h, N, hd)
+    k_t = key.transpose(2, 3)  # (B, h, hd, N)
+    c = max(8, min(N, SIGNIFICANCE_CHUNK_ELEMENTS // max(1, B * H * N)))
+    out = torch.empty(B, H, N, value.shape[-1], dtype=query.dtype, device=query.device)
+    w = query_valid.to(query.dtype)  # (B, N) query-row weights
+    received = torch.zeros(B, 1, N, dtype=query.dtype, device=query.device)
+    for s in range(0, N, c):
+        e = min(N, s + c)
+        scores = torch.matmul(q[:, :, s:e], k_t)  # (B, h, c, N)
+        if attention_mask is not None:
+            scores.add_(attention_mask)
+        probs = torch.softmax(scores, dim=-1)
+        del scores
+        out[:, :, s:e] = torch.matmul(probs, value)  # (B, h, c, hd)
+        rows = w[:, s:e].repeat(1, H).unsqueeze(1)  # (B, 1, h*c): head-major like the reshape below
+        received += torch.bmm(rows, probs.reshape(B, H * (e - s), N))  # (B, 1, N)
+        diag = torch.diagonal(probs[..., s:e], dim1=2, dim2=3).sum(1)  # (B, c): A_h[i, i] over heads
+        received[:, 0, s:e] -= diag * w[:, s:e]
+    return out.transpose(1, 2).contiguous(), (received[:, 0] / H).float()
+
+
+def _pyramid_attention(module, query, key, value, attention_mask, output_attention_probs=False,
+                       output_significance=False, query_valid=None, **kwargs):
+    """The ``"pyramid"`` attention implementation: SDPA; eager when probabilities are asked for;
+    chunked with significance (:func:`_attention_with_significance`) when only that is asked for."""
     from transformers.integrations.sdpa_attention import sdpa_attention_forward
 
     if output_attention_probs:
@@ -112,7 +160,18 @@ def _pyramid_attention(module, query, key, value, attention_mask, output_attenti
             module, query, key, value, attention_mask,
             scaling=kwargs.get("scaling"), dropout=kwargs.get("dropout", 0.0),
         )
-    kwargs.pop("output_attention_probs", None)
+    if output_significance and not (module.training and kwargs.get("dropout", 0.0)):
+        if query_valid is None:
+            query_valid = torch.ones(query.shape[0], query.shape[2], dtype=torch.bool, device=query.device)
+        return _attention_with_significance(module, query, key, value, attention_mask, query_valid,
+                                            scaling=kwargs.get("scaling"))
+    if output_significance:  # training with attention dropout: eager, significance from the probabilities
+        out, probs = _eager_attention_with_probs(module, query, key, value, attention_mask,
+                                                 scaling=kwargs.get("scaling"), dropout=kwargs.get("dropout", 0.0))
+        from .selectors import significance
+
+        valid = query_valid if query_valid is not None else torch.ones(probs.shape[0], probs.shape[2], dtype=torch.bool)
+        return out, significance(probs, valid)
     return sdpa_attention_forward(module, query, key, value, attention_mask, **kwargs)
 
 

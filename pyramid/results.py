@@ -119,3 +119,19 @@ def load_bench(folder: str | Path = RESULTS_DIR) -> tuple[dict | None, dict]:
     if isinstance(data, list):
         data = {"speed": data, "memory": []}
     return data, _meta(path)
+
+
+def load_saliency_report(folder: str | Path = RESULTS_DIR, name: str = "saliency__sst2-dev__sst2-lora.csv"
+                         ) -> tuple[list[dict] | None, dict]:
+    """``(rows, meta)`` of a ``saliency-report --out`` CSV (rows of
+    :data:`pyramid.saliency_eval.REPORT_KEYS`, numbers parsed); ``(None, {})`` if absent or unreadable."""
+    path = Path(folder) / name
+    if not path.is_file():
+        return None, {}
+    try:
+        with open(path, newline="", encoding="utf-8") as fh:
+            rows = [{"kind": r["kind"], "selector": r["selector"], "layer": int(r["layer"]),
+                     "value": float(r["value"]), "n": int(r["n"])} for r in csv.DictReader(fh)]
+    except (OSError, ValueError, KeyError):
+        return None, {}
+    return rows, _meta(path)

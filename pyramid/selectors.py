@@ -45,6 +45,9 @@ class SelectionContext:
             None for per-example-length selectors.
         attention_probs: ``(B, heads, N, N)`` this layer's attention probabilities (rows are
             queries) when the selector asked for them, else None.
+        significance: ``(B, N)`` PoWER-BERT significance of this layer, computed inside the
+            attention without the probabilities, given instead of them to selectors that set
+            ``accepts_significance`` (unless the caller asked for the probabilities).
         generator: a seeded ``torch.Generator`` for stochastic selectors.
     """
 
@@ -56,6 +59,7 @@ class SelectionContext:
     num_layers: int
     k: torch.Tensor | None = None
     attention_probs: torch.Tensor | None = None
+    significance: torch.Tensor | None = None
     generator: torch.Generator | None = None
 
 
@@ -80,6 +84,8 @@ class Selector:
         name: registry name (``"coreset"``...).
         fixed_length: obeys the schedule's per-layer lengths.
         needs_attention_probs: wants the layer's attention probabilities.
+        accepts_significance: can work from the significance vector alone (cheaper than the
+            probabilities: no ``(B, heads, N, N)`` tensor).
         rejoin_at_last_layer: dropped tokens are re-inserted before the last layer.
     """
 
@@ -87,6 +93,7 @@ class Selector:
     label: str = "Selector"
     fixed_length: bool = True
     needs_attention_probs: bool = False
+    accepts_significance: bool = False
     rejoin_at_last_layer: bool = False
 
     def selects_after(self, layer: int, num_layers: int) -> bool:
@@ -189,11 +196,15 @@ class AttentionSelector(Selector):
     name = "attention"
     label = "Attention (PoWER-BERT significance)"
     needs_attention_probs = True
+    accepts_significance = True
 
     def select(self, ctx: SelectionContext) -> Selection:
-        if ctx.attention_probs is None:
-            raise ValueError("the attention selector needs the layer's attention probabilities")
-        scores = significance(ctx.attention_probs, ctx.valid)
+        if ctx.significance is not None:
+            scores = ctx.significance.float()
+        elif ctx.attention_probs is not None:
+            scores = significance(ctx.attention_probs, ctx.valid)
+        else:
+            raise ValueError("the attention selector needs the layer's attention probabilities or significance")
         return Selection(keep=keep_top_k(scores, ctx.valid, ctx.k), scores=scores)
 
     def selection_flops(self, n_alive: int, n_kept: int, hidden_size: int) -> float:

@@ -84,3 +84,40 @@ def test_every_selector_keeps_exactly_k(name):
 def test_unknown_selector():
     with pytest.raises(KeyError, match="coreset"):
         get_selector("nope")
+
+
+@pytest.mark.parametrize("n_valid", [9, 5])
+def test_chunked_significance_equals_the_probabilities_path(tiny_encoder, monkeypatch, n_valid):
+    """The chunked attention (no (B, h, N, N) tensor) gives the eager path's output and significance."""
+    import pyramid.loading as loading
+    from pyramid.encoder import additive_mask, run_layer
+
+    monkeypatch.setattr(loading, "SIGNIFICANCE_CHUNK_ELEMENTS", 4 * 9 * 3)  # several chunks of 3 rows
+    torch.manual_seed(0)
+    h = torch.randn(2, 9, 32)
+    valid = torch.ones(2, 9, dtype=torch.bool)
+    valid[1, n_valid:] = False
+    mask = additive_mask(valid, h.dtype)
+    layer = tiny_encoder.model.encoder.layer[0]
+    with torch.no_grad():
+        out_p, probs = run_layer(layer, h, mask, output_attention_probs=True)
+        out_s, sig = run_layer(layer, h, mask, significance_rows=valid)
+    assert torch.allclose(out_p, out_s, atol=1e-5)
+    assert torch.allclose(sig, significance(probs, valid), atol=1e-5)
+
+
+def test_attention_selector_keeps_the_same_tokens_either_way(tiny_encoder):
+    from pyramid.encoder import PyramidEncoder
+    from pyramid.schedule import Schedule
+
+    enc = tiny_encoder.tokenizer(["a film of many words and some more words here", "short text"],
+                                 return_tensors="pt", padding=True)
+    pyr = PyramidEncoder(tiny_encoder, get_selector("attention"), Schedule(retention=0.3))
+    with torch.no_grad():
+        a = pyr(enc["input_ids"], enc["attention_mask"])  # chunked significance
+        b = pyr(enc["input_ids"], enc["attention_mask"], output_attention_probs=True)  # eager probabilities
+    assert all(la.attention_probs is None for la in a.layers)
+    assert any(lb.attention_probs is not None for lb in b.layers)
+    for la, lb in zip(a.layers, b.layers):
+        assert torch.equal(la.keep, lb.keep)
+    assert torch.allclose(a.last_hidden_state, b.last_hidden_state, atol=1e-5)

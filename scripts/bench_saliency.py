@@ -1,0 +1,82 @@
+"""Benchmark of the saliency lab's attributions on the shipped sentiment head (prints figures; not a test).
+
+    python scripts/bench_saliency.py [--tokens 128] [--repeats 5] [--ig-steps 20]
+
+Measures, warm, on this machine's CPU threads, for a real IMDB review cut to ``--tokens`` tokens:
+gradient x input (captum LayerGradientXActivation), Integrated Gradients (captum
+LayerIntegratedGradients, ``--ig-steps`` steps, internal batch 8), the attention methods, AdapLeR's
+contributions, and the whole Saliency-page report. Medians over ``--repeats`` runs after one warm-up.
+Targets (issue "saliency lab"): gradient x input < 300 ms and IG (20 steps) < 3 s at 128 tokens on
+2 cores.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import torch  # noqa: E402
+
+from pyramid.attribution import attention_importance, gradient_saliency, saliency_report  # noqa: E402
+from pyramid.classifier import DEFAULT_HEAD, load_classifier  # noqa: E402
+from pyramid.loading import load_encoder  # noqa: E402
+from pyramid.trace import tokenize  # noqa: E402
+from scripts.bench_explorer import text_of_tokens  # noqa: E402
+
+
+def median_seconds(fn, repeats: int) -> float:
+    fn()  # warm-up
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times)
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--tokens", type=int, default=128)
+    ap.add_argument("--repeats", type=int, default=5)
+    ap.add_argument("--ig-steps", type=int, default=20)
+    args = ap.parse_args()
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.set_verbosity_error()
+    base = load_encoder()
+    clf = load_classifier(DEFAULT_HEAD, base)
+    ids = tokenize(clf.encoder, text_of_tokens(clf.encoder, args.tokens)).input_ids
+    print(f"{len(ids)} tokens, head {DEFAULT_HEAD}, torch {torch.__version__}, {torch.get_num_threads()} threads, "
+          f"median of {args.repeats} warm runs")
+    rows = [
+        ("gradient x input", lambda: gradient_saliency(clf, ids, methods=("grad_x_input",)), 0.3),
+        (f"integrated gradients ({args.ig_steps} steps)",
+         lambda: gradient_saliency(clf, ids, methods=("integrated_gradients",), ig_steps=args.ig_steps), 3.0),
+        ("gradient norm", lambda: gradient_saliency(clf, ids, methods=("gradient",)), None),
+        ("attention significance + rollout", lambda: attention_importance(clf, ids), None),
+    ]
+    try:
+        from pyramid.adapler import contributions, load_predictors
+
+        pred, _ = load_predictors()
+        rows.append(("AdapLeR contributions (6 CPs)", lambda: contributions(clf, pred, ids), None))
+    except ValueError as exc:
+        print(f"(no AdapLeR predictors: {exc})")
+        pred = None
+    rows.append(("whole Saliency-page report", lambda: saliency_report(clf, ids, ig_steps=args.ig_steps,
+                                                                       predictors=pred), None))
+    for name, fn, target in rows:
+        sec = median_seconds(fn, args.repeats)
+        verdict = "" if target is None else (f"  target < {target * 1000:.0f} ms: "
+                                             + ("met" if sec < target else "MISSED"))
+        print(f"{name:40s} {sec * 1000:8.1f} ms{verdict}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
