@@ -59,6 +59,41 @@ def _on_example_change() -> None:
         st.session_state["text"] = examples[title]
 
 
+URL_KEYS = ("text", "selector", "compare", "retention", "start_layer", "seed")
+"""Explorer state kept in the URL query string, so that a copied link reopens the same view."""
+
+
+def _state_from_url(names: list[str], num_layers: int) -> None:
+    """Fill the form's widgets from the query string, once per session (bad values are ignored)."""
+    if st.session_state.get("_url_loaded"):
+        return
+    st.session_state["_url_loaded"] = True
+    qp = st.query_params
+    if qp.get("text", "").strip():
+        st.session_state["text"] = qp["text"]
+    for key in ("selector", "compare"):
+        if qp.get(key) in names:
+            st.session_state[key] = qp[key]
+    try:
+        r = round(float(qp["retention"]) / 0.05) * 0.05
+        st.session_state["retention"] = float(min(1.0, max(0.05, round(r, 2))))
+    except (KeyError, ValueError):
+        pass
+    try:
+        st.session_state["start_layer"] = int(min(max(1, num_layers - 1), max(1, int(qp["start_layer"]))))
+    except (KeyError, ValueError):
+        pass
+    try:
+        st.session_state["seed"] = int(min(2**31 - 1, max(0, int(qp["seed"]))))
+    except (KeyError, ValueError):
+        pass
+
+
+def _state_to_url(params: dict) -> None:
+    """Write the run's settings into the query string (the browser's address bar)."""
+    st.query_params.from_dict({k: str(params[k]) for k in URL_KEYS})
+
+
 def _model_sidebar(settings) -> str:
     with st.sidebar:
         st.subheader("Model")
@@ -130,25 +165,40 @@ def render() -> None:
                    f"at most {encoder.max_length} tokens per text.")
 
     examples = load_examples()
+    names = usable_selectors(model_name)
+    _state_from_url(names, L)
     if "text" not in st.session_state:
         st.session_state["text"] = examples[0]["text"]
     st.selectbox("Example", [e["title"] for e in examples], key="example", on_change=_on_example_change,
-                 help="Load one of the example texts into the text box (SST-2 dev sentences, IMDB reviews).")
+                 help="Load one of the example texts into the text box (SST-2 dev sentences, IMDB reviews). "
+                      "Each comes with something to try.")
+    tip = next((e.get("try") for e in examples if e["title"] == st.session_state.get("example")), None)
+    if tip:
+        st.caption(f"What to try: {tip}")
 
-    names = usable_selectors(model_name)
     with st.form("run-form"):
         text = st.text_area("Text", key="text", height=150,
                             help=f"Any text. Longer than {min(settings.max_tokens, encoder.max_length)} tokens "
                                  "is truncated, with a notice.")
         c1, c2, c3, c4 = st.columns(4)
-        selector = c1.selectbox("Selector", names, index=0, format_func=_label, key="selector", help=SELECTOR_HELP)
-        other = c2.selectbox("Compare with", names, index=1, format_func=_label, key="compare", help=COMPARE_HELP)
-        retention = c3.slider("Final retention ratio ρ", 0.05, 1.0, 0.3, 0.05, key="retention", help=RETENTION_HELP)
-        start_layer = c4.slider("Start layer s", 1, max(1, L - 1), 1, key="start_layer", help=START_HELP,
-                                disabled=L < 2)
+        # Defaults go through session state (which the URL may have filled), not the widgets' arguments.
+        for key, default in (("selector", names[0]), ("compare", names[min(1, len(names) - 1)]),
+                             ("retention", 0.3), ("start_layer", 1), ("seed", 0)):
+            st.session_state.setdefault(key, default)
+        if st.session_state["selector"] not in names:
+            st.session_state["selector"] = names[0]
+        if st.session_state["compare"] not in names:
+            st.session_state["compare"] = names[min(1, len(names) - 1)]
+        st.session_state["start_layer"] = min(st.session_state["start_layer"], max(1, L - 1))
+        selector = c1.selectbox("Selector", names, format_func=_label, key="selector", help=SELECTOR_HELP)
+        other = c2.selectbox("Compare with", names, format_func=_label, key="compare", help=COMPARE_HELP)
+        retention = c3.slider("Final retention ratio ρ", 0.05, 1.0, step=0.05, key="retention", help=RETENTION_HELP)
+        start_layer = c4.slider("Start layer s", 1, max(2, L - 1), key="start_layer", help=START_HELP,
+                                disabled=L < 3)
         with st.expander("More settings"):
-            seed = st.number_input("Seed (random selector)", 0, 2**31 - 1, 0, key="seed",
+            seed = st.number_input("Seed (random selector)", 0, 2**31 - 1, key="seed",
                                    help="Seed of the random selector's draw; the same seed gives the same trace.")
+        st.caption("The link in the address bar reopens this view (text and settings) after Run.")
         submitted = st.form_submit_button("Run", type="primary")
 
     if submitted or "params" not in st.session_state:
@@ -156,6 +206,7 @@ def render() -> None:
             "text": text, "selector": selector, "compare": other, "retention": float(retention),
             "start_layer": int(start_layer), "seed": int(seed), "model": model_name,
         }
+        _state_to_url(st.session_state["params"])
     params = st.session_state["params"]
     if params["model"] != model_name:
         st.info("The model changed: press Run to trace the text with it.")
@@ -221,3 +272,9 @@ def render() -> None:
         panels.embedding_panel(trace, projection, key="emb")
     with tabs[3]:
         panels.compare_panel(traces, chosen, other, key="cmp")
+    panels.downloads_panel(traces, chosen, other, _download_name(params), key="dl")
+
+
+def _download_name(params: dict) -> str:
+    """A file-name stem for the downloads: selector and schedule."""
+    return f"pyramid-lens_{params['selector']}_rho{params['retention']:.2f}_s{params['start_layer']}"

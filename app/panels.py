@@ -5,7 +5,7 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from pyramid.trace import Trace, compare_traces
+from pyramid.trace import Trace, compare_traces, trace_rows
 
 from . import figures
 
@@ -44,7 +44,11 @@ def embedding_panel(trace: Trace, projection, *, key: str) -> None:
         format_func=lambda j: "embeddings" if j == 0 else f"layer {j}",
         help="Layer 0 is the embedding output; layer j is the output of layer j for the tokens alive there.",
     )
-    st.plotly_chart(figures.embedding_figure(trace, projection, layer), key=f"{key}-fig", width="stretch")
+    fig = figures.embedding_figure(trace, projection, layer)
+    st.plotly_chart(fig, key=f"{key}-fig", width="stretch")
+    st.download_button("Download this chart (HTML)", data=lambda: _standalone_html(fig),
+                       file_name=f"pyramid-lens_embedding_{trace.selector}_layer{layer}.html", mime="text/html",
+                       on_click="ignore", key=f"{key}-dl")
     st.caption(
         f"One {projection.method.upper()} projection fitted on every token at every layer, so the axes "
         "are the same for all layers. Blue circles are kept after this layer, orange crosses are dropped; "
@@ -91,3 +95,38 @@ def prediction_panel(predictions: dict[str, dict], chosen: str, labels: dict[str
         "**sst2-lora-pyramid** was fine-tuned with core-set selection in the loop (methods.md 1.5). "
         "A head runs its own merged weights, so its kept tokens can differ slightly from the pyramid shown above."
     )
+
+
+def _standalone_html(fig) -> str:
+    """A plotly figure as one HTML file that opens offline (plotly.js embedded)."""
+    return fig.to_html(include_plotlyjs=True, full_html=True)
+
+
+def downloads_panel(traces: dict[str, Trace], chosen: str, other: str, stem: str, *, key: str) -> None:
+    """Download the chosen trace (JSON with the CLI's schema, CSV) and the figures as standalone HTML.
+
+    The files are made only when a button is pressed (deferred data), so they cost nothing otherwise.
+    """
+    import json
+
+    trace = traces[chosen]
+    with st.expander("Download this run"):
+        c1, c2, c3, c4 = st.columns(4)
+        c1.download_button("Trace (JSON)", data=lambda: json.dumps(trace.to_json(), ensure_ascii=False),
+                           file_name=f"{stem}.json", mime="application/json", on_click="ignore", key=f"{key}-json",
+                           help="The same JSON as `python -m pyramid trace` (without the prediction).")
+        c2.download_button("Trace (CSV)", data=lambda: pd.DataFrame(trace_rows(trace)).to_csv(index=False),
+                           file_name=f"{stem}.csv", mime="text/csv", on_click="ignore", key=f"{key}-csv",
+                           help="One row per token alive at each layer: kept or not, nearest kept token, distance, score.")
+        c3.download_button("Coverage chart (HTML)", data=lambda: _standalone_html(figures.coverage_figure(traces, chosen)),
+                           file_name=f"{stem}_coverage.html", mime="text/html", on_click="ignore", key=f"{key}-cov")
+        c4.download_button("Token pyramid (HTML)",
+                           data=lambda: "<!doctype html><meta charset='utf-8'>" + figures.pyramid_html(trace),
+                           file_name=f"{stem}_pyramid.html", mime="text/html", on_click="ignore", key=f"{key}-pyr")
+        rows = compare_traces(traces[chosen], traces[other])
+        st.download_button("Comparison chart (HTML)",
+                           data=lambda: _standalone_html(figures.comparison_figure(rows, chosen, other)),
+                           file_name=f"{stem}_vs_{other}.html", mime="text/html", on_click="ignore", key=f"{key}-cmp")
+        st.caption("HTML files open offline in any browser (plotly.js is embedded). The embedding chart has its "
+                   "own download under it.")
+

@@ -195,6 +195,33 @@ class Trace:
         return result
 
 
+TRACE_CSV_COLUMNS = ("layer", "token_index", "token", "kept", "nearest_kept", "distance", "score")
+"""Columns of :func:`trace_rows`: one row per token alive at a layer."""
+
+
+def trace_rows(trace: "Trace") -> list[dict]:
+    """The trace as flat rows for a CSV: one per (layer, alive token), :data:`TRACE_CSV_COLUMNS`.
+
+    ``layer`` 0 rows exist only for a selection on the embedding output (AdapLeR); their
+    ``nearest_kept`` and ``distance`` are empty. ``score`` is the selector's score where it chose
+    at that layer, else empty.
+    """
+    rows = []
+    if trace.embedding_kept is not None:
+        kept0 = set(trace.embedding_kept)
+        scores0 = trace.embedding_scores or [None] * trace.n_tokens
+        for i, tok in enumerate(trace.tokens):
+            rows.append({"layer": 0, "token_index": i, "token": tok, "kept": i in kept0, "nearest_kept": None,
+                         "distance": None, "score": scores0[i]})
+    for lt in trace.layers:
+        kept = set(lt.kept)
+        scores = lt.scores or [None] * len(lt.alive)
+        for i, near, dist, score in zip(lt.alive, lt.nearest, lt.distance, scores):
+            rows.append({"layer": lt.layer, "token_index": i, "token": trace.tokens[i], "kept": i in kept,
+                         "nearest_kept": near, "distance": round(float(dist), 6), "score": score})
+    return rows
+
+
 @torch.inference_mode()
 def trace_text(
     encoder: LoadedEncoder,

@@ -53,6 +53,9 @@ def test_default_example_renders_every_panel(default_run):
     assert "sst2-lora: label" in table.columns and "sst2-lora-pyramid: label" in table.columns
     assert set(table["sst2-lora: label"]) <= {"negative", "positive"}
     assert at.button[0].label == "Run" or any(b.label == "Run" for b in at.button)
+    downloads = {d.proto.label for d in at.get("download_button")}
+    assert {"Trace (JSON)", "Trace (CSV)", "Coverage chart (HTML)", "Token pyramid (HTML)",
+            "Comparison chart (HTML)", "Download this chart (HTML)"} <= downloads
 
 
 def test_run_with_another_selector_and_retention():
@@ -67,6 +70,27 @@ def test_run_with_another_selector_and_retention():
     thick = [t for t in coverage["data"] if t["line"]["width"] == 4]
     assert [t["name"] for t in thick] == ["attention"]
     assert any("wonderful" in b for b in html_bodies(at))
+
+
+def test_url_query_string_restores_the_view_and_run_updates_it():
+    at = fresh()
+    at.query_params["text"] = "a wonderful , moving film"
+    at.query_params["selector"] = "random"
+    at.query_params["retention"] = "0.5"
+    at.query_params["start_layer"] = "2"
+    at.query_params["compare"] = "no-such-selector"  # ignored
+    at.run()
+    assert not at.exception and not at.error
+    assert at.selectbox(key="selector").value == "random"
+    assert at.slider(key="retention").value == pytest.approx(0.5)
+    assert at.slider(key="start_layer").value == 2
+    assert any("wonderful" in b for b in html_bodies(at))
+    at.selectbox(key="selector").set_value("first-k")
+    next(b for b in at.button if b.label == "Run").click()
+    at.run()
+    qp = {k: (v[0] if isinstance(v, list) else v) for k, v in at.query_params.items()}
+    assert qp["selector"] == "first-k" and float(qp["retention"]) == pytest.approx(0.5)
+    assert qp["start_layer"] == "2" and qp["text"] == "a wonderful , moving film"
 
 
 def test_hostile_text_is_shown_as_text():
@@ -174,3 +198,25 @@ def test_saliency_page_compares_methods_and_selectors():
     assert not at.exception
     xs = chart_specs(at)[0]["data"][0]["x"]
     assert not any("<img" in x for x in xs) and any("&lt;" in x for x in xs)
+
+
+LEARN_SCRIPT = BENCH_SCRIPT.replace("from app import benchmarks\nbenchmarks.render()",
+                                    "from app import learn\nlearn.render()")
+
+
+def test_learn_page_walks_through_every_step():
+    from app.learn import STEPS
+
+    at = AppTest.from_string(LEARN_SCRIPT, default_timeout=TIMEOUT).run()
+    assert not at.exception and not at.error
+    charts_seen = 0
+    for step in STEPS:
+        at.radio(key="learn_step").set_value(step).run()
+        assert not at.exception and not at.error, step
+        assert at.subheader, step
+        charts_seen += len(at.get("plotly_chart"))
+    assert charts_seen >= 3  # covering balls, attention heatmap, soft-removal curve
+    at.radio(key="learn_step").set_value(STEPS[2]).run()
+    at.slider(key="learn_k").set_value(8).run()
+    title = json.loads(at.get("plotly_chart")[0].proto.spec)["layout"]["title"]["text"]
+    assert "k = 8" in title

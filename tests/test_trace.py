@@ -109,3 +109,23 @@ def test_pyramid_html_escapes_user_text(minilm):
     assert page.count('class="pl-row"') == 6
     fig = coverage_figure({"coreset": tr}, "coreset")
     assert list(fig.data[0].y) == [lt.coverage_radius for lt in tr.layers]
+
+
+def test_trace_rows_flatten_every_alive_token(minilm):
+    import csv
+    import io
+
+    import pandas as pd
+
+    from pyramid.trace import TRACE_CSV_COLUMNS, trace_rows
+
+    tr = trace_text(minilm, "<b>bold</b> and, a \"quoted\" film", "coreset", Schedule(retention=0.5))
+    rows = trace_rows(tr)
+    assert len(rows) == sum(len(lt.alive) for lt in tr.layers)
+    assert all(tuple(r) == TRACE_CSV_COLUMNS for r in rows)
+    for lt in tr.layers:
+        mine = [r for r in rows if r["layer"] == lt.layer]
+        assert [r["token_index"] for r in mine] == lt.alive
+        assert [r["token_index"] for r in mine if r["kept"]] == lt.kept
+    back = list(csv.DictReader(io.StringIO(pd.DataFrame(rows).to_csv(index=False))))
+    assert [r["token"] for r in back[: tr.n_tokens]] == tr.tokens  # quotes and commas survive the CSV
