@@ -102,3 +102,69 @@ def test_explorer_in_a_real_browser(server, browser):
     assert page.locator("[data-testid='stPlotlyChart']").count() == 3
     page.screenshot(path=str(ARTIFACTS / "explorer-compare.png"), full_page=True)
     page.close()
+
+
+def test_selector_retention_url_and_every_page(server, browser):
+    page = browser.new_page(viewport={"width": 1400, "height": 1400})
+    errors = []
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    page.goto(server)
+    wait_idle(page)
+    page.wait_for_selector(".pl-row", state="attached", timeout=300_000)
+
+    # switch selector and retention, run; the address bar then holds the view
+    page.get_by_role("combobox", name="Selector").click()
+    page.get_by_role("option", name="Attention (PoWER-BERT significance)").click()
+    thumb = page.locator("[data-testid='stSlider']").filter(has_text="Final retention").get_by_role("slider")
+    thumb.focus()
+    for _ in range(4):
+        thumb.press("ArrowRight")  # 0.30 -> 0.50
+    page.get_by_role("button", name="Run").click()
+    time.sleep(1)
+    wait_idle(page)
+    page.wait_for_function("window.location.search.includes('selector=attention')", timeout=60_000)
+    assert "retention=0.5" in page.url
+    assert page.get_by_test_id("stException").count() == 0
+
+    # a copied link reopens the same view in a new tab
+    other = browser.new_page(viewport={"width": 1400, "height": 1400})
+    other.goto(page.url)
+    wait_idle(other)
+    other.wait_for_selector(".pl-row", state="attached", timeout=300_000)
+    assert "Attention" in other.get_by_role("combobox", name="Selector").input_value() or \
+        "Attention" in other.locator("[data-testid='stSelectbox']").first.inner_text()
+    other.close()
+
+    # every page renders without an exception, with its charts
+    ARTIFACTS.mkdir(exist_ok=True)
+    for path, min_charts in (("saliency", 3), ("benchmarks", 2), ("learn", 0)):
+        page.goto(f"{server}/{path}")
+        wait_idle(page)
+        if min_charts:
+            page.wait_for_function(
+                f"document.querySelectorAll(\"[data-testid='stPlotlyChart']\").length >= {min_charts}",
+                timeout=300_000)
+        assert page.get_by_test_id("stException").count() == 0, path
+        page.screenshot(path=str(ARTIFACTS / f"{path}.png"), full_page=True)
+    assert errors == []
+    page.close()
+
+
+def test_eight_concurrent_sessions_on_a_fresh_server():
+    """8 sessions arrive together on a freshly started app, each runs its own text: each gets its own
+    result, none another's, no exception (scripts/load_test.py; it also prints p50/p95 and memory)."""
+    import asyncio
+
+    sys.path.insert(0, str(ROOT))
+    from scripts.load_test import run_load, start_server, summarize
+
+    proc, url = start_server()
+    try:
+        results = asyncio.run(run_load(url, sessions=8, rounds=1, timeout_s=400))
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+    s = summarize(results)
+    assert s["sessions"] == 8
+    assert s["all_own"], results
+    assert s["cross_talk"] == 0 and s["exceptions"] == 0, results

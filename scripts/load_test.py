@@ -1,0 +1,176 @@
+"""Many users at once: N browser sessions run different texts concurrently on one app process.
+
+    python scripts/load_test.py [--sessions 8] [--url http://127.0.0.1:PORT] [--rounds 1]
+
+Without ``--url`` it starts ``streamlit run streamlit_app.py`` on a free loopback port (fresh
+process, so the sessions also race on the first model load), opens ``--sessions`` pages in
+Debian's Chromium (Playwright), and in every page at the same moment pastes its own text (each with
+a unique marker word), presses Run and waits for the token pyramid. It checks that every page shows
+its own marker and no other page's (no cross-talk), that no page shows an exception, and prints
+the p50 / p95 time from pressing Run to a rendered result and the server process's peak resident
+memory (VmHWM). Loopback only; bounded by ``--sessions`` and ``--rounds``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+CHROMIUM = os.environ.get("PYRAMID_LENS_CHROMIUM", "/usr/bin/chromium")
+LAUNCH_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+               "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+MARKERS = ["aardvark", "bassoon", "cobbler", "dulcimer", "escarpment", "flamingo", "gazebo", "harpsichord",
+           "iguana", "jamboree", "kumquat", "lighthouse", "marmalade", "nightingale", "orchard", "pelican"]
+IDLE = "[data-testid='stApp'][data-test-script-state='notRunning']"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def start_server() -> tuple[subprocess.Popen, str]:
+    """``streamlit run`` on a free loopback port; returns the process and its URL once healthy."""
+    port = free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "streamlit", "run", str(ROOT / "streamlit_app.py"), "--server.headless", "true",
+         "--server.port", str(port), "--server.address", "127.0.0.1", "--browser.gatherUsageStats", "false",
+         "--server.fileWatcherType", "none"],
+        cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.time() + 120
+    while time.time() < deadline:
+        try:
+            if urllib.request.urlopen(f"{url}/_stcore/health", timeout=2).read() == b"ok":
+                return proc, url
+        except OSError:
+            time.sleep(0.5)
+    proc.terminate()
+    raise RuntimeError("streamlit did not start within 120 s")
+
+
+def peak_rss_mb(pid: int) -> float | None:
+    """Peak resident memory (VmHWM) of a process in MB (Linux), or None."""
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        return None
+    return None
+
+
+def text_for(i: int, r: int) -> tuple[str, str]:
+    marker = MARKERS[(i + r) % len(MARKERS)]
+    text = (f"the {marker} in this film is a delight , and the cast around the {marker} is wonderful , "
+            f"though the plot drags in the middle ({i}, round {r}) .")
+    return marker, text
+
+
+async def one_session(browser, url: str, i: int, r: int, ready: list, start: asyncio.Event, timeout_ms: int) -> dict:
+    """Open the app, wait for the first render and fill this session's text; when every session is
+    ready (``start``), press Run and time the rendered result."""
+    marker, text = text_for(i, r)
+    page = await browser.new_page(viewport={"width": 1300, "height": 1200})
+    try:
+        await page.goto(url)
+        await page.wait_for_selector(IDLE, timeout=timeout_ms)
+        await page.wait_for_selector(".pl-row", state="attached", timeout=timeout_ms)
+        await page.get_by_role("textbox", name="Text").fill(text)
+        ready.append(i)
+        await start.wait()
+        t0 = time.perf_counter()
+        await page.get_by_role("button", name="Run").click()
+        await page.wait_for_function(
+            "m => [...document.querySelectorAll('.pl-pyr')].some(e => e.innerText.includes(m))", arg=marker,
+            timeout=timeout_ms)
+        await page.wait_for_selector(IDLE, timeout=timeout_ms)
+        seconds = time.perf_counter() - t0
+        shown = await page.locator(".pl-pyr").first.inner_text()
+        others = [m for m in MARKERS if m != marker and m in shown]
+        exceptions = await page.get_by_test_id("stException").count()
+        return {"session": i, "marker": marker, "seconds": seconds, "own": marker in shown, "others": others,
+                "exceptions": exceptions}
+    finally:
+        await page.close()
+
+
+async def run_load(url: str, sessions: int, rounds: int = 1, timeout_s: float = 600) -> list[dict]:
+    """Run ``rounds`` x ``sessions`` concurrent sessions against ``url``; one result dict each.
+
+    The sessions load the page together (racing on a fresh server's first model load), then press
+    Run at the same moment.
+    """
+    from playwright.async_api import async_playwright
+
+    results = []
+    async with async_playwright() as p:
+        browser = await p.chromium.launch(executable_path=CHROMIUM, args=LAUNCH_ARGS)
+        try:
+            for r in range(rounds):
+                ready: list[int] = []
+                start = asyncio.Event()
+                tasks = [asyncio.create_task(one_session(browser, url, i, r, ready, start, int(timeout_s * 1000)))
+                         for i in range(sessions)]
+                deadline = time.monotonic() + timeout_s
+                while len(ready) < sessions and not any(t.done() for t in tasks) and time.monotonic() < deadline:
+                    await asyncio.sleep(0.1)
+                start.set()
+                results += await asyncio.gather(*tasks)
+        finally:
+            await browser.close()
+    return results
+
+
+def summarize(results: list[dict]) -> dict:
+    times = sorted(r["seconds"] for r in results)
+    p95 = times[min(len(times) - 1, int(round(0.95 * (len(times) - 1))))]
+    return {"sessions": len(results), "p50_s": statistics.median(times), "p95_s": p95, "max_s": times[-1],
+            "all_own": all(r["own"] for r in results), "cross_talk": sum(bool(r["others"]) for r in results),
+            "exceptions": sum(r["exceptions"] for r in results)}
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--sessions", type=int, default=8)
+    ap.add_argument("--rounds", type=int, default=1)
+    ap.add_argument("--url", default=None, help="an app already running on loopback (default: start one)")
+    args = ap.parse_args()
+    if not 1 <= args.sessions <= len(MARKERS):
+        ap.error(f"--sessions must be 1..{len(MARKERS)}")
+    if args.url and not args.url.startswith(("http://127.0.0.1", "http://localhost")):
+        ap.error("--url must be a loopback address")
+    proc = None
+    if args.url is None:
+        proc, url = start_server()
+    else:
+        url = args.url
+    try:
+        results = asyncio.run(run_load(url, args.sessions, args.rounds))
+        peak = peak_rss_mb(proc.pid) if proc is not None else None
+    finally:
+        if proc is not None:
+            proc.terminate()
+            proc.wait(timeout=30)
+    s = summarize(results)
+    print(f"{s['sessions']} sessions ({args.sessions} concurrent x {args.rounds} round(s)), {os.cpu_count()} CPU threads")
+    print(f"time from Run to rendered result: p50 {s['p50_s']:.1f} s, p95 {s['p95_s']:.1f} s, max {s['max_s']:.1f} s")
+    print(f"own result in every session: {s['all_own']}; sessions showing another's text: {s['cross_talk']}; "
+          f"exceptions: {s['exceptions']}")
+    if peak is not None:
+        print(f"server peak resident memory: {peak:.0f} MB")
+    return 0 if s["all_own"] and not s["cross_talk"] and not s["exceptions"] else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
