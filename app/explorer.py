@@ -29,7 +29,9 @@ SELECTOR_HELP = (
     "that receive the most attention (PoWER-BERT significance). random: a seeded uniform draw. "
     "first-k: keep the first tokens (truncation). AdapLeR: learned contribution predictors score the tokens "
     "before every layer and a token stays if its score is at least eta/n; it decides its own lengths, so "
-    "the schedule does not apply (it runs on the fine-tuned sst2-lora encoder it was trained with). "
+    "the schedule does not apply. TR-BERT: learned policy networks after layers 1 and 3 keep a token if its "
+    "keep probability is at least 0.5. Both learned selectors run on the fine-tuned sst2-lora encoder they "
+    "were trained with. "
     "[CLS] is always kept."
 )
 RETENTION_HELP = (
@@ -241,8 +243,9 @@ def render() -> None:
         other = other if other in traces else chosen
     trace = traces[chosen]
     if not SELECTORS[chosen].fixed_length:
-        st.info(f"{_label(chosen)} decides how many tokens each example keeps (threshold eta/n per layer), "
-                "so the retention ratio and start layer do not apply to it.")
+        st.info(f"{_label(chosen)} decides how many tokens each text keeps (a learned threshold, not a schedule), "
+                "so the retention ratio and start layer do not apply to it. It runs on the fine-tuned sst2-lora "
+                "encoder its weights were trained with.")
     flops = trace_flops(trace, encoder.config)
     m1, m2, m3, m4 = st.columns(4)
     m1.metric("Tokens", trace.n_tokens, help="Word pieces including [CLS] and [SEP].")

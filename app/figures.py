@@ -22,6 +22,7 @@ SELECTOR_COLORS = {
     "random": "#7f7f7f",
     "first-k": "#9467bd",
     "adapler": "#2ca02c",
+    "trbert": "#8c564b",
 }
 KEPT_COLOR = "#1f77b4"
 DROPPED_COLOR = "#ff7f0e"

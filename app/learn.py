@@ -238,7 +238,9 @@ def render() -> None:
             "(**REINFORCE**, methods.md 3.2):")
         st.latex(r"R = -\mathcal{L}_{task} - \alpha\,\frac{\#\text{kept}}{n},\qquad "
                  r"\nabla J = \mathbb{E}\big[(R - \bar R)\,\nabla \log \pi(a \mid h)\big]")
-        st.info("TR-BERT is described here but not yet available as a selector in this build.")
+        st.markdown("In the explorer, the **TR-BERT** selector runs the shipped policies (trained with "
+                    "`python -m pyramid train-trbert`, encoder frozen): after layers 1 and 3 a token stays if "
+                    "π ≥ 0.5.")
     elif step == STEPS[6]:
         st.subheader("Token Dropping: leave the middle layers, rejoin at the end")
         st.markdown(

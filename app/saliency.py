@@ -55,7 +55,7 @@ def render() -> None:
         c1, c2, c3 = st.columns(3)
         retention = c1.slider("Final retention ratio ρ", 0.05, 1.0, 0.3, 0.05, key="sal_retention",
                               help="Schedule of the fixed-length selectors compared against the salient "
-                                   "tokens (AdapLeR sets its own lengths).")
+                                   "tokens (AdapLeR and TR-BERT set their own lengths).")
         k = c2.slider("Top-k salient tokens", 1, 20, 5, key="sal_k",
                       help="How many of the most salient tokens (gradient × input) to follow.")
         steps = c3.select_slider("IG steps", [10, 20, 50], 20, key="sal_steps",

@@ -285,12 +285,6 @@ class AdaplerSettings:
     command: str = ""
 
 
-def _warmup_decay(step: int, total: int, warmup: int) -> float:
-    if step < warmup:
-        return (step + 1) / max(1, warmup)
-    return max(0.0, (total - step) / max(1, total - warmup))
-
-
 def saliency_targets(classifier: SequenceClassifier, ids: Sequence[Sequence[int]], labels: Sequence[int],
                      batch_size: int = 32, progress: bool = True) -> list[torch.Tensor]:
     """Gradient x input saliency of the gold logit for every example (methods.md 2.2).
@@ -362,6 +356,7 @@ def _train(classifier, s: AdaplerSettings, rng: random.Random, texts, labels, pr
     from tqdm.auto import tqdm
 
     from .batching import encode_texts, pad_batch, pad_id_of
+    from .training import linear_warmup_decay
 
     enc = classifier.encoder
     ids = encode_texts(enc, texts, s.max_length)
@@ -377,7 +372,7 @@ def _train(classifier, s: AdaplerSettings, rng: random.Random, texts, labels, pr
     steps_per_epoch = math.ceil(len(ids) / s.batch_size)
     total = steps_per_epoch * s.epochs
     warm = int(s.warmup * total)
-    scheds = [torch.optim.lr_scheduler.LambdaLR(o, lambda st: _warmup_decay(st, total, warm))
+    scheds = [torch.optim.lr_scheduler.LambdaLR(o, lambda st: linear_warmup_decay(st, total, warm))
               for o in (opt_model, opt_eta)]
     w = torch.arange(L, 0, -1, dtype=torch.float32)  # (L,) layer weights L..1
     pad = pad_id_of(enc)
@@ -433,35 +428,16 @@ def _train(classifier, s: AdaplerSettings, rng: random.Random, texts, labels, pr
                   "final_kl": round(sum(h[1] for h in history[-20:]) / max(1, len(history[-20:])), 4)},
     )
     if s.dev:
-        config.metrics.update(dev_metrics(classifier, pred, s.dev, batch_size=s.batch_size))
+        from .evaluation import operating_point
+        from .selectors import AdaplerSelector
+
+        config.metrics.update(operating_point(classifier, AdaplerSelector(pred, config), s.dev, batch_size=s.batch_size))
     out = Path(s.out)
     out.mkdir(parents=True, exist_ok=True)
     save_file({k: v.detach().contiguous() for k, v in pred.state_dict().items()}, str(out / "predictors.safetensors"))
     (out / "adapler_config.json").write_text(config.to_json() + "\n", encoding="utf-8")
     (out / "README.md").write_text(model_card(config, out), encoding="utf-8")
     return pred, config
-
-
-def dev_metrics(classifier: SequenceClassifier, predictors: ContributionPredictors, dev: str,
-                batch_size: int = 32) -> dict:
-    """Accuracy and mean FLOPs speedup (CP cost included) of hard AdapLeR on a labelled file."""
-    from .data import read_labelled
-    from .evaluation import run_dataset
-    from .batching import encode_texts
-    from .schedule import Schedule
-    from .selectors import AdaplerSelector
-
-    data = read_labelled(dev, label_names=classifier.labels)
-    ids = encode_texts(classifier.encoder, data.texts)
-    run = run_dataset(classifier, ids, AdaplerSelector(predictors), Schedule(retention=1.0), batch_size=batch_size)
-    gold = torch.tensor(data.labels)
-    n = run.alive.new_tensor([len(x) for x in ids]).float()  # (n,)
-    return {
-        "dev": dev,
-        "dev_accuracy": round(float((run.predictions == gold).double().mean()), 4),
-        "dev_flops_speedup": round(float(run.speedup.mean()), 3),
-        "dev_last_layer_retention": round(float((run.alive[:, -1].float() / n).mean()), 3),
-    }
 
 
 def model_card(config: AdaplerConfig, folder: Path) -> str:

@@ -5,6 +5,7 @@ Commands:
     train     fine-tune a LoRA sentiment head (optionally with the pyramid in the loop).
     evaluate  accuracy, agreement and FLOPs speedup per selector and retention on a data set.
     train-adapler  train AdapLeR's contribution predictors and thresholds for a head.
+    train-trbert   train TR-BERT's policy networks with REINFORCE for a head.
     saliency-report  over a data set: AdapLeR predictors vs gradient x input; top-k salient kept.
     bench     measured vs FLOPs-predicted speedup (and training memory) of the pyramid.
 
@@ -136,6 +137,32 @@ def cmd_train_adapler(args) -> int:
     )
     _, config = train_adapler(classifier, settings, progress=not args.quiet)
     print(json.dumps({"adapler": name, "out": out, "eta": config.training["eta"], "metrics": config.metrics}))
+    return 0
+
+
+def cmd_train_trbert(args) -> int:
+    """``train-trbert``: train TR-BERT's policy networks with REINFORCE for a head."""
+    from .classifier import load_classifier
+    from .loading import load_encoder
+    from .trbert import DEFAULT_TRBERT, TRBERT_DIR, TrbertSettings, train_trbert
+
+    name = args.name or DEFAULT_TRBERT
+    out = args.out or str(TRBERT_DIR / name)
+    if args.epochs < 1 or args.samples < 2:
+        raise ValueError("--epochs must be at least 1 and --samples at least 2 (the baseline is their mean)")
+    if args.alpha < 0:
+        raise ValueError("--alpha must be >= 0")
+    _quiet_transformers()
+    encoder = load_encoder(args.model)
+    classifier = load_classifier(args.head, encoder)
+    settings = TrbertSettings(
+        data=args.data, dev=args.dev or None, out=out, name=name, head=classifier.config.name, alpha=args.alpha,
+        epochs=args.epochs, limit=args.limit if args.limit and args.limit > 0 else None, batch_size=args.batch_size,
+        samples=args.samples, max_length=args.max_length, lr=args.lr, guide_rate=args.guide_rate, seed=args.seed,
+        command=_command_line(args),
+    )
+    _, config = train_trbert(classifier, settings, progress=not args.quiet)
+    print(json.dumps({"trbert": name, "out": out, "metrics": config.metrics}))
     return 0
 
 
@@ -386,6 +413,26 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model", default=DEFAULT_MODEL, help="base encoder of the head")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_train_adapler)
+
+    p = sub.add_parser("train-trbert", help="train TR-BERT's policy networks (REINFORCE) for a head")
+    p.add_argument("--data", default=DEFAULT_TRAIN, help=f"training file (default {DEFAULT_TRAIN})")
+    p.add_argument("--dev", default=DEFAULT_DEV, help=f"evaluation file ('' for none; default {DEFAULT_DEV})")
+    p.add_argument("--head", default="sst2-lora", help="the frozen fine-tuned head (default sst2-lora)")
+    p.add_argument("--name", default=None, help="artifact name (default sst2-lora-trbert)")
+    p.add_argument("--out", default=None, help="artifact folder (default assets/trbert/NAME)")
+    p.add_argument("--alpha", type=float, default=1.0,
+                   help="weight of the kept fraction in the reward: larger = fewer tokens (default 1, the paper's IMDB value)")
+    p.add_argument("--epochs", type=int, default=3)
+    p.add_argument("--limit", type=int, default=8000, help="shuffled training rows used (default 8000; 0 = all)")
+    p.add_argument("--batch-size", type=int, default=16, help="examples per step (each rolled out --samples times)")
+    p.add_argument("--samples", type=int, default=8, help="rollouts K per example (default 8)")
+    p.add_argument("--max-length", type=int, default=64)
+    p.add_argument("--lr", type=float, default=1e-3, help="policy learning rate (default 1e-3)")
+    p.add_argument("--guide-rate", type=float, default=0.5, help="share of steps with the heuristic imitation rollout")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--model", default=DEFAULT_MODEL, help="base encoder of the head")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=cmd_train_trbert)
 
     p = sub.add_parser("evaluate", help="accuracy / agreement / FLOPs speedup per selector and retention")
     p.add_argument("--data", required=True, help="labelled TSV or CSV (SST-2 dev, the IMDB reviews...)")

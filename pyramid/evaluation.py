@@ -216,3 +216,30 @@ def accuracy_of(classifier: SequenceClassifier, data: LabelledData, selector: st
     run = run_dataset(classifier, ids, get_selector(selector), Schedule(retention=retention, start_layer=start_layer),
                       batch_size=batch_size)
     return float((run.predictions == torch.tensor(data.labels)).double().mean())
+
+
+def operating_point(classifier: SequenceClassifier, selector: Selector, path: str, batch_size: int = 32,
+                    schedule: Schedule | None = None) -> dict:
+    """Accuracy, mean FLOPs speedup (selector cost included) and last-layer retention of one
+    pyramid on a labelled file (the figures a learned selector's model card reports).
+
+    Returns:
+        ``{"dev", "dev_accuracy", "dev_flops_speedup", "dev_last_layer_retention"}``.
+
+    Raises:
+        DataError: unreadable file.
+    """
+    from .data import read_labelled
+
+    data = read_labelled(path, label_names=classifier.labels)
+    ids = encode_texts(classifier.encoder, data.texts)
+    run = run_dataset(classifier, ids, selector, schedule or Schedule(retention=1.0), batch_size=batch_size)
+    gold = torch.tensor(data.labels)
+    n = torch.tensor([len(x) for x in ids], dtype=torch.float32)
+    return {
+        "dev": path,
+        "dev_accuracy": round(float((run.predictions == gold).double().mean()), 4),
+        "dev_flops_speedup": round(float(run.speedup.mean()), 3),
+        "dev_last_layer_retention": round(float((run.alive[:, -1].float() / n).mean()), 3),
+    }
+

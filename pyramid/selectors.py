@@ -238,7 +238,54 @@ class FirstKSelector(Selector):
         return Selection(keep=keep_top_k(scores, ctx.valid, ctx.k), scores=scores)
 
 
-class AdaplerSelector(Selector):
+class LearnedSelector(Selector):
+    """A selector with trained weights that belong to one sentiment head's fine-tuned encoder.
+
+    Subclasses set :meth:`load_default` (the shipped artifact) and hold ``self.weights`` (an
+    ``nn.Module``) and ``self.config`` (its config, with ``head``, ``base_model``, ``hidden_size``,
+    ``num_layers``). They run on the head's encoder (:func:`pyramid.classifier.encoder_for_selector`).
+    """
+
+    fixed_length = False
+
+    def __init__(self, weights=None, config=None):
+        if weights is None:
+            weights, config = self.load_default()
+        self.weights = weights
+        self.config = config
+
+    @classmethod
+    def load_default(cls):
+        """``(weights, config)`` of the shipped artifact; raises a ``ValueError`` subclass if missing."""
+        raise NotImplementedError
+
+    @classmethod
+    def unavailable(cls, model_name: str | None = None) -> str | None:
+        from .loading import DEFAULT_MODEL
+
+        try:
+            _, config = cls.load_default()
+        except ValueError as exc:
+            return str(exc)
+        if model_name is not None and config.base_model != (model_name or DEFAULT_MODEL):
+            return (f"the {cls.label} weights were trained on '{config.base_model}' (head '{config.head}'), "
+                    f"not on '{model_name}'")
+        return None
+
+    @property
+    def head(self) -> str | None:
+        """The classifier head whose encoder the weights were trained on (None if unknown)."""
+        return self.config.head if self.config is not None else None
+
+    def _check(self, ctx: SelectionContext, hidden_size: int, num_layers: int) -> None:
+        if ctx.hidden.shape[-1] != hidden_size or ctx.num_layers != num_layers:
+            raise ValueError(
+                f"the {self.label} weights were trained for a {num_layers}-layer, d={hidden_size} encoder; "
+                f"this one has {ctx.num_layers} layers and d={ctx.hidden.shape[-1]}"
+            )
+
+
+class AdaplerSelector(LearnedSelector):
     """AdapLeR: per-layer contribution predictors with the threshold ``eta_l / n_l`` (methods.md 2.4, 2.10).
 
     Before layer l+1 (l = 0..L-1, 0 = the embedding output) CP_l scores the alive tokens with a
@@ -258,56 +305,72 @@ class AdaplerSelector(Selector):
 
     name = "adapler"
     label = "AdapLeR (contribution predictors)"
-    fixed_length = False
-
-    def __init__(self, predictors=None, config=None):
-        if predictors is None:
-            from .adapler import load_predictors
-
-            predictors, config = load_predictors()
-        self.predictors = predictors
-        self.config = config
 
     @classmethod
-    def unavailable(cls, model_name: str | None = None) -> str | None:
-        from .adapler import AdaplerLoadError, load_predictors
-        from .loading import DEFAULT_MODEL
+    def load_default(cls):
+        from .adapler import load_predictors
 
-        try:
-            _, config = load_predictors()
-        except AdaplerLoadError as exc:
-            return str(exc)
-        if model_name is not None and config.base_model != (model_name or DEFAULT_MODEL):
-            return (f"the AdapLeR predictors were trained on '{config.base_model}' (head '{config.head}'), "
-                    f"not on '{model_name}'")
-        return None
+        return load_predictors()
 
     @property
-    def head(self) -> str | None:
-        """The classifier head whose encoder the predictors were trained on (None if unknown)."""
-        return self.config.head if self.config is not None else None
+    def predictors(self):
+        """The :class:`pyramid.adapler.ContributionPredictors`."""
+        return self.weights
 
     def selects_after(self, layer: int, num_layers: int) -> bool:
         return 0 <= layer <= num_layers - 1
 
     @torch.inference_mode()
     def select(self, ctx: SelectionContext) -> Selection:
-        pred = self.predictors
-        if ctx.hidden.shape[-1] != pred.hidden_size or ctx.num_layers != pred.num_layers:
-            raise ValueError(
-                f"these AdapLeR predictors were trained for a {pred.num_layers}-layer, d={pred.hidden_size} "
-                f"encoder; this one has {ctx.num_layers} layers and d={ctx.hidden.shape[-1]}"
-            )
+        pred = self.weights
+        self._check(ctx, pred.hidden_size, pred.num_layers)
         p = pred.distribution(ctx.layer, ctx.hidden, ctx.valid.float())  # (B, N)
         delta = pred.thresholds(ctx.layer, ctx.valid.sum(1)).unsqueeze(1)  # (B, 1)
         return Selection(keep=(p >= delta) & ctx.valid, scores=p)
 
     def selection_flops(self, n_alive: int, n_kept: int, hidden_size: int) -> float:
-        return float(n_alive) * self.predictors.flops_per_token()
+        return float(n_alive) * self.weights.flops_per_token()
+
+
+class TrbertSelector(LearnedSelector):
+    """TR-BERT: a policy network after layer 1 and after layer L/2; a token stays iff ``pi_i >= 0.5``
+    (methods.md 3.1, 3.4). [CLS] always stays; lengths differ per example; the schedule is ignored.
+    Scores are the keep probabilities. Selection FLOPs: the policy on every alive token at its points.
+
+    Args:
+        policy: a :class:`pyramid.trbert.PolicyNetworks`, or None for the shipped artifact
+            (``assets/trbert/sst2-lora-trbert``).
+        config: its :class:`pyramid.trbert.TrbertConfig`.
+
+    Raises:
+        TrbertLoadError: (when ``policy`` is None) the shipped artifact is missing or corrupt.
+    """
+
+    name = "trbert"
+    label = "TR-BERT (policy network)"
+
+    @classmethod
+    def load_default(cls):
+        from .trbert import load_policy
+
+        return load_policy()
+
+    def selects_after(self, layer: int, num_layers: int) -> bool:
+        return layer in self.weights.points
+
+    @torch.inference_mode()
+    def select(self, ctx: SelectionContext) -> Selection:
+        self._check(ctx, self.weights.hidden_size, self.config.num_layers if self.config else ctx.num_layers)
+        pi = self.weights.keep_probability(ctx.layer, ctx.hidden, ctx.valid)  # (B, N)
+        return Selection(keep=(pi >= 0.5) & ctx.valid, scores=pi)
+
+    def selection_flops(self, n_alive: int, n_kept: int, hidden_size: int) -> float:
+        return float(n_alive) * self.weights.flops_per_token()
 
 
 SELECTORS: dict[str, type[Selector]] = {
-    cls.name: cls for cls in (CoresetSelector, AttentionSelector, RandomSelector, FirstKSelector, AdaplerSelector)
+    cls.name: cls for cls in (CoresetSelector, AttentionSelector, RandomSelector, FirstKSelector, AdaplerSelector,
+                              TrbertSelector)
 }
 """Registry of selectors by name."""
 
@@ -334,8 +397,8 @@ def full_length_selector() -> Selector:
 def unavailable_reason(name: str, model_name: str | None = None) -> str | None:
     """Why the registered selector ``name`` cannot run on the model ``model_name`` (None when it can).
 
-    Only learned selectors can be unavailable: AdapLeR needs its shipped predictors, which belong to
-    one base model.
+    Only learned selectors can be unavailable: AdapLeR and TR-BERT need their shipped weights,
+    which belong to one base model.
     """
     return SELECTORS[name].unavailable(model_name)
 

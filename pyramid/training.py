@@ -78,7 +78,8 @@ class TrainSettings:
     command: str = ""
 
 
-def _linear_warmup_decay(step: int, total: int, warmup: int) -> float:
+def linear_warmup_decay(step: int, total: int, warmup: int) -> float:
+    """Learning-rate factor: linear warm-up over ``warmup`` steps, then linear decay to 0 at ``total``."""
     if step < warmup:
         return (step + 1) / max(1, warmup)
     return max(0.0, (total - step) / max(1, total - warmup))
@@ -132,7 +133,7 @@ def train_classifier(base: LoadedEncoder, settings: TrainSettings, *, progress: 
         [{"params": lora_params, "lr": s.lr}, {"params": head.parameters(), "lr": s.head_lr}],
         weight_decay=s.weight_decay,
     )
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda st: _linear_warmup_decay(st, total, warmup))
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda st: linear_warmup_decay(st, total, warmup))
     loss_fn = torch.nn.CrossEntropyLoss()
 
     model.train()

@@ -203,7 +203,7 @@ def test_evaluate_gives_one_adapler_row(adapler_trained, monkeypatch):
 
     clf, pred, config, folder, data, _ = adapler_trained
     monkeypatch.setattr(selectors.AdaplerSelector, "__init__",
-                        lambda self, predictors=None, config=None: (setattr(self, "predictors", pred),
+                        lambda self, predictors=None, config=None: (setattr(self, "weights", pred),
                                                                     setattr(self, "config", adapler_trained[2]))[0])
     d = read_labelled(data, label_names=clf.labels).head(24)
     rows = evaluate(clf, d, ["coreset", "adapler"], [1.0, 0.5], progress=False)
@@ -213,7 +213,7 @@ def test_evaluate_gives_one_adapler_row(adapler_trained, monkeypatch):
     assert 0 < row["retention"] <= 1.0 and row["n"] == 24
     other = AdaplerConfig("x", "tiny-bert", "another-head", 32, 4)
     monkeypatch.setattr(selectors.AdaplerSelector, "__init__",
-                        lambda self, predictors=None, config=None: (setattr(self, "predictors", pred),
+                        lambda self, predictors=None, config=None: (setattr(self, "weights", pred),
                                                                     setattr(self, "config", other))[0])
     with pytest.raises(ValueError, match="another-head"):
         evaluate(clf, d, ["adapler"], [1.0], progress=False)
@@ -245,7 +245,7 @@ def test_saliency_agreement_over_a_data_set(adapler_trained, monkeypatch):
 
     clf, pred, config, folder, data, _ = adapler_trained
     monkeypatch.setattr(selectors.AdaplerSelector, "__init__",
-                        lambda self, predictors=None, config=None: (setattr(self, "predictors", pred),
+                        lambda self, predictors=None, config=None: (setattr(self, "weights", pred),
                                                                     setattr(self, "config", adapler_trained[2]))[0])
     d = read_labelled(data, label_names=clf.labels).head(20)
     rep = saliency_agreement(clf, d, ["first-k", "coreset", "adapler"], retention=0.3, k=3, predictors=pred,

@@ -1,0 +1,142 @@
+"""TR-BERT: policy networks, the keep rule, the heuristic guide, REINFORCE rollouts and training."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from pyramid.batching import pad_batch, pad_id_of
+from pyramid.schedule import Schedule
+from pyramid.selectors import TrbertSelector
+from pyramid.trbert import (
+    PolicyNetworks, TrbertConfig, TrbertLoadError, TrbertSettings, _rollout, guide_layer, guide_scores, load_policy,
+    selection_points, train_trbert,
+)
+
+
+def test_selection_points_follow_methods_3_1():
+    assert selection_points(12) == (1, 6)
+    assert selection_points(6) == (1, 3)
+    assert guide_layer(12) == 8 or guide_layer(12) == 9
+    assert guide_layer(6) == 4
+
+
+def _policy(bias: float, seed: int = 0) -> PolicyNetworks:
+    torch.manual_seed(seed)
+    pol = PolicyNetworks(32, (1, 2))
+    for net in pol.policies.values():
+        torch.nn.init.normal_(net[2].weight, std=1.0)
+        torch.nn.init.constant_(net[2].bias, bias)
+    return pol.eval()
+
+
+def test_keep_probability_forces_cls_and_zeroes_pads():
+    pol = _policy(-3.0)
+    h = torch.randn(2, 6, 32)
+    valid = torch.tensor([[1, 1, 1, 1, 1, 1], [1, 1, 1, 0, 0, 0]], dtype=torch.bool)
+    pi = pol.keep_probability(1, h, valid)
+    assert torch.equal(pi[:, 0], torch.ones(2))
+    assert float(pi[1, 3:].detach().abs().sum()) == 0.0
+    assert bool(((pi > 0) & (pi < 1))[:, 1:][valid[:, 1:]].all())
+
+
+def test_selector_keeps_tokens_with_pi_at_least_half(trained):
+    clf = trained[0]
+    pol = _policy(0.0)
+    sel = TrbertSelector(pol, TrbertConfig("t", "tiny-bert", clf.config.name, 32, 4, [1, 2]))
+    assert [sel.selects_after(j, 4) for j in range(5)] == [False, True, True, False, False]
+    enc = clf.encoder.tokenizer(["the film was quite a story and good and the film was", "a dull story"],
+                                return_tensors="pt", padding=True)
+    _, out = clf.predict(enc["input_ids"], enc["attention_mask"], sel, Schedule(retention=1.0))
+    for lo in out.layers:
+        if lo.selected:
+            assert torch.equal(lo.keep, ((lo.scores >= 0.5) & lo.valid) | (lo.valid & (torch.arange(lo.valid.shape[1]) == 0)))
+            assert bool(lo.keep[:, 0].all())
+    assert [lo.selected for lo in out.layers] == [True, True, False, False]
+
+
+def test_guide_scores_are_gradient_times_state_change(trained):
+    clf = trained[0]
+    rows = [clf.encoder.tokenizer(t)["input_ids"] for t in ("the film was good", "a boring and dull story of a film")]
+    batch = pad_batch(rows, pad_id_of(clf.encoder))
+    y = torch.tensor([1, 0])
+    scores = guide_scores(clf, batch.input_ids, batch.attention_mask, y, (1, 2), 3)
+    assert set(scores) == {1, 2}
+    for s in scores.values():
+        assert s.shape == batch.input_ids.shape and bool((s >= 0).all())
+        assert float(s[0, len(rows[0]):].abs().sum()) == 0.0  # pads
+        assert float(s.sum()) > 0
+
+
+def test_rollouts_with_an_always_keep_policy_equal_the_full_model(trained):
+    clf = trained[0]
+    rows = [clf.encoder.tokenizer(t)["input_ids"] for t in ("the film was good", "a boring and dull story")]
+    batch = pad_batch(rows, pad_id_of(clf.encoder))
+    y = torch.tensor([1, 0])
+    pol = _policy(30.0)  # pi ~ 1: every token kept
+    ce, log_pi, kept, _ = _rollout(clf, pol, batch.input_ids, batch.attention_mask, y, 4, None)
+    assert ce.shape == (2, 4) and torch.allclose(kept, torch.ones(2, 4))
+    with torch.no_grad():
+        probs, _ = clf.predict(batch.input_ids, batch.attention_mask, TrbertSelector(pol, None), Schedule(retention=1.0))
+    full = torch.nn.functional.cross_entropy(torch.log(probs), y, reduction="none")
+    assert torch.allclose(ce, full[:, None].expand(2, 4), atol=1e-4)
+    # log pi of the all-keep actions is ~0
+    assert float(log_pi.detach().abs().max()) < 1e-3
+
+
+def test_heuristic_copy_keeps_the_expected_count(trained):
+    clf = trained[0]
+    rows = [clf.encoder.tokenizer("the film was quite a story and good and the film was")["input_ids"]]
+    batch = pad_batch(rows, pad_id_of(clf.encoder))
+    y = torch.tensor([1])
+    pol = _policy(0.0)
+    guide = guide_scores(clf, batch.input_ids, batch.attention_mask, y, (1, 2), 3)
+    torch.manual_seed(0)
+    _, _, kept, _ = _rollout(clf, pol, batch.input_ids, batch.attention_mask, y, 8, guide)
+    assert 0 < float(kept[0, 0]) < 1
+
+
+@pytest.fixture(scope="module")
+def trbert_runs(trained, tmp_path_factory):
+    from conftest import _write_data
+
+    clf, _, dev, _ = trained
+    root = tmp_path_factory.mktemp("trbert")
+    data = _write_data(root / "train.tsv", 96, 5)
+    runs = {}
+    for alpha in (0.0, 5.0):
+        s = TrbertSettings(data=data, dev=dev if alpha else None, out=str(root / f"a{alpha}"), name=f"tiny-trbert-{alpha}",
+                           head=clf.config.name, alpha=alpha, epochs=3, limit=None, batch_size=16, samples=4,
+                           max_length=32, lr=1e-2, command="pytest")
+        torch.manual_seed(0)
+        runs[alpha] = train_trbert(clf, s, progress=False) + (root / f"a{alpha}",)
+    return clf, runs
+
+
+def test_the_length_term_of_the_reward_makes_the_policy_drop_more(trbert_runs):
+    clf, runs = trbert_runs
+    kept0 = runs[0.0][1].training["final_kept_fraction"]
+    kept5 = runs[5.0][1].training["final_kept_fraction"]
+    assert kept5 < kept0 - 0.1
+
+
+def test_trbert_artifact_round_trip_and_card(trbert_runs):
+    clf, runs = trbert_runs
+    policy, config, folder = runs[5.0]
+    for f in ("policy.safetensors", "trbert_config.json", "README.md"):
+        assert (folder / f).is_file() and (folder / f).stat().st_size < 5e6
+    cfg = json.loads((folder / "trbert_config.json").read_text())
+    assert cfg["points"] == [1, 2] and cfg["head"] == clf.config.name
+    assert "REINFORCE" in (folder / "README.md").read_text() and "dev_accuracy" in cfg["metrics"]
+    loaded, _ = load_policy(str(folder))
+    h = torch.randn(1, 5, 32)
+    v = torch.ones(1, 5, dtype=torch.bool)
+    for p in (1, 2):
+        assert torch.allclose(loaded.keep_probability(p, h, v), policy.keep_probability(p, h, v), atol=1e-6)
+
+
+def test_missing_policy_gives_a_clear_error(tmp_path):
+    with pytest.raises(TrbertLoadError, match="train-trbert"):
+        load_policy(str(tmp_path / "nope"))
