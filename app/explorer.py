@@ -31,7 +31,8 @@ SELECTOR_HELP = (
     "before every layer and a token stays if its score is at least eta/n; it decides its own lengths, so "
     "the schedule does not apply. TR-BERT: learned policy networks after layers 1 and 3 keep a token if its "
     "keep probability is at least 0.5. Both learned selectors run on the fine-tuned sst2-lora encoder they "
-    "were trained with. "
+    "were trained with. Token Dropping: keeps the share rho of tokens with the highest MLM-loss importance "
+    "through the middle layers and re-inserts the others before the last layer. "
     "[CLS] is always kept."
 )
 RETENTION_HELP = (
@@ -242,7 +243,12 @@ def render() -> None:
         chosen = chosen if chosen in traces else next(iter(traces))
         other = other if other in traces else chosen
     trace = traces[chosen]
-    if not SELECTORS[chosen].fixed_length:
+    if chosen == "token-dropping":
+        st.info("Token Dropping is a pre-training method (Hou et al., 2022), used here at inference: after layer "
+                f"{max(1, L // 2 - 1)} it keeps the share ρ of tokens whose words are hardest to predict (highest "
+                "MLM loss), skips the others through the middle layers, and brings them back before the last "
+                "layer (green in the pyramid). The start layer does not apply.")
+    if not SELECTORS[chosen].uses_retention:
         st.info(f"{_label(chosen)} decides how many tokens each text keeps (a learned threshold, not a schedule), "
                 "so the retention ratio and start layer do not apply to it. It runs on the fine-tuned sst2-lora "
                 "encoder its weights were trained with.")

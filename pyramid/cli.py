@@ -6,6 +6,7 @@ Commands:
     evaluate  accuracy, agreement and FLOPs speedup per selector and retention on a data set.
     train-adapler  train AdapLeR's contribution predictors and thresholds for a head.
     train-trbert   train TR-BERT's policy networks with REINFORCE for a head.
+    train-token-dropping  fit an MLM head and build Token Dropping's importance table.
     saliency-report  over a data set: AdapLeR predictors vs gradient x input; top-k salient kept.
     bench     measured vs FLOPs-predicted speedup (and training memory) of the pyramid.
 
@@ -163,6 +164,30 @@ def cmd_train_trbert(args) -> int:
     )
     _, config = train_trbert(classifier, settings, progress=not args.quiet)
     print(json.dumps({"trbert": name, "out": out, "metrics": config.metrics}))
+    return 0
+
+
+def cmd_train_token_dropping(args) -> int:
+    """``train-token-dropping``: fit an MLM head on the frozen encoder, then build the importance table."""
+    from .loading import load_encoder
+    from .token_dropping import DEFAULT_TOKEN_DROPPING, TOKEN_DROPPING_DIR, TokenDroppingSettings, train_token_dropping
+
+    name = args.name or DEFAULT_TOKEN_DROPPING
+    out = args.out or str(TOKEN_DROPPING_DIR / name)
+    data = [d.strip() for d in args.data.split(",") if d.strip()]
+    if not data:
+        raise ValueError("--data needs at least one file")
+    if args.head_steps < 1:
+        raise ValueError("--head-steps must be at least 1")
+    _quiet_transformers()
+    encoder = load_encoder(args.model)
+    settings = TokenDroppingSettings(
+        data=data, out=out, name=name, limit=args.limit if args.limit and args.limit > 0 else None,
+        max_length=args.max_length, head_steps=args.head_steps, batch_size=args.batch_size, lr=args.lr,
+        table_passes=args.table_passes, seed=args.seed, command=_command_line(args),
+    )
+    _, config = train_token_dropping(encoder, settings, progress=not args.quiet)
+    print(json.dumps({"token_dropping": name, "out": out, "metrics": config.metrics}))
     return 0
 
 
@@ -433,6 +458,23 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model", default=DEFAULT_MODEL, help="base encoder of the head")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_train_trbert)
+
+    p = sub.add_parser("train-token-dropping",
+                       help="fit an MLM head on the frozen encoder and build Token Dropping's importance table")
+    p.add_argument("--data", default=f"{DEFAULT_TRAIN},../shared/data/imdb/dev.csv",
+                   help="comma-separated TSV/CSV files whose text column is used (default SST-2 train and the IMDB reviews)")
+    p.add_argument("--name", default=None, help="artifact name (default minilm-mlm-importance)")
+    p.add_argument("--out", default=None, help="artifact folder (default assets/token_dropping/NAME)")
+    p.add_argument("--limit", type=int, default=20000, help="texts per file (default 20000; 0 = all)")
+    p.add_argument("--max-length", type=int, default=128)
+    p.add_argument("--head-steps", type=int, default=600, help="MLM-head training steps (default 600)")
+    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--lr", type=float, default=1e-3, help="MLM-head learning rate (default 1e-3)")
+    p.add_argument("--table-passes", type=int, default=1, help="passes over the texts to fill the table (default 1)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--model", default=DEFAULT_MODEL, help="encoder (default the shipped MiniLM-L6)")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=cmd_train_token_dropping)
 
     p = sub.add_parser("evaluate", help="accuracy / agreement / FLOPs speedup per selector and retention")
     p.add_argument("--data", required=True, help="labelled TSV or CSV (SST-2 dev, the IMDB reviews...)")

@@ -131,3 +131,26 @@ def read_labelled(
     if not texts:
         raise DataError(f"{path} has a header but no rows.")
     return LabelledData(texts, labels, list(label_names), path, tcol, lcol)
+
+
+def read_texts(path: str, text_column: str | None = None) -> list[str]:
+    """Only the texts of a TSV/CSV file with a header (labels, if any, are ignored); ``<br />`` removed.
+
+    Raises:
+        DataError: missing file, no header, unknown text column, or no rows.
+    """
+    if not os.path.isfile(path):
+        raise DataError(f"data file '{path}' does not exist.")
+    tsv = path.lower().endswith((".tsv", ".tab"))
+    csv.field_size_limit(min(sys.maxsize, 2**31 - 1))
+    with open(path, newline="", encoding="utf-8") as f:
+        reader = csv.reader(f, delimiter="\t", quoting=csv.QUOTE_NONE) if tsv else csv.reader(f)
+        try:
+            header = next(reader)
+        except StopIteration:
+            raise DataError(f"{path} is empty.") from None
+        ti = header.index(_pick(header, text_column, TEXT_COLUMNS, "text", path))
+        texts = [_BR.sub(" ", row[ti]) for row in reader if len(row) > ti and row[ti].strip()]
+    if not texts:
+        raise DataError(f"{path} has a header but no rows.")
+    return texts

@@ -232,6 +232,7 @@ class PyramidEncoder:
         L = self.num_layers
         selector = self.selector
         generator = torch.Generator().manual_seed(int(seed))
+        retention = float(self.schedule.retention) if self.schedule.is_geometric else None
 
         hidden = self.model.embeddings(input_ids=input_ids, token_type_ids=token_type_ids)  # (B, N, d)
         arange = torch.arange(N, device=device).expand(B, N)
@@ -252,7 +253,7 @@ class PyramidEncoder:
 
         if not selector.fixed_length and selector.selects_after(0, L):
             ctx = SelectionContext(hidden=hidden.detach(), valid=valid, positions=positions, input_ids=ids,
-                                   layer=0, num_layers=L, generator=generator)
+                                   layer=0, num_layers=L, generator=generator, retention=retention)
             t0 = time.perf_counter()
             selection = selector.select(ctx)
             keep = self._enforce(selection.keep, valid)
@@ -297,7 +298,7 @@ class PyramidEncoder:
             if will_select:
                 ctx = SelectionContext(hidden=hidden.detach(), valid=valid, positions=positions, input_ids=ids,
                                        layer=j, num_layers=L, k=k, attention_probs=probs, significance=sig,
-                                       generator=generator)
+                                       generator=generator, retention=retention)
                 selection = selector.select(ctx)
                 keep = self._enforce(selection.keep, valid)
             else:

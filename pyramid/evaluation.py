@@ -132,9 +132,10 @@ def evaluate(
     Args:
         classifier: a :class:`SequenceClassifier`.
         data: texts and gold labels (label names must match the head's).
-        selectors: registry names (``coreset``, ``attention``, ``random``, ``first-k``, ``adapler``).
-            A per-example-length selector (AdapLeR) gives one row whatever ``retentions`` says; its
-            ``retention`` is the measured mean share of tokens entering the last layer.
+        selectors: registry names (``coreset``, ``attention``, ``random``, ``first-k``, ``adapler``,
+            ``trbert``, ``token-dropping``). A learned-threshold selector (AdapLeR, TR-BERT) gives one
+            row whatever ``retentions`` says; its ``retention`` is the measured mean share of tokens
+            entering the last layer. Token Dropping reads each retention as its keep fraction.
         retentions: final retention ratios rho in (0, 1].
         start_layer: first layer after which selection happens.
         batch_size: examples per forward.
@@ -163,8 +164,8 @@ def evaluate(
     ids = encode_texts(classifier.encoder, data.texts, max_length)
     gold = torch.tensor(data.labels)
     n = len(ids)
-    runs_needed = 1 + sum(1 for sel in sels for r in retentions if float(r) < 1.0 and sel.fixed_length)
-    runs_needed += sum(1 for sel in sels if not sel.fixed_length)
+    runs_needed = 1 + sum(1 for sel in sels for r in retentions if float(r) < 1.0 and sel.uses_retention)
+    runs_needed += sum(1 for sel in sels if not sel.uses_retention)
     bar = tqdm(total=n * runs_needed, desc="evaluate", unit="ex", disable=not progress)
 
     bar.set_postfix_str("full length")
@@ -174,9 +175,9 @@ def evaluate(
     rows = []
     n_tok = torch.tensor([len(x) for x in ids], dtype=torch.float64)  # (n,)
     for sel in sels:
-        if not sel.fixed_length:
-            # Per-example lengths (AdapLeR): one operating point; its retention is the measured
-            # mean share of tokens entering the last layer.
+        if not sel.uses_retention:
+            # Learned thresholds (AdapLeR, TR-BERT): one operating point; its retention is the
+            # measured mean share of tokens entering the last layer.
             bar.set_postfix_str(sel.name)
             run = run_dataset(classifier, ids, sel, Schedule(retention=1.0), batch_size=batch_size, seed=seed,
                               progress=bar.update)

@@ -49,6 +49,8 @@ class SelectionContext:
             attention without the probabilities, given instead of them to selectors that set
             ``accepts_significance`` (unless the caller asked for the probabilities).
         generator: a seeded ``torch.Generator`` for stochastic selectors.
+        retention: the schedule's final retention ratio (None for explicit schedules), for
+            selectors that read it as a keep fraction (Token Dropping).
     """
 
     hidden: torch.Tensor
@@ -61,6 +63,7 @@ class SelectionContext:
     attention_probs: torch.Tensor | None = None
     significance: torch.Tensor | None = None
     generator: torch.Generator | None = None
+    retention: float | None = None
 
 
 @dataclass
@@ -87,6 +90,8 @@ class Selector:
         accepts_significance: can work from the significance vector alone (cheaper than the
             probabilities: no ``(B, heads, N, N)`` tensor).
         rejoin_at_last_layer: dropped tokens are re-inserted before the last layer.
+        uses_retention: the schedule's retention ratio changes what it keeps (False for the learned
+            selectors, whose thresholds decide).
     """
 
     name: str = "selector"
@@ -95,6 +100,7 @@ class Selector:
     needs_attention_probs: bool = False
     accepts_significance: bool = False
     rejoin_at_last_layer: bool = False
+    uses_retention: bool = True
 
     def selects_after(self, layer: int, num_layers: int) -> bool:
         """Whether to call :meth:`select` after layer ``layer`` (0 = embeddings, L-1 = last chance).
@@ -247,6 +253,7 @@ class LearnedSelector(Selector):
     """
 
     fixed_length = False
+    uses_retention = False
 
     def __init__(self, weights=None, config=None):
         if weights is None:
@@ -368,9 +375,67 @@ class TrbertSelector(LearnedSelector):
         return float(n_alive) * self.weights.flops_per_token()
 
 
+class TokenDroppingSelector(Selector):
+    """Token Dropping's routing (methods.md 4.1, 4.2): after layer ``L/2 - 1`` keep the ``ceil(rho n)``
+    tokens with the highest importance ``I[input_id]`` (the EMA of each vocabulary id's MLM loss;
+    [CLS], [SEP], [UNK], [MASK] always), skip the others through the middle layers, and re-insert
+    them with their states from that layer before the last layer, which sees every token.
+
+    ``rho`` is the schedule's retention (0.5, the authors' 256 of 512, for explicit schedules).
+    A pre-training method used at inference here (a project adaptation, methods.md 4 "Scope").
+    Selection FLOPs: one table look-up per token (counted as n).
+
+    Args:
+        table: ``(V,)`` importance per vocabulary id, or None for the shipped table.
+        config: its :class:`pyramid.token_dropping.TokenDroppingConfig`.
+    """
+
+    name = "token-dropping"
+    label = "Token Dropping (MLM-loss importance, rejoin)"
+    fixed_length = False
+    rejoin_at_last_layer = True
+
+    def __init__(self, table=None, config=None):
+        if table is None:
+            from .token_dropping import load_importance
+
+            table, config = load_importance()
+        self.table = table
+        self.config = config
+
+    @classmethod
+    def unavailable(cls, model_name: str | None = None) -> str | None:
+        from .loading import DEFAULT_MODEL
+        from .token_dropping import load_importance
+
+        try:
+            _, config = load_importance()
+        except ValueError as exc:
+            return str(exc)
+        if model_name is not None and config.base_model != (model_name or DEFAULT_MODEL):
+            return f"the importance table was built for '{config.base_model}', not for '{model_name}'"
+        return None
+
+    def selects_after(self, layer: int, num_layers: int) -> bool:
+        from .token_dropping import drop_layer
+
+        return num_layers >= 3 and layer == drop_layer(num_layers)
+
+    def select(self, ctx: SelectionContext) -> Selection:
+        if int(ctx.input_ids.max()) >= self.table.shape[0]:
+            raise ValueError("the importance table is for another vocabulary than this tokenizer's")
+        scores = self.table[ctx.input_ids].float()  # (B, N)
+        rho = 0.5 if ctx.retention is None else float(ctx.retention)
+        k = torch.ceil(rho * ctx.valid.sum(1).float()).long().clamp_min(1)  # (B,)
+        return Selection(keep=keep_top_k(scores, ctx.valid, k), scores=scores)
+
+    def selection_flops(self, n_alive: int, n_kept: int, hidden_size: int) -> float:
+        return float(n_alive)
+
+
 SELECTORS: dict[str, type[Selector]] = {
     cls.name: cls for cls in (CoresetSelector, AttentionSelector, RandomSelector, FirstKSelector, AdaplerSelector,
-                              TrbertSelector)
+                              TrbertSelector, TokenDroppingSelector)
 }
 """Registry of selectors by name."""
 

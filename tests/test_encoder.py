@@ -9,7 +9,7 @@ from pyramid.schedule import Schedule
 from pyramid.selectors import SELECTORS, Selection, Selector, get_selector
 from tests.conftest import tiny_config
 
-FIXED_LENGTH = [n for n, c in SELECTORS.items() if c.fixed_length]  # AdapLeR is tested in test_adapler
+FIXED_LENGTH = [n for n, c in SELECTORS.items() if c.fixed_length]  # the learned and Token Dropping selectors have their own tests
 
 TEXTS = [
     "a gripping , funny film with a weak ending .",

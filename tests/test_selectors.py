@@ -5,7 +5,7 @@ import torch
 
 from pyramid.selectors import SELECTORS, SelectionContext, get_selector, keep_top_k, significance
 
-FIXED_LENGTH = [n for n, c in SELECTORS.items() if c.fixed_length]  # AdapLeR is tested in test_adapler
+FIXED_LENGTH = [n for n, c in SELECTORS.items() if c.fixed_length]  # the learned and Token Dropping selectors have their own tests
 
 
 def ctx(B=2, N=8, d=4, k=(3, 5), valid_n=(8, 6), probs=None, seed=0):

@@ -9,7 +9,7 @@ from pyramid.schedule import Schedule
 from pyramid.selectors import SELECTORS
 from pyramid.trace import EmptyTextError, compare_traces, jaccard, tokenize, trace_flops, trace_text
 
-FIXED_LENGTH = [n for n, c in SELECTORS.items() if c.fixed_length]  # AdapLeR is tested in test_adapler
+FIXED_LENGTH = [n for n, c in SELECTORS.items() if c.fixed_length]  # the learned and Token Dropping selectors have their own tests
 
 REVIEW = ("The jokes are obvious, the gags are corny, and the characters are walking caricatures - "
           "but I couldn't stop laughing. I recommend it highly for all lovers of mindless entertainment.")
