@@ -32,6 +32,25 @@ def _bench(folder: str):
     return load_bench(folder)
 
 
+def _matched_rows(rows: list[dict]) -> list[dict]:
+    """One row per learned selector: its accuracy and speedup, and core-set's and attention's at that speedup."""
+    from pyramid.results import accuracy_at_speedup
+    from pyramid.selectors import SELECTORS
+
+    out = []
+    for name in dict.fromkeys(r["selector"] for r in rows):
+        if name not in SELECTORS or SELECTORS[name].uses_retention:
+            continue
+        r = next(x for x in rows if x["selector"] == name)
+        row = {"selector": SELECTORS[name].label, "accuracy %": round(100 * r["accuracy"], 2),
+               "FLOPs speedup": round(r["flops_speedup"], 3), "tokens reaching the last layer %": round(100 * r["retention"], 1)}
+        for other in ("coreset", "attention"):
+            acc = accuracy_at_speedup(rows, other, r["flops_speedup"])
+            row[f"{other} at that speedup %"] = round(100 * acc, 2) if acc is not None else None
+        out.append(row)
+    return out
+
+
 def _meta_caption(meta: dict) -> None:
     if meta.get("command"):
         st.caption(f"Made on {html.escape(str(meta.get('date', '?')))} ({html.escape(str(meta.get('machine', '')))}) by:")
@@ -77,6 +96,12 @@ def render() -> None:
         table = table.rename(columns={"accuracy": "accuracy %", "agreement": "agreement with full %",
                                       "flops_speedup": "FLOPs speedup", "wall_s": "encoder time (s)"})
         st.dataframe(table, hide_index=True, width="stretch", key="bench-table")
+        matched = _matched_rows(res.rows)
+        if matched:
+            st.markdown("**Learned selectors at matched speedup**: each sets its own lengths, so it has one operating "
+                        "point; the fixed-schedule selectors' accuracy at the same FLOPs speedup is interpolated "
+                        "from their curves.")
+            st.dataframe(pd.DataFrame(matched), hide_index=True, width="stretch", key="bench-matched")
         _meta_caption(res.meta)
 
     st.subheader("Measured speed")

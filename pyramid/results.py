@@ -135,3 +135,18 @@ def load_saliency_report(folder: str | Path = RESULTS_DIR, name: str = "saliency
     except (OSError, ValueError, KeyError):
         return None, {}
     return rows, _meta(path)
+
+
+def accuracy_at_speedup(rows: list[dict], selector: str, speedup: float) -> float | None:
+    """A fixed-schedule selector's accuracy at a given FLOPs speedup, by linear interpolation of
+    its (flops_speedup, accuracy) curve in ``rows`` (the full-length row counts as speedup 1.0 for
+    every selector). None outside the measured range.
+
+    Used to compare a learned selector's single operating point with core-set "at matched speedup".
+    """
+    pts = sorted({(r["flops_speedup"] if r["retention"] < 1.0 else 1.0, r["accuracy"])
+                  for r in rows if r["selector"] == selector})
+    for (x0, y0), (x1, y1) in zip(pts, pts[1:]):
+        if x0 <= speedup <= x1:
+            return y0 if x1 == x0 else y0 + (y1 - y0) * (speedup - x0) / (x1 - x0)
+    return None

@@ -16,8 +16,12 @@ for head in $HEADS; do
       imdb-dev) file=$DATA/imdb/dev.csv; bs=8; limit=(); [ -n "$IMDB_LIMIT" ] && limit=(--limit "$IMDB_LIMIT") ;;
     esac
     selectors=coreset,attention,random,first-k
-    # AdapLeR's shipped predictors belong to sst2-lora (assets/adapler/sst2-lora-adapler).
-    [ "$head" = sst2-lora ] && [ -d assets/adapler/sst2-lora-adapler ] && selectors="$selectors,adapler"
+    [ -d assets/token_dropping/minilm-mlm-importance ] && selectors="$selectors,token-dropping"
+    # The learned selectors' weights belong to sst2-lora (bash scripts/make_artifacts.sh trains them).
+    if [ "$head" = sst2-lora ]; then
+      [ -d assets/adapler/sst2-lora-adapler ] && selectors="$selectors,adapler"
+      [ -d assets/trbert/sst2-lora-trbert ] && selectors="$selectors,trbert"
+    fi
     python -m pyramid evaluate --data "$file" --head "$head" --batch-size $bs "${limit[@]}" \
       --selectors "$selectors" --retention 1.0,0.5,0.3,0.2,0.1 \
       --out "assets/results/eval__${ds}__${head}.csv"

@@ -61,3 +61,15 @@ def test_shared_data_sets_load_without_options():
     imdb = read_labelled(str(SHARED / "imdb" / "dev.csv"))
     assert len(imdb) == 600 and set(imdb.labels) == {0, 1}
     assert not any("<br" in t for t in imdb.texts)
+
+
+def test_accuracy_at_matched_speedup_interpolates_the_curve():
+    from pyramid.results import accuracy_at_speedup
+
+    rows = [{"selector": "coreset", "retention": 1.0, "accuracy": 0.9, "flops_speedup": 1.0},
+            {"selector": "coreset", "retention": 0.5, "accuracy": 0.8, "flops_speedup": 1.5},
+            {"selector": "coreset", "retention": 0.3, "accuracy": 0.6, "flops_speedup": 2.0},
+            {"selector": "adapler", "retention": 0.4, "accuracy": 0.85, "flops_speedup": 1.75}]
+    assert accuracy_at_speedup(rows, "coreset", 1.75) == pytest.approx(0.7)
+    assert accuracy_at_speedup(rows, "coreset", 1.25) == pytest.approx(0.85)
+    assert accuracy_at_speedup(rows, "coreset", 2.5) is None
