@@ -25,7 +25,6 @@ Project choices, recorded in the model card ([UNCONFIRMED] against the paper whe
 
 from __future__ import annotations
 
-import json
 import math
 import random
 import time
@@ -37,6 +36,7 @@ from typing import Sequence
 import torch
 from torch import nn
 
+from .artifacts import JsonConfig, files_table, freeze, key_value_rows, require_files, resolve_artifact
 from .classifier import ASSETS_DIR, SequenceClassifier
 from .encoder import additive_mask, run_layer
 
@@ -55,7 +55,7 @@ class AdaplerLoadError(ValueError):
 
 
 @dataclass
-class AdaplerConfig:
+class AdaplerConfig(JsonConfig):
     """How to rebuild the predictors, and how they were made (``adapler_config.json``).
 
     Attributes:
@@ -77,14 +77,6 @@ class AdaplerConfig:
     cp_hidden: int = 32
     training: dict = field(default_factory=dict)
     metrics: dict = field(default_factory=dict)
-
-    def to_json(self) -> str:
-        return json.dumps(asdict(self), indent=2)
-
-    @classmethod
-    def from_json(cls, text: str) -> "AdaplerConfig":
-        data = json.loads(text)
-        return cls(**{k: data[k] for k in cls.__dataclass_fields__ if k in data})
 
 
 class ContributionPredictors(nn.Module):
@@ -443,10 +435,9 @@ def _train(classifier, s: AdaplerSettings, rng: random.Random, texts, labels, pr
 def model_card(config: AdaplerConfig, folder: Path) -> str:
     """The README of an AdapLeR artifact: what it is, data, hyper-parameters, command, metrics, limits."""
     t = config.training
-    rows = "\n".join(f"| {k} | {v} |" for k, v in t.items() if k not in ("command", "data", "dev", "out"))
-    metrics = "\n".join(f"| {k} | {v} |" for k, v in config.metrics.items()) or "| (none) | |"
-    files = "\n".join(f"| `{p.name}` | {p.stat().st_size / 1e6:.2f} MB |" for p in sorted(folder.iterdir())
-                      if p.is_file() and p.name != "README.md")
+    rows = key_value_rows(t, skip=("command", "data", "dev", "out"))
+    metrics = key_value_rows(config.metrics)
+    files = files_table(folder)
     return f"""# {config.name}: AdapLeR contribution predictors for `{config.head}`
 
 {config.num_layers} contribution predictors (Linear {config.hidden_size} -> {config.cp_hidden}, GELU,
@@ -488,34 +479,20 @@ The predictors read the `{config.head}` encoder's states: with other weights the
 
 
 def resolve_adapler_path(name: str | Path) -> Path:
-    """A shipped artifact's name or a folder -> the folder.
-
-    Raises:
-        AdaplerLoadError: neither exists.
-    """
-    p = Path(name)
-    if p.is_dir():
-        return p
-    shipped = ADAPLER_DIR / str(name)
-    if shipped.is_dir():
-        return shipped
-    raise AdaplerLoadError(
-        f"No AdapLeR predictors '{name}': not a folder and not shipped in assets/adapler. "
-        "Train them with `python -m pyramid train-adapler`."
-    )
+    """A shipped artifact's name or a folder -> the folder (raises :class:`AdaplerLoadError`)."""
+    return resolve_artifact(name, ADAPLER_DIR, "AdapLeR predictors", "python -m pyramid train-adapler",
+                            AdaplerLoadError)
 
 
 @lru_cache(maxsize=8)
 def load_predictors(name: str | Path = DEFAULT_ADAPLER) -> tuple[ContributionPredictors, AdaplerConfig]:
-    """Load an AdapLeR artifact (cached per name; the module is in eval mode and must not be trained).
+    """Load an AdapLeR artifact (cached per name; eval mode, frozen).
 
     Raises:
         AdaplerLoadError: missing, incomplete or corrupt artifact.
     """
     path = resolve_adapler_path(name)
-    missing = [f for f in ADAPLER_FILES if not (path / f).is_file()]
-    if missing:
-        raise AdaplerLoadError(f"The AdapLeR folder '{path}' is incomplete: missing {', '.join(missing)}.")
+    require_files(path, ADAPLER_FILES, "AdapLeR", AdaplerLoadError)
     try:
         from safetensors.torch import load_file
 
@@ -524,10 +501,7 @@ def load_predictors(name: str | Path = DEFAULT_ADAPLER) -> tuple[ContributionPre
         pred.load_state_dict(load_file(str(path / "predictors.safetensors")))
     except Exception as exc:  # noqa: BLE001 - every failure is a corrupt artifact
         raise AdaplerLoadError(f"Could not load the AdapLeR predictors '{path}': {exc}") from exc
-    pred.eval()
-    for p in pred.parameters():
-        p.requires_grad_(False)
-    return pred, config
+    return freeze(pred), config
 
 
 @torch.inference_mode()

@@ -244,6 +244,20 @@ class FirstKSelector(Selector):
         return Selection(keep=keep_top_k(scores, ctx.valid, ctx.k), scores=scores)
 
 
+def _artifact_unavailable(load, model_name: str | None, made_for: str) -> str | None:
+    """Why a selector's shipped artifact cannot serve ``model_name``: it does not load (the loader's
+    message), or it was made for another base model; None when it can."""
+    from .loading import DEFAULT_MODEL
+
+    try:
+        _, config = load()
+    except ValueError as exc:
+        return str(exc)
+    if model_name is not None and config.base_model != (model_name or DEFAULT_MODEL):
+        return f"{made_for} '{config.base_model}', not '{model_name}'"
+    return None
+
+
 class LearnedSelector(Selector):
     """A selector with trained weights that belong to one sentiment head's fine-tuned encoder.
 
@@ -268,16 +282,7 @@ class LearnedSelector(Selector):
 
     @classmethod
     def unavailable(cls, model_name: str | None = None) -> str | None:
-        from .loading import DEFAULT_MODEL
-
-        try:
-            _, config = cls.load_default()
-        except ValueError as exc:
-            return str(exc)
-        if model_name is not None and config.base_model != (model_name or DEFAULT_MODEL):
-            return (f"the {cls.label} weights were trained on '{config.base_model}' (head '{config.head}'), "
-                    f"not on '{model_name}'")
-        return None
+        return _artifact_unavailable(cls.load_default, model_name, f"the {cls.label} weights were trained on")
 
     @property
     def head(self) -> str | None:
@@ -405,16 +410,9 @@ class TokenDroppingSelector(Selector):
 
     @classmethod
     def unavailable(cls, model_name: str | None = None) -> str | None:
-        from .loading import DEFAULT_MODEL
         from .token_dropping import load_importance
 
-        try:
-            _, config = load_importance()
-        except ValueError as exc:
-            return str(exc)
-        if model_name is not None and config.base_model != (model_name or DEFAULT_MODEL):
-            return f"the importance table was built for '{config.base_model}', not for '{model_name}'"
-        return None
+        return _artifact_unavailable(load_importance, model_name, "the importance table was built for")
 
     def selects_after(self, layer: int, num_layers: int) -> bool:
         from .token_dropping import drop_layer

@@ -22,7 +22,6 @@ on a fine-tuned model, which is a project adaptation ([UNCONFIRMED] as a paper s
 
 from __future__ import annotations
 
-import json
 import math
 import random
 import time
@@ -34,6 +33,7 @@ from typing import Sequence
 import torch
 from torch import nn
 
+from .artifacts import JsonConfig, files_table, key_value_rows, require_files, resolve_artifact
 from .classifier import ASSETS_DIR
 from .loading import LoadedEncoder
 
@@ -118,7 +118,7 @@ def special_table(encoder: LoadedEncoder) -> tuple[torch.Tensor, list[int]]:
 
 
 @dataclass
-class TokenDroppingConfig:
+class TokenDroppingConfig(JsonConfig):
     """The importance table's provenance (``token_dropping_config.json``)."""
 
     name: str
@@ -126,14 +126,6 @@ class TokenDroppingConfig:
     vocab_size: int
     training: dict = field(default_factory=dict)
     metrics: dict = field(default_factory=dict)
-
-    def to_json(self) -> str:
-        return json.dumps(asdict(self), indent=2)
-
-    @classmethod
-    def from_json(cls, text: str) -> "TokenDroppingConfig":
-        data = json.loads(text)
-        return cls(**{k: data[k] for k in cls.__dataclass_fields__ if k in data})
 
 
 @dataclass
@@ -275,10 +267,9 @@ def model_card(config: TokenDroppingConfig, folder: Path, encoder: LoadedEncoder
     valid = torch.nan_to_num(ordinary, nan=float("-inf"))
     top = tok.convert_ids_to_tokens(torch.topk(valid, 15).indices.tolist())
     low = tok.convert_ids_to_tokens(torch.topk(torch.nan_to_num(-ordinary, nan=float("-inf")), 15).indices.tolist())
-    rows = "\n".join(f"| {k} | {v} |" for k, v in t.items() if k not in ("command", "out"))
-    metrics = "\n".join(f"| {k} | {v} |" for k, v in config.metrics.items())
-    files = "\n".join(f"| `{p.name}` | {p.stat().st_size / 1e6:.2f} MB |" for p in sorted(folder.iterdir())
-                      if p.is_file() and p.name != "README.md")
+    rows = key_value_rows(t, skip=("command", "out"))
+    metrics = key_value_rows(config.metrics)
+    files = files_table(folder)
     return f"""# {config.name}: Token Dropping importance table for `{config.base_model}`
 
 One number per vocabulary id ({config.vocab_size}): an exponential moving average (beta {BETA}, start {INIT_VALUE})
@@ -320,14 +311,8 @@ Lowest importance (easiest): {', '.join(f'`{x}`' for x in low)}
 
 def resolve_token_dropping_path(name: str | Path) -> Path:
     """A shipped artifact's name or a folder -> the folder (raises :class:`TokenDroppingLoadError`)."""
-    p = Path(name)
-    if p.is_dir():
-        return p
-    shipped = TOKEN_DROPPING_DIR / str(name)
-    if shipped.is_dir():
-        return shipped
-    raise TokenDroppingLoadError(f"No Token Dropping table '{name}': not a folder and not shipped in "
-                                 "assets/token_dropping. Build it with `python -m pyramid train-token-dropping`.")
+    return resolve_artifact(name, TOKEN_DROPPING_DIR, "Token Dropping table", "python -m pyramid train-token-dropping",
+                            TokenDroppingLoadError)
 
 
 @lru_cache(maxsize=8)
@@ -338,9 +323,7 @@ def load_importance(name: str | Path = DEFAULT_TOKEN_DROPPING) -> tuple[torch.Te
         TokenDroppingLoadError: missing, incomplete or corrupt artifact.
     """
     path = resolve_token_dropping_path(name)
-    missing = [f for f in TD_FILES if not (path / f).is_file()]
-    if missing:
-        raise TokenDroppingLoadError(f"The Token Dropping folder '{path}' is incomplete: missing {', '.join(missing)}.")
+    require_files(path, TD_FILES, "Token Dropping", TokenDroppingLoadError)
     try:
         from safetensors.torch import load_file
 

@@ -24,7 +24,7 @@ import torch
 
 from .batching import encode_texts, pad_batch, pad_id_of
 from .classifier import ClassificationHead, HeadConfig, SequenceClassifier, lora_config
-from .data import LabelledData, read_labelled
+from .data import read_labelled
 from .encoder import PyramidEncoder
 from .loading import LoadedEncoder, encoder_from_model
 from .schedule import Schedule

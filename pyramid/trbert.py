@@ -28,7 +28,6 @@ Project choices ([UNCONFIRMED] or changed, recorded in the model card): policy l
 
 from __future__ import annotations
 
-import json
 import math
 import random
 import time
@@ -40,6 +39,7 @@ from typing import Sequence
 import torch
 from torch import nn
 
+from .artifacts import JsonConfig, files_table, freeze, key_value_rows, require_files, resolve_artifact
 from .classifier import ASSETS_DIR, SequenceClassifier
 from .encoder import additive_mask, run_layer
 
@@ -64,7 +64,7 @@ def guide_layer(num_layers: int) -> int:
 
 
 @dataclass
-class TrbertConfig:
+class TrbertConfig(JsonConfig):
     """How to rebuild the policy, and how it was made (``trbert_config.json``).
 
     Attributes:
@@ -82,14 +82,6 @@ class TrbertConfig:
     policy_hidden: int = 32
     training: dict = field(default_factory=dict)
     metrics: dict = field(default_factory=dict)
-
-    def to_json(self) -> str:
-        return json.dumps(asdict(self), indent=2)
-
-    @classmethod
-    def from_json(cls, text: str) -> "TrbertConfig":
-        data = json.loads(text)
-        return cls(**{k: data[k] for k in cls.__dataclass_fields__ if k in data})
 
 
 class PolicyNetworks(nn.Module):
@@ -348,10 +340,9 @@ def train_trbert(classifier: SequenceClassifier, settings: TrbertSettings, *,
 def model_card(config: TrbertConfig, folder: Path) -> str:
     """The README of a TR-BERT artifact."""
     t = config.training
-    rows = "\n".join(f"| {k} | {v} |" for k, v in t.items() if k not in ("command", "data", "dev", "out"))
-    metrics = "\n".join(f"| {k} | {v} |" for k, v in config.metrics.items()) or "| (none) | |"
-    files = "\n".join(f"| `{p.name}` | {p.stat().st_size / 1e6:.2f} MB |" for p in sorted(folder.iterdir())
-                      if p.is_file() and p.name != "README.md")
+    rows = key_value_rows(t, skip=("command", "data", "dev", "out"))
+    metrics = key_value_rows(config.metrics)
+    files = files_table(folder)
     return f"""# {config.name}: TR-BERT policy networks for `{config.head}`
 
 Two policy networks (Linear {config.hidden_size} -> {config.policy_hidden}, GELU, Linear -> 1, sigmoid) acting
@@ -393,14 +384,7 @@ Trained on short SST-2 phrases with the `{config.head}` encoder's states; with o
 
 def resolve_trbert_path(name: str | Path) -> Path:
     """A shipped artifact's name or a folder -> the folder (raises :class:`TrbertLoadError`)."""
-    p = Path(name)
-    if p.is_dir():
-        return p
-    shipped = TRBERT_DIR / str(name)
-    if shipped.is_dir():
-        return shipped
-    raise TrbertLoadError(f"No TR-BERT policy '{name}': not a folder and not shipped in assets/trbert. "
-                          "Train one with `python -m pyramid train-trbert`.")
+    return resolve_artifact(name, TRBERT_DIR, "TR-BERT policy", "python -m pyramid train-trbert", TrbertLoadError)
 
 
 @lru_cache(maxsize=8)
@@ -411,9 +395,7 @@ def load_policy(name: str | Path = DEFAULT_TRBERT) -> tuple[PolicyNetworks, Trbe
         TrbertLoadError: missing, incomplete or corrupt artifact.
     """
     path = resolve_trbert_path(name)
-    missing = [f for f in TRBERT_FILES if not (path / f).is_file()]
-    if missing:
-        raise TrbertLoadError(f"The TR-BERT folder '{path}' is incomplete: missing {', '.join(missing)}.")
+    require_files(path, TRBERT_FILES, "TR-BERT", TrbertLoadError)
     try:
         from safetensors.torch import load_file
 
@@ -422,7 +404,4 @@ def load_policy(name: str | Path = DEFAULT_TRBERT) -> tuple[PolicyNetworks, Trbe
         policy.load_state_dict(load_file(str(path / "policy.safetensors")))
     except Exception as exc:  # noqa: BLE001 - every failure is a corrupt artifact
         raise TrbertLoadError(f"Could not load the TR-BERT policy '{path}': {exc}") from exc
-    policy.eval()
-    for p in policy.parameters():
-        p.requires_grad_(False)
-    return policy, config
+    return freeze(policy), config

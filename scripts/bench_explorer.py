@@ -23,6 +23,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import torch  # noqa: E402
 
+from pyramid.bench import median_seconds  # noqa: E402
 from pyramid.encoder import PyramidEncoder  # noqa: E402
 from pyramid.loading import load_encoder  # noqa: E402
 from pyramid.projection import project_trace, warm_up  # noqa: E402
@@ -46,16 +47,6 @@ def text_of_tokens(encoder, n_tokens: int) -> str:
     return encoder.tokenizer.decode(ids)
 
 
-def median_time(fn, repeats: int) -> float:
-    fn()
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times)
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--repeats", type=int, default=10)
@@ -77,10 +68,10 @@ def main() -> None:
         compare_traces(traces["coreset"], traces["attention"])
         return traces
 
-    t = median_time(explorer_data, args.repeats)
+    t = median_seconds(explorer_data, args.repeats)
     print(f"\n[1] explorer data, {len(tok.input_ids)} tokens, rho=0.3, the {len(FIXED)} fixed-length selectors "
           f"(traces, coverage, comparison): median {t * 1000:.0f} ms (target < 300 ms)")
-    t1 = median_time(lambda: trace_text(enc, text, "coreset", sch, tokenized=tok), args.repeats)
+    t1 = median_seconds(lambda: trace_text(enc, text, "coreset", sch, tokenized=tok), args.repeats)
     print(f"    one core-set trace alone: median {t1 * 1000:.0f} ms")
 
     # 2. core-set selection share at 512 tokens
@@ -111,7 +102,7 @@ def main() -> None:
     for n, txt in ((128, text), (512, text512)):
         tr = trace_text(enc, txt, "coreset", sch)
         points = tr.n_tokens + sum(tr.alive_counts())
-        t = median_time(lambda: project_trace(tr), max(3, args.repeats // 3))
+        t = median_seconds(lambda: project_trace(tr), max(3, args.repeats // 3))
         print(f"    {n} tokens ({points} points over 7 layers): median {t:.2f} s (target < 2 s)")
 
 

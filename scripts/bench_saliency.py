@@ -13,30 +13,19 @@ Targets (issue "saliency lab"): gradient x input < 300 ms and IG (20 steps) < 3 
 from __future__ import annotations
 
 import argparse
-import statistics
 import sys
-import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import torch  # noqa: E402
 
+from pyramid.bench import median_seconds  # noqa: E402
 from pyramid.attribution import attention_importance, gradient_saliency, saliency_report  # noqa: E402
 from pyramid.classifier import DEFAULT_HEAD, load_classifier  # noqa: E402
 from pyramid.loading import load_encoder  # noqa: E402
 from pyramid.trace import tokenize  # noqa: E402
 from scripts.bench_explorer import text_of_tokens  # noqa: E402
-
-
-def median_seconds(fn, repeats: int) -> float:
-    fn()  # warm-up
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times)
 
 
 def main() -> int:

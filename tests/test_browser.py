@@ -6,50 +6,26 @@ saved to ``test-artifacts/`` for a person to look at.
 
 from __future__ import annotations
 
-import os
-import socket
-import subprocess
 import sys
 import time
-import urllib.request
 from pathlib import Path
 
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-CHROMIUM = os.environ.get("PYRAMID_LENS_CHROMIUM", "/usr/bin/chromium")
+sys.path.insert(0, str(ROOT))
+from scripts.load_test import CHROMIUM, LAUNCH_ARGS  # noqa: E402
+
 ARTIFACTS = ROOT / "test-artifacts"
-LAUNCH_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-               "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 
 pytestmark = pytest.mark.skipif(not Path(CHROMIUM).exists(), reason=f"no Chromium at {CHROMIUM}")
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def server():
-    port = free_port()
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "streamlit", "run", str(ROOT / "streamlit_app.py"), "--server.headless", "true",
-         "--server.port", str(port), "--server.address", "127.0.0.1", "--browser.gatherUsageStats", "false",
-         "--server.fileWatcherType", "none", "--global.developmentMode", "false"],
-        cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.time() + 120
-    while time.time() < deadline:
-        try:
-            if urllib.request.urlopen(f"{url}/_stcore/health", timeout=2).read() == b"ok":
-                break
-        except OSError:
-            time.sleep(0.5)
-    else:
-        proc.terminate()
-        pytest.fail("streamlit did not start")
+    from scripts.load_test import start_server
+
+    proc, url = start_server()
     yield url
     proc.terminate()
     proc.wait(timeout=30)
@@ -155,7 +131,6 @@ def test_eight_concurrent_sessions_on_a_fresh_server():
     result, none another's, no exception (scripts/load_test.py; it also prints p50/p95 and memory)."""
     import asyncio
 
-    sys.path.insert(0, str(ROOT))
     from scripts.load_test import run_load, start_server, summarize
 
     proc, url = start_server()

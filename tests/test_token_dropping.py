@@ -81,7 +81,7 @@ def test_rejoined_states_are_the_ones_from_the_drop_layer(minilm):
     l2, l5, l6 = out.layers[1], out.layers[4], out.layers[5]
     dropped = [int(p) for p, k in zip(l2.positions[0], l2.keep[0]) if not k]
     assert dropped and l6.valid.sum() == ids.shape[1]
-    from pyramid.encoder import additive_mask, run_layer
+    from pyramid.encoder import run_layer
 
     full = torch.zeros(1, ids.shape[1], l2.hidden.shape[-1])
     full[0, l2.positions[0]] = l2.hidden[0]

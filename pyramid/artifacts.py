@@ -1,0 +1,72 @@
+"""Shared plumbing of the learned artifacts in ``assets/`` (AdapLeR predictors, TR-BERT policies,
+the Token Dropping table): JSON configs, finding a shipped folder, checking its files, and the
+tables of a model card. Weights are always safetensors (never pickles)."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict
+from pathlib import Path
+from typing import Sequence
+
+
+class JsonConfig:
+    """Mixin for dataclass configs written as JSON next to the weights."""
+
+    def to_json(self) -> str:
+        """Indented JSON of every field."""
+        return json.dumps(asdict(self), indent=2)
+
+    @classmethod
+    def from_json(cls, text: str):
+        """Rebuild from :meth:`to_json` output (unknown keys are ignored)."""
+        data = json.loads(text)
+        return cls(**{k: data[k] for k in cls.__dataclass_fields__ if k in data})
+
+
+def resolve_artifact(name: str | Path, shipped_dir: Path, what: str, command: str, error: type[Exception]) -> Path:
+    """A shipped artifact's name or a folder -> the folder.
+
+    Args:
+        name: a folder, or the name of a folder inside ``shipped_dir``.
+        what: how to call it in the message ("AdapLeR predictors"). command: the CLI that makes it.
+        error: the exception class to raise.
+
+    Raises:
+        error: neither exists.
+    """
+    p = Path(name)
+    if p.is_dir():
+        return p
+    shipped = shipped_dir / str(name)
+    if shipped.is_dir():
+        return shipped
+    raise error(f"No {what} '{name}': not a folder and not shipped in assets/{shipped_dir.name}. "
+                f"Make them with `{command}`.")
+
+
+def require_files(path: Path, files: Sequence[str], what: str, error: type[Exception]) -> None:
+    """Raise ``error`` naming the missing files when ``path`` lacks any of ``files``."""
+    missing = [f for f in files if not (path / f).is_file()]
+    if missing:
+        raise error(f"The {what} folder '{path}' is incomplete: missing {', '.join(missing)}.")
+
+
+def freeze(module):
+    """Eval mode and no gradients (a loaded artifact is only used for inference); returns ``module``."""
+    module.eval()
+    for p in module.parameters():
+        p.requires_grad_(False)
+    return module
+
+
+def files_table(folder: Path) -> str:
+    """Markdown rows ``| `file` | size MB |`` of the artifact's files (the card itself excluded)."""
+    return "\n".join(f"| `{p.name}` | {p.stat().st_size / 1e6:.2f} MB |" for p in sorted(folder.iterdir())
+                     if p.is_file() and p.name != "README.md")
+
+
+def key_value_rows(items: dict, skip: Sequence[str] = ()) -> str:
+    """Markdown rows ``| key | value |`` (``(none)`` when empty)."""
+    rows = "\n".join(f"| {k} | {v} |" for k, v in items.items() if k not in skip)
+    return rows or "| (none) | |"
