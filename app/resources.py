@@ -89,11 +89,13 @@ def predictions_for(
     """The head's prediction at full length and under every selector, same schedule as the traces."""
     schedule = Schedule(retention=retention, start_layer=start_layer)
     out = {}
+    full = None
     for name in usable_selectors(model_name):
         selector = get_selector(name)
         if getattr(selector, "head", None) not in (None, head):
             continue  # learned for another head
-        out[name] = predict_ids(_classifier, list(input_ids), selector, schedule, seed=seed)
+        out[name] = predict_ids(_classifier, list(input_ids), selector, schedule, seed=seed, full_probs=full)
+        full = out[name].full_probs  # the full-length run once per text
     return out
 
 

@@ -296,16 +296,18 @@ class Prediction:
 
 
 def predict_ids(classifier: SequenceClassifier, input_ids: list[int], selector: Selector, schedule: Schedule,
-                seed: int = 0) -> Prediction:
+                seed: int = 0, full_probs: list[float] | None = None) -> Prediction:
     """Classify one tokenised text at full length and with the pyramid.
 
     Args:
         input_ids: ``[N]`` token ids, [CLS] first (as :func:`pyramid.trace.tokenize` gives them).
+        full_probs: the full-length probabilities when already known (several selectors, one text).
     """
     ids = torch.tensor([input_ids], dtype=torch.long)  # (1, N)
-    from .selectors import full_length_selector
+    if full_probs is None:
+        from .selectors import full_length_selector
 
-    full, _ = classifier.predict(ids, None, full_length_selector(), Schedule(retention=1.0), seed=seed)
+        full, _ = classifier.predict(ids, None, full_length_selector(), Schedule(retention=1.0), seed=seed)
+        full_probs = [float(x) for x in full[0]]
     pyr, _ = classifier.predict(ids, None, selector, schedule, seed=seed)
-    return Prediction(classifier.labels, [float(x) for x in full[0]], [float(x) for x in pyr[0]],
-                      classifier.config.name)
+    return Prediction(classifier.labels, list(full_probs), [float(x) for x in pyr[0]], classifier.config.name)
