@@ -448,7 +448,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--alpha", type=float, default=1.0,
                    help="weight of the kept fraction in the reward: larger = fewer tokens (default 1, the paper's IMDB value)")
     p.add_argument("--epochs", type=int, default=3)
-    p.add_argument("--limit", type=int, default=8000, help="shuffled training rows used (default 8000; 0 = all)")
+    p.add_argument("--limit", type=int, default=4000, help="shuffled training rows used (default 4000; 0 = all)")
     p.add_argument("--batch-size", type=int, default=16, help="examples per step (each rolled out --samples times)")
     p.add_argument("--samples", type=int, default=8, help="rollouts K per example (default 8)")
     p.add_argument("--max-length", type=int, default=64)

@@ -143,7 +143,7 @@ class TrbertSettings:
     dev: str | None = None
     alpha: float = 1.0
     epochs: int = 3
-    limit: int | None = 8000
+    limit: int | None = 4000
     batch_size: int = 16
     samples: int = 8
     max_length: int = 64
