@@ -19,7 +19,8 @@ Project choices, recorded in the model card ([UNCONFIRMED] against the paper whe
 * Saliency targets come from one fine-tuned model, not the average of three checkpoints (2.1).
 * theta (the [CLS] re-weighting of the targets, code-only quirk of 2.6) is fixed to 1.
 * CP learning rate 1e-3 (fresh predictors on a frozen encoder; the paper's 3e-5 is for joint BERT
-  fine-tuning). eta's learning rate is the paper's 5e-4 by default.
+  fine-tuning). eta's learning rate 5e-3 and phi = 0.005 by default: with the paper's 5e-4 and
+  SST-2 phi = 0.0005, eta barely moves in 750 steps (88.3% dev at a 1.10x FLOPs speedup).
 * The model of the last epoch is kept (2.7's checkpoint rule needs several epochs' dev runs).
 """
 
@@ -267,10 +268,10 @@ class AdaplerSettings:
     batch_size: int = 32
     max_length: int = 64
     lr: float = 1e-3
-    eta_lr: float = 5e-4
+    eta_lr: float = 5e-3
     warmup: float = 0.06
     gamma: float = 0.005
-    phi: float = 0.0005
+    phi: float = 0.005
     eta_init: float = 0.25
     cp_hidden: int = 32
     seed: int = 0

@@ -430,10 +430,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--max-length", type=int, default=64, help="truncation of training texts in tokens (default 64)")
     p.add_argument("--lr", type=float, default=1e-3, help="contribution predictors' learning rate (default 1e-3)")
-    p.add_argument("--eta-lr", type=float, default=5e-4, help="thresholds' learning rate (default 5e-4)")
+    p.add_argument("--eta-lr", type=float, default=5e-3,
+                   help="thresholds' learning rate (default 5e-3; the paper's 5e-4 barely moves eta in 750 steps)")
     p.add_argument("--gamma", type=float, default=0.005, help="KL weight gamma (default 0.005, the paper's SST-2 value)")
-    p.add_argument("--phi", type=float, default=0.0005,
-                   help="length-loss weight phi: larger = fewer tokens (default 0.0005, the paper's SST-2 value)")
+    p.add_argument("--phi", type=float, default=0.005,
+                   help="length-loss weight phi: larger = fewer tokens (default 0.005; the paper's SST-2 value "
+                        "0.0005 gives 88.3%% at 1.1x on our frozen model)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--model", default=DEFAULT_MODEL, help="base encoder of the head")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
