@@ -103,18 +103,19 @@ def _eager_attention_with_probs(module, query, key, value, attention_mask, scali
     return out, probs
 
 
-SIGNIFICANCE_CHUNK_ELEMENTS = 1 << 18
-"""Score elements per query chunk of :func:`_attention_with_significance` (1 MB of float32: the chunk's
-scores stay in cache). ``python -m pyramid bench`` measures the effect."""
+SIGNIFICANCE_CHUNK_ELEMENTS = 1 << 19
+"""Score elements per chunk of :func:`_attention_with_significance` (2 MB of float32, so that one
+chunk's scores stay in cache): one example at a time, ``c = SIGNIFICANCE_CHUNK_ELEMENTS // (h N)``
+query rows (at least 32). ``python -m pyramid bench`` measures the effect."""
 
 
 def _attention_with_significance(module, query, key, value, attention_mask, query_valid, scaling=None):
-    """Attention output and PoWER-BERT significance, computed in query chunks.
+    """Attention output and PoWER-BERT significance, computed in chunks of query rows.
 
     Same output as :func:`_eager_attention_with_probs`, but the ``(B, h, N, N)`` probabilities are
-    never materialised: for each chunk of ``c`` query rows the scores ``(B, h, c, N)`` are computed,
-    soft-maxed, multiplied with V, and summed over heads and valid query rows into the attention
-    each token receives. Significance (methods.md 5.1, [code, P1]):
+    never materialised: for each example and each chunk of ``c`` query rows the scores
+    ``(h, c, N)`` are computed, soft-maxed, multiplied with V, and summed over heads and valid
+    query rows into the attention each token receives. Significance (methods.md 5.1, [code, P1]):
     ``sig(t) = (1/h) sum_h sum_{i valid, i != t} A_h[i, t]``.
 
     Args:
@@ -130,22 +131,24 @@ def _attention_with_significance(module, query, key, value, attention_mask, quer
         scaling = hd ** -0.5
     q = query * scaling  # (B, h, N, hd)
     k_t = key.transpose(2, 3)  # (B, h, hd, N)
-    c = max(8, min(N, SIGNIFICANCE_CHUNK_ELEMENTS // max(1, B * H * N)))
+    c = max(32, min(N, SIGNIFICANCE_CHUNK_ELEMENTS // max(1, H * N)))
     out = torch.empty(B, H, N, value.shape[-1], dtype=query.dtype, device=query.device)
     w = query_valid.to(query.dtype)  # (B, N) query-row weights
     received = torch.zeros(B, 1, N, dtype=query.dtype, device=query.device)
-    for s in range(0, N, c):
-        e = min(N, s + c)
-        scores = torch.matmul(q[:, :, s:e], k_t)  # (B, h, c, N)
-        if attention_mask is not None:
-            scores.add_(attention_mask)
-        probs = torch.softmax(scores, dim=-1)
-        del scores
-        out[:, :, s:e] = torch.matmul(probs, value)  # (B, h, c, hd)
-        rows = w[:, s:e].repeat(1, H).unsqueeze(1)  # (B, 1, h*c): head-major like the reshape below
-        received += torch.bmm(rows, probs.reshape(B, H * (e - s), N))  # (B, 1, N)
-        diag = torch.diagonal(probs[..., s:e], dim1=2, dim2=3).sum(1)  # (B, c): A_h[i, i] over heads
-        received[:, 0, s:e] -= diag * w[:, s:e]
+    for b in range(B):
+        mask_b = attention_mask[b: b + 1] if attention_mask is not None and attention_mask.shape[0] == B else attention_mask
+        for s in range(0, N, c):
+            e = min(N, s + c)
+            scores = torch.matmul(q[b: b + 1, :, s:e], k_t[b: b + 1])  # (1, h, c, N)
+            if mask_b is not None:
+                scores.add_(mask_b)
+            probs = torch.softmax(scores, dim=-1)
+            del scores
+            out[b: b + 1, :, s:e] = torch.matmul(probs, value[b: b + 1])  # (1, h, c, hd)
+            rows = w[b: b + 1, s:e].repeat(1, H).unsqueeze(1)  # (1, 1, h*c): head-major like the reshape below
+            received[b: b + 1] += torch.bmm(rows, probs.reshape(1, H * (e - s), N))  # (1, 1, N)
+            diag = torch.diagonal(probs[..., s:e], dim1=2, dim2=3).sum(1)  # (1, c): A_h[i, i] over heads
+            received[b, 0, s:e] -= diag[0] * w[b, s:e]
     return out.transpose(1, 2).contiguous(), (received[:, 0] / H).float()
 
 

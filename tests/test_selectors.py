@@ -86,16 +86,16 @@ def test_unknown_selector():
         get_selector("nope")
 
 
-@pytest.mark.parametrize("n_valid", [9, 5])
+@pytest.mark.parametrize("n_valid", [70, 40, 5])
 def test_chunked_significance_equals_the_probabilities_path(tiny_encoder, monkeypatch, n_valid):
     """The chunked attention (no (B, h, N, N) tensor) gives the eager path's output and significance."""
     import pyramid.loading as loading
     from pyramid.encoder import additive_mask, run_layer
 
-    monkeypatch.setattr(loading, "SIGNIFICANCE_CHUNK_ELEMENTS", 4 * 9 * 3)  # several chunks of 3 rows
+    monkeypatch.setattr(loading, "SIGNIFICANCE_CHUNK_ELEMENTS", 1)  # the smallest chunks: 32 query rows
     torch.manual_seed(0)
-    h = torch.randn(2, 9, 32)
-    valid = torch.ones(2, 9, dtype=torch.bool)
+    h = torch.randn(2, 70, 32)  # 70 tokens: chunks of 32, 32 and 6 rows
+    valid = torch.ones(2, 70, dtype=torch.bool)
     valid[1, n_valid:] = False
     mask = additive_mask(valid, h.dtype)
     layer = tiny_encoder.model.encoder.layer[0]
