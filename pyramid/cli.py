@@ -500,7 +500,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data", default=DEFAULT_DEV, help=f"labelled TSV or CSV (default {DEFAULT_DEV})")
     p.add_argument("--text-column", default=None)
     p.add_argument("--label-column", default=None)
-    p.add_argument("--selectors", default="coreset,attention,random,first-k,adapler", help="comma-separated selectors")
+    p.add_argument("--selectors", default=",".join(SELECTORS), help="comma-separated selectors (default: all)")
     p.add_argument("--retention", type=float, default=0.3, help="final retention of the fixed-length selectors (default 0.3)")
     p.add_argument("--start-layer", type=int, default=1)
     p.add_argument("--k", type=int, default=5, help="top-k salient tokens to follow (default 5)")
