@@ -415,7 +415,7 @@ def _train(classifier, s: AdaplerSettings, rng: random.Random, texts, labels, pr
         name=s.name, base_model=enc.name, head=classifier.config.name, hidden_size=cfg.hidden_size,
         num_layers=L, cp_hidden=s.cp_hidden,
         training={**asdict(s), "examples": len(ids), "steps": total, "lambdas": lambdas,
-                  "eta": [round(float(x), 5) for x in pred.eta], "train_seconds": round(seconds, 1),
+                  "eta": [round(float(x), 5) for x in pred.eta.detach()], "train_seconds": round(seconds, 1),
                   "torch": torch.__version__,
                   "final_ce": round(sum(h[0] for h in history[-20:]) / max(1, len(history[-20:])), 4),
                   "final_kl": round(sum(h[1] for h in history[-20:]) / max(1, len(history[-20:])), 4)},

@@ -28,8 +28,10 @@ ROOT = Path(__file__).resolve().parent.parent
 CHROMIUM = os.environ.get("PYRAMID_LENS_CHROMIUM", "/usr/bin/chromium")
 LAUNCH_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                "--disable-background-networking", "--disable-component-update", "--disable-sync"]
-MARKERS = ["aardvark", "bassoon", "cobbler", "dulcimer", "escarpment", "flamingo", "gazebo", "harpsichord",
-           "iguana", "jamboree", "kumquat", "lighthouse", "marmalade", "nightingale", "orchard", "pelican"]
+MARKERS = ["banana", "violin", "castle", "pirate", "tiger", "rocket", "garden", "wizard", "dragon", "piano",
+           "sailor", "hammer", "mirror", "candle", "orange", "monkey"]
+"""One marker word per session, each a single word piece (so the token pyramid shows it whole)."""
+
 IDLE = "[data-testid='stApp'][data-test-script-state='notRunning']"
 
 

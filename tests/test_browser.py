@@ -135,7 +135,11 @@ def test_eight_concurrent_sessions_on_a_fresh_server():
 
     proc, url = start_server()
     try:
-        results = asyncio.run(run_load(url, sessions=8, rounds=1, timeout_s=400))
+        # In its own thread: the module's sync Playwright keeps an event loop in this one.
+        from concurrent.futures import ThreadPoolExecutor
+
+        with ThreadPoolExecutor(1) as pool:
+            results = pool.submit(lambda: asyncio.run(run_load(url, sessions=8, rounds=1, timeout_s=400))).result()
     finally:
         proc.terminate()
         proc.wait(timeout=30)
