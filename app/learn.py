@@ -248,8 +248,10 @@ def render() -> None:
             "all tokens pass the first layers, the important ones continue through the middle, and the dropped "
             "tokens **rejoin** before the last layer with the states they had when they left (methods.md 4.1). "
             "Importance is a running average of each vocabulary word's masked-language-model loss (4.2).")
-        st.info("Token Dropping is described here but not yet available as a selector in this build; the encoder "
-                "already supports its rejoin routing.")
+        st.markdown("In the explorer, the **Token Dropping** selector uses the shipped importance table (built with "
+                    "`python -m pyramid train-token-dropping`): after layer 2 it keeps the share ρ of tokens with "
+                    "the highest MLM-loss importance; the others rejoin before layer 6 (green in the token pyramid). "
+                    "It is a pre-training method, used here at inference.")
     else:
         st.subheader("Measuring honestly")
         st.markdown(
