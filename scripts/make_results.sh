@@ -35,5 +35,5 @@ if [ -z "${SKIP_SALIENCY:-}" ] && [ -d assets/adapler/sst2-lora-adapler ]; then
     --out assets/results/saliency__sst2-dev__sst2-lora.csv
 fi
 if [ -z "${SKIP_BENCH:-}" ]; then
-  python -m pyramid bench --memory --out assets/results/bench.json
+  python -m pyramid bench --memory --repeats 9 --out assets/results/bench.json
 fi
