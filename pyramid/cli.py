@@ -111,6 +111,8 @@ def cmd_train(args) -> int:
         batch_size=args.batch_size, lr=args.lr, head_lr=args.head_lr, lora_r=args.lora_r,
         lora_alpha=args.lora_alpha, max_length=args.max_length, seed=args.seed,
         command=_command_line(args) if args.command_line is None else args.command_line,
+        retention_range=_range(args.retention_range) if args.retention_range else None,
+        sandwich=args.sandwich, init_head=args.init_head,
     )
     classifier = train_classifier(encoder, settings, progress=not args.quiet)
     print(json.dumps({"head": name, "out": out, "metrics": classifier.config.metrics}))
@@ -189,6 +191,13 @@ def cmd_train_token_dropping(args) -> int:
     _, config = train_token_dropping(encoder, settings, progress=not args.quiet)
     print(json.dumps({"token_dropping": name, "out": out, "metrics": config.metrics}))
     return 0
+
+
+def _range(text: str) -> tuple[float, float]:
+    vals = _floats(text)
+    if len(vals) != 2 or not 0 < vals[0] <= vals[1] <= 1:
+        raise ValueError(f"--retention-range takes LO,HI with 0 < LO <= HI <= 1, got '{text}'")
+    return vals[0], vals[1]
 
 
 def _floats(text: str) -> list[float]:
@@ -416,6 +425,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--model", default=DEFAULT_MODEL, help="base encoder")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument("--retention-range", default=None,
+                   help="LO,HI: with --selector, draw each pass's retention from this range (LengthDrop) "
+                        "so that one model serves every retention in it")
+    p.add_argument("--sandwich", type=int, default=2,
+                   help="with --retention-range: LengthDrop's sandwich rule with N random sub-models plus the "
+                        "full and the smallest one, distilled from the full model (default 2; -1 = one pass "
+                        "per step at a random retention)")
+    p.add_argument("--init-head", default=None,
+                   help="start from this trained head's LoRA and head weights (shipped name or folder)")
     p.add_argument("--command-line", default=None, help=argparse.SUPPRESS)
     p.set_defaults(func=cmd_train)
 

@@ -53,6 +53,17 @@ class TrainSettings:
         seed: seeds shuffling, initialisation, dropout and stochastic selectors.
         labels: label names (index = id).
         command: the command line that ran this (for the model card).
+        retention_range: ``(lo, hi)``: LengthDrop (Kim & Cho, ACL 2021; methods.md 8.5): every
+            pass draws its final retention uniformly from this range instead of using ``retention``,
+            so that one model serves every retention in it. None: the fixed ``retention``.
+        sandwich: with ``retention_range``, LengthDrop's sandwich rule with in-place distillation:
+            per step a full-length pass (label cross-entropy), the smallest sub-model (``lo``) and
+            ``sandwich`` sub-models at random retentions, each trained with ``KL(p_sub || p_full)``
+            (full logits detached), every loss divided by ``sandwich + 2``, one optimiser step
+            (methods.md 8.5, [code]). ``-1``: no sandwich, one pass per step at a random retention
+            with the label cross-entropy.
+        init_head: start from this trained head's LoRA and head weights (a shipped name or folder;
+            its LoRA shape must equal ``lora_r``/``lora_alpha``) instead of fresh ones.
     """
 
     data: str
@@ -76,6 +87,9 @@ class TrainSettings:
     seed: int = 0
     labels: Sequence[str] = ("negative", "positive")
     command: str = ""
+    retention_range: tuple[float, float] | None = None
+    sandwich: int = 2
+    init_head: str | None = None
 
 
 def linear_warmup_decay(step: int, total: int, warmup: int) -> float:
@@ -114,14 +128,38 @@ def train_classifier(base: LoadedEncoder, settings: TrainSettings, *, progress: 
     labels = torch.tensor([data.labels[i] for i in order])
 
     model = copy.deepcopy(base.model)
-    peft_model = get_peft_model(model, lora_config(s.lora_r, s.lora_alpha, s.lora_dropout))
-    encoder = encoder_from_model(model, base.tokenizer, name=base.name)
     head = ClassificationHead(base.config.hidden_size, len(s.labels), dropout=0.1)
-    if s.selector:
-        selector, schedule = get_selector(s.selector), Schedule(retention=s.retention, start_layer=s.start_layer)
+    if s.init_head:
+        from peft import PeftModel
+        from safetensors.torch import load_file
+
+        from .classifier import HeadConfig as _HC, resolve_head_path
+
+        init_path = resolve_head_path(s.init_head)
+        init_cfg = _HC.from_json((init_path / "head_config.json").read_text(encoding="utf-8"))
+        if (init_cfg.lora.get("r"), init_cfg.lora.get("alpha")) != (s.lora_r, s.lora_alpha):
+            raise ValueError(f"--init-head {s.init_head} has LoRA r={init_cfg.lora.get('r')}, "
+                             f"alpha={init_cfg.lora.get('alpha')}; this run asks for r={s.lora_r}, alpha={s.lora_alpha}")
+        peft_model = PeftModel.from_pretrained(model, str(init_path), is_trainable=True)
+        head.load_state_dict(load_file(str(init_path / "head.safetensors")))
     else:
-        selector, schedule = get_selector("coreset"), Schedule(retention=1.0)
-    pyramid = PyramidEncoder(encoder, selector, schedule)
+        peft_model = get_peft_model(model, lora_config(s.lora_r, s.lora_alpha, s.lora_dropout))
+    encoder = encoder_from_model(model, base.tokenizer, name=base.name)
+    if s.selector:
+        selector = get_selector(s.selector)
+        if not selector.uses_retention:
+            raise ValueError(f"the {s.selector} selector sets its own lengths; train it with its own command")
+    else:
+        selector = None
+    full_pyramid = PyramidEncoder(encoder, get_selector("first-k"), Schedule(retention=1.0))
+
+    def pyramid_at(rho: float) -> PyramidEncoder:
+        """The pyramid with the run's selector at final retention ``rho`` (full length without a selector)."""
+        if selector is None or rho >= 1.0:
+            return full_pyramid
+        return PyramidEncoder(encoder, selector, Schedule(retention=rho, start_layer=s.start_layer))
+
+    lo_hi = tuple(s.retention_range) if (s.retention_range and selector is not None) else None
 
     ids = encode_texts(encoder, texts, s.max_length)
     pad = pad_id_of(encoder)
@@ -135,6 +173,7 @@ def train_classifier(base: LoadedEncoder, settings: TrainSettings, *, progress: 
     )
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda st: linear_warmup_decay(st, total, warmup))
     loss_fn = torch.nn.CrossEntropyLoss()
+    draw = random.Random(s.seed + 1)  # retentions of LengthDrop's sub-models
 
     model.train()
     head.train()
@@ -150,11 +189,29 @@ def train_classifier(base: LoadedEncoder, settings: TrainSettings, *, progress: 
             chunk = perm[b:b + s.batch_size]
             batch = pad_batch([ids[i] for i in chunk], pad)
             y = labels[chunk]
-            out = pyramid(batch.input_ids, batch.attention_mask, seed=s.seed + step)
-            logits = head(out.cls_hidden)  # (B, C)
-            loss = loss_fn(logits, y)
             optimizer.zero_grad(set_to_none=True)
-            loss.backward()
+            if lo_hi is not None and s.sandwich >= 0:
+                # LengthDrop's sandwich rule with in-place distillation (methods.md 8.5): the full model
+                # learns from the labels, each sub-model from the full model's (detached) distribution.
+                parts = s.sandwich + 2
+                out = full_pyramid(batch.input_ids, batch.attention_mask, seed=s.seed + step)
+                logits = head(out.cls_hidden)  # (B, C)
+                loss = loss_fn(logits, y)
+                (loss / parts).backward()
+                p_full = torch.softmax(logits.detach().float(), -1)  # (B, C)
+                for i in range(s.sandwich + 1):
+                    rho = lo_hi[0] if i == 0 else draw.uniform(*lo_hi)
+                    sub = pyramid_at(rho)(batch.input_ids, batch.attention_mask, seed=s.seed + step * 31 + i)
+                    log_p_sub = torch.log_softmax(head(sub.cls_hidden).float(), -1)  # (B, C)
+                    # KL(p_sub || p_full), batch mean, as the authors' KLDivLoss(log p_full, p_sub)
+                    kl = (log_p_sub.exp() * (log_p_sub - p_full.clamp_min(1e-12).log())).sum(-1).mean()
+                    (kl / parts).backward()
+            else:
+                rho = draw.uniform(*lo_hi) if lo_hi is not None else (s.retention if selector is not None else 1.0)
+                out = pyramid_at(rho)(batch.input_ids, batch.attention_mask, seed=s.seed + step)
+                logits = head(out.cls_hidden)  # (B, C)
+                loss = loss_fn(logits, y)
+                loss.backward()
             torch.nn.utils.clip_grad_norm_(lora_params + list(head.parameters()), 1.0)
             optimizer.step()
             scheduler.step()
@@ -175,8 +232,13 @@ def train_classifier(base: LoadedEncoder, settings: TrainSettings, *, progress: 
     peft_model.save_pretrained(str(out_dir))
     save_file({k: v.contiguous() for k, v in head.state_dict().items()}, str(out_dir / "head.safetensors"))
 
-    trained_with = ({"selector": s.selector, "retention": s.retention, "start_layer": s.start_layer}
-                    if s.selector else None)
+    trained_with = None
+    if s.selector:
+        trained_with = {"selector": s.selector, "retention": s.retention, "start_layer": s.start_layer}
+        if lo_hi is not None:
+            trained_with.update(retention_range=list(lo_hi), sandwich=s.sandwich)
+        if s.init_head:
+            trained_with["init_head"] = s.init_head
     config = HeadConfig(
         name=s.name, labels=list(s.labels), base_model=base.name, hidden_size=base.config.hidden_size,
         num_layers=base.num_layers,
@@ -185,6 +247,7 @@ def train_classifier(base: LoadedEncoder, settings: TrainSettings, *, progress: 
         trained_with=trained_with, max_length=s.max_length,
         training={**{k: v for k, v in asdict(s).items() if k not in ("out", "command")},
                   "labels": list(s.labels), "examples": len(ids), "steps": total,
+                  "retention_range": list(s.retention_range) if s.retention_range else None,
                   "train_seconds": round(train_seconds, 1), "command": s.command,
                   "torch": torch.__version__},
     )
@@ -199,8 +262,10 @@ def train_classifier(base: LoadedEncoder, settings: TrainSettings, *, progress: 
         config.metrics["dev"] = s.dev
         config.metrics["dev_accuracy_full_length"] = round(accuracy_of(classifier, dev), 4)
         if s.selector:
-            config.metrics[f"dev_accuracy_{s.selector}_rho{s.retention}"] = round(
-                accuracy_of(classifier, dev, s.selector, s.retention, s.start_layer), 4)
+            rhos = (0.5, 0.3, 0.1) if lo_hi is not None else (s.retention,)
+            for rho in rhos:
+                config.metrics[f"dev_accuracy_{s.selector}_rho{rho}"] = round(
+                    accuracy_of(classifier, dev, s.selector, rho, s.start_layer), 4)
         classifier.config = config
         (out_dir / "head_config.json").write_text(config.to_json(), encoding="utf-8")
     (out_dir / "README.md").write_text(model_card(config, out_dir), encoding="utf-8")
@@ -210,10 +275,23 @@ def train_classifier(base: LoadedEncoder, settings: TrainSettings, *, progress: 
 def model_card(config: HeadConfig, folder: Path) -> str:
     """A Markdown model card: what the head is, data, hyper-parameters, command, metrics, files."""
     t = config.training
-    how = ("full length (selection only at inference)" if not config.trained_with else
-           f"with the pyramid in the loop: selector `{config.trained_with['selector']}`, final retention "
-           f"{config.trained_with['retention']}, start layer {config.trained_with['start_layer']} "
-           "(Pyramid-BERT's procedure, methods.md 1.5)")
+    tw = config.trained_with
+    if not tw:
+        how = "at full length (selection only at inference)"
+    elif tw.get("retention_range"):
+        lo, hi = tw["retention_range"]
+        rule = (f"LengthDrop's sandwich rule (Kim & Cho, ACL 2021): per step the full model (label loss), the "
+                f"smallest sub-model (rho = {lo}) and {tw.get('sandwich')} sub-models at retentions drawn from "
+                f"[{lo}, {hi}], each distilled from the full model with KL(p_sub || p_full) (methods.md 8.5)"
+                if tw.get("sandwich", -1) >= 0 else
+                f"the final retention drawn per step uniformly from [{lo}, {hi}] (LengthDrop's length sampling)")
+        how = (f"with `{tw['selector']}` selection in the loop (Train-Select), start layer {tw['start_layer']}, "
+               f"using {rule}; one model for every retention in that range")
+    else:
+        how = (f"with `{tw['selector']}` selection in the loop (Train-Select) at the fixed final retention "
+               f"{tw['retention']}, start layer {tw['start_layer']} (Pyramid-BERT's procedure, methods.md 1.5)")
+    if tw and tw.get("init_head"):
+        how += f", starting from the trained head `{tw['init_head']}` (its LoRA and head weights)"
     sizes = "\n".join(f"| `{p.name}` | {p.stat().st_size / 1e6:.2f} MB |"
                       for p in sorted(folder.iterdir()) if p.is_file() and p.name != "README.md")
     metrics = "\n".join(f"| {k} | {v} |" for k, v in config.metrics.items()) or "| (none) | |"
