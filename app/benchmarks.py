@@ -33,20 +33,22 @@ def _bench(folder: str):
 
 
 def _matched_rows(rows: list[dict]) -> list[dict]:
-    """One row per learned selector: its accuracy and speedup, and core-set's and attention's at that speedup."""
+    """One row per learned selector: its accuracy and speedup, and each fixed-schedule selector's at that speedup."""
     from pyramid.results import accuracy_at_speedup
     from pyramid.selectors import SELECTORS
 
+    names = list(dict.fromkeys(r["selector"] for r in rows))
+    fixed = [n for n in names if n in SELECTORS and SELECTORS[n].fixed_length]
     out = []
-    for name in dict.fromkeys(r["selector"] for r in rows):
+    for name in names:
         if name not in SELECTORS or SELECTORS[name].uses_retention:
             continue
         r = next(x for x in rows if x["selector"] == name)
         row = {"selector": SELECTORS[name].label, "accuracy %": round(100 * r["accuracy"], 2),
                "FLOPs speedup": round(r["flops_speedup"], 3), "tokens reaching the last layer %": round(100 * r["retention"], 1)}
-        for other in ("coreset", "attention"):
+        for other in fixed:
             acc = accuracy_at_speedup(rows, other, r["flops_speedup"])
-            row[f"{other} at that speedup %"] = round(100 * acc, 2) if acc is not None else None
+            row[f"{SELECTORS[other].short} at that speedup %"] = round(100 * acc, 2) if acc is not None else None
         out.append(row)
     return out
 

@@ -11,7 +11,7 @@ import streamlit as st
 from pyramid.classifier import DEFAULT_HEAD, PYRAMID_HEAD, HeadLoadError, resolve_head_path
 from pyramid.loading import DEFAULT_MODEL, ModelLoadError
 from pyramid.schedule import ScheduleError
-from pyramid.selectors import SELECTORS, usable_selectors
+from pyramid.selectors import SELECTORS, get_selector, usable_selectors
 from pyramid.trace import EmptyTextError, trace_flops
 
 from . import panels
@@ -23,18 +23,12 @@ from .settings import load_settings
 
 ASSETS = Path(__file__).resolve().parent.parent / "assets"
 
-SELECTOR_HELP = (
-    "How tokens are chosen after each layer. core-set: greedy k-center on the hidden states "
-    "(Pyramid-BERT) - keep the tokens that best cover all the others. attention: keep the tokens "
-    "that receive the most attention (PoWER-BERT significance). random: a seeded uniform draw. "
-    "first-k: keep the first tokens (truncation). AdapLeR: learned contribution predictors score the tokens "
-    "before every layer and a token stays if its score is at least eta/n; it decides its own lengths, so "
-    "the schedule does not apply. TR-BERT: learned policy networks after layers 1 and 3 keep a token if its "
-    "keep probability is at least 0.5. Both learned selectors run on the fine-tuned sst2-lora encoder they "
-    "were trained with. Token Dropping: keeps the share rho of tokens with the highest MLM-loss importance "
-    "through the middle layers and re-inserts the others before the last layer. "
-    "[CLS] is always kept."
-)
+def _selector_help() -> str:
+    """The Selector menu's help: each selector's own description, and the rules the encoder enforces."""
+    lines = [f"**{cls.short}**: {cls.description}" for cls in SELECTORS.values()]
+    return "How tokens are chosen after each layer.\n\n" + "\n\n".join(lines) + "\n\n[CLS] is always kept."
+
+
 RETENTION_HELP = (
     "Final retention ratio rho: the share of tokens the schedule keeps at the end of the geometric "
     "decay. Lengths shrink by the same factor after every layer from the start layer on "
@@ -193,7 +187,7 @@ def render() -> None:
         if st.session_state["compare"] not in names:
             st.session_state["compare"] = names[min(1, len(names) - 1)]
         st.session_state["start_layer"] = min(st.session_state["start_layer"], max(1, L - 1))
-        selector = c1.selectbox("Selector", names, format_func=_label, key="selector", help=SELECTOR_HELP)
+        selector = c1.selectbox("Selector", names, format_func=_label, key="selector", help=_selector_help())
         other = c2.selectbox("Compare with", names, format_func=_label, key="compare", help=COMPARE_HELP)
         retention = c3.slider("Final retention ratio ρ", 0.05, 1.0, step=0.05, key="retention", help=RETENTION_HELP)
         start_layer = c4.slider("Start layer s", 1, max(2, L - 1), key="start_layer", help=START_HELP,
@@ -243,15 +237,9 @@ def render() -> None:
         chosen = chosen if chosen in traces else next(iter(traces))
         other = other if other in traces else chosen
     trace = traces[chosen]
-    if chosen == "token-dropping":
-        st.info("Token Dropping is a pre-training method (Hou et al., 2022), used here at inference: after layer "
-                f"{max(1, L // 2 - 1)} it keeps the share ρ of tokens whose words are hardest to predict (highest "
-                "MLM loss), skips the others through the middle layers, and brings them back before the last "
-                "layer (green in the pyramid). The start layer does not apply.")
-    if not SELECTORS[chosen].uses_retention:
-        st.info(f"{_label(chosen)} decides how many tokens each text keeps (a learned threshold, not a schedule), "
-                "so the retention ratio and start layer do not apply to it. It runs on the fine-tuned sst2-lora "
-                "encoder its weights were trained with.")
+    notice = get_selector(chosen).notice(L)
+    if notice:
+        st.info(notice)
     flops = trace_flops(trace, encoder.config)
     m1, m2, m3, m4 = st.columns(4)
     m1.metric("Tokens", trace.n_tokens, help="Word pieces including [CLS] and [SEP].")

@@ -14,16 +14,9 @@ import numpy as np
 import plotly.graph_objects as go
 
 from pyramid.projection import Projection
+from pyramid.selectors import SELECTORS, selector_label
 from pyramid.trace import Trace
 
-SELECTOR_COLORS = {
-    "coreset": "#1f77b4",
-    "attention": "#d62728",
-    "random": "#7f7f7f",
-    "first-k": "#9467bd",
-    "adapler": "#2ca02c",
-    "trbert": "#8c564b",
-}
 KEPT_COLOR = "#1f77b4"
 DROPPED_COLOR = "#ff7f0e"
 LABEL_LIMIT = 60
@@ -31,8 +24,14 @@ LABEL_LIMIT = 60
 
 
 def color_of(selector: str) -> str:
-    """Plot colour of a selector."""
-    return SELECTOR_COLORS.get(selector, "#2ca02c")
+    """Plot colour of a selector (the registry's palette; grey for an unknown name)."""
+    cls = SELECTORS.get(selector)
+    return cls.color if cls is not None else "#444444"
+
+
+def short_name(selector: str) -> str:
+    """A selector's short display name (escaped for HTML)."""
+    return html.escape(selector_label(selector, short=True))
 
 
 def display_token(token: str) -> str:
@@ -136,11 +135,11 @@ def coverage_figure(traces: dict[str, Trace], chosen: str) -> go.Figure:
         radii = [lt.coverage_radius for lt in tr.layers]
         kept = [len(lt.kept) for lt in tr.layers]
         fig.add_trace(go.Scatter(
-            x=layers, y=radii, mode="lines+markers", name=name,
+            x=layers, y=radii, mode="lines+markers", name=short_name(name),
             line={"color": color_of(name), "width": 4 if name == chosen else 1.5,
                   "dash": "solid" if name == chosen else "dot"},
             customdata=np.array(kept)[:, None],
-            hovertemplate=f"{html.escape(name)}<br>layer %{{x}}<br>radius %{{y:.3f}}<br>kept %{{customdata[0]}}<extra></extra>",
+            hovertemplate=f"{short_name(name)}<br>layer %{{x}}<br>radius %{{y:.3f}}<br>kept %{{customdata[0]}}<extra></extra>",
         ))
     fig.update_layout(
         title="Core-set coverage radius per layer (lower = kept tokens cover the dropped ones better)",
@@ -232,7 +231,7 @@ def comparison_figure(rows: Sequence[dict], name_a: str, name_b: str) -> go.Figu
     fig.add_trace(go.Bar(x=layers, y=[r["jaccard"] for r in rows], name="Jaccard", marker_color="#2ca02c",
                          hovertemplate="layer %{x}<br>Jaccard %{y:.2f}<extra></extra>"), row=1, col=1)
     for key, name in (("radius_a", name_a), ("radius_b", name_b)):
-        fig.add_trace(go.Scatter(x=layers, y=[r[key] for r in rows], mode="lines+markers", name=name,
+        fig.add_trace(go.Scatter(x=layers, y=[r[key] for r in rows], mode="lines+markers", name=short_name(name),
                                  line={"color": color_of(name)}), row=1, col=2)
     fig.update_yaxes(range=[0, 1.05], row=1, col=1)
     fig.update_xaxes(dtick=1, title_text="layer")
@@ -291,9 +290,9 @@ def accuracy_figure(rows: Sequence[dict], x: str, full_accuracy: float | None, t
         pts = sorted((r for r in rows if r["selector"] == name), key=lambda r: r[x])
         fig.add_trace(go.Scatter(
             x=[r[x] for r in pts], y=[100 * r["accuracy"] for r in pts], mode="lines+markers",
-            name=html.escape(name), line=dict(color=color_of(name)),
+            name=short_name(name), line=dict(color=color_of(name)),
             customdata=[[r["retention"], r["flops_speedup"], 100 * r["agreement"]] for r in pts],
-            hovertemplate=(f"{html.escape(name)}<br>retention %{{customdata[0]:.2f}}<br>FLOPs speedup "
+            hovertemplate=(f"{short_name(name)}<br>retention %{{customdata[0]:.2f}}<br>FLOPs speedup "
                            "%{customdata[1]:.2f}x<br>accuracy %{y:.1f}%<br>agreement %{customdata[2]:.1f}%<extra></extra>"),
         ))
     if full_accuracy is not None:

@@ -13,11 +13,9 @@ import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
-import torch
-
-from pyramid.coreset import coverage, greedy_k_center
 from pyramid.loading import DEFAULT_MODEL, ModelLoadError
 from pyramid.schedule import Schedule, encoder_flops
+from pyramid.teaching import layer_attention, soft_mask_curves, toy_kcenter
 
 from .resources import get_encoder
 from .settings import load_settings
@@ -47,19 +45,7 @@ REFERENCES = """
 
 @st.cache_data(show_spinner=False)
 def _toy_kcenter(n: int, k: int, seed: int) -> dict:
-    """Greedy k-center on ``n`` random 2-D points (three clusters and some outliers)."""
-    rng = np.random.default_rng(seed)
-    centres = np.array([[-2.0, -1.0], [2.0, 0.0], [0.0, 2.5]])
-    pts = np.concatenate([centres[rng.integers(0, 3, n - 4)] + rng.normal(0, 0.6, (n - 4, 2)),
-                          rng.uniform(-4, 4, (4, 2))])
-    pts[0] = [0.0, 0.0]  # the "[CLS]" point, always the first centre
-    h = torch.tensor(pts, dtype=torch.float32)[None]  # (1, n, 2)
-    valid = torch.ones(1, n, dtype=torch.bool)
-    res = greedy_k_center(h, valid, torch.tensor([k]))
-    cov = coverage(h, valid, res.keep)
-    order = [int(i) for i in res.order[0].tolist() if i >= 0]
-    return {"points": pts, "keep": res.keep[0].numpy(), "order": order, "radius": float(cov.radius[0]),
-            "nearest": cov.nearest[0].numpy()}
+    return toy_kcenter(n, k, seed)
 
 
 def _kcenter_figure(toy: dict) -> go.Figure:
@@ -85,34 +71,21 @@ def _kcenter_figure(toy: dict) -> go.Figure:
 
 
 def _penalty_figure() -> go.Figure:
-    from pyramid.adapler import soft_penalty
-
     n, eta = 20, 0.25
-    delta = eta / n
-    x = torch.linspace(0, 3 * delta, 300)
+    data = soft_mask_curves(n, eta)
     fig = go.Figure()
-    for lam in (10.0, 100.0, 1e4):
-        y = torch.exp(soft_penalty(x[None], torch.tensor([[delta]]), lam))[0]
-        fig.add_trace(go.Scatter(x=x.numpy(), y=y.numpy(), mode="lines", name=f"λ = {lam:g}"))
-    fig.add_vline(x=delta, line_dash="dash", annotation_text="δ = η / n")
+    for lam, y in data["curves"].items():
+        fig.add_trace(go.Scatter(x=data["x"], y=y, mode="lines", name=f"λ = {lam:g}"))
+    fig.add_vline(x=data["delta"], line_dash="dash", annotation_text="δ = η / n")
     fig.update_layout(height=300, margin=dict(l=10, r=10, t=30, b=10), xaxis_title="predicted contribution p",
-                      yaxis_title="soft keep-mask exp(S(p))", title="Soft removal (n = 20, η = 0.25)")
+                      yaxis_title="soft keep-mask exp(S(p))", title=f"Soft removal (n = {n}, η = {eta})")
     return fig
 
 
 @st.cache_data(show_spinner=False)
 def _layer1_attention(_encoder, model_name: str, text: str) -> tuple[list[str], np.ndarray, np.ndarray]:
     """Tokens, head-mean attention of layer 1 ``(N, N)`` and PoWER significance ``(N,)``."""
-    from pyramid.encoder import run_layer
-    from pyramid.selectors import significance
-
-    tok = _encoder.tokenizer
-    ids = torch.tensor([tok(text)["input_ids"]])
-    with torch.inference_mode():
-        h = _encoder.model.embeddings(input_ids=ids)
-        _, probs = run_layer(_encoder.model.encoder.layer[0], h, None, output_attention_probs=True)
-        sig = significance(probs, torch.ones_like(ids, dtype=torch.bool))[0]
-    return tok.convert_ids_to_tokens(ids[0].tolist()), probs[0].mean(0).float().numpy(), sig.numpy()
+    return layer_attention(_encoder, text, 1)
 
 
 def render() -> None:
@@ -220,7 +193,7 @@ def render() -> None:
                     "exp(S(p)), which gets steeper as the temperature λ rises each epoch:")
         st.plotly_chart(_penalty_figure(), key="learn-pen", width="stretch")
         try:
-            from pyramid.adapler import load_predictors
+            from pyramid.selectors.adapler import load_predictors
 
             _, cfg_a = load_predictors()
             eta = cfg_a.training.get("eta")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
+from pyramid.selectors import selector_label
 from pyramid.trace import Trace, compare_traces, trace_rows
 
 from . import figures
@@ -63,10 +64,10 @@ def compare_panel(traces: dict[str, Trace], a: str, b: str, *, key: str) -> None
     st.plotly_chart(figures.comparison_figure(rows, a, b), key=f"{key}-fig", width="stretch")
     left, right = st.columns(2)
     with left:
-        st.markdown(f"**{a}**")
+        st.markdown(f"**{selector_label(a)}**")
         pyramid_panel(traces[a], key=f"{key}-a")
     with right:
-        st.markdown(f"**{b}**")
+        st.markdown(f"**{selector_label(b)}**")
         pyramid_panel(traces[b], key=f"{key}-b")
     table = pd.DataFrame([{
         "layer": r["layer"], "Jaccard": round(r["jaccard"], 3), "kept by both": len(r["both"]),

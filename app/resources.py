@@ -12,7 +12,7 @@ import threading
 import streamlit as st
 
 from pyramid.classifier import HeadLoadError, Prediction, SequenceClassifier, load_classifier, predict_ids
-from pyramid.loading import LoadedEncoder, load_encoder
+from pyramid.loading import LoadedEncoder, load_encoder, quiet_transformers
 from pyramid.projection import Projection, project_trace, warm_up
 from pyramid.schedule import Schedule
 from pyramid.selectors import get_selector, usable_selectors
@@ -22,10 +22,7 @@ from pyramid.trace import Trace, TokenizedText, tokenize, trace_text
 @st.cache_resource(show_spinner="Loading the model (once per server)…")
 def get_encoder(model_name: str, allow_hub: bool) -> LoadedEncoder:
     """The loaded model for ``model_name`` (raises ``ModelLoadError``, which is not cached)."""
-    from transformers.utils import logging as hf_logging
-
-    hf_logging.set_verbosity_error()
-    hf_logging.disable_progress_bar()
+    quiet_transformers()
     return load_encoder(model_name, allow_hub=allow_hub)
 
 
@@ -55,8 +52,8 @@ def run_all_selectors(
     for name in usable_selectors(model_name):
         selector = get_selector(name)
         encoder = _encoder
-        if getattr(selector, "head", None) is not None:
-            # A learned selector reads the fine-tuned encoder its predictors were trained on.
+        if selector.head is not None:
+            # The selector runs on the fine-tuned encoder of its head (learned weights read its states).
             try:
                 encoder = get_classifier(_encoder, model_name, selector.head).encoder
             except HeadLoadError:
@@ -92,8 +89,8 @@ def predictions_for(
     full = None
     for name in usable_selectors(model_name):
         selector = get_selector(name)
-        if getattr(selector, "head", None) not in (None, head):
-            continue  # learned for another head
+        if selector.head not in (None, head):
+            continue  # tied to another head
         out[name] = predict_ids(_classifier, list(input_ids), selector, schedule, seed=seed, full_probs=full)
         full = out[name].full_probs  # the full-length run once per text
     return out
@@ -103,14 +100,10 @@ def predictions_for(
 def saliency_for(_classifier: SequenceClassifier, head: str, input_ids: tuple[int, ...], k: int, ig_steps: int):
     """:class:`pyramid.attribution.SaliencyReport` of one text."""
     from pyramid.attribution import saliency_report
-    from pyramid.selectors import unavailable_reason
 
-    predictors = None
-    if unavailable_reason("adapler", _classifier.encoder.name) is None:
-        selector = get_selector("adapler")
-        if selector.head == head:
-            predictors = selector.predictors
-    return saliency_report(_classifier, list(input_ids), k=k, ig_steps=ig_steps, predictors=predictors)
+    learned = [get_selector(n) for n in usable_selectors(_classifier.encoder.name)]
+    learned = [s for s in learned if s.head == head]  # their scores join the comparison
+    return saliency_report(_classifier, list(input_ids), k=k, ig_steps=ig_steps, selectors=learned)
 
 
 @st.cache_data(show_spinner=False, max_entries=64)
@@ -121,6 +114,5 @@ def traces_for_classifier(_classifier: SequenceClassifier, head: str, input_ids:
     tok = _classifier.encoder.tokenizer
     tokenized = TokenizedText(input_ids=list(input_ids), tokens=tok.convert_ids_to_tokens(list(input_ids)),
                               truncated=False, original_length=len(input_ids), max_length=len(input_ids))
-    names = [n for n in usable_selectors(_classifier.encoder.name)
-             if getattr(get_selector(n), "head", None) in (None, head)]
+    names = [n for n in usable_selectors(_classifier.encoder.name) if get_selector(n).head in (None, head)]
     return {name: trace_text(_classifier.encoder, "", name, schedule, tokenized=tokenized) for name in names}

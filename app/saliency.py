@@ -7,7 +7,7 @@ import streamlit as st
 
 from pyramid.classifier import DEFAULT_HEAD, HeadLoadError
 from pyramid.loading import DEFAULT_MODEL, ModelLoadError
-from pyramid.selectors import SELECTORS
+from pyramid.selectors import SELECTORS, selector_label
 from pyramid.trace import EmptyTextError
 
 from . import figures
@@ -111,13 +111,14 @@ def _data_set_report() -> None:
     if not rows:
         return
     st.subheader("Over all of SST-2 dev")
-    cp = [r for r in rows if r["kind"] == "cp_spearman"]
-    if cp:
-        st.markdown("Mean Spearman correlation between AdapLeR's predictor CPl (tokens entering layer l+1) and "
-                    "gradient × input saliency of the gold class:")
-        st.dataframe(pd.DataFrame([{"predictor": f"CP{r['layer']}", "mean Spearman": round(r["value"], 3),
-                                    "texts": r["n"]} for r in cp]), hide_index=True, key="sal-ds-cp")
-    kept = [r for r in rows if r["kind"] != "cp_spearman"]
+    spear = [r for r in rows if r["kind"] == "score_spearman"]
+    if spear:
+        st.markdown("Mean Spearman correlation between each learned selector's own token scores (on the full-length "
+                    "states) and gradient × input saliency of the gold class:")
+        st.dataframe(pd.DataFrame([{"selector": selector_label(r["selector"]), "layer": r["layer"],
+                                    "mean Spearman": round(r["value"], 3), "texts": r["n"]} for r in spear]),
+                     hide_index=True, key="sal-ds-cp")
+    kept = [r for r in rows if r["kind"].startswith("top")]
     if kept:
         table = pd.DataFrame(kept).pivot(index="selector", columns="layer", values="value")
         table.columns = [f"after L{c}" for c in table.columns]

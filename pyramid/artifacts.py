@@ -1,6 +1,8 @@
-"""Shared plumbing of the learned artifacts in ``assets/`` (AdapLeR predictors, TR-BERT policies,
-the Token Dropping table): JSON configs, finding a shipped folder, checking its files, and the
-tables of a model card. Weights are always safetensors (never pickles)."""
+"""Shared plumbing of the artifacts in ``assets/`` (sentiment heads, AdapLeR predictors, TR-BERT
+policies, LTP thresholds, the Token Dropping table): where they live, JSON configs, finding a shipped
+folder, checking its files, and the tables of a model card. Weights are always safetensors (never
+pickles).
+"""
 
 from __future__ import annotations
 
@@ -8,6 +10,35 @@ import json
 from dataclasses import asdict
 from pathlib import Path
 from typing import Sequence
+
+ASSETS_DIR = Path(__file__).resolve().parent.parent / "assets"
+"""The project's shipped artifacts."""
+HEADS_DIR = ASSETS_DIR / "heads"
+"""Shipped sentiment heads (LoRA adapter + classification head), one folder each."""
+DEFAULT_HEAD = "sst2-lora"
+"""Head fine-tuned at full length; the model of the inference-only regime."""
+REGIMES = ("inference", "train-select")
+"""How a selector's model was trained: ``inference`` = the full-length ``sst2-lora`` model with
+selection added at inference only; ``train-select`` = a model fine-tuned with that selector in the
+loop (docs/methods.md 8)."""
+
+
+def train_select_head_name(selector: str) -> str:
+    """The shipped Train-Select head of a selector: ``sst2-lora-ts-<selector>``."""
+    return f"{DEFAULT_HEAD}-ts-{selector}"
+
+
+def head_base_model(name: str) -> str | None:
+    """The ``base_model`` recorded in a head's ``head_config.json`` (a shipped name or a folder), or
+    None when the head is missing or unreadable. A cheap check that loads no weights."""
+    for folder in (Path(name), HEADS_DIR / str(name)):
+        cfg = folder / "head_config.json"
+        if cfg.is_file():
+            try:
+                return str(json.loads(cfg.read_text(encoding="utf-8"))["base_model"])
+            except (OSError, ValueError, KeyError):
+                return None
+    return None
 
 
 class JsonConfig:

@@ -5,7 +5,7 @@ methods can be compared on a common scale (:func:`normalise`) and by rank (Spear
 
 Gradient methods (captum, on the logit of the target class, full-length model, eval mode):
 
-* ``grad_x_input``: AdapLeR's saliency (methods.md 2.2): ``s_i = || dz_y/dE_i * E_i ||_2`` with ``E``
+* ``grad_x_input``: AdapLeR's saliency (docs/methods.md 2.2): ``s_i = || dz_y/dE_i * E_i ||_2`` with ``E``
   the embedding output (after the embedding LayerNorm), L2 norm over the hidden size.
   ``captum.attr.LayerGradientXActivation`` on the embeddings module.
 * ``gradient``: the plain gradient norm ``|| dz_y/dE_i ||_2`` (the same captum class with
@@ -17,7 +17,7 @@ Gradient methods (captum, on the logit of the target class, full-length model, e
 
 Attention methods (not explanations of the prediction, only of where attention goes):
 
-* ``significance``: PoWER-BERT's attention received per layer (methods.md 5.1), ``(L, N)``.
+* ``significance``: PoWER-BERT's attention received per layer (docs/methods.md 5.1), ``(L, N)``.
 * ``rollout``: attention rollout (Abnar and Zuidema, ACL 2020): ``R = prod_l (0.5 mean_h A_l + 0.5 I)``
   with rows renormalised, importance = the [CLS] row of ``R``.
 """
@@ -28,9 +28,10 @@ from dataclasses import dataclass
 
 import torch
 
+from .attention import significance as power_significance
 from .classifier import SequenceClassifier
-from .encoder import additive_mask, run_layer
-from .selectors import significance as power_significance
+from .layers import run_layers
+from .selectors import LearnedSelector, SelectionContext
 
 GRADIENT_METHODS = ("grad_x_input", "gradient", "integrated_gradients")
 
@@ -43,10 +44,7 @@ def _logits_fn(classifier: SequenceClassifier):
     model = classifier.encoder.model
 
     def forward(input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
-        hidden = model.embeddings(input_ids=input_ids)  # (B, N, d)
-        mask = additive_mask(attention_mask.bool(), hidden.dtype)
-        for layer in model.encoder.layer:
-            hidden, _ = run_layer(layer, hidden, mask)
+        hidden = run_layers(model, input_ids, attention_mask)  # (B, N, d)
         return classifier.head(hidden[:, 0])  # (B, C)
 
     return forward
@@ -133,7 +131,7 @@ def grad_x_input_batch(
     attention_mask: torch.Tensor,
     target: torch.Tensor,
 ) -> torch.Tensor:
-    """AdapLeR's saliency targets for a padded batch (methods.md 2.2), with captum.
+    """AdapLeR's saliency targets for a padded batch (docs/methods.md 2.2), with captum.
 
     ``s_i = || dz_y/dE_i * E_i ||_2`` for the logit ``z_y`` of each example's ``target`` class, ``E``
     the embedding output, multiplied by the valid mask ([CLS] and [SEP] included, pads 0). No
@@ -157,23 +155,51 @@ def grad_x_input_batch(
     return attr.norm(dim=-1).detach().float() * attention_mask.float()  # (B, N)
 
 
+def saliency_targets(classifier: SequenceClassifier, ids, labels, batch_size: int = 32,
+                     progress: bool = True) -> list[torch.Tensor]:
+    """Gradient x input saliency of the gold logit for every example (docs/methods.md 2.2), in
+    batches of similar length (:func:`grad_x_input_batch`).
+
+    Args:
+        ids: token ids per example ([CLS] first). labels: gold label id per example.
+
+    Returns:
+        One ``(N_i,)`` float32 tensor per example, in input order.
+    """
+    from tqdm.auto import tqdm
+
+    from .batching import length_sorted_batches, pad_id_of
+
+    out: list[torch.Tensor | None] = [None] * len(ids)
+    gold = torch.tensor(list(labels), dtype=torch.long)
+    bar = tqdm(total=len(ids), desc="saliency targets", unit="ex", disable=not progress)
+    for batch in length_sorted_batches(ids, batch_size, pad_id_of(classifier.encoder)):
+        s = grad_x_input_batch(classifier, batch.input_ids, batch.attention_mask, gold[batch.index])  # (B, N)
+        for row, i in enumerate(batch.index.tolist()):
+            out[i] = s[row, : len(ids[i])].clone()
+        bar.update(len(batch.index))
+    bar.close()
+    return out  # type: ignore[return-value]
+
+
 @torch.inference_mode()
 def attention_importance(classifier: SequenceClassifier, input_ids: list[int]) -> dict[str, torch.Tensor]:
     """Attention-based importance of one text at full length.
 
     Returns:
         ``{"significance": (L, N), "rollout": (N,)}`` float32: PoWER-BERT significance of each token
-        at each layer (methods.md 5.1), and attention rollout from [CLS].
+        at each layer (docs/methods.md 5.1), and attention rollout from [CLS].
     """
-    model = classifier.encoder.model
     ids = torch.tensor([input_ids], dtype=torch.long)
     valid = torch.ones_like(ids, dtype=torch.bool)
-    hidden = model.embeddings(input_ids=ids)
     sig, probs_all = [], []
-    for layer in model.encoder.layer:
-        hidden, probs = run_layer(layer, hidden, None, output_attention_probs=True)  # probs (1, h, N, N)
-        sig.append(power_significance(probs, valid)[0].float())
-        probs_all.append(probs[0].mean(0).float())  # (N, N)
+
+    def collect(j: int, hidden: torch.Tensor, probs: torch.Tensor | None) -> None:
+        if probs is not None:  # (1, h, N, N)
+            sig.append(power_significance(probs, valid)[0].float())
+            probs_all.append(probs[0].mean(0).float())  # (N, N)
+
+    run_layers(classifier.encoder.model, ids, after=collect, output_attention_probs=True)
     N = ids.shape[1]
     eye = torch.eye(N)
     rollout = eye
@@ -217,8 +243,8 @@ class SaliencyReport:
         target: explained class id; label: its name.
         rows: method name -> ``(N,)`` importance normalised to sum 1 (see :func:`normalise`).
             Names: ``grad_x_input``, ``integrated_gradients``, ``gradient``, ``significance L1`` ..
-            ``significance LL``, ``rollout``, and ``AdapLeR CP0`` .. ``AdapLeR CP{L-1}`` when
-            AdapLeR predictors were given.
+            ``significance LL``, ``rollout``, and one row per learned selector and point where it
+            selects (:meth:`Selector.score_label`, for instance ``AdapLeR CP0``).
         spearman: ``(M, M)`` Spearman correlation between the rows (same order as ``rows``).
         overlap: ``(M, M)`` top-``k`` overlap between the rows.
         k: the k of the overlap.
@@ -233,16 +259,55 @@ class SaliencyReport:
     k: int
 
 
+@torch.inference_mode()
+def selector_scores(classifier: SequenceClassifier, selector, input_ids: list[int]) -> dict[str, torch.Tensor]:
+    """A learned selector's own token scores at every point where it selects, on the full-length
+    model's states (nothing removed), so that they compare directly with saliency.
+
+    For AdapLeR this is each contribution predictor's distribution (CP_l scores the states entering
+    layer l+1, docs/methods.md 2.3); for TR-BERT the keep probabilities; for LTP the attention
+    scores. (At inference the selector sees the shortened sequence; the scores of the tokens still
+    alive differ only through the states, which removal changes a little.)
+
+    Args:
+        selector: a :class:`LearnedSelector` whose head is ``classifier``'s.
+        input_ids: ``[N]`` token ids, [CLS] first.
+
+    Returns:
+        :meth:`Selector.score_label` -> ``(N,)`` float32 scores, in layer order.
+
+    Raises:
+        ValueError: the selector's weights do not fit this encoder's shape.
+    """
+    enc = classifier.encoder
+    L = enc.num_layers
+    ids = torch.tensor([input_ids], dtype=torch.long)  # (1, N)
+    valid = torch.ones_like(ids, dtype=torch.bool)
+    positions = torch.arange(ids.shape[1]).unsqueeze(0)
+    rows: dict[str, torch.Tensor] = {}
+    include_self = selector.significance_includes_self
+
+    def score(j: int, hidden: torch.Tensor, probs: torch.Tensor | None) -> None:
+        if j >= L or not selector.selects_after(j, L):
+            return
+        sig = power_significance(probs, valid, include_self=include_self) if probs is not None else None
+        ctx = SelectionContext(hidden=hidden, valid=valid, positions=positions, input_ids=ids, layer=j,
+                               num_layers=L, significance=sig)
+        rows[selector.score_label(j)] = selector.select(ctx).scores[0].float()
+
+    run_layers(enc.model, ids, after=score, output_attention_probs=selector.needs_attention_probs)
+    return rows
+
+
 def saliency_report(classifier: SequenceClassifier, input_ids: list[int], *, k: int = 5,
-                    ig_steps: int = 20, internal_batch_size: int = 8, predictors=None) -> SaliencyReport:
+                    ig_steps: int = 20, internal_batch_size: int = 8, selectors=()) -> SaliencyReport:
     """Run every gradient and attention method on one text and compare them pairwise.
 
     Args:
         input_ids: ``[N]`` token ids ([CLS] first).
         k: top-k for the overlap (clipped to N).
-        predictors: AdapLeR :class:`pyramid.adapler.ContributionPredictors` trained on this
-            classifier, or None; adds rows ``AdapLeR CP0`` .. ``AdapLeR CP{L-1}``
-            (:func:`pyramid.adapler.contributions`, CP_l scores the tokens entering layer l+1).
+        selectors: learned selectors (:class:`LearnedSelector`) trained on this classifier's head;
+            each adds its own score rows (:func:`selector_scores`). Others are ignored.
 
     Returns:
         :class:`SaliencyReport`.
@@ -253,11 +318,10 @@ def saliency_report(classifier: SequenceClassifier, input_ids: list[int], *, k: 
     for j, sig in enumerate(att["significance"], start=1):
         rows[f"significance L{j}"] = normalise(sig)
     rows["rollout"] = normalise(att["rollout"])
-    if predictors is not None:
-        from .adapler import contributions
-
-        for j, row in enumerate(contributions(classifier, predictors, input_ids)):
-            rows[f"AdapLeR CP{j}"] = normalise(row)
+    for selector in selectors:
+        if isinstance(selector, LearnedSelector) and selector.head == classifier.config.name:
+            for name, row in selector_scores(classifier, selector, input_ids).items():
+                rows[name] = normalise(row)
     names = list(rows)
     M = len(names)
     rho = torch.ones(M, M)

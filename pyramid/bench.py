@@ -4,8 +4,8 @@ For each model configuration, sequence length, batch size, selector and retentio
 (the Hugging Face ``BertModel`` forward) and the pyramid (:class:`PyramidEncoder`) run in the same
 process on the same batch: one warm-up run each, then ``repeats`` timed runs of each, alternating
 full and pyramid, median wall time of each. The
-FLOPs-predicted speedup is the analytic one of :func:`pyramid.evaluation.example_speedups`
-(selection FLOPs included); ``ratio = measured / predicted``.
+FLOPs-predicted speedup is the analytic one of :func:`pyramid.schedule.flops_speedup`
+(the selection FLOPs of the selector that ran included); ``ratio = measured / predicted``.
 
 Configurations: ``default`` is the default model (MiniLM-L6-H384, its real weights); ``bert-base`` is
 a 12-layer, 768-wide BERT with random weights (timing does not depend on the weight values).
@@ -26,7 +26,7 @@ import torch
 from .evaluation import example_speedups
 from .loading import LoadedEncoder, encoder_from_model, load_encoder
 from .schedule import Schedule
-from .selectors import get_selector
+from .selectors import Selector, get_selector
 
 BENCH_KEYS = ("config", "seq_len", "batch_size", "selector", "retention", "full_ms", "pyramid_ms",
               "measured_speedup", "flops_speedup", "ratio")
@@ -114,19 +114,23 @@ def run_bench(
     configs: Sequence[str] = CONFIGS,
     seq_lens: Sequence[int] = (128, 512),
     batch_sizes: Sequence[int] = (1, 8),
-    selectors: Sequence[str] = ("coreset", "attention", "random", "first-k"),
+    selectors: Sequence[str | Selector] = ("coreset", "attention", "random", "first-k"),
     retentions: Sequence[float] = (0.3,),
     start_layer: int = 1,
     repeats: int = 5,
-    progress: Callable[[dict], None] | None = None,
+    progress: bool = False,
 ) -> list[dict]:
     """Time the full model and the pyramid; one row per setting with the keys :data:`BENCH_KEYS`.
 
-    Times are in milliseconds (``full_ms``, ``pyramid_ms``). ``progress`` is called with each row.
+    Times are in milliseconds (``full_ms``, ``pyramid_ms``). ``progress`` shows a tqdm bar on stderr.
     """
+    from tqdm.auto import tqdm
+
     from .encoder import PyramidEncoder
 
     rows = []
+    bar = tqdm(total=len(configs) * len(seq_lens) * len(batch_sizes) * len(selectors) * len(retentions),
+               desc="bench", unit="setting", disable=not progress)
     for config in configs:
         encoder = bench_encoder(config)
         model = encoder.model
@@ -134,14 +138,15 @@ def run_bench(
             for batch_size in batch_sizes:
                 ids, mask = bench_batch(encoder, seq_len, batch_size)
                 with torch.inference_mode():
-                    for name in selectors:
-                        selector = get_selector(name)
+                    for entry in selectors:
+                        selector = get_selector(entry)
+                        name = selector.name
                         for r in retentions:
                             pyr = PyramidEncoder(encoder, selector, Schedule(retention=r, start_layer=start_layer))
                             full_s, pyr_s = paired_median_seconds(
                                 lambda: model(input_ids=ids, attention_mask=mask), lambda: pyr(ids, mask), repeats)
                             out = pyr(ids, mask)
-                            predicted = float(example_speedups(out, selector, encoder.config)[0].mean())
+                            predicted = float(example_speedups(out, encoder.config)[0].mean())
                             measured = full_s / pyr_s
                             row = {
                                 "config": config, "seq_len": seq_len, "batch_size": batch_size,
@@ -151,8 +156,9 @@ def run_bench(
                                 "ratio": round(measured / predicted, 3),
                             }
                             rows.append(row)
-                            if progress is not None:
-                                progress(row)
+                            bar.update(1)
+                            bar.set_postfix_str(f"{config} {seq_len} tok b{batch_size} {name}: ratio {row['ratio']:.2f}")
+    bar.close()
     return rows
 
 
@@ -216,7 +222,7 @@ def train_step_peak_mb(config: str, seq_len: int, batch_size: int, selector: str
 
 def run_memory(configs: Sequence[str] = ("default",), seq_len: int = 512, batch_size: int = 32,
                selectors: Sequence[str] = ("coreset",), retentions: Sequence[float] = (0.3,),
-               start_layer: int = 1, progress: Callable[[dict], None] | None = None) -> list[dict]:
+               start_layer: int = 1) -> list[dict]:
     """Peak memory of one training step, full model vs pyramid; rows with :data:`MEMORY_KEYS`."""
     rows = []
     for config in configs:
@@ -228,6 +234,4 @@ def run_memory(configs: Sequence[str] = ("default",), seq_len: int = 512, batch_
                        "retention": float(r), "full_mb": round(full, 1), "pyramid_mb": round(pyr, 1),
                        "memory_ratio": round(pyr / full, 3) if full > 0 else float("nan")}
                 rows.append(row)
-                if progress is not None:
-                    progress(row)
     return rows

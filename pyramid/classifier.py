@@ -9,32 +9,29 @@ A trained artifact is a folder (``assets/heads/<name>/`` for the shipped ones)::
 
 For inference the adapter is merged into a private copy of the base encoder's weights
 (``merge_and_unload``), so the pyramid runs plain BERT layers at full speed, and the classifier
-reads the [CLS] state after the last layer (methods.md 1.5: the same selector and schedule run in
+reads the [CLS] state after the last layer (docs/methods.md 1.5: the same selector and schedule run in
 training, for a head fine-tuned with the pyramid in the loop, and in inference).
 """
 
 from __future__ import annotations
 
 import copy
-import json
 import os
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
 from torch import nn
 
+from .artifacts import DEFAULT_HEAD, HEADS_DIR, JsonConfig
 from .encoder import PyramidEncoder, PyramidOutput
 from .loading import DEFAULT_MODEL, LoadedEncoder, encoder_from_model
 from .schedule import Schedule
-from .selectors import Selector
+from .selectors import Selector, full_length_selector
 
-ASSETS_DIR = Path(__file__).resolve().parent.parent / "assets"
-HEADS_DIR = ASSETS_DIR / "heads"
-DEFAULT_HEAD = "sst2-lora"
-"""Head fine-tuned at full length; selection happens at inference only."""
 PYRAMID_HEAD = "sst2-lora-pyramid"
-"""Head fine-tuned with core-set selection in the loop (default schedule, methods.md 1.5)."""
+"""Head fine-tuned from the pre-trained model with core-set selection in the loop at the fixed
+final retention 0.3 (Pyramid-BERT's own setting, docs/methods.md 1.5)."""
 HEAD_FILES = ("adapter_config.json", "adapter_model.safetensors", "head.safetensors", "head_config.json")
 
 
@@ -61,7 +58,7 @@ class ClassificationHead(nn.Module):
 
 
 @dataclass
-class HeadConfig:
+class HeadConfig(JsonConfig):
     """Everything needed to rebuild a head, and how it was made (written to ``head_config.json``).
 
     Attributes:
@@ -86,14 +83,6 @@ class HeadConfig:
     max_length: int = 128
     training: dict = field(default_factory=dict)
     metrics: dict = field(default_factory=dict)
-
-    def to_json(self) -> str:
-        return json.dumps(asdict(self), indent=2)
-
-    @classmethod
-    def from_json(cls, text: str) -> "HeadConfig":
-        data = json.loads(text)
-        return cls(**{k: data[k] for k in cls.__dataclass_fields__ if k in data})
 
     @property
     def schedule(self) -> Schedule | None:
@@ -239,31 +228,24 @@ def load_classifier(name: str | os.PathLike, base: LoadedEncoder) -> SequenceCla
 
 def encoder_for_selector(selector: Selector, base: LoadedEncoder,
                          classifier: "SequenceClassifier | None" = None) -> LoadedEncoder:
-    """The encoder a selector must run on: ``base``, or the fine-tuned encoder of the head its
-    learned weights belong to (AdapLeR's predictors read the ``sst2-lora`` encoder's states).
+    """The encoder a selector must run on: ``base``, or the fine-tuned encoder of the head it names
+    (:attr:`Selector.head`: a learned selector's weights read its head's states; in the Train-Select
+    regime every selector runs on the model fine-tuned with it).
 
     Args:
-        selector: any selector; one with a ``head`` attribute (not None) is tied to that head.
+        selector: any selector.
         base: the loaded base encoder.
         classifier: an already-loaded classifier to reuse when it is that head.
 
     Raises:
         HeadLoadError: the head cannot be loaded on ``base``.
     """
-    head = getattr(selector, "head", None)
+    head = selector.head
     if head is None:
         return base
     if classifier is not None and classifier.config.name == head:
         return classifier.encoder
     return load_classifier(head, base).encoder
-
-
-def available_heads() -> list[str]:
-    """Names of the complete head artifacts shipped in ``assets/heads``."""
-    if not HEADS_DIR.is_dir():
-        return []
-    return sorted(d.name for d in HEADS_DIR.iterdir()
-                  if d.is_dir() and all((d / f).is_file() for f in HEAD_FILES))
 
 
 @dataclass
@@ -305,8 +287,6 @@ def predict_ids(classifier: SequenceClassifier, input_ids: list[int], selector: 
     """
     ids = torch.tensor([input_ids], dtype=torch.long)  # (1, N)
     if full_probs is None:
-        from .selectors import full_length_selector
-
         full, _ = classifier.predict(ids, None, full_length_selector(), Schedule(retention=1.0), seed=seed)
         full_probs = [float(x) for x in full[0]]
     pyr, _ = classifier.predict(ids, None, selector, schedule, seed=seed)

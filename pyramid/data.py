@@ -43,6 +43,16 @@ class LabelledData:
     def __len__(self) -> int:
         return len(self.texts)
 
+    def with_labels(self, label_names: Sequence[str]) -> "LabelledData":
+        """The same rows for a model with ``label_names``.
+
+        Raises:
+            DataError: the names differ from the ones the labels were read with.
+        """
+        if [n.lower() for n in label_names] != [n.lower() for n in self.label_names]:
+            raise DataError(f"{self.path}: labels were read as {self.label_names}, the model has {list(label_names)}")
+        return self
+
     def head(self, limit: int | None) -> "LabelledData":
         """The first ``limit`` rows (all when None)."""
         if limit is None:

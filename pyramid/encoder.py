@@ -20,10 +20,11 @@ from dataclasses import dataclass, field
 
 import torch
 
-from .coreset import Coverage, coverage
+from .coverage import Coverage, coverage
+from .layers import additive_mask, run_layer
 from .loading import LoadedEncoder
-from .schedule import Schedule
-from .selectors import Selection, SelectionContext, Selector
+from .schedule import Schedule, cross_layer_flops, layer_flops
+from .selectors.base import Selection, SelectionContext, Selector
 
 
 @dataclass
@@ -38,7 +39,7 @@ class LayerOutput:
         keep: ``(B, N_j)`` bool, slots kept after this layer (equal to ``valid`` at the last layer
             or where nothing is dropped).
         hidden: ``(B, N_j, d)`` the layer's output, when asked for.
-        coverage: :class:`pyramid.coreset.Coverage` of ``keep`` over ``valid``, when asked for.
+        coverage: :class:`pyramid.coverage.Coverage` of ``keep`` over ``valid``, when asked for.
         scores: ``(B, N_j)`` the selector's scores, when it made a selection here.
         attention_probs: ``(B, heads, N_j, N_j)`` when the selector asked for them.
         selection_seconds: wall time of the selector's ``select`` call (seconds; 0.0 if none).
@@ -73,6 +74,10 @@ class PyramidOutput:
         n_tokens: ``(B,)`` long, real tokens of each input ([CLS] and [SEP] included).
         embedding_selection: a :class:`LayerOutput` with ``layer = 0`` when the selector chose
             tokens on the embedding output, before layer 1 (AdapLeR's CP_0); None otherwise.
+        selection_flops: ``(B,)`` float64, FLOPs the selector itself spent on each example
+            (:meth:`Selector.selection_flops` of the selector that ran, summed over its selections).
+        routing_flops: ``(B,)`` float64, FLOPs of the layers beyond what the alive counts say: a
+            cross layer's keys and values over the tokens before the selection (Token Dropping).
     """
 
     last_hidden_state: torch.Tensor
@@ -83,6 +88,8 @@ class PyramidOutput:
     lengths: torch.Tensor | None = None
     n_tokens: torch.Tensor | None = None
     embedding_selection: LayerOutput | None = None
+    selection_flops: torch.Tensor | None = None
+    routing_flops: torch.Tensor | None = None
 
     @property
     def cls_hidden(self) -> torch.Tensor:
@@ -92,45 +99,6 @@ class PyramidOutput:
     def alive_counts(self) -> torch.Tensor:
         """``(B, L)`` long: tokens entering each layer (for the FLOPs model)."""
         return torch.stack([lo.valid.sum(1) for lo in self.layers], dim=1)
-
-
-def additive_mask(valid: torch.Tensor, dtype: torch.dtype) -> torch.Tensor | None:
-    """``(B, N)`` bool -> ``(B, 1, 1, N)`` additive attention mask, or None when nothing is padded."""
-    if bool(valid.all()):
-        return None
-    return (~valid)[:, None, None, :].to(dtype) * torch.finfo(dtype).min
-
-
-def run_layer(layer, hidden: torch.Tensor, mask: torch.Tensor | None, output_attention_probs: bool = False,
-              significance_rows: torch.Tensor | None = None):
-    """One BERT layer: self-attention, Add & LayerNorm, FFN, Add & LayerNorm.
-
-    A thin adapter over the layer's own sub-modules (``attention.self``, ``attention.output``,
-    ``feed_forward_chunk``) so that attention probabilities can be returned when asked, which
-    transformers 5's ``BertLayer.forward`` discards.
-
-    Args:
-        layer: a ``BertLayer`` (or a RoBERTa-family layer of the same layout).
-        hidden: ``(B, N, d)``.
-        mask: ``(B, 1, 1, N)`` additive mask or None.
-        output_attention_probs: return ``(B, heads, N, N)`` probabilities (eager path).
-        significance_rows: ``(B, N)`` bool valid query rows: return PoWER-BERT significance
-            ``(B, N)`` instead, computed in query chunks without materialising the probabilities
-            (:func:`pyramid.loading._attention_with_significance`). Ignored with
-            ``output_attention_probs``.
-
-    Returns:
-        ``(output (B, N, d), extra)``: ``extra`` is the probabilities, the significance, or None.
-    """
-    if output_attention_probs:
-        kwargs = {"output_attention_probs": True}
-    elif significance_rows is not None:
-        kwargs = {"output_significance": True, "query_valid": significance_rows}
-    else:
-        kwargs = {}
-    context, probs = layer.attention.self(hidden, attention_mask=mask, **kwargs)  # (B, N, d)
-    attention_output = layer.attention.output(context, hidden)  # (B, N, d)
-    return layer.feed_forward_chunk(attention_output), probs
 
 
 def _gather_rows(x: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
@@ -160,7 +128,7 @@ class PyramidEncoder:
 
     Args:
         encoder: a :class:`pyramid.loading.LoadedEncoder`.
-        selector: a :class:`pyramid.selectors.Selector`.
+        selector: a :class:`pyramid.selectors.base.Selector`.
         schedule: a :class:`pyramid.schedule.Schedule` (used by fixed-length selectors).
 
     Example::
@@ -242,10 +210,13 @@ class PyramidEncoder:
         lengths = self.schedule_lengths(n_real)  # (B, L)
 
         out = PyramidOutput(last_hidden_state=hidden, positions=positions, valid=valid, lengths=lengths,
-                            n_tokens=n_real)
+                            n_tokens=n_real, selection_flops=torch.zeros(B, dtype=torch.float64),
+                            routing_flops=torch.zeros(B, dtype=torch.float64))
+        d = int(hidden.shape[-1])
         if output_hidden_states:
             out.embedding_output = hidden
 
+        cross_kv = None  # (hidden, valid) of every token before a selection, for a following cross layer
         parked = None
         if selector.rejoin_at_last_layer:
             parked = torch.zeros_like(hidden)  # (B, N, d) states of dropped tokens, where they left
@@ -257,6 +228,7 @@ class PyramidEncoder:
             t0 = time.perf_counter()
             selection = selector.select(ctx)
             keep = self._enforce(selection.keep, valid)
+            self._count_flops(out.selection_flops, valid, keep, None, d)
             out.embedding_selection = LayerOutput(
                 layer=0, positions=positions, valid=valid, keep=keep, scores=selection.scores,
                 selection_seconds=time.perf_counter() - t0, selected=True,
@@ -288,8 +260,16 @@ class PyramidEncoder:
             rows = valid if attn and not need_probs else None
 
             t0 = time.perf_counter()
-            hidden, extra = run_layer(layer, hidden, additive_mask(valid, hidden.dtype), need_probs,
-                                      significance_rows=rows)  # (B, N_j, d)
+            if cross_kv is not None:
+                kv_hidden, kv_valid = cross_kv
+                cross_kv = None
+                hidden, extra = run_layer(layer, hidden, additive_mask(kv_valid, hidden.dtype),
+                                          kv_hidden=kv_hidden)  # (B, N_j, d): queries the kept, keys all
+                self._count_cross(out.routing_flops, valid, kv_valid)
+            else:
+                hidden, extra = run_layer(layer, hidden, additive_mask(valid, hidden.dtype), need_probs,
+                                          significance_rows=rows,
+                                          include_self=selector.significance_includes_self)  # (B, N_j, d)
             probs = extra if need_probs else None
             sig = extra if rows is not None else None
             t1 = time.perf_counter()
@@ -301,6 +281,7 @@ class PyramidEncoder:
                                        generator=generator, retention=retention)
                 selection = selector.select(ctx)
                 keep = self._enforce(selection.keep, valid)
+                self._count_flops(out.selection_flops, valid, keep, k, d)
             else:
                 keep = valid
             t2 = time.perf_counter()
@@ -318,10 +299,31 @@ class PyramidEncoder:
             out.layers.append(record)
 
             if will_select:
+                if selector.cross_layer_after_selection and j < L - 1:
+                    cross_kv = (hidden, valid)
                 hidden, valid, positions, ids = self._shrink(keep, hidden, valid, positions, ids, parked)
 
         out.last_hidden_state, out.positions, out.valid = hidden, positions, valid
         return out
+
+    def _count_flops(self, total: torch.Tensor, valid: torch.Tensor, keep: torch.Tensor, k: torch.Tensor | None,
+                     d: int) -> None:
+        """Add one selection's FLOPs per example to ``total (B,)``: the selector's own cost model on
+        the alive and kept counts. A fixed-length selector costs nothing where it had nothing to drop
+        (``k`` equal to the alive count); a per-example selector scores every alive token."""
+        n_alive = valid.sum(1).tolist()
+        n_kept = keep.sum(1).tolist()
+        active = (k < valid.sum(1)).tolist() if k is not None else [True] * len(n_alive)
+        for b, (na, nk, on) in enumerate(zip(n_alive, n_kept, active)):
+            if on:
+                total[b] += self.selector.selection_flops(int(na), int(nk), d)
+
+    def _count_cross(self, total: torch.Tensor, q_valid: torch.Tensor, kv_valid: torch.Tensor) -> None:
+        """Add a cross layer's extra FLOPs per example (over a layer on the queries alone) to ``total (B,)``."""
+        c = self.encoder.config
+        dims = (c.hidden_size, c.intermediate_size, c.num_attention_heads)
+        for b, (mq, mkv) in enumerate(zip(q_valid.sum(1).tolist(), kv_valid.sum(1).tolist())):
+            total[b] += cross_layer_flops(mq, mkv, *dims) - layer_flops(mq, *dims)
 
     @staticmethod
     def _enforce(keep: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:

@@ -1,11 +1,13 @@
 """Accuracy, agreement and FLOPs speedup of selectors and retentions on a labelled data set.
 
-One row per (selector, retention) with the keys :data:`ROW_KEYS`:
+One row per (regime, selector, retention) with the keys :data:`ROW_KEYS`:
 
+* ``regime``: ``inference`` (the selector on the full-length ``sst2-lora`` head) or ``train-select``
+  (on the head fine-tuned with it); ``head``: the head that ran;
 * ``accuracy``: share of examples whose predicted label equals the gold label;
 * ``agreement``: share whose prediction equals the full-length model's;
 * ``flops_speedup``: mean over examples of the analytic speedup of the pyramid over the full encoder,
-  ``sum_j c(n) / (sum_j c(alive_j) + selection FLOPs)`` (methods.md 1.3 and 6, item 4);
+  ``sum_j c(n) / (sum_j c(alive_j) + selection FLOPs)`` (docs/methods.md 1.3 and 6, item 4);
 * ``wall_s``: measured encoder + head time over the whole set, batches sorted by length (seconds).
 
 At retention 1.0 no selector drops anything, so those rows reuse the full-length run (same
@@ -24,10 +26,10 @@ from .batching import encode_texts, length_sorted_batches, pad_id_of
 from .classifier import SequenceClassifier
 from .data import LabelledData
 from .encoder import PyramidOutput
-from .schedule import Schedule, encoder_flops
+from .schedule import Schedule, flops_speedup
 from .selectors import Selector, full_length_selector, get_selector
 
-ROW_KEYS = ("selector", "retention", "n", "accuracy", "agreement", "flops_speedup", "wall_s")
+ROW_KEYS = ("regime", "head", "selector", "retention", "n", "accuracy", "agreement", "flops_speedup", "wall_s")
 
 
 @dataclass
@@ -52,24 +54,18 @@ class DatasetRun:
         return self.probs.argmax(-1)
 
 
-def example_speedups(out: PyramidOutput, selector: Selector, config) -> tuple[torch.Tensor, torch.Tensor]:
-    """Per-example analytic FLOPs speedup of one pyramid batch.
+def example_speedups(out: PyramidOutput, config) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-example analytic FLOPs speedup of one pyramid batch (:func:`pyramid.schedule.flops_speedup`).
 
     Returns:
-        ``(speedup (B,) float64, alive (B, L) long)``; the selection FLOPs of every layer where the
-        selector chose (:meth:`Selector.selection_flops`) are added to the pyramid's cost.
+        ``(speedup (B,) float64, alive (B, L) long)``; the FLOPs the selector that ran spent
+        (``out.selection_flops``) and a cross layer's extra keys (``out.routing_flops``) are added
+        to the pyramid's cost.
     """
     alive = out.alive_counts()  # (B, L)
-    d = config.hidden_size
-    L = alive.shape[1]
-    rows = []
-    for b in range(alive.shape[0]):
-        sel = 0.0
-        for lo in ([out.embedding_selection] if out.embedding_selection is not None else []) + out.layers:
-            if lo.selected:
-                sel += selector.selection_flops(int(lo.valid[b].sum()), int(lo.keep[b].sum()), d)
-        full = encoder_flops([int(out.n_tokens[b])] * L, config)
-        rows.append(full / (encoder_flops(alive[b].tolist(), config) + sel))
+    extra = out.selection_flops + out.routing_flops  # (B,)
+    rows = [flops_speedup(int(out.n_tokens[b]), alive[b].tolist(), config, float(extra[b]))
+            for b in range(alive.shape[0])]
     return torch.tensor(rows, dtype=torch.float64), alive
 
 
@@ -108,7 +104,7 @@ def run_dataset(
         t0 = time.perf_counter()
         p, out = classifier.predict(batch.input_ids, batch.attention_mask, selector, schedule, seed=seed)
         wall += time.perf_counter() - t0
-        s, a = example_speedups(out, selector, classifier.encoder.config)
+        s, a = example_speedups(out, classifier.encoder.config)
         probs[batch.index], speed[batch.index], alive[batch.index] = p, s, a
         if progress is not None:
             progress(len(batch.index))
@@ -118,7 +114,7 @@ def run_dataset(
 def evaluate(
     classifier: SequenceClassifier,
     data: LabelledData,
-    selectors: Sequence[str],
+    selectors: Sequence[str | Selector],
     retentions: Sequence[float],
     *,
     start_layer: int = 1,
@@ -132,8 +128,8 @@ def evaluate(
     Args:
         classifier: a :class:`SequenceClassifier`.
         data: texts and gold labels (label names must match the head's).
-        selectors: registry names (``coreset``, ``attention``, ``random``, ``first-k``, ``adapler``,
-            ``trbert``, ``token-dropping``). A learned-threshold selector (AdapLeR, TR-BERT) gives one
+        selectors: registry names (inference-only regime) or :class:`Selector` instances. A
+            learned-threshold selector (``uses_retention`` False: AdapLeR, TR-BERT, LTP) gives one
             row whatever ``retentions`` says; its ``retention`` is the measured mean share of tokens
             entering the last layer. Token Dropping reads each retention as its keep fraction.
         retentions: final retention ratios rho in (0, 1].
@@ -148,16 +144,15 @@ def evaluate(
 
     Raises:
         KeyError: an unknown selector. ScheduleError: a bad retention or start layer.
-        ValueError: a learned selector trained on another head than ``classifier``'s.
+        ValueError: a selector tied to another head than ``classifier``'s.
     """
     from tqdm.auto import tqdm
 
     sels = [get_selector(s) for s in selectors]
     for sel in sels:
-        head = getattr(sel, "head", None)
-        if head is not None and head != classifier.config.name:
-            raise ValueError(f"the {sel.name} selector's predictors were trained on the head '{head}', not on "
-                             f"'{classifier.config.name}'; evaluate it with --head {head}")
+        if sel.head is not None and sel.head != classifier.config.name:
+            raise ValueError(f"the {sel.name} selector ({sel.regime}) runs on the head '{sel.head}', not on "
+                             f"'{classifier.config.name}'; evaluate it with --head {sel.head}")
     schedules = {r: Schedule(retention=float(r), start_layer=start_layer) for r in retentions}
     for sch in schedules.values():
         sch.validate(classifier.encoder.num_layers)
@@ -183,6 +178,7 @@ def evaluate(
                               progress=bar.update)
             pred = run.predictions
             rows.append({
+                "regime": sel.regime, "head": classifier.config.name,
                 "selector": sel.name, "retention": float((run.alive[:, -1].double() / n_tok).mean()), "n": n,
                 "accuracy": float((pred == gold).double().mean()),
                 "agreement": float((pred == full_pred).double().mean()),
@@ -199,6 +195,7 @@ def evaluate(
                                   progress=bar.update)
             pred = run.predictions
             rows.append({
+                "regime": sel.regime, "head": classifier.config.name,
                 "selector": sel.name, "retention": float(r), "n": n,
                 "accuracy": float((pred == gold).double().mean()),
                 "agreement": float((pred == full_pred).double().mean()),
@@ -209,17 +206,18 @@ def evaluate(
     return rows
 
 
-def accuracy_of(classifier: SequenceClassifier, data: LabelledData, selector: str = "coreset",
+def accuracy_of(classifier: SequenceClassifier, data: LabelledData, selector: str | Selector | None = None,
                 retention: float = 1.0, start_layer: int = 1, batch_size: int = 32,
                 max_length: int | None = None) -> float:
-    """Accuracy of one pyramid (full length by default) on ``data``."""
+    """Accuracy of one pyramid on ``data`` (full length when ``selector`` is None)."""
     ids = encode_texts(classifier.encoder, data.texts, max_length)
-    run = run_dataset(classifier, ids, get_selector(selector), Schedule(retention=retention, start_layer=start_layer),
+    sel = full_length_selector() if selector is None else get_selector(selector)
+    run = run_dataset(classifier, ids, sel, Schedule(retention=retention, start_layer=start_layer),
                       batch_size=batch_size)
     return float((run.predictions == torch.tensor(data.labels)).double().mean())
 
 
-def operating_point(classifier: SequenceClassifier, selector: Selector, path: str, batch_size: int = 32,
+def operating_point(classifier: SequenceClassifier, selector: Selector | None, path: str, batch_size: int = 32,
                     schedule: Schedule | None = None) -> dict:
     """Accuracy, mean FLOPs speedup (selector cost included) and last-layer retention of one
     pyramid on a labelled file (the figures a learned selector's model card reports).
@@ -234,7 +232,8 @@ def operating_point(classifier: SequenceClassifier, selector: Selector, path: st
 
     data = read_labelled(path, label_names=classifier.labels)
     ids = encode_texts(classifier.encoder, data.texts)
-    run = run_dataset(classifier, ids, selector, schedule or Schedule(retention=1.0), batch_size=batch_size)
+    run = run_dataset(classifier, ids, selector if selector is not None else full_length_selector(),
+                      schedule or Schedule(retention=1.0), batch_size=batch_size)
     gold = torch.tensor(data.labels)
     n = torch.tensor([len(x) for x in ids], dtype=torch.float32)
     return {
@@ -244,3 +243,53 @@ def operating_point(classifier: SequenceClassifier, selector: Selector, path: st
         "dev_last_layer_retention": round(float((run.alive[:, -1].float() / n).mean()), 3),
     }
 
+
+
+def evaluate_regimes(
+    base,
+    data: LabelledData,
+    selectors: Sequence[str],
+    retentions: Sequence[float],
+    *,
+    regimes: Sequence[str] = ("inference", "train-select"),
+    head: str | None = None,
+    start_layer: int = 1,
+    batch_size: int = 16,
+    seed: int = 0,
+    max_length: int | None = None,
+    progress: bool = True,
+) -> list[dict]:
+    """:func:`evaluate` in each regime: every selector on ``head`` (inference-only), and each selector
+    on the head fine-tuned with it (Train-Select, :attr:`Selector.head` of its train-select form).
+
+    Args:
+        base: the base encoder (:class:`pyramid.loading.LoadedEncoder`).
+        selectors: registry names. regimes: any of ``inference``, ``train-select``.
+        head: the inference-only regime's head (``sst2-lora`` when None).
+
+    Returns:
+        Rows with :data:`ROW_KEYS`, regimes outermost.
+
+    Raises:
+        HeadLoadError, ValueError: a head or a selector's artifact is missing.
+    """
+    from .artifacts import DEFAULT_HEAD
+    from .classifier import load_classifier
+
+    rows = []
+    kwargs = dict(start_layer=start_layer, batch_size=batch_size, seed=seed, max_length=max_length, progress=progress)
+    for regime in regimes:
+        if regime == "inference":
+            clf = load_classifier(head or DEFAULT_HEAD, base)
+            sels = [get_selector(name, "inference") for name in selectors]
+            for sel in sels:  # a learned selector trained on another head cannot run on this one
+                if sel.head is not None and sel.head != clf.config.name:
+                    raise ValueError(f"the {sel.name} selector runs on the head '{sel.head}', not "
+                                     f"'{clf.config.name}'")
+            rows += evaluate(clf, data.with_labels(clf.labels), sels, retentions, **kwargs)
+        else:
+            for name in selectors:
+                sel = get_selector(name, regime)
+                clf = load_classifier(sel.prediction_head, base)
+                rows += evaluate(clf, data.with_labels(clf.labels), [sel], retentions, **kwargs)
+    return rows

@@ -68,12 +68,14 @@ def read_eval_csv(path: str | Path) -> list[dict]:
     try:
         with open(path, newline="", encoding="utf-8") as fh:
             reader = csv.DictReader(fh)
-            missing = [k for k in ROW_KEYS if k not in (reader.fieldnames or [])]
+            optional = ("regime", "head")  # files written before the regimes existed are inference-only
+            missing = [k for k in ROW_KEYS if k not in (reader.fieldnames or []) and k not in optional]
             if missing:
                 raise ResultsError(f"{path.name}: missing columns {missing}")
             rows = []
             for r in reader:
                 rows.append({
+                    "regime": r.get("regime") or "inference", "head": r.get("head") or "",
                     "selector": r["selector"], "retention": float(r["retention"]), "n": int(r["n"]),
                     "accuracy": float(r["accuracy"]), "agreement": float(r["agreement"]),
                     "flops_speedup": float(r["flops_speedup"]), "wall_s": float(r["wall_s"]),

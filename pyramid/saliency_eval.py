@@ -1,11 +1,12 @@
-"""Saliency over a whole data set: do AdapLeR's predictors agree with gradient x input, and does each
-selector keep the most salient tokens?
+"""Saliency over a whole data set: do the learned selectors' scores agree with gradient x input, and
+does each selector keep the most salient tokens?
 
-Reported by ``python -m pyramid saliency-report`` (issue "saliency lab"):
+Reported by ``python -m pyramid saliency-report``:
 
-* per layer l, the mean over examples of the Spearman correlation between CP_l's predicted
-  contribution (:func:`pyramid.adapler.contributions`, full-length states) and the gradient x input
-  saliency of the gold class (methods.md 2.2, the same target the CPs were distilled from);
+* per learned selector and point where it selects, the mean over examples of the Spearman
+  correlation between its token scores (:func:`pyramid.attribution.selector_scores`, full-length
+  states; AdapLeR's CP_l, TR-BERT's pi, LTP's score) and the gradient x input saliency of the gold
+  class (docs/methods.md 2.2, the target AdapLeR's predictors are distilled from);
 * per selector and layer, the mean share of each example's top-k salient tokens (gradient x input)
   that are still kept after that layer, under the same schedule for the fixed-length selectors
   (AdapLeR sets its own lengths).
@@ -20,15 +21,15 @@ from typing import Sequence
 
 import torch
 
-from .attribution import spearman
+from .attribution import saliency_targets, selector_scores, spearman
 from .batching import encode_texts, length_sorted_batches, pad_id_of
 from .classifier import SequenceClassifier
 from .data import LabelledData
 from .schedule import Schedule
-from .selectors import get_selector
+from .selectors import LearnedSelector, Selector, get_selector
 
 REPORT_KEYS = ("kind", "selector", "layer", "value", "n")
-"""Columns of a report row: ``kind`` is ``cp_spearman`` or ``topk_kept``."""
+"""Columns of a report row: ``kind`` is ``score_spearman`` or ``top<k>_kept``."""
 
 
 @dataclass
@@ -36,13 +37,13 @@ class SaliencyAgreement:
     """The data-set-wide report.
 
     Attributes:
-        cp_spearman: ``[L]`` mean Spearman(CP_l, gradient x input), or empty without predictors.
+        score_spearman: learned selector name -> {layer -> mean Spearman(its score, gradient x input)}.
         topk_kept: selector name -> ``[L]`` mean share of the top-k salient tokens kept after layer j.
         n: examples used for the Spearman means; n_topk: examples long enough for the top-k shares.
         k: the k; retention: the fixed-length selectors' final retention ratio.
     """
 
-    cp_spearman: list[float]
+    score_spearman: dict[str, dict[int, float]]
     topk_kept: dict[str, list[float]]
     n: int
     n_topk: int
@@ -51,8 +52,8 @@ class SaliencyAgreement:
 
     def rows(self) -> list[dict]:
         """Flat rows with :data:`REPORT_KEYS` (for CSV and JSON)."""
-        out = [{"kind": "cp_spearman", "selector": "adapler", "layer": j, "value": v, "n": self.n}
-               for j, v in enumerate(self.cp_spearman)]
+        out = [{"kind": "score_spearman", "selector": name, "layer": j, "value": v, "n": self.n}
+               for name, per_layer in self.score_spearman.items() for j, v in per_layer.items()]
         for name, shares in self.topk_kept.items():
             out += [{"kind": f"top{self.k}_kept", "selector": name, "layer": j, "value": v, "n": self.n_topk}
                     for j, v in enumerate(shares, start=1)]
@@ -62,12 +63,11 @@ class SaliencyAgreement:
 def saliency_agreement(
     classifier: SequenceClassifier,
     data: LabelledData,
-    selectors: Sequence[str],
+    selectors: Sequence[str | Selector],
     *,
     retention: float = 0.3,
     start_layer: int = 1,
     k: int = 5,
-    predictors=None,
     batch_size: int = 16,
     max_length: int | None = None,
     progress: bool = True,
@@ -77,49 +77,48 @@ def saliency_agreement(
     Args:
         classifier: the fine-tuned model the saliency is taken on.
         data: labelled texts (gold labels give the explained class).
-        selectors: registry names; a learned selector must belong to ``classifier``'s head.
+        selectors: registry names or instances; each must run on ``classifier``'s head. The learned
+            ones also get Spearman rows.
         retention, start_layer: schedule of the fixed-length selectors.
         k: how many top salient tokens to follow.
-        predictors: AdapLeR predictors for the Spearman rows (None: no Spearman rows).
 
     Returns:
         :class:`SaliencyAgreement`.
 
     Raises:
-        ValueError: a learned selector trained on another head.
+        ValueError: a selector tied to another head.
     """
     from tqdm.auto import tqdm
 
-    from .adapler import contributions
-    from .adapler import saliency_targets
-
     enc = classifier.encoder
     L = enc.num_layers
+    sels = [get_selector(s) for s in selectors]
+    for sel in sels:
+        if sel.head is not None and sel.head != classifier.config.name:
+            raise ValueError(f"the {sel.name} selector runs on the head '{sel.head}', not '{classifier.config.name}'")
     ids = encode_texts(enc, data.texts, max_length)
     sal = saliency_targets(classifier, ids, data.labels, batch_size, progress)  # n x (N_i,)
-    rho_sum = [0.0] * L
+    learned = [sel for sel in sels if isinstance(sel, LearnedSelector)]
+    sums: dict[str, dict[int, float]] = {sel.name: {} for sel in learned}
     n_rho = 0
-    if predictors is not None:
-        for row, s in zip(tqdm(ids, desc="CP vs saliency", disable=not progress), sal):
+    if learned:
+        for row, s in zip(tqdm(ids, desc="selector scores vs saliency", disable=not progress), sal):
             if len(row) < 3:
                 continue
-            cp = contributions(classifier, predictors, row)  # (L, N)
-            for j in range(L):
-                rho_sum[j] += spearman(cp[j], s)
+            for sel in learned:
+                for label, scores in selector_scores(classifier, sel, row).items():
+                    layer = _layer_of(sel, label, L)
+                    sums[sel.name][layer] = sums[sel.name].get(layer, 0.0) + spearman(scores, s)
             n_rho += 1
     schedule = Schedule(retention=retention, start_layer=start_layer)
     long_enough = [i for i, row in enumerate(ids) if len(row) >= k + 2]
     topk_kept: dict[str, list[float]] = {}
     pad = pad_id_of(enc)
-    for name in selectors:
-        sel = get_selector(name)
-        head = getattr(sel, "head", None)
-        if head is not None and head != classifier.config.name:
-            raise ValueError(f"the {name} selector belongs to the head '{head}', not '{classifier.config.name}'")
+    for sel in sels:
         pyr = classifier.pyramid(sel, schedule)
-        sums = [0.0] * L
+        totals = [0.0] * L
         sub = [ids[i] for i in long_enough]
-        for batch in tqdm(list(length_sorted_batches(sub, batch_size, pad)), desc=f"top-{k} kept: {name}",
+        for batch in tqdm(list(length_sorted_batches(sub, batch_size, pad)), desc=f"top-{k} kept: {sel.name}",
                           disable=not progress):
             with torch.inference_mode():
                 out = pyr(batch.input_ids, batch.attention_mask)
@@ -128,9 +127,17 @@ def saliency_agreement(
                 top = set(torch.topk(s, k).indices.tolist())
                 for j, lo in enumerate(out.layers):
                     kept = set(lo.positions[b][lo.keep[b]].tolist())
-                    sums[j] += len(top & kept) / k
-        topk_kept[name] = [v / max(1, len(long_enough)) for v in sums]
+                    totals[j] += len(top & kept) / k
+        topk_kept[sel.name] = [v / max(1, len(long_enough)) for v in totals]
     return SaliencyAgreement(
-        cp_spearman=[v / n_rho for v in rho_sum] if n_rho else [],
+        score_spearman={name: {j: v / n_rho for j, v in per.items()} for name, per in sums.items()} if n_rho else {},
         topk_kept=topk_kept, n=n_rho, n_topk=len(long_enough), k=k, retention=retention,
     )
+
+
+def _layer_of(selector: Selector, label: str, num_layers: int) -> int:
+    """The layer a :meth:`Selector.score_label` names (the layers are tried in order)."""
+    for j in range(num_layers + 1):
+        if selector.score_label(j) == label:
+            return j
+    raise ValueError(f"no layer for the score row '{label}'")

@@ -5,7 +5,7 @@ A schedule says how many tokens survive after each encoder layer. Layer ``j`` (1
 layer's input is what was kept. Nothing is dropped after the last layer, so
 ``lengths[L-1] == lengths[L-2]``.
 
-Geometric schedule (Pyramid-BERT, methods.md 1.3: "exponentially decaying retention"; the paper's
+Geometric schedule (Pyramid-BERT, docs/methods.md 1.3: "exponentially decaying retention"; the paper's
 exact parametrisation is [UNCONFIRMED], this is the project default):
 
     l_j = n                                                      for j < s
@@ -15,9 +15,9 @@ with ``n`` the example's own number of real tokens ([CLS] and [SEP] included), `
 retention ratio and ``s`` the start layer (the first layer after whose output selection happens).
 The per-layer retention is ``r = rho ** (1 / (L - s))`` and the last layer receives ``ceil(rho n)``
 tokens, so rho is literally the final retention. This is the convention that reproduces the FLOPs
-table of methods.md 1.3 (its "selection from after layer 1" row); the formula printed just above
+table of docs/methods.md 1.3 (its "selection from after layer 1" row); the formula printed just above
 that table divides the exponent by ``L - s + 1`` and so never reaches rho -- we follow the table.
-Lengths depend on each example's own ``n`` (methods.md 1.3 "per-example n", the more faithful
+Lengths depend on each example's own ``n`` (docs/methods.md 1.3 "per-example n", the more faithful
 choice); shorter examples are padded in a batch and the pads are masked.
 """
 
@@ -144,16 +144,6 @@ class Schedule:
         kept = self.lengths(n, num_layers)
         return [int(n)] + kept[:-1]
 
-    def to_dict(self, n: int | None = None, num_layers: int | None = None) -> dict:
-        """JSON-friendly description; with ``n`` and ``num_layers`` it includes the lengths."""
-        d: dict = {"retention": float(self.retention) if self.is_geometric else None,
-                   "start_layer": int(self.start_layer) if self.is_geometric else None}
-        if not self.is_geometric:
-            d["explicit_lengths"] = list(self.explicit_lengths)
-        if n is not None and num_layers is not None:
-            d["lengths"] = self.lengths(n, num_layers)
-        return d
-
 
 # --------------------------------------------------------------------------------------------
 # FLOPs
@@ -171,7 +161,7 @@ def layer_flops(m: float, hidden: int, intermediate: int, heads: int) -> float:
     * two residual adds and LayerNorms: ``~2 * 6 m d``.
 
     For BERT-base (d=768, f=3072, h=12) this is ``3132 m^2 + 14.19e6 m``, within 1% of AdapLeR's
-    published per-layer model ``3156 m^2 + 14,233,554 m`` (methods.md 0.3, [code, A4]).
+    published per-layer model ``3156 m^2 + 14,233,554 m`` (docs/methods.md 0.3, [code, A4]).
 
     Returns:
         FLOPs (float).
@@ -180,6 +170,17 @@ def layer_flops(m: float, hidden: int, intermediate: int, heads: int) -> float:
     linear = m * (8 * d * d + 4 * d * f) + m * (4 * d + d + f)
     attention = 4 * m * m * d + 5 * h * m * m
     pointwise = 8 * m * f + 12 * m * d
+    return linear + attention + pointwise
+
+
+def cross_layer_flops(m_q: float, m_kv: float, hidden: int, intermediate: int, heads: int) -> float:
+    """FLOPs of one layer whose ``m_q`` queries attend to ``m_kv`` keys and values (Token Dropping's
+    cross layer, docs/methods.md 4.1): Q and output projections and the FFN on ``m_q`` tokens, K and V
+    projections on ``m_kv``, scores and ``P V`` on ``m_q x m_kv`` (terms as in :func:`layer_flops`)."""
+    d, f, h = float(hidden), float(intermediate), float(heads)
+    linear = m_q * (4 * d * d + 4 * d * f) + m_kv * (4 * d * d) + m_q * (2 * d + d + f) + m_kv * (2 * d)
+    attention = 4 * m_q * m_kv * d + 5 * h * m_q * m_kv
+    pointwise = 8 * m_q * f + 12 * m_q * d
     return linear + attention + pointwise
 
 
@@ -197,13 +198,51 @@ def encoder_flops(alive: Sequence[float], config) -> float:
     ))
 
 
+@dataclass(frozen=True)
+class FlopsEstimate:
+    """Analytic FLOPs of one pyramid run on one example (docs/methods.md 0.3 and 1.3).
+
+    Attributes:
+        full: FLOPs of the full-length encoder on the example (every layer sees ``n`` tokens).
+        encoder: FLOPs of the pyramid's encoder layers (layer j sees ``alive[j-1]`` tokens).
+        selection: FLOPs the selector itself spent (Gram matrix of k-center, predictors' MLPs...).
+    """
+
+    full: float
+    encoder: float
+    selection: float = 0.0
+
+    @property
+    def speedup(self) -> float:
+        """``full / (encoder + selection)``: the honest FLOPs speedup (selector cost included)."""
+        return self.full / (self.encoder + self.selection)
+
+    @property
+    def encoder_speedup(self) -> float:
+        """``full / encoder``: the figure papers usually report (selector cost left out)."""
+        return self.full / self.encoder
+
+
+def estimate_flops(n: int, alive: Sequence[float], config, selection_flops: float = 0.0) -> FlopsEstimate:
+    """FLOPs of a pyramid over the full encoder for one example of ``n`` tokens.
+
+    Args:
+        n: real tokens of the example ([CLS] and [SEP] included).
+        alive: L numbers, tokens entering each layer (the full encoder gets ``n`` everywhere).
+        config: a Hugging Face BERT config.
+        selection_flops: the selector's own cost, counted so that the speedup is honest.
+    """
+    L = len(alive)
+    return FlopsEstimate(full=encoder_flops([n] * L, config), encoder=encoder_flops(alive, config),
+                         selection=float(selection_flops))
+
+
 def flops_speedup(n: int, alive: Sequence[float], config, selection_flops: float = 0.0) -> float:
     """Analytic FLOPs speedup of a pyramid over the full encoder for one example.
 
-    ``speedup = sum_j c(n) / (sum_j c(alive_j) + selection_flops)`` (methods.md 1.3), where
+    ``speedup = sum_j c(n) / (sum_j c(alive_j) + selection_flops)`` (docs/methods.md 1.3), where
     ``selection_flops`` is the selectors' own cost (for example the Gram matrix of greedy k-center,
-    or a contribution predictor's MLP), counted so that the figure is honest.
+    or a contribution predictor's MLP), counted so that the figure is honest. The one speedup
+    formula of the project: evaluation, traces and benchmarks all come here.
     """
-    L = len(alive)
-    full = encoder_flops([n] * L, config)
-    return full / (encoder_flops(alive, config) + float(selection_flops))
+    return estimate_flops(n, alive, config, selection_flops).speedup

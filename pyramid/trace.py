@@ -17,7 +17,7 @@ import torch
 
 from .encoder import PyramidEncoder
 from .loading import LoadedEncoder
-from .schedule import Schedule
+from .schedule import FlopsEstimate, Schedule, estimate_flops
 from .selectors import Selector, get_selector
 
 
@@ -135,7 +135,8 @@ class Trace:
 
     ``embedding_kept`` (token indices) and ``embedding_scores`` (one per token) are set when the
     selector chose on the embedding output, before layer 1 (AdapLeR's CP_0); ``layers[0].alive``
-    is then ``embedding_kept``.
+    is then ``embedding_kept``. ``selection_flops`` is what the selector that ran spent (FLOPs);
+    ``routing_flops`` what a cross layer's keys and values over every token add (Token Dropping).
     """
 
     model: str
@@ -153,6 +154,8 @@ class Trace:
     input_ids: list[int] = field(default_factory=list)
     embedding_kept: list[int] | None = None
     embedding_scores: list[float] | None = None
+    selection_flops: float = 0.0
+    routing_flops: float = 0.0
 
     @property
     def n_tokens(self) -> int:
@@ -162,14 +165,6 @@ class Trace:
     def alive_counts(self) -> list[int]:
         """Tokens entering each layer."""
         return [len(lt.alive) for lt in self.layers]
-
-    def last_layer_seen(self) -> list[int]:
-        """For each token, the last layer (1..L) it entered; 0 if it never entered layer 1."""
-        seen = [0] * self.n_tokens
-        for lt in self.layers:
-            for i in lt.alive:
-                seen[i] = lt.layer
-        return seen
 
     def to_json(self, hidden: bool = False) -> dict:
         """The CLI's JSON object (``python -m pyramid trace``); ``hidden`` adds each layer's states."""
@@ -288,6 +283,7 @@ def trace_text(
         lengths=out.lengths[0].tolist(), tokens=tt.tokens, truncated=tt.truncated,
         original_length=tt.original_length, max_length=tt.max_length, seed=int(seed),
         embedding=out.embedding_output[0].float().numpy().copy(), layers=layers, input_ids=list(tt.input_ids),
+        selection_flops=float(out.selection_flops[0]), routing_flops=float(out.routing_flops[0]),
     )
 
 
@@ -321,44 +317,8 @@ def compare_traces(a: Trace, b: Trace) -> list[dict]:
     return rows
 
 
-@dataclass
-class FlopsEstimate:
-    """Analytic FLOPs of one trace (methods.md 0.3 and 1.3; see :func:`pyramid.schedule.layer_flops`).
-
-    Attributes:
-        full: FLOPs of the full-length encoder on the text.
-        encoder: FLOPs of the pyramid's encoder layers.
-        selection: FLOPs the selector itself spent.
-        speedup: ``full / (encoder + selection)``.
-        encoder_speedup: ``full / encoder`` (the figure papers usually report).
-    """
-
-    full: float
-    encoder: float
-    selection: float
-
-    @property
-    def speedup(self) -> float:
-        return self.full / (self.encoder + self.selection)
-
-    @property
-    def encoder_speedup(self) -> float:
-        return self.full / self.encoder
-
-
 def trace_flops(trace: Trace, config) -> FlopsEstimate:
-    """FLOPs of a trace's pyramid against the full encoder on the same text."""
-    from .schedule import encoder_flops
-
-    selector = get_selector(trace.selector)
-    alive = trace.alive_counts()
-    selection = sum(
-        selector.selection_flops(len(lt.alive), len(lt.kept), config.hidden_size)
-        for lt in trace.layers if lt.scores is not None or len(lt.kept) < len(lt.alive)
-    )
-    if trace.embedding_kept is not None:
-        selection += selector.selection_flops(trace.n_tokens, len(trace.embedding_kept), config.hidden_size)
-    return FlopsEstimate(
-        full=encoder_flops([trace.n_tokens] * trace.num_layers, config),
-        encoder=encoder_flops(alive, config), selection=float(selection),
-    )
+    """FLOPs of a trace's pyramid against the full encoder on the same text, with the cost of the
+    selector that ran (recorded in the trace, so other weights are costed as they ran)."""
+    est = estimate_flops(trace.n_tokens, trace.alive_counts(), config, trace.selection_flops)
+    return FlopsEstimate(full=est.full, encoder=est.encoder + trace.routing_flops, selection=est.selection)

@@ -51,10 +51,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--repeats", type=int, default=10)
     args = parser.parse_args()
-    from transformers.utils import logging as hf_logging
+    from pyramid.loading import quiet_transformers
 
-    hf_logging.set_verbosity_error()
-    hf_logging.disable_progress_bar()
+    quiet_transformers()
     enc = load_encoder()
     print(f"model {enc.name}: {enc.num_layers} layers, torch {torch.__version__}, {torch.get_num_threads()} threads")
 

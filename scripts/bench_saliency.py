@@ -34,9 +34,9 @@ def main() -> int:
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--ig-steps", type=int, default=20)
     args = ap.parse_args()
-    from transformers.utils import logging as hf_logging
+    from pyramid.loading import quiet_transformers
 
-    hf_logging.set_verbosity_error()
+    quiet_transformers()
     base = load_encoder()
     clf = load_classifier(DEFAULT_HEAD, base)
     ids = tokenize(clf.encoder, text_of_tokens(clf.encoder, args.tokens)).input_ids
@@ -49,16 +49,15 @@ def main() -> int:
         ("gradient norm", lambda: gradient_saliency(clf, ids, methods=("gradient",)), None),
         ("attention significance + rollout", lambda: attention_importance(clf, ids), None),
     ]
-    try:
-        from pyramid.adapler import contributions, load_predictors
+    from pyramid.attribution import selector_scores
+    from pyramid.selectors import LearnedSelector, get_selector, usable_selectors
 
-        pred, _ = load_predictors()
-        rows.append(("AdapLeR contributions (6 CPs)", lambda: contributions(clf, pred, ids), None))
-    except ValueError as exc:
-        print(f"(no AdapLeR predictors: {exc})")
-        pred = None
+    learned = [get_selector(n) for n in usable_selectors()]
+    learned = [s for s in learned if isinstance(s, LearnedSelector) and s.head == DEFAULT_HEAD]
+    for sel in learned:
+        rows.append((f"{sel.short} scores (full length)", lambda sel=sel: selector_scores(clf, sel, ids), None))
     rows.append(("whole Saliency-page report", lambda: saliency_report(clf, ids, ig_steps=args.ig_steps,
-                                                                       predictors=pred), None))
+                                                                       selectors=learned), None))
     for name, fn, target in rows:
         sec = median_seconds(fn, args.repeats)
         verdict = "" if target is None else (f"  target < {target * 1000:.0f} ms: "

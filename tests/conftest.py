@@ -78,7 +78,7 @@ def _write_data(path, n, seed):
 def trained(tmp_path_factory, tiny_encoder):
     """A tiny LoRA head trained (2 epochs, core-set in the loop) on synthetic good/bad sentences:
     ``(classifier, artifact folder, dev file, base weights before training)``."""
-    from pyramid.training import TrainSettings, train_classifier
+    from pyramid.training.heads import TrainSettings, train_classifier
 
     root = tmp_path_factory.mktemp("heads")
     train = _write_data(root / "train.tsv", 192, 0)

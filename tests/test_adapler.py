@@ -7,13 +7,13 @@ import json
 import pytest
 import torch
 
-from pyramid.adapler import (
-    AdaplerConfig, AdaplerLoadError, AdaplerSettings, ContributionPredictors, kl_to_saliency, lambda_schedule,
-    load_predictors, soft_forward, soft_penalty, train_adapler,
-)
+from pyramid.selectors.adapler import AdaplerConfig, AdaplerLoadError, ContributionPredictors, load_predictors
+from pyramid.training.adapler import (AdaplerSettings, kl_to_saliency, lambda_at, soft_forward, soft_penalty,
+                                      train_adapler)
 from pyramid.batching import pad_batch, pad_id_of
 from pyramid.schedule import Schedule
-from pyramid.selectors import AdaplerSelector, full_length_selector
+from pyramid.selectors import full_length_selector
+from pyramid.selectors.adapler import AdaplerSelector
 
 
 def _predictors(d=32, L=4, seed=0, eta=0.6):
@@ -41,10 +41,9 @@ def test_soft_penalty_shape_of_the_curve():
     assert float(soft_penalty(torch.tensor([[0.0]]), delta, 1e9)) == -10000.0  # clipped
 
 
-def test_lambda_schedule_follows_methods_2_5():
-    assert lambda_schedule(5) == [10, 100, 1000, 10000, 100000]
-    assert lambda_schedule(3) == [50, 2500, 125000]
-    assert lambda_schedule(10)[:3] == [10, 30, 90]
+def test_lambda_stages_spread_over_the_steps():
+    stages = (10, 100, 1000, 10000, 100000)  # the authors' 10 * 10^e over 5 epochs (docs/methods.md 2.5)
+    assert [lambda_at(s, 100, stages) for s in (0, 19, 20, 39, 40, 99)] == [10, 10, 100, 100, 1000, 100000]
 
 
 def test_distribution_is_a_masked_softmax():
@@ -102,7 +101,7 @@ def test_soft_removal_with_a_huge_temperature_equals_hard_removal(trained):
     texts = ["the film was quite a story and good and the film was", "bad", "a dull and boring story was the film"]
     enc = tok(texts, return_tensors="pt", padding=True)
     with torch.no_grad():
-        soft = soft_forward(clf, pred, enc["input_ids"], enc["attention_mask"], lam=1e12)
+        soft = soft_forward(clf.encoder.model, clf.head, pred, enc["input_ids"], enc["attention_mask"], lam=1e12)
         hard_probs, out = clf.predict(enc["input_ids"], enc["attention_mask"], sel, Schedule(retention=1.0))
     assert bool((out.alive_counts() < enc["attention_mask"].sum(1, keepdim=True)).any())
     assert torch.allclose(torch.softmax(soft.logits, -1), hard_probs, atol=1e-5)
@@ -120,7 +119,7 @@ def test_cp_flops_are_counted(trained):
     sel = AdaplerSelector(pred, AdaplerConfig("t", "tiny-bert", clf.config.name, 32, 4))
     ids = clf.encoder.tokenizer(["the film was good"], return_tensors="pt")["input_ids"]
     _, out = clf.predict(ids, None, sel, Schedule(retention=1.0))
-    speed, alive = example_speedups(out, sel, clf.encoder.config)
+    speed, alive = example_speedups(out, clf.encoder.config)
     assert int(alive.min()) == ids.shape[1]
     assert float(speed[0]) < 1.0  # nothing dropped, predictors still ran: slower than the full model
 
@@ -147,7 +146,7 @@ def adapler_trained(trained, tmp_path_factory):
     root = tmp_path_factory.mktemp("adapler")
     data = _write_data(root / "train.tsv", 96, 3)
     settings = AdaplerSettings(data=data, dev=dev, out=str(root / "tiny-adapler"), name="tiny-adapler",
-                               head=clf.config.name, epochs=3, limit=None, batch_size=16, max_length=32,
+                               head=clf.config.name, epochs=3, limit=None, holdout=16, batch_size=16, max_length=32,
                                lr=1e-2, eta_lr=1e-2, phi=0.01, command="pytest")
     torch.manual_seed(0)
     init = ContributionPredictors(32, 4)
@@ -156,7 +155,7 @@ def adapler_trained(trained, tmp_path_factory):
 
 
 def test_training_distils_the_saliency_and_writes_the_artifact(adapler_trained):
-    from pyramid.adapler import saliency_targets
+    from pyramid.attribution import saliency_targets
     from pyramid.batching import encode_texts
     from pyramid.data import read_labelled
 
@@ -182,7 +181,7 @@ def test_training_distils_the_saliency_and_writes_the_artifact(adapler_trained):
 
     def mean_kl(p):
         with torch.no_grad():
-            f = soft_forward(clf, p, batch.input_ids, batch.attention_mask, lam=1e12)
+            f = soft_forward(clf.encoder.model, clf.head, p, batch.input_ids, batch.attention_mask, lam=1e12)
             return float(kl_to_saliency(sal, f.distributions[0], m).mean())
 
     assert mean_kl(pred) < mean_kl(init)
@@ -196,27 +195,20 @@ def test_training_distils_the_saliency_and_writes_the_artifact(adapler_trained):
     assert lcfg.metrics["dev_flops_speedup"] > 0
 
 
-def test_evaluate_gives_one_adapler_row(adapler_trained, monkeypatch):
-    import pyramid.selectors as selectors
+def test_evaluate_gives_one_adapler_row(adapler_trained):
     from pyramid.data import read_labelled
     from pyramid.evaluation import ROW_KEYS, evaluate
 
     clf, pred, config, folder, data, _ = adapler_trained
-    monkeypatch.setattr(selectors.AdaplerSelector, "__init__",
-                        lambda self, predictors=None, config=None: (setattr(self, "weights", pred),
-                                                                    setattr(self, "config", adapler_trained[2]))[0])
     d = read_labelled(data, label_names=clf.labels).head(24)
-    rows = evaluate(clf, d, ["coreset", "adapler"], [1.0, 0.5], progress=False)
+    rows = evaluate(clf, d, ["coreset", AdaplerSelector(pred, config)], [1.0, 0.5], progress=False)
     assert [r["selector"] for r in rows] == ["coreset", "coreset", "adapler"]
     row = rows[-1]
-    assert set(row) == set(ROW_KEYS)
+    assert set(row) == set(ROW_KEYS) and row["regime"] == "inference" and row["head"] == clf.config.name
     assert 0 < row["retention"] <= 1.0 and row["n"] == 24
     other = AdaplerConfig("x", "tiny-bert", "another-head", 32, 4)
-    monkeypatch.setattr(selectors.AdaplerSelector, "__init__",
-                        lambda self, predictors=None, config=None: (setattr(self, "weights", pred),
-                                                                    setattr(self, "config", other))[0])
     with pytest.raises(ValueError, match="another-head"):
-        evaluate(clf, d, ["adapler"], [1.0], progress=False)
+        evaluate(clf, d, [AdaplerSelector(pred, other)], [1.0], progress=False)
 
 
 def test_missing_and_corrupt_artifacts_give_clear_errors(tmp_path):
@@ -238,19 +230,16 @@ def test_full_length_selector_drops_nothing(trained):
     assert out.alive_counts().tolist() == [[ids.shape[1]] * 4]
 
 
-def test_saliency_agreement_over_a_data_set(adapler_trained, monkeypatch):
-    import pyramid.selectors as selectors
+def test_saliency_agreement_over_a_data_set(adapler_trained):
     from pyramid.data import read_labelled
     from pyramid.saliency_eval import REPORT_KEYS, saliency_agreement
 
     clf, pred, config, folder, data, _ = adapler_trained
-    monkeypatch.setattr(selectors.AdaplerSelector, "__init__",
-                        lambda self, predictors=None, config=None: (setattr(self, "weights", pred),
-                                                                    setattr(self, "config", adapler_trained[2]))[0])
     d = read_labelled(data, label_names=clf.labels).head(20)
-    rep = saliency_agreement(clf, d, ["first-k", "coreset", "adapler"], retention=0.3, k=3, predictors=pred,
+    rep = saliency_agreement(clf, d, ["first-k", "coreset", AdaplerSelector(pred, config)], retention=0.3, k=3,
                              progress=False)
-    assert len(rep.cp_spearman) == 4 and all(-1.0 <= v <= 1.0 for v in rep.cp_spearman)
+    assert sorted(rep.score_spearman["adapler"]) == [0, 1, 2, 3]  # CP0..CP3
+    assert all(-1.0 <= v <= 1.0 for v in rep.score_spearman["adapler"].values())
     assert set(rep.topk_kept) == {"first-k", "coreset", "adapler"}
     for shares in rep.topk_kept.values():
         assert len(shares) == 4

@@ -6,9 +6,9 @@ import torch
 from pyramid.attribution import (
     attention_importance, gradient_saliency, kept_top_k, normalise, saliency_report, spearman, top_k_overlap,
 )
-from pyramid.encoder import run_layer
+from pyramid.layers import run_layer
 from pyramid.schedule import Schedule
-from pyramid.selectors import significance
+from pyramid.attention import significance
 from pyramid.trace import trace_text
 
 TEXT = "the film was quite a good story and a lovely one , though dull in the middle"

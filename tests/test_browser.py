@@ -18,7 +18,8 @@ from scripts.load_test import CHROMIUM, LAUNCH_ARGS  # noqa: E402
 
 ARTIFACTS = ROOT / "test-artifacts"
 
-pytestmark = pytest.mark.skipif(not Path(CHROMIUM).exists(), reason=f"no Chromium at {CHROMIUM}")
+pytestmark = [pytest.mark.browser,
+              pytest.mark.skipif(not Path(CHROMIUM).exists(), reason=f"no Chromium at {CHROMIUM}")]
 
 
 @pytest.fixture(scope="module")

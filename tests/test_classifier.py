@@ -25,7 +25,7 @@ def test_artifact_is_complete_small_and_documented(trained):
     assert cfg["base_model"] == "tiny-bert"
     assert "dev_accuracy_full_length" in cfg["metrics"]
     card = (out / "README.md").read_text()
-    assert "with the pyramid in the loop" in card and "pytest" in card
+    assert "selection in the loop (Train-Select)" in card and "pytest" in card
 
 
 def test_training_does_not_touch_the_base_model_and_learns_lora(trained, tiny_encoder):
@@ -93,7 +93,7 @@ def test_example_speedup_matches_trace_flops(tiny_encoder):
         sel = get_selector(name)
         with torch.inference_mode():
             out = PyramidEncoder(tiny_encoder, sel, schedule)(ids)
-        speed, alive = example_speedups(out, sel, tiny_encoder.config)
+        speed, alive = example_speedups(out, tiny_encoder.config)
         assert alive[0].tolist() == trace.alive_counts()
         assert float(speed[0]) == pytest.approx(trace_flops(trace, tiny_encoder.config).speedup, rel=1e-9)
 

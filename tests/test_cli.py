@@ -71,15 +71,3 @@ def test_long_text_is_truncated_visibly(capsys):
     assert "truncated" in err
 
 
-@pytest.mark.parametrize("args, message", [
-    (["trace", "   "], "empty"),
-    (["trace"], "TEXT"),
-    (["trace", "x", "--model", "/no/such/model"], "does not exist"),
-    (["trace", "x", "--retention", "0"], "retention"),
-    (["trace", "x", "--start-layer", "9"], "past the last layer"),
-    (["trace", "--file", "/no/such/file.txt"], "No such file"),
-])
-def test_errors_are_one_clear_line(capsys, args, message):
-    code, out, err = run_main(capsys, *args)
-    assert code == 2 and out == ""
-    assert err.startswith("error:") and message in err and "Traceback" not in err

@@ -41,7 +41,8 @@ def test_evaluate_cli_json_and_csv(capsys, tmp_path):
                     "the best thing i have seen this year .\t1\nboring and far too long .\t0\n", encoding="utf-8")
     out = tmp_path / "res.csv"
     code, stdout, err = run_main(capsys, "evaluate", "--data", str(data), "--selectors", "coreset,first-k",
-                                 "--retention", "1.0,0.3", "--json", "--out", str(out), "--quiet")
+                                 "--retention", "1.0,0.3", "--regime", "inference", "--json", "--out", str(out),
+                                 "--quiet")
     assert code == 0, err
     rows = json.loads(stdout)
     assert len(rows) == 4 and all(tuple(r) == ROW_KEYS for r in rows)
@@ -59,25 +60,11 @@ def test_evaluate_cli_json_and_csv(capsys, tmp_path):
 @pytest.mark.skipif(not (SHARED / "imdb" / "dev.csv").is_file(), reason="../shared/data not present")
 def test_evaluate_cli_reads_imdb_word_labels_and_truncates(capsys):
     code, stdout, err = run_main(capsys, "evaluate", "--data", str(SHARED / "imdb" / "dev.csv"), "--limit", "3",
-                                 "--selectors", "coreset", "--retention", "0.5", "--json", "--quiet")
+                                 "--selectors", "coreset", "--retention", "0.5", "--regime", "inference", "--json",
+                                 "--quiet")
     assert code == 0, err
     rows = json.loads(stdout)
     assert rows[0]["n"] == 3 and rows[0]["selector"] == "coreset"
-
-
-@pytest.mark.parametrize("args,message", [
-    (["evaluate", "--data", "/no/such.tsv"], "does not exist"),
-    (["evaluate", "--data", "x.tsv", "--selectors", "magic"], "unknown selector"),
-    (["evaluate", "--data", "x.tsv", "--retention", "0.5,abc"], "comma-separated numbers"),
-    (["evaluate", "--data", "x.tsv", "--retention", "1.5"], "retention"),
-    (["evaluate", "--data", "x.tsv", "--head", "/no/head"], "No classifier head"),
-    (["bench", "--config", "gpt2"], "--config"),
-    (["bench", "--config", "default", "--seq-len", "2000", "--batch-size", "1"], "--seq-len"),
-])
-def test_errors_are_one_line(capsys, args, message):
-    code, stdout, err = run_main(capsys, *args)
-    assert code == 2 and stdout == ""
-    assert err.startswith("error:") and message in err and len(err.strip().splitlines()) == 1
 
 
 def test_bench_cli_json_keys(capsys):

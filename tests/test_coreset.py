@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 import torch
 
-from pyramid.coreset import coverage, greedy_k_center
+from pyramid.coverage import coverage
+from pyramid.selectors.coreset import greedy_k_center
 
 
 def brute_radius(x: np.ndarray, centres) -> float:

@@ -144,7 +144,7 @@ def test_dropped_tokens_rejoin_at_the_last_layer(tiny_encoder):
     assert torch.equal(last.valid, mask) and torch.equal(last.positions[mask], torch.nonzero(mask)[:, 1])
     # The last layer's input for a rejoined token is its state where it left (output of layer 1):
     # rerun the last layer on that reconstructed input and compare.
-    from pyramid.encoder import additive_mask, run_layer
+    from pyramid.layers import additive_mask, run_layer
 
     prev = out.layers[L - 2]
     full = first.hidden.clone()

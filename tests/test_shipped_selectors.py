@@ -5,7 +5,7 @@ import json
 import pytest
 
 from pyramid.cli import main
-from pyramid.selectors import SELECTORS, unavailable_reason
+from pyramid.selectors import SELECTORS, unavailable_reason, usable_selectors
 
 SHIPPED = [n for n in ("adapler", "trbert", "token-dropping")]
 
@@ -61,13 +61,13 @@ def test_evaluate_learned_and_token_dropping_rows(capsys, tmp_path):
     data.write_text("sentence\tlabel\na wonderful , moving film .\t1\na dull , lifeless mess .\t0\n"
                     "the best thing i have seen this year .\t1\nboring and far too long .\t0\n", encoding="utf-8")
     code, out, err = run_main(capsys, "evaluate", "--data", str(data), "--selectors", "adapler,trbert,token-dropping",
-                              "--retention", "1.0,0.5", "--json", "--quiet")
+                              "--retention", "1.0,0.5", "--regime", "inference", "--json", "--quiet")
     assert code == 0, err
     rows = json.loads(out)
     assert [r["selector"] for r in rows] == ["adapler", "trbert", "token-dropping", "token-dropping"]
     assert all(0 < r["retention"] <= 1 for r in rows)
     code, out, err = run_main(capsys, "evaluate", "--data", str(data), "--selectors", "adapler",
-                              "--head", "sst2-lora-pyramid", "--quiet")
+                              "--head", "sst2-lora-pyramid", "--regime", "inference", "--quiet")
     assert code == 2 and "sst2-lora" in err
 
 
@@ -78,10 +78,12 @@ def test_saliency_report_over_a_few_sentences(capsys, tmp_path):
     code, out, err = run_main(capsys, "saliency-report", "--data", str(data), "--json", "--quiet", "--k", "3")
     assert code == 0, err
     rows = json.loads(out)
-    cp = [r for r in rows if r["kind"] == "cp_spearman"]
-    assert len(cp) == 6 and all(-1 <= r["value"] <= 1 for r in cp)
+    spear = [r for r in rows if r["kind"] == "score_spearman"]
+    assert {r["selector"] for r in spear} >= {"adapler", "trbert"}
+    assert len([r for r in spear if r["selector"] == "adapler"]) == 6  # CP0..CP5
+    assert all(-1 <= r["value"] <= 1 for r in spear)
     kept = {r["selector"] for r in rows if r["kind"] == "top3_kept"}
-    assert kept == set(SELECTORS)
+    assert kept == set(usable_selectors())
 
 
 def test_bench_refuses_learned_selectors(capsys):

@@ -9,11 +9,11 @@ import torch
 
 from pyramid.encoder import PyramidEncoder
 from pyramid.schedule import Schedule
-from pyramid.selectors import TokenDroppingSelector
-from pyramid.token_dropping import (
-    ALWAYS_DROP, ALWAYS_KEEP, TokenDroppingLoadError, TokenDroppingSettings, drop_layer, load_importance,
-    mask_tokens, special_table, train_token_dropping, update_importance,
-)
+from pyramid.selectors.token_dropping import TokenDroppingSelector
+from pyramid.selectors.token_dropping import (ALWAYS_DROP, ALWAYS_KEEP, TokenDroppingLoadError, drop_layer,
+                                              load_importance)
+from pyramid.training.token_dropping import (TokenDroppingSettings, bias_corrected, mask_tokens, special_table,
+                                             train_token_dropping, update_importance)
 from pyramid.trace import trace_text
 
 
@@ -23,8 +23,23 @@ def test_drop_layer_follows_methods_4_1():
 
 def test_importance_is_an_exponential_moving_average():
     table = torch.full((5,), 10.0)
-    update_importance(table, torch.tensor([1, 3]), torch.tensor([2.0, 4.0]), beta=0.9)
+    updates = torch.zeros(5, dtype=torch.long)
+    update_importance(table, updates, torch.tensor([1, 3]), torch.tensor([2.0, 4.0]), beta=0.9)
     assert torch.allclose(table, torch.tensor([10.0, 9.2, 10.0, 9.4, 10.0]))
+    assert updates.tolist() == [0, 1, 0, 1, 0]
+
+
+def test_bias_correction_recovers_the_mean_loss():
+    table = torch.full((4,), 10.0)
+    updates = torch.zeros(4, dtype=torch.long)
+    # id 1 always has loss 2.0; id 2 has 1.0, then 3.0, then 5.0
+    for c1, c2 in ((2.0, 1.0), (2.0, 3.0), (2.0, 5.0)):
+        update_importance(table, updates, torch.tensor([1, 2]), torch.tensor([c1, c2]), beta=0.995)
+    corrected = bias_corrected(table, updates, beta=0.995)
+    assert float(table[1]) > 9.8  # the raw EMA barely left the start value
+    assert float(corrected[1]) == pytest.approx(2.0, abs=1e-4)  # corrected: the loss itself
+    assert 1.0 < float(corrected[2]) < 5.0 and float(corrected[2]) == pytest.approx(3.0, abs=0.02)
+    assert float(corrected[0]) == 10.0 and float(corrected[3]) == 10.0  # never seen: the start value
 
 
 def test_masking_skips_specials_and_pads(minilm):
@@ -81,7 +96,7 @@ def test_rejoined_states_are_the_ones_from_the_drop_layer(minilm):
     l2, l5, l6 = out.layers[1], out.layers[4], out.layers[5]
     dropped = [int(p) for p, k in zip(l2.positions[0], l2.keep[0]) if not k]
     assert dropped and l6.valid.sum() == ids.shape[1]
-    from pyramid.encoder import run_layer
+    from pyramid.layers import run_layer
 
     full = torch.zeros(1, ids.shape[1], l2.hidden.shape[-1])
     full[0, l2.positions[0]] = l2.hidden[0]
@@ -103,6 +118,7 @@ def test_training_writes_a_table_with_the_fixed_ids(tiny_encoder, tmp_path):
     assert all(float(table[i]) == ALWAYS_KEEP for i in allow)
     m = config.metrics
     assert m["mlm_loss_last_50_steps"] < m["mlm_loss_first_50_steps"]
+    assert 0.70 < m["pretraining_encoder_flops_ratio_bert_base_512"] < 0.80  # the paper's ~25% saving
     assert m["vocabulary_ids_updated"] > 5
     cfg = json.loads((tmp_path / "td" / "token_dropping_config.json").read_text())
     assert cfg["vocab_size"] == 30522

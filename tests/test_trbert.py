@@ -9,18 +9,16 @@ import torch
 
 from pyramid.batching import pad_batch, pad_id_of
 from pyramid.schedule import Schedule
-from pyramid.selectors import TrbertSelector
-from pyramid.trbert import (
-    PolicyNetworks, TrbertConfig, TrbertLoadError, TrbertSettings, _rollout, guide_layer, guide_scores, load_policy,
-    selection_points, train_trbert,
-)
+from pyramid.selectors.trbert import TrbertSelector
+from pyramid.selectors.trbert import PolicyNetworks, TrbertConfig, TrbertLoadError, load_policy, selection_points
+from pyramid.training.trbert import TrbertSettings, guide_layer, guide_scores, rollout, train_trbert
 
 
 def test_selection_points_follow_methods_3_1():
     assert selection_points(12) == (1, 6)
     assert selection_points(6) == (1, 3)
-    assert guide_layer(12) == 8 or guide_layer(12) == 9
-    assert guide_layer(6) == 4
+    assert guide_layer(12) == 9  # ceil(3L/4): BERT-base's layer 9
+    assert guide_layer(6) == 5  # the authors' back_r = 4 on DistilBERT-6 (0-based index of layer 5)
 
 
 def _policy(bias: float, seed: int = 0) -> PolicyNetworks:
@@ -62,7 +60,7 @@ def test_guide_scores_are_gradient_times_state_change(trained):
     rows = [clf.encoder.tokenizer(t)["input_ids"] for t in ("the film was good", "a boring and dull story of a film")]
     batch = pad_batch(rows, pad_id_of(clf.encoder))
     y = torch.tensor([1, 0])
-    scores = guide_scores(clf, batch.input_ids, batch.attention_mask, y, (1, 2), 3)
+    scores = guide_scores(clf.encoder.model, clf.head, batch.input_ids, batch.attention_mask, y, (1, 2), 3)
     assert set(scores) == {1, 2}
     for s in scores.values():
         assert s.shape == batch.input_ids.shape and bool((s >= 0).all())
@@ -76,7 +74,9 @@ def test_rollouts_with_an_always_keep_policy_equal_the_full_model(trained):
     batch = pad_batch(rows, pad_id_of(clf.encoder))
     y = torch.tensor([1, 0])
     pol = _policy(30.0)  # pi ~ 1: every token kept
-    ce, log_pi, kept, _ = _rollout(clf, pol, batch.input_ids, batch.attention_mask, y, 4, None)
+    ro = rollout(clf.encoder.model, clf.head, pol, batch.input_ids, batch.attention_mask, 4, None)
+    ce = torch.nn.functional.cross_entropy(ro.logits.flatten(0, 1), y.repeat_interleave(4), reduction="none").view(2, 4)
+    log_pi, kept = ro.log_pi, ro.kept
     assert ce.shape == (2, 4) and torch.allclose(kept, torch.ones(2, 4))
     with torch.no_grad():
         probs, _ = clf.predict(batch.input_ids, batch.attention_mask, TrbertSelector(pol, None), Schedule(retention=1.0))
@@ -92,9 +92,9 @@ def test_heuristic_copy_keeps_the_expected_count(trained):
     batch = pad_batch(rows, pad_id_of(clf.encoder))
     y = torch.tensor([1])
     pol = _policy(0.0)
-    guide = guide_scores(clf, batch.input_ids, batch.attention_mask, y, (1, 2), 3)
+    guide = guide_scores(clf.encoder.model, clf.head, batch.input_ids, batch.attention_mask, y, (1, 2), 3)
     torch.manual_seed(0)
-    _, _, kept, _ = _rollout(clf, pol, batch.input_ids, batch.attention_mask, y, 8, guide)
+    kept = rollout(clf.encoder.model, clf.head, pol, batch.input_ids, batch.attention_mask, 8, guide).kept
     assert 0 < float(kept[0, 0]) < 1
 
 

@@ -1,4 +1,5 @@
-"""Greedy k-center core-sets and coverage radii (Pyramid-BERT, methods.md 1.2).
+"""Core-set selection (Pyramid-BERT, Huang et al., ACL 2022): greedy k-center on the hidden states
+(docs/methods.md 1.2).
 
 The coverage radius of a kept set S over the valid tokens V is
 
@@ -22,6 +23,8 @@ from dataclasses import dataclass
 import numba
 import numpy as np
 import torch
+
+from .base import Selection, SelectionContext, Selector
 
 
 @numba.njit(cache=True, nogil=True)
@@ -171,60 +174,31 @@ def greedy_k_center(hidden: torch.Tensor, valid: torch.Tensor, k: torch.Tensor) 
     )
 
 
-@dataclass
-class Coverage:
-    """How a kept set covers the tokens it dropped (methods.md 1.2, "coverage-radius logging").
+class CoresetSelector(Selector):
+    """Pyramid-BERT's core-set selection: greedy k-center on the layer's output (docs/methods.md 1.2).
 
-    Attributes:
-        radius: ``(B,)`` float, max over dropped valid tokens of the distance to the nearest kept
-            token; 0.0 when nothing is dropped.
-        mean_distance: ``(B,)`` float, the mean of that distance over dropped tokens (0.0 if none).
-        nearest: ``(B, N)`` long, slot of the kept token nearest to each token (itself when kept,
-            -1 for pads).
-        distance: ``(B, N)`` float, distance to that kept token (0.0 when kept or a pad).
+    Euclidean distance on the post-LayerNorm hidden states, [CLS] as the first centre, each next
+    centre the token furthest from the centres chosen so far; pads never chosen. The distance and
+    the [CLS] rule are the project defaults ([UNCONFIRMED] in the paper). Scores are the order in
+    which tokens became centres (earlier = higher), so the app can rank them.
+
+    Selection cost counted in FLOPs: the Gram matrix ``2 n^2 d`` plus ``~3 n`` per centre.
     """
 
-    radius: torch.Tensor
-    mean_distance: torch.Tensor
-    nearest: torch.Tensor
-    distance: torch.Tensor
+    name = "coreset"
+    label = "Core-set (Pyramid-BERT, greedy k-center)"
+    short = "Core-set"
+    description = ("Pyramid-BERT: greedy k-center on the hidden states. Starting from [CLS], it keeps the token "
+                   "furthest from everything kept so far, so the kept tokens cover all the others.")
 
+    def select(self, ctx: SelectionContext) -> Selection:
+        result = greedy_k_center(ctx.hidden, ctx.valid, ctx.k)
+        B, N = ctx.valid.shape
+        scores = torch.zeros(B, N, dtype=torch.float32, device=ctx.hidden.device)
+        rank = torch.arange(N, 0, -1, dtype=torch.float32, device=scores.device).expand(B, N)  # N..1
+        idx = result.order.clamp_min(0)
+        scores.scatter_(1, idx, torch.where(result.order >= 0, rank, torch.zeros_like(rank)))
+        return Selection(keep=result.keep, scores=scores)
 
-def coverage(hidden: torch.Tensor, valid: torch.Tensor, keep: torch.Tensor) -> Coverage:
-    """Coverage of the valid tokens by the kept ones, in Euclidean distance.
-
-    Computed in float64 on mean-centred states so that radii of different selectors compare
-    exactly. The same function scores every selector.
-
-    Args:
-        hidden: ``(B, N, d)`` states the selection was made on (the layer's output).
-        valid: ``(B, N)`` bool.
-        keep: ``(B, N)`` bool, a subset of ``valid`` with at least one kept token per example
-            that has a valid token.
-
-    Returns:
-        :class:`Coverage`.
-    """
-    with torch.no_grad():
-        x = hidden.detach().double()
-        w = valid.to(x.dtype).unsqueeze(-1)
-        x = x - (x * w).sum(1, keepdim=True) / w.sum(1, keepdim=True).clamp_min(1.0)
-        sq = (x * x).sum(-1)  # (B, N)
-        d2 = torch.baddbmm(sq.unsqueeze(2) + sq.unsqueeze(1), x, x.transpose(1, 2), alpha=-2.0)  # (B, N, N)
-        d2 = d2.clamp_min(0.0)
-        keep = keep & valid
-        d2 = d2.masked_fill(~keep.unsqueeze(1), float("inf"))  # only kept columns count
-        dist2, nearest = d2.min(dim=2)  # (B, N)
-        dist = dist2.sqrt()
-        dist = torch.where(keep, torch.zeros_like(dist), dist)
-        nearest = torch.where(keep, torch.arange(keep.shape[1], device=keep.device).expand_as(nearest), nearest)
-        dropped = valid & ~keep
-        has_kept = keep.any(dim=1, keepdim=True)
-        dropped = dropped & has_kept
-        dist = torch.where(dropped | keep, dist, torch.zeros_like(dist))
-        nearest = torch.where(valid & has_kept, nearest, torch.full_like(nearest, -1))
-        masked = torch.where(dropped, dist, torch.zeros_like(dist))
-        radius = masked.max(dim=1).values
-        count = dropped.sum(1)
-        mean = masked.sum(1) / count.clamp_min(1)
-    return Coverage(radius=radius.float(), mean_distance=mean.float(), nearest=nearest, distance=dist.float())
+    def selection_flops(self, n_alive: int, n_kept: int, hidden_size: int) -> float:
+        return 2.0 * n_alive * n_alive * hidden_size + 3.0 * n_alive * n_kept

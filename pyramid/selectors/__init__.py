@@ -1,0 +1,94 @@
+"""Token selectors: one file per method, and the registry.
+
+Adding a selector is one file (a :class:`Selector` subclass with its name, label, description and,
+for a learned one, its weights and loader) plus one line in :data:`REGISTRY` below. The app, the
+command line, evaluation, benchmarks and the saliency report take every selector from here.
+"""
+
+from __future__ import annotations
+
+from importlib import import_module
+
+from ..artifacts import REGIMES
+from .base import LearnedSelector, Selection, SelectionContext, Selector, keep_top_k
+
+_ENTRIES = (
+    "coreset:CoresetSelector",
+    "attention:AttentionSelector",
+    "random_k:RandomSelector",
+    "first_k:FirstKSelector",
+    "adapler:AdaplerSelector",
+    "trbert:TrbertSelector",
+    "token_dropping:TokenDroppingSelector",
+)
+"""``module:Class`` of every selector, in the order menus and legends show them: one line each."""
+
+REGISTRY: tuple[type[Selector], ...] = tuple(
+    getattr(import_module(f"{__name__}.{module}"), cls) for module, cls in (e.split(":") for e in _ENTRIES))
+"""Every selector class, in registry order."""
+
+PALETTE = ("#1f77b4", "#d62728", "#7f7f7f", "#9467bd", "#2ca02c", "#8c564b", "#e377c2", "#17becf",
+           "#bcbd22", "#393b79", "#8c6d31", "#843c39")
+"""Plot colours, assigned in registry order (the explorer's kept/dropped colours are blue/orange)."""
+
+for _i, _cls in enumerate(REGISTRY):
+    _cls.color = PALETTE[_i % len(PALETTE)]
+
+SELECTORS: dict[str, type[Selector]] = {cls.name: cls for cls in REGISTRY}
+"""Registry of selector classes by name."""
+
+__all__ = [
+    "REGISTRY", "SELECTORS", "PALETTE", "REGIMES", "Selector", "LearnedSelector", "Selection", "SelectionContext",
+    "keep_top_k", "get_selector", "full_length_selector", "unavailable_reason", "usable_selectors", "selector_label",
+]
+
+
+def get_selector(name: str | Selector, regime: str = "inference") -> Selector:
+    """Build the selector registered under ``name`` for a regime (an instance is returned as it is).
+
+    Raises:
+        KeyError: unknown name (the message lists the known ones).
+        ValueError: unknown regime, or a learned selector whose shipped artifact is missing or
+            corrupt (a subclass of ``ValueError`` per method).
+    """
+    if isinstance(name, Selector):
+        return name
+    if name not in SELECTORS:
+        raise KeyError(f"unknown selector '{name}'; choose one of: {', '.join(SELECTORS)}")
+    return SELECTORS[name](regime=regime)
+
+
+def full_length_selector() -> Selector:
+    """A fixed-length selector for full-length runs: with ``Schedule(retention=1.0)`` it drops nothing.
+
+    (A per-example-length selector such as AdapLeR ignores the schedule, so it cannot stand in.)
+    """
+    return next(cls for cls in REGISTRY if cls.fixed_length and not cls.needs_attention_probs)()
+
+
+def unavailable_reason(name: str, model_name: str | None = None, regime: str = "inference") -> str | None:
+    """Why the registered selector ``name`` cannot run on the model ``model_name`` in ``regime``
+    (None when it can): its learned weights or its head are missing, or belong to another model."""
+    try:
+        selector = get_selector(name, regime)
+    except KeyError:
+        raise
+    except ValueError as exc:
+        return str(exc)
+    return selector.unavailable(model_name)
+
+
+def usable_selectors(model_name: str | None = None, regime: str = "inference") -> list[str]:
+    """Registry names of the selectors that can run on ``model_name`` in ``regime``, in registry order.
+
+    The one answer to "which selectors run on this model", shared by the app and the command line.
+    """
+    return [name for name in SELECTORS if unavailable_reason(name, model_name, regime) is None]
+
+
+def selector_label(name: str, short: bool = False) -> str:
+    """A registered selector's display name (``label``, or ``short``); the name itself if unknown."""
+    cls = SELECTORS.get(name)
+    if cls is None:
+        return name
+    return cls.short if short else cls.label

@@ -1,0 +1,273 @@
+"""The selector interface: one class per method, one verb (:meth:`Selector.select`).
+
+A selector is called after an encoder layer's output (docs/methods.md 6, checklist 1: one insertion
+point for every selector) and answers which of the alive tokens go on to the next layer. It is
+built once, in the captum mould.
+
+The interface covers every method of docs/methods.md section 6:
+
+* fixed-length selectors obey the schedule's lengths (``fixed_length = True``; core-set,
+  attention, random, first-k): the encoder passes the target count ``k`` per example;
+* per-example-length selectors decide the count themselves (``fixed_length = False``; AdapLeR's
+  threshold eta/n, TR-BERT's pi >= 0.5, LTP's learned thresholds); they say where they act through
+  :meth:`Selector.selects_after`, layer 0 meaning before the first layer (AdapLeR's CP_0);
+* selectors that read attention set ``needs_attention_probs = True`` and receive the layer's
+  probabilities ``(B, heads, N, N)``, or only the significance vector when they set
+  ``accepts_significance``;
+* learned selectors (:class:`LearnedSelector`) carry their weights (an ``nn.Module``) and the head
+  whose fine-tuned encoder they read;
+* routing where dropped tokens rejoin before the last layer (Token Dropping, docs/methods.md 4.1)
+  sets ``rejoin_at_last_layer = True``; the encoder parks dropped states and re-inserts them.
+
+Each selector also describes itself for people (``label``, ``short``, ``description``, and a
+``color`` from the registry's palette) and names the model it needs in each regime
+(:data:`pyramid.artifacts.REGIMES`): the app and the command line take all of this from the
+selector, never from a list of names.
+
+[CLS] (slot 0) is always kept and pads are never kept: the encoder enforces both whatever a
+selector answers.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from ..artifacts import DEFAULT_HEAD, REGIMES, head_base_model, train_select_head_name
+
+
+@dataclass
+class SelectionContext:
+    """What a selector sees after layer ``layer``.
+
+    Attributes:
+        hidden: ``(B, N, d)`` the layer's output for the alive tokens (slot 0 is [CLS]).
+        valid: ``(B, N)`` bool, real (non-pad) slots.
+        positions: ``(B, N)`` long, index of each slot in the original token sequence (-1 for pads).
+        input_ids: ``(B, N)`` long, vocabulary id of each slot (pad id for pads).
+        layer: 1-based index of the layer whose output this is (0 = embedding output).
+        num_layers: L.
+        k: ``(B,)`` long target kept counts (fixed-length selectors), each <= the valid count;
+            None for per-example-length selectors.
+        attention_probs: ``(B, heads, N, N)`` this layer's attention probabilities (rows are
+            queries) when the selector asked for them, else None.
+        significance: ``(B, N)`` PoWER-BERT significance of this layer, computed inside the
+            attention without the probabilities, given instead of them to selectors that set
+            ``accepts_significance`` (unless the caller asked for the probabilities).
+        generator: a seeded ``torch.Generator`` for stochastic selectors.
+        retention: the schedule's final retention ratio (None for explicit schedules), for
+            selectors that read it as a keep fraction (Token Dropping).
+    """
+
+    hidden: torch.Tensor
+    valid: torch.Tensor
+    positions: torch.Tensor
+    input_ids: torch.Tensor
+    layer: int
+    num_layers: int
+    k: torch.Tensor | None = None
+    attention_probs: torch.Tensor | None = None
+    significance: torch.Tensor | None = None
+    generator: torch.Generator | None = None
+    retention: float | None = None
+
+
+@dataclass
+class Selection:
+    """A selector's answer.
+
+    Attributes:
+        keep: ``(B, N)`` bool, slots that go on to the next layer.
+        scores: ``(B, N)`` float importance scores (higher = more worth keeping) where the method
+            has them, for the app's comparisons; None otherwise.
+    """
+
+    keep: torch.Tensor
+    scores: torch.Tensor | None = None
+
+
+class Selector:
+    """Base class of token selectors.
+
+    Class attributes:
+        name: registry name (``"coreset"``...), the one used on the command line and in files.
+        label: full name for menus (``"Core-set (Pyramid-BERT, greedy k-center)"``).
+        short: short name for legends and table columns (``"Core-set"``).
+        description: one or two plain sentences: how it chooses tokens (the app's help text).
+        color: plot colour, set by the registry from its palette (no two selectors share one).
+        fixed_length: obeys the schedule's per-layer lengths.
+        needs_attention_probs: wants the layer's attention probabilities.
+        accepts_significance: can work from the significance vector alone (cheaper than the
+            probabilities: no ``(B, heads, N, N)`` tensor).
+        significance_includes_self: that vector keeps the self-attention term (LTP's score).
+        rejoin_at_last_layer: dropped tokens are re-inserted before the last layer.
+        cross_layer_after_selection: the layer after a selection is a cross layer: the kept tokens
+            are its queries, every token before the selection its keys and values (Token Dropping).
+        uses_retention: the schedule's retention ratio changes what it keeps (False for the learned
+            selectors, whose thresholds decide).
+        uses_start_layer: the schedule's start layer changes where it drops.
+
+    Args:
+        regime: ``"inference"`` (the default: the selector on the full-length ``sst2-lora`` model) or
+            ``"train-select"`` (its own model, fine-tuned with it in the loop); see :attr:`head`.
+
+    Raises:
+        ValueError: an unknown regime.
+    """
+
+    name: str = "selector"
+    label: str = "Selector"
+    short: str = "Selector"
+    description: str = ""
+    color: str = "#444444"
+    fixed_length: bool = True
+    needs_attention_probs: bool = False
+    accepts_significance: bool = False
+    significance_includes_self: bool = False
+    rejoin_at_last_layer: bool = False
+    cross_layer_after_selection: bool = False
+    uses_retention: bool = True
+    uses_start_layer: bool = True
+
+    def __init__(self, regime: str = "inference"):
+        if regime not in REGIMES:
+            raise ValueError(f"unknown regime '{regime}'; choose one of: {', '.join(REGIMES)}")
+        self.regime = regime
+
+    @property
+    def head(self) -> str | None:
+        """The sentiment head whose (fine-tuned) encoder this selector must run on, or None when any
+        encoder will do (a rule-based selector in the inference-only regime)."""
+        return train_select_head_name(self.name) if self.regime == "train-select" else None
+
+    @property
+    def prediction_head(self) -> str:
+        """The head that classifies texts under this selector (its own head, else ``sst2-lora``)."""
+        return self.head or DEFAULT_HEAD
+
+    def selects_after(self, layer: int, num_layers: int) -> bool:
+        """Whether to call :meth:`select` after layer ``layer`` (0 = embeddings, L-1 = last chance).
+
+        Fixed-length selectors act wherever the schedule shortens the sequence (layers 1..L-1);
+        per-example-length selectors override this.
+        """
+        return 1 <= layer <= num_layers - 1
+
+    def select(self, ctx: SelectionContext) -> Selection:
+        """Choose the tokens to keep. See :class:`SelectionContext` and :class:`Selection`."""
+        raise NotImplementedError
+
+    def unavailable(self, model_name: str | None = None) -> str | None:
+        """Why this selector cannot run on the model ``model_name`` in its regime (None: it can).
+
+        A rule-based selector in the inference-only regime always can; otherwise its head (and its
+        learned weights) must be installed and made for that base model.
+        """
+        from ..loading import DEFAULT_MODEL
+
+        head = self.head
+        if head is None:
+            return None
+        base = head_base_model(head)
+        if base is None:
+            return f"its head '{head}' is not installed (see the README's training commands)"
+        if base != (model_name or DEFAULT_MODEL):
+            return f"its head '{head}' belongs to '{base}', not '{model_name}'"
+        return None
+
+    def notice(self, num_layers: int) -> str | None:
+        """A sentence the app shows when this selector is chosen (what differs from the schedule), or None."""
+        return None
+
+    def selection_flops(self, n_alive: int, n_kept: int, hidden_size: int) -> float:
+        """FLOPs of one selection on one example (``n_alive`` tokens in, ``n_kept`` out)."""
+        return 0.0
+
+    def score_label(self, layer: int) -> str:
+        """Name of this selector's score row at ``layer`` in the saliency comparison."""
+        return f"{self.short} after L{layer}"
+
+
+def keep_top_k(scores: torch.Tensor, valid: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
+    """Keep [CLS] plus the highest-scoring valid tokens, ``k`` per example in all.
+
+    Args:
+        scores: ``(B, N)`` float, higher = keep.
+        valid: ``(B, N)`` bool.
+        k: ``(B,)`` long, kept count per example ([CLS] included).
+
+    Returns:
+        ``(B, N)`` bool keep mask; ties go to the earlier position.
+    """
+    s = scores.detach().float().masked_fill(~valid, float("-inf"))
+    s[:, 0] = float("inf")  # [CLS] first
+    order = torch.argsort(s, dim=1, descending=True, stable=True)  # (B, N)
+    rank = torch.empty_like(order)
+    rank.scatter_(1, order, torch.arange(s.shape[1], device=s.device).expand_as(order))
+    return (rank < k.unsqueeze(1)) & valid
+
+
+class LearnedSelector(Selector):
+    """A selector with trained weights that belong to one sentiment head's fine-tuned encoder.
+
+    Subclasses set :attr:`artifacts` (the shipped artifact of each regime) and :meth:`load` (read
+    one artifact: ``(weights, config)``); they hold ``self.weights`` (an ``nn.Module``) and
+    ``self.config`` (with ``head``, ``base_model``, ``hidden_size``, ``num_layers``). They run on
+    their head's encoder.
+
+    Args:
+        weights, config: the weights and their config; None to load the regime's shipped artifact.
+        regime: which shipped artifact (ignored when ``weights`` is given).
+
+    Raises:
+        ValueError (a subclass per method): the shipped artifact is missing or corrupt.
+    """
+
+    fixed_length = False
+    uses_retention = False
+    uses_start_layer = False
+    artifacts: dict[str, str] = {}
+    """Shipped artifact name per regime."""
+
+    def __init__(self, weights=None, config=None, regime: str = "inference"):
+        super().__init__(regime)
+        if weights is None:
+            weights, config = self.load(self.artifacts[regime])
+        self.weights = weights
+        self.config = config
+
+    @classmethod
+    def load(cls, name):
+        """``(weights, config)`` of an artifact (a shipped name or a folder); raises a ``ValueError`` subclass."""
+        raise NotImplementedError
+
+    @property
+    def head(self) -> str | None:
+        """The classifier head whose encoder the weights were trained on (None if unknown)."""
+        return self.config.head if self.config is not None else None
+
+    def unavailable(self, model_name: str | None = None) -> str | None:
+        reason = super().unavailable(model_name)
+        if reason is None and self.config is not None and self.config.base_model != (model_name or _default_model()):
+            return f"the {self.short} weights were trained on '{self.config.base_model}', not '{model_name}'"
+        return reason
+
+    def notice(self, num_layers: int) -> str | None:
+        return (f"{self.short} decides how many tokens each text keeps (learned thresholds, not a schedule), so "
+                f"the retention ratio and start layer do not apply to it. It runs on the encoder of the head "
+                f"'{self.head}' its weights were trained with.")
+
+    def check_shape(self, ctx: SelectionContext, hidden_size: int, num_layers: int) -> None:
+        """Raise ``ValueError`` when the context's encoder is not the shape the weights were trained for."""
+        if ctx.hidden.shape[-1] != hidden_size or ctx.num_layers != num_layers:
+            raise ValueError(
+                f"the {self.label} weights were trained for a {num_layers}-layer, d={hidden_size} encoder; "
+                f"this one has {ctx.num_layers} layers and d={ctx.hidden.shape[-1]}"
+            )
+
+
+def _default_model() -> str:
+    from ..loading import DEFAULT_MODEL
+
+    return DEFAULT_MODEL

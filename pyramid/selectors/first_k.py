@@ -1,0 +1,18 @@
+"""First-k selection: truncation (docs/methods.md 1.7, project definition)."""
+
+from __future__ import annotations
+
+from .base import Selection, SelectionContext, Selector, keep_top_k
+
+
+class FirstKSelector(Selector):
+    """The first ``k`` valid positions, [CLS] included: truncation."""
+
+    name = "first-k"
+    label = "First-k (truncation)"
+    short = "First-k"
+    description = "Keep the first tokens of the text and cut the rest (truncation)."
+
+    def select(self, ctx: SelectionContext) -> Selection:
+        scores = -ctx.positions.float()  # earlier = higher
+        return Selection(keep=keep_top_k(scores, ctx.valid, ctx.k), scores=scores)

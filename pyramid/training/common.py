@@ -1,0 +1,218 @@
+"""What every trainer shares: settings that become command-line options, the learning-rate schedule,
+freezing, data rows, and the one model-card writer.
+
+Settings are dataclasses whose fields carry their help text (:func:`option`); the ``train*``
+subcommands are built from them (:func:`add_settings_arguments`), so every default lives in one place.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import random
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Iterable, Sequence
+
+import torch
+
+from ..artifacts import files_table, key_value_rows
+
+DEFAULT_TRAIN = "../shared/data/sst2/train.tsv"
+"""SST-2 train, read from the shared data folder beside the project (never copied into it)."""
+DEFAULT_DEV = "../shared/data/sst2/dev.tsv"
+"""SST-2 dev, likewise."""
+
+
+def option(default: Any, help: str = "", *, parse: Callable[[str], Any] | None = None, cli: bool = True,
+           metavar: str | None = None):
+    """A settings field with its command-line help.
+
+    Args:
+        default: the default value (the one place it is written).
+        help: the option's help text.
+        parse: turns the option's string into the value (default: the type of ``default``, or str).
+        cli: False for fields the command line does not set (the command line itself, labels).
+        metavar: shown in the usage line.
+    """
+    meta = {"help": help, "parse": parse, "cli": cli, "metavar": metavar}
+    if isinstance(default, (list, dict)):
+        return field(default_factory=lambda: type(default)(default), metadata=meta)
+    return field(default=default, metadata=meta)
+
+
+def _flag(name: str) -> str:
+    return "--" + name.replace("_", "-")
+
+
+def _parser_for(f: dataclasses.Field) -> Callable[[str], Any]:
+    if f.metadata.get("parse"):
+        return f.metadata["parse"]
+    default = f.default if f.default is not dataclasses.MISSING else None
+    if isinstance(default, bool):
+        return lambda text: text.strip().lower() in ("1", "true", "yes", "on")
+    if isinstance(default, int):
+        return int
+    if isinstance(default, float):
+        return float
+    return str
+
+
+def add_settings_arguments(parser: argparse.ArgumentParser, settings_cls: type) -> None:
+    """Add one ``--option`` per command-line field of a settings dataclass (help and default from it)."""
+    for f in dataclasses.fields(settings_cls):
+        if not f.metadata.get("cli", False):
+            continue
+        default = f.default if f.default is not dataclasses.MISSING else None
+        shown = "none" if default is None else (",".join(map(str, default)) if isinstance(default, tuple) else default)
+        text = f.metadata["help"] if "default" in f.metadata["help"] else f"{f.metadata['help']} (default: {shown})"
+        parser.add_argument(_flag(f.name), dest=f.name, type=_parser_for(f), default=default,
+                            metavar=f.metadata.get("metavar"), help=text)
+
+
+def settings_from_args(settings_cls: type, args: argparse.Namespace, **overrides):
+    """Build a settings dataclass from parsed options (fields the command line does not set keep
+    their defaults unless given in ``overrides``)."""
+    values = {f.name: getattr(args, f.name) for f in dataclasses.fields(settings_cls)
+              if f.metadata.get("cli", False) and hasattr(args, f.name)}
+    values.update(overrides)
+    return settings_cls(**values)
+
+
+def comma_floats(text: str) -> tuple[float, ...]:
+    """``"0.1,0.5"`` -> ``(0.1, 0.5)``; raises ``ValueError`` with the text on a bad number."""
+    try:
+        return tuple(float(x) for x in text.split(",") if x.strip())
+    except ValueError:
+        raise ValueError(f"expected comma-separated numbers, got '{text}'") from None
+
+
+def comma_strings(text: str) -> tuple[str, ...]:
+    """``"a.tsv, b.csv"`` -> ``("a.tsv", "b.csv")``."""
+    return tuple(x.strip() for x in text.split(",") if x.strip())
+
+
+def none_or_int(text: str) -> int | None:
+    """An integer option where ``0`` or ``none`` means "no limit"."""
+    if text.strip().lower() in ("", "none", "0"):
+        return None
+    return int(text)
+
+
+def linear_warmup_decay(step: int, total: int, warmup: int) -> float:
+    """Learning-rate factor: linear warm-up over ``warmup`` steps, then linear decay to 0 at ``total``
+    (the GLUE recipe every method's code uses, docs/methods.md 8)."""
+    if step < warmup:
+        return (step + 1) / max(1, warmup)
+    return max(0.0, (total - step) / max(1, total - warmup))
+
+
+def warmup_scheduler(optimizer: torch.optim.Optimizer, total: int, warmup_share: float):
+    """A ``LambdaLR`` with :func:`linear_warmup_decay` over ``total`` steps, ``warmup_share`` of them warm-up."""
+    warm = int(warmup_share * total)
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda st: linear_warmup_decay(st, total, warm))
+
+
+@contextmanager
+def frozen(params: Iterable[torch.nn.Parameter]):
+    """Turn off ``requires_grad`` for ``params`` inside the block and restore each flag after it."""
+    params = list(params)
+    flags = [p.requires_grad for p in params]
+    for p in params:
+        p.requires_grad_(False)
+    try:
+        yield
+    finally:
+        for p, flag in zip(params, flags):
+            p.requires_grad_(flag)
+
+
+def shuffled_rows(n: int, seed: int, limit: int | None) -> list[int]:
+    """Row indices ``0..n-1`` shuffled with ``seed``, the first ``limit`` of them (all when None)."""
+    order = list(range(n))
+    random.Random(seed).shuffle(order)
+    return order if limit is None else order[:limit]
+
+
+def mean_tail(values: Sequence[float], k: int = 50) -> float:
+    """Mean of the last ``k`` values (0.0 when empty), for the "final loss" figures of a card."""
+    tail = list(values)[-k:]
+    return round(sum(tail) / len(tail), 4) if tail else 0.0
+
+
+@dataclass
+class ModelCard:
+    """The README written next to every trained artifact.
+
+    Attributes:
+        title: first heading (``name: what it is``).
+        summary: what the artifact is and how it is used, in plain sentences (Markdown).
+        method: how it was trained, with every deviation from the paper stated.
+        data: where the training and evaluation data came from.
+        metrics: metric name -> value. hyper: hyper-parameter name -> value.
+        command: the command that made it. limits: what it is not for.
+    """
+
+    title: str
+    summary: str
+    method: str
+    data: str
+    metrics: dict = field(default_factory=dict)
+    hyper: dict = field(default_factory=dict)
+    command: str = ""
+    limits: str = ""
+
+    def render(self, folder: Path) -> str:
+        """The card as Markdown, with the sizes of the files in ``folder``."""
+        return f"""# {self.title}
+
+{self.summary.strip()}
+
+## How it was trained
+{self.method.strip()}
+
+## Data
+{self.data.strip()}
+
+## Metrics
+| metric | value |
+|---|---|
+{key_value_rows(self.metrics)}
+
+## Hyper-parameters
+| name | value |
+|---|---|
+{key_value_rows(self.hyper)}
+
+## Command
+    {self.command or '(not recorded)'}
+
+## Files
+| file | size |
+|---|---|
+{files_table(folder)}
+
+## Limits
+{self.limits.strip() or 'Trained on SST-2 movie-review phrases: English, short, lower-cased text. Not for decisions about people.'}
+"""
+
+    def write(self, folder: Path) -> None:
+        """Write ``README.md`` into ``folder``."""
+        (Path(folder) / "README.md").write_text(self.render(Path(folder)), encoding="utf-8")
+
+
+@dataclass
+class TrainerCommand:
+    """One ``python -m pyramid train*`` subcommand: its name, help, settings and runner.
+
+    ``run(settings, model_name, progress) -> dict`` trains, writes the artifact and returns the
+    JSON summary the command prints.
+    """
+
+    name: str
+    help: str
+    settings: type
+    run: Callable[..., dict]
+    defaults: Callable[[Any], dict] | None = None
+    """Fills settings the user left empty (output folder, name) from the others."""

@@ -1,0 +1,160 @@
+"""The codebase's shape: no import loop inside ``pyramid/``, selectors independent of training, no
+selector name hard-coded under ``app/``."""
+
+from __future__ import annotations
+
+import ast
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+PKG = ROOT / "pyramid"
+
+
+def _module_name(path: Path) -> str:
+    rel = path.relative_to(ROOT).with_suffix("")
+    parts = list(rel.parts)
+    if parts[-1] == "__init__":
+        parts = parts[:-1]
+    return ".".join(parts)
+
+
+def _modules() -> dict[str, Path]:
+    return {_module_name(p): p for p in PKG.rglob("*.py")}
+
+
+def _imports(path: Path, name: str, known: set[str]) -> set[str]:
+    """Every pyramid module ``path`` imports, at module level or inside functions."""
+    is_pkg = path.name == "__init__.py"
+    package = name if is_pkg else name.rsplit(".", 1)[0]
+    out = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Import):
+            targets = [a.name for a in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:
+                base = package.split(".")
+                base = base[: len(base) - (node.level - 1)]
+                mod = ".".join(base + ([node.module] if node.module else []))
+            else:
+                mod = node.module or ""
+            targets = [mod] + [f"{mod}.{a.name}" for a in node.names]
+        else:
+            continue
+        for t in targets:
+            if t in known and t != name:
+                out.add(t)
+    return out
+
+
+def _graph() -> dict[str, set[str]]:
+    mods = _modules()
+    known = set(mods)
+    return {name: _imports(path, name, known) for name, path in mods.items()}
+
+
+def _cycle(graph: dict[str, set[str]]) -> list[str] | None:
+    colour: dict[str, int] = {}
+    stack: list[str] = []
+
+    def visit(n: str) -> list[str] | None:
+        colour[n] = 1
+        stack.append(n)
+        for m in sorted(graph.get(n, ())):
+            if colour.get(m) == 1:
+                return stack[stack.index(m):] + [m]
+            if colour.get(m) is None:
+                found = visit(m)
+                if found:
+                    return found
+        stack.pop()
+        colour[n] = 2
+        return None
+
+    for n in sorted(graph):
+        if colour.get(n) is None:
+            found = visit(n)
+            if found:
+                return found
+    return None
+
+
+def test_no_module_of_pyramid_imports_another_in_a_loop():
+    graph = _graph()
+    # A package's __init__ importing its own submodules is how packages work, not a loop; a submodule
+    # importing its package back would be one.
+    for name in list(graph):
+        if (PKG / Path(*name.split(".")[1:]) / "__init__.py").exists():
+            graph[name] = {m for m in graph[name] if not m.startswith(name + ".")}
+    assert _cycle(graph) is None, " -> ".join(_cycle(graph))
+
+
+def test_the_loop_detector_finds_a_loop():
+    assert _cycle({"a": {"b"}, "b": {"c"}, "c": {"a"}}) == ["a", "b", "c", "a"]
+    assert _cycle({"a": {"b"}, "b": set()}) is None
+
+
+ALLOWED_FOR_SELECTORS = {"pyramid.selectors.base", "pyramid.artifacts", "pyramid.attention", "pyramid.loading",
+                         "pyramid.selectors"}
+
+
+def test_selector_files_import_only_the_base_artifacts_the_kernel_and_loading():
+    graph = _graph()
+    for name, deps in graph.items():
+        if name.startswith("pyramid.selectors.") and name != "pyramid.selectors.base":
+            extra = {d for d in deps if d not in ALLOWED_FOR_SELECTORS}
+            assert not extra, f"{name} imports {sorted(extra)}"
+
+
+def test_importing_a_selector_does_not_import_training():
+    code = ("import sys, pyramid.selectors.coreset; "
+            "print(','.join(sorted(m for m in sys.modules if m.startswith('pyramid.'))))")
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    loaded = set(out.stdout.strip().split(","))
+    assert not {m for m in loaded if m.startswith("pyramid.training")}, loaded
+    assert not loaded & {"pyramid.encoder", "pyramid.classifier", "pyramid.evaluation"}, loaded
+
+
+def test_no_selector_name_is_hard_coded_under_app():
+    from pyramid.selectors import SELECTORS
+
+    offenders = []
+    for path in list((ROOT / "app").rglob("*.py")) + [ROOT / "streamlit_app.py"]:
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Constant) and isinstance(node.value, str) and node.value in SELECTORS:
+                offenders.append(f"{path.name}:{node.lineno} {node.value!r}")
+    assert not offenders, offenders
+
+
+def test_every_selector_is_one_registry_line_and_one_file():
+    from pyramid.selectors import REGISTRY, SELECTORS, _ENTRIES
+
+    assert len(_ENTRIES) == len(REGISTRY) == len(SELECTORS)
+    for entry, cls in zip(_ENTRIES, REGISTRY):
+        module = entry.split(":")[0]
+        assert (PKG / "selectors" / f"{module}.py").is_file()
+        assert cls.__module__ == f"pyramid.selectors.{module}"
+    colours = [cls.color for cls in REGISTRY]
+    assert len(set(colours)) == len(colours)  # no two selectors share a colour
+    for cls in REGISTRY:
+        assert cls.label and cls.short and cls.description and cls.__doc__
+
+
+@pytest.mark.parametrize("trainer", ["train", "train-adapler", "train-trbert", "train-token-dropping"])
+def test_trainer_commands_come_from_their_settings(trainer):
+    import dataclasses
+
+    from pyramid.cli import build_parser
+    from pyramid.training import TRAINERS
+
+    t = next(t for t in TRAINERS if t.name == trainer)
+    parser = build_parser()
+    args = parser.parse_args([trainer])
+    for f in dataclasses.fields(t.settings):
+        if f.metadata.get("cli"):
+            assert getattr(args, f.name) == f.default, f.name  # each default lives in the settings only
