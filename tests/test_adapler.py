@@ -249,3 +249,32 @@ def test_saliency_agreement_over_a_data_set(adapler_trained):
     rows = rep.rows()
     assert all(set(r) == set(REPORT_KEYS) for r in rows)
     assert len(rows) == 4 + 3 * 4
+
+
+@pytest.mark.slow
+def test_joint_training_updates_lora_head_and_predictors(trained, tiny_encoder, tmp_path):
+    """The Train-Select mode (docs/methods.md 8.1): LoRA, head, predictors and eta learn together and a
+    new head is written; the starting head is not modified."""
+    from conftest import _write_data
+
+    from pyramid.classifier import load_classifier
+
+    clf, head_dir, dev, _ = trained
+    data = _write_data(tmp_path / "train.tsv", 80, 11)
+    s = AdaplerSettings(data=data, dev=dev, joint=True, out=str(tmp_path / "pred"), head_out=str(tmp_path / "joint-head"),
+                        name="tiny-joint", head=clf.config.name, epochs=2, holdout=16, batch_size=16, max_length=32,
+                        lr=1e-2, lora_lr=5e-3, head_lr=5e-3, eta_lr=1e-2, phi=0.01, command="pytest")
+    before = {k: v.clone() for k, v in clf.encoder.model.state_dict().items()}
+    pred, config = train_adapler(clf, s, base=tiny_encoder, progress=False)
+    assert config.head == "joint-head" and config.training["joint"] is True
+    for f in ("adapter_model.safetensors", "head.safetensors", "head_config.json", "README.md"):
+        assert (tmp_path / "joint-head" / f).is_file()
+    for f in ("predictors.safetensors", "adapler_config.json", "README.md"):
+        assert (tmp_path / "pred" / f).is_file()
+    assert "Joint training" in (tmp_path / "pred" / "README.md").read_text()
+    joint = load_classifier(tmp_path / "joint-head", tiny_encoder)
+    changed = [k for k, v in joint.encoder.model.state_dict().items() if not torch.equal(v, before[k])]
+    assert changed, "the LoRA weights did not move"
+    assert all(torch.equal(v, before[k]) for k, v in clf.encoder.model.state_dict().items())  # start head untouched
+    assert config.training["checkpoint"]["stages"], "the checkpoint rule ran on the holdout rows"
+    assert "dev_accuracy" in config.metrics and "dev_flops_speedup" in config.metrics

@@ -140,3 +140,29 @@ def test_trbert_artifact_round_trip_and_card(trbert_runs):
 def test_missing_policy_gives_a_clear_error(tmp_path):
     with pytest.raises(TrbertLoadError, match="train-trbert"):
         load_policy(str(tmp_path / "nope"))
+
+
+@pytest.mark.slow
+def test_joint_phase_trains_lora_head_and_policy(trbert_runs, tiny_encoder, tmp_path):
+    """The joint phase (docs/methods.md 3.3 step 4, 8.2): from the RL policy, distilling the head's logits."""
+    from conftest import _write_data
+
+    from pyramid.classifier import load_classifier
+    from pyramid.selectors.trbert import load_policy
+
+    clf, runs = trbert_runs
+    rl_policy, _, rl_folder = runs[5.0]
+    data = _write_data(tmp_path / "train.tsv", 48, 13)
+    s = TrbertSettings(data=data, dev=None, phase="joint", init_policy=str(rl_folder), head=clf.config.name,
+                       out=str(tmp_path / "pol"), head_out=str(tmp_path / "joint-head"), name="tiny-joint",
+                       alpha=1.0, epochs=1, batch_size=4, accumulate=2, samples=4, max_length=32, lr=1e-3,
+                       lora_lr=5e-3, head_lr=5e-3, command="pytest")
+    before = {k: v.clone() for k, v in clf.encoder.model.state_dict().items()}
+    policy, config = train_trbert(clf, s, base=tiny_encoder, progress=False)
+    assert config.head == "joint-head" and config.training["phase"] == "joint"
+    joint = load_classifier(tmp_path / "joint-head", tiny_encoder)
+    assert any(not torch.equal(v, before[k]) for k, v in joint.encoder.model.state_dict().items())
+    loaded, _ = load_policy(str(tmp_path / "pol"))
+    moved = [k for k, v in loaded.state_dict().items() if not torch.allclose(v, rl_policy.state_dict()[k])]
+    assert moved, "the policy did not move from its RL start"
+    assert "Joint phase" in (tmp_path / "pol" / "README.md").read_text()

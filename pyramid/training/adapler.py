@@ -160,8 +160,8 @@ class AdaplerSettings:
     joint: bool = option(False, parse=at.boolean, help="train LoRA, head, predictors and eta together (Train-Select); else only the "
                                 "predictors and eta on the frozen head")
     name: str | None = option(None, "artifact name (default sst2-lora-adapler; sst2-lora-ts-adapler with --joint)")
-    out: str | None = option(None, "predictors folder (default assets/adapler/NAME; a joint run also writes "
-                                   "assets/heads/NAME)")
+    out: str | None = option(None, "predictors folder (default assets/adapler/NAME)")
+    head_out: str | None = option(None, "the head folder a joint run writes (default assets/heads/NAME)")
     epochs: float = option(1.0, "passes over the training rows", parse=at.positive_float)
     limit: int | None = option(None, "use only this many shuffled training rows (0 = all)", parse=at.limit_or_all)
     holdout: int = option(1000, "training rows held out to choose the checkpoint (not trained on)",
@@ -188,7 +188,7 @@ class AdaplerSettings:
 
 def _names(s: AdaplerSettings) -> dict:
     name = s.name or (JOINT_ADAPLER if s.joint else DEFAULT_ADAPLER)
-    return {"name": name, "out": s.out or str(ADAPLER_DIR / name), "head_out": str(HEADS_DIR / name)}
+    return {"name": name, "out": s.out or str(ADAPLER_DIR / name), "head_out": s.head_out or str(HEADS_DIR / name)}
 
 
 def train_adapler(classifier, settings: AdaplerSettings, *, base: LoadedEncoder | None = None,
@@ -245,7 +245,7 @@ def train_adapler(classifier, settings: AdaplerSettings, *, base: LoadedEncoder 
                                        classifier, progress)
     seconds = time.perf_counter() - t_start
     names = _names(s)
-    head_name = names["name"] if s.joint else classifier.config.name
+    head_name = Path(names["head_out"]).name if s.joint else classifier.config.name
     config = AdaplerConfig(
         name=names["name"], base_model=enc.name, head=head_name, hidden_size=enc.config.hidden_size,
         num_layers=enc.num_layers, cp_hidden=s.cp_hidden,
@@ -259,7 +259,7 @@ def train_adapler(classifier, settings: AdaplerSettings, *, base: LoadedEncoder 
     if s.joint:
         from .heads import write_head
 
-        write_head(Path(names["head_out"]), base, peft_model, head, name=names["name"], training={
+        write_head(Path(names["head_out"]), base, peft_model, head, name=head_name, training={
             "data": s.data, "command": s.command, "examples": len(ids), "steps": history["steps"],
             "train_seconds": round(seconds, 1), "method": "AdapLeR joint training (docs/methods.md 8.1)"},
             trained_with={"selector": "adapler", "retention": None, "start_layer": None, "init_head": s.head},

@@ -61,7 +61,8 @@ class TrbertSettings:
                         parse=at.choice("rl", "joint"))
     init_policy: str | None = option(None, "joint phase: the RL-phase policy to start from (default sst2-lora-trbert)")
     name: str | None = option(None, "artifact name (default sst2-lora-trbert; sst2-lora-ts-trbert for --phase joint)")
-    out: str | None = option(None, "policy folder (default assets/trbert/NAME; joint also writes assets/heads/NAME)")
+    out: str | None = option(None, "policy folder (default assets/trbert/NAME)")
+    head_out: str | None = option(None, "the head folder the joint phase writes (default assets/heads/NAME)")
     alpha: float = option(1.0, "weight of the kept fraction in the reward: larger = fewer tokens (1: the paper's IMDB value)",
                           parse=at.nonneg_float)
     epochs: float = option(1.0, "passes over the training rows", parse=at.positive_float)
@@ -89,7 +90,7 @@ class TrbertSettings:
 
 def _names(s: TrbertSettings) -> dict:
     name = s.name or (JOINT_TRBERT if s.phase == "joint" else DEFAULT_TRBERT)
-    return {"name": name, "out": s.out or str(TRBERT_DIR / name), "head_out": str(HEADS_DIR / name)}
+    return {"name": name, "out": s.out or str(TRBERT_DIR / name), "head_out": s.head_out or str(HEADS_DIR / name)}
 
 
 def guide_scores(model, head, input_ids: torch.Tensor, attention_mask: torch.Tensor, labels: torch.Tensor,
@@ -332,7 +333,7 @@ def train_trbert(classifier, settings: TrbertSettings, *, base: LoadedEncoder | 
     head.eval()
     seconds = round(time.perf_counter() - t0, 1)
     names = _names(s)
-    head_name = names["name"] if joint else classifier.config.name
+    head_name = Path(names["head_out"]).name if joint else classifier.config.name
     config = TrbertConfig(
         name=names["name"], base_model=enc.name, head=head_name, hidden_size=enc.config.hidden_size,
         num_layers=L, points=list(points),
@@ -343,7 +344,7 @@ def train_trbert(classifier, settings: TrbertSettings, *, base: LoadedEncoder | 
     if joint:
         from .heads import write_head
 
-        write_head(Path(names["head_out"]), base, peft_model, head, name=names["name"], training={
+        write_head(Path(names["head_out"]), base, peft_model, head, name=head_name, training={
             "data": s.data, "command": s.command, "examples": len(ids), "steps": total, "train_seconds": seconds,
             "method": "TR-BERT joint phase (docs/methods.md 8.2)"},
             trained_with={"selector": "trbert", "retention": None, "start_layer": None, "init_head": s.head},
