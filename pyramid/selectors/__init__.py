@@ -20,6 +20,7 @@ _ENTRIES = (
     "adapler:AdaplerSelector",
     "trbert:TrbertSelector",
     "token_dropping:TokenDroppingSelector",
+    "ltp:LtpSelector",
 )
 """``module:Class`` of every selector, in the order menus and legends show them: one line each."""
 
