@@ -16,6 +16,7 @@ _MODULES = (
     "adapler",
     "trbert",
     "token_dropping",
+    "ltp",
 )
 """Trainer modules, each with a ``COMMAND``: one line per training command."""
 

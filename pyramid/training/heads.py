@@ -73,7 +73,8 @@ class TrainSettings:
     sandwich: int = option(2, parse=at.int_at_least(-1, "--sandwich"), help="with --retention-range: LengthDrop's sandwich rule with N random sub-models plus the "
                               "full and the smallest, distilled from the full model; -1 = one pass per step at a "
                               "random retention with the label loss")
-    init_head: str | None = option(None, "start from this trained head's LoRA and head weights (shipped name or folder)")
+    init_head: str | None = option(None, "start from this trained head's LoRA and head weights (shipped name or "
+                                         "folder); its LoRA rank and alpha replace --lora-r and --lora-alpha")
     fp16_weights: bool = option(True, "store the LoRA weights in float16 (half the file; loaded back into float32)",
                                 parse=at.boolean)
     labels: Sequence[str] = option(("negative", "positive"), "label names", cli=False)
@@ -125,8 +126,7 @@ def train_classifier(base: LoadedEncoder, settings: TrainSettings, *, progress: 
 
     Raises:
         DataError: unreadable data. KeyError: unknown selector. ScheduleError: bad schedule.
-        ValueError: bad settings, a selector that sets its own lengths given by name, an init head
-            of another LoRA shape.
+        ValueError: bad settings, or a selector that sets its own lengths given by name.
     """
     from tqdm.auto import tqdm
 
@@ -140,13 +140,14 @@ def train_classifier(base: LoadedEncoder, settings: TrainSettings, *, progress: 
     texts = [data.texts[i] for i in order]
     labels = torch.tensor([data.labels[i] for i in order])
 
-    if s.init_head:
+    if s.init_head:  # the adapter's shape is the starting head's
+        from dataclasses import replace
+
         from ..classifier import resolve_head_path
 
         init_cfg = HeadConfig.from_json((resolve_head_path(s.init_head) / "head_config.json").read_text(encoding="utf-8"))
-        if (init_cfg.lora.get("r"), init_cfg.lora.get("alpha")) != (s.lora_r, s.lora_alpha):
-            raise ValueError(f"--init-head {s.init_head} has LoRA r={init_cfg.lora.get('r')}, "
-                             f"alpha={init_cfg.lora.get('alpha')}; this run asks for r={s.lora_r}, alpha={s.lora_alpha}")
+        s = replace(s, lora_r=int(init_cfg.lora.get("r", s.lora_r)), lora_alpha=int(init_cfg.lora.get("alpha", s.lora_alpha)),
+                    lora_dropout=float(init_cfg.lora.get("dropout", s.lora_dropout)))
     peft_model, model, head = trainable_head(base, s.init_head, s.lora_r, s.lora_alpha, s.lora_dropout, len(s.labels))
     encoder = encoder_from_model(model, base.tokenizer, name=base.name)
     if selector is None and s.selector:
