@@ -89,7 +89,7 @@ def render() -> None:
                            key="bench-acc-flops", width="stretch")
         st.caption(
             "Accuracy against the gold labels. FLOPs speedup: mean over the examples of the full encoder's "
-            "FLOPs over the pyramid's, the selector's own cost included (methods.md 1.3). The dotted line is "
+            "FLOPs over the pyramid's, the selector's own cost included (docs/methods.md 1.3). The dotted line is "
             "1.5 points below full length, Pyramid-BERT's headline accuracy loss."
         )
         table = pd.DataFrame(res.rows)

@@ -32,7 +32,7 @@ def _selector_help() -> str:
 RETENTION_HELP = (
     "Final retention ratio rho: the share of tokens the schedule keeps at the end of the geometric "
     "decay. Lengths shrink by the same factor after every layer from the start layer on "
-    "(methods.md 1.3). 1.0 keeps every token."
+    "(docs/methods.md 1.3). 1.0 keeps every token."
 )
 START_HELP = "Start layer s: the first layer after whose output tokens are dropped. Earlier layers see every token."
 COMPARE_HELP = "A second selector run on the same text and schedule, shown side by side in the Compare tab."
@@ -247,7 +247,7 @@ def render() -> None:
               help="Tokens that reach the last layer (the pyramid's top).")
     m3.metric("FLOPs speedup", f"{flops.speedup:.2f}x",
               help=f"Analytic FLOPs of the full encoder over the pyramid's, counting the selector's own cost "
-                   f"(encoder only: {flops.encoder_speedup:.2f}x). methods.md 0.3 and 1.3.")
+                   f"(encoder only: {flops.encoder_speedup:.2f}x). docs/methods.md 0.3 and 1.3.")
     m4.metric("Traced in", f"{elapsed * 1000:.0f} ms", help="Wall time to trace all selectors (cached after the first run).")
 
     _predictions(encoder, model_name, tokenized, params)

@@ -1,6 +1,6 @@
 """The Learn page: a guided tour of token reduction, one step at a time, on one short example.
 
-Each step says in plain words what happens, gives the formula from methods.md, and shows it on
+Each step says in plain words what happens, gives the formula from docs/methods.md, and shows it on
 real data (the default model) or on a small picture. Computation lives in ``pyramid``; this page
 only arranges and explains it.
 """
@@ -93,7 +93,7 @@ def render() -> None:
     settings = load_settings()
     st.title("Pyramid Lens · learn")
     st.caption("A guided tour, one step at a time: what an encoder computes, how each method chooses tokens, and "
-               "how to measure what it costs. Formulas follow `methods.md`; the papers are cited at the end.")
+               "how to measure what it costs. Formulas follow `docs/methods.md`; the papers are cited at the end.")
     try:
         encoder = get_encoder(DEFAULT_MODEL, settings.allow_custom_models)
     except ModelLoadError as exc:
@@ -129,7 +129,7 @@ def render() -> None:
         st.markdown(
             "Pyramid-BERT keeps fewer tokens after each layer, shrinking by the same factor every time, from the "
             "start layer s on, so that the last layer receives a share ρ (the **final retention ratio**) of the "
-            "tokens (methods.md 1.3, as its FLOPs table computes it):")
+            "tokens (docs/methods.md 1.3, as its FLOPs table computes it):")
         st.latex(r"\ell_j = \left\lceil n\,\rho^{(j-s+1)/(L-s)} \right\rceil,\qquad s \le j \le L-1")
         c1, c2 = st.columns(2)
         rho = c1.slider("ρ", 0.1, 1.0, 0.3, 0.05, key="learn_rho", help="Final retention ratio.")
@@ -143,7 +143,7 @@ def render() -> None:
                      key="learn-sched")
         st.markdown(f"For a {n_demo}-token text this encoder does **{full / 1e9:.2f} GFLOPs** at full length and "
                     f"**{pyr / 1e9:.2f} GFLOPs** with the pyramid: a FLOPs speedup of **{full / pyr:.2f}x** "
-                    "(before the selector's own cost). FLOPs per layer on m tokens (methods.md 0.3):")
+                    "(before the selector's own cost). FLOPs per layer on m tokens (docs/methods.md 0.3):")
         st.latex(r"c(m) = m\,(8d^2 + 4df) + 4m^2 d + \ldots")
         st.caption("With only 6 layers and selection from layer 1, the speedup tops out near 2.3x at ρ = 0.1; "
                    "Pyramid-BERT's 3-3.5x is for 12-layer BERT-base.")
@@ -153,7 +153,7 @@ def render() -> None:
             "Which tokens to keep? Pyramid-BERT keeps a **core-set**: a few tokens whose hidden states are close to "
             "every dropped token's state, so the kept set still *represents* the whole sequence. Greedy k-center "
             "starts from `[CLS]` and repeatedly adds the token **furthest** from everything kept so far "
-            "(methods.md 1.2):")
+            "(docs/methods.md 1.2):")
         st.latex(r"c_{t+1} = \arg\max_{i}\ \min_{c \in C_t} \lVert h_i - h_c \rVert_2,\qquad "
                  r"r(C) = \max_i \min_{c\in C} \lVert h_i - h_c\rVert_2")
         k = st.slider("centres k", 1, 12, 5, key="learn_k")
@@ -167,7 +167,7 @@ def render() -> None:
         st.subheader("Attention significance (PoWER-BERT)")
         st.markdown("A simpler rule: keep the tokens that receive the most attention. The **significance** of "
                     "token t at a layer sums the attention every other token pays to it, averaged over heads "
-                    "(methods.md 5.1):")
+                    "(docs/methods.md 5.1):")
         st.latex(r"\mathrm{sig}(t) = \frac{1}{H}\sum_{h=1}^{H}\sum_{i \ne t} A_h[i, t]")
         toks, att, sig = _layer1_attention(encoder, DEFAULT_MODEL, EXAMPLE)
         labels = [f"{i}:{t}" for i, t in enumerate(toks)]
@@ -185,7 +185,7 @@ def render() -> None:
         st.markdown(
             "AdapLeR trains a tiny network per layer (hidden → 32 → GELU → 1, softmax over the alive tokens) to "
             "**predict each token's saliency**, i.e. how much the prediction depends on it (gradient × input, "
-            "methods.md 2.2-2.4). Before layer l+1 a token stays if its predicted share is at least a learned "
+            "docs/methods.md 2.2-2.4). Before layer l+1 a token stays if its predicted share is at least a learned "
             "fraction η of the uniform share:")
         st.latex(r"s_i = \left\lVert \frac{\partial z_y}{\partial E_i} \odot E_i \right\rVert_2,\qquad "
                  r"\text{keep } i \iff \hat p^{\,l}_i \ge \frac{\eta_l}{n_l}")
@@ -208,7 +208,7 @@ def render() -> None:
             "TR-BERT puts a small **policy network** at two points of the encoder (after layer 1 and after the "
             "middle layer). It gives each token a probability of staying, π(keep | h). Training samples several "
             "keep/drop choices per text and rewards those that keep the task loss low with few tokens "
-            "(**REINFORCE**, methods.md 3.2):")
+            "(**REINFORCE**, docs/methods.md 3.2):")
         st.latex(r"R = -\mathcal{L}_{task} - \alpha\,\frac{\#\text{kept}}{n},\qquad "
                  r"\nabla J = \mathbb{E}\big[(R - \bar R)\,\nabla \log \pi(a \mid h)\big]")
         st.markdown("In the explorer, the **TR-BERT** selector runs the shipped policies (trained with "
@@ -219,7 +219,7 @@ def render() -> None:
         st.markdown(
             "Token Dropping (a *pre-training* method) skips unimportant tokens in the **middle** layers only: "
             "all tokens pass the first layers, the important ones continue through the middle, and the dropped "
-            "tokens **rejoin** before the last layer with the states they had when they left (methods.md 4.1). "
+            "tokens **rejoin** before the last layer with the states they had when they left (docs/methods.md 4.1). "
             "Importance is a running average of each vocabulary word's masked-language-model loss (4.2).")
         st.markdown("In the explorer, the **Token Dropping** selector uses the shipped importance table (built with "
                     "`python -m pyramid train-token-dropping`): after layer 2 it keeps the share ρ of tokens with "

@@ -21,7 +21,7 @@ def coverage_panel(traces: dict[str, Trace], chosen: str, *, key: str) -> None:
     st.plotly_chart(figures.coverage_figure(traces, chosen), key=f"{key}-radii", width="stretch")
     st.caption(
         "The coverage radius of a layer is the largest distance from a dropped token to its nearest "
-        "kept token (methods.md 1.2). Greedy k-center (core-set) keeps it within 2x of the best "
+        "kept token (docs/methods.md 1.2). Greedy k-center (core-set) keeps it within 2x of the best "
         "possible for the same number of tokens; the other selectors ignore geometry. Layers that "
         "drop nothing have radius 0."
     )
@@ -93,7 +93,7 @@ def prediction_panel(predictions: dict[str, dict], chosen: str, labels: dict[str
     st.caption(
         f"P({positive}) of each sentiment head: at full length, and with each selector's pyramid on the same "
         "text and schedule. **sst2-lora** was fine-tuned at full length (selection at inference only); "
-        "**sst2-lora-pyramid** was fine-tuned with core-set selection in the loop (methods.md 1.5). "
+        "**sst2-lora-pyramid** was fine-tuned with core-set selection in the loop (docs/methods.md 1.5). "
         "A head runs its own merged weights, so its kept tokens can differ slightly from the pyramid shown above."
     )
 

@@ -17,7 +17,7 @@ from .settings import load_settings
 EXPLAIN = """
 **What each row measures**
 
-* **gradient × input** (AdapLeR's saliency target, methods.md 2.2): how much the logit of the predicted
+* **gradient × input** (AdapLeR's saliency target, docs/methods.md 2.2): how much the logit of the predicted
   class would move if a token's embedding were scaled, i.e. the gradient times the embedding, as an
   L2 norm over the hidden size. Local: it describes the model's slope at this input.
 * **integrated gradients**: the same idea integrated along a straight path from a baseline (the text with
@@ -25,7 +25,7 @@ EXPLAIN = """
 * **gradient norm**: only the slope, without the input; often noisier.
 * **significance Lj** (PoWER-BERT): how much attention a token receives at layer j, averaged over heads.
 * **rollout** (Abnar and Zuidema, 2020): attention multiplied through the layers, read from [CLS].
-* **AdapLeR CPl** (methods.md 2.3): what AdapLeR's contribution predictor l, a small network trained
+* **AdapLeR CPl** (docs/methods.md 2.3): what AdapLeR's contribution predictor l, a small network trained
   to imitate gradient × input, predicts for the tokens entering layer l+1 (here on the full-length
   states). At inference a token stays if this score is at least eta/n. It is a cheap *prediction* of
   saliency, so it is only as good as its agreement with the gradient rows.

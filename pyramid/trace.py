@@ -35,6 +35,9 @@ class TokenizedText:
         truncated: the text was longer than ``max_length`` tokens and was cut.
         original_length: its length in tokens before truncation ([CLS], [SEP] included).
         max_length: the limit applied.
+        word_ids: for each token, the index of the word it belongs to (the tokenizer's own
+            ``word_ids()``), None for [CLS], [SEP] and other special tokens.
+        words: the text of each word, cut from the (cleaned) text with the tokenizer's offsets.
     """
 
     input_ids: list[int]
@@ -42,6 +45,8 @@ class TokenizedText:
     truncated: bool
     original_length: int
     max_length: int
+    word_ids: list[int | None] = field(default_factory=list)
+    words: list[str] = field(default_factory=list)
 
 
 def clean_text(text: str | None) -> str:
@@ -84,11 +89,34 @@ def tokenize(encoder: LoadedEncoder, text: str, max_length: int | None = None) -
     full = tok(text, add_special_tokens=True, truncation=False)["input_ids"]
     if len(full) <= 2:
         raise EmptyTextError("The text has no token the model can read.")
-    ids = tok(text, add_special_tokens=True, truncation=True, max_length=limit)["input_ids"]
+    enc = tok(text, add_special_tokens=True, truncation=True, max_length=limit, return_offsets_mapping=True)
+    ids = enc["input_ids"]
+    word_ids, words = _words(enc, text)
     return TokenizedText(
         input_ids=list(ids), tokens=tok.convert_ids_to_tokens(ids), truncated=len(full) > limit,
-        original_length=len(full), max_length=limit,
+        original_length=len(full), max_length=limit, word_ids=word_ids, words=words,
     )
+
+
+def _words(enc, text: str) -> tuple[list[int | None], list[str]]:
+    """Word index per token and the text of each word (fast tokenizers only; otherwise one word per
+    non-special token, its piece)."""
+    try:
+        raw = enc.word_ids()
+    except (ValueError, AttributeError):  # a slow tokenizer has no word ids
+        raw = None
+    tokens = enc["input_ids"]
+    if raw is None:
+        return [None] + list(range(len(tokens) - 2)) + [None], []
+    offsets = enc["offset_mapping"]
+    spans: dict[int, list[int]] = {}
+    for (start, end), w in zip(offsets, raw):
+        if w is not None:
+            span = spans.setdefault(w, [start, end])
+            span[0], span[1] = min(span[0], start), max(span[1], end)
+    order = sorted(spans)
+    index = {w: i for i, w in enumerate(order)}  # truncation can leave a word's later pieces out
+    return [None if w is None else index[w] for w in raw], [text[spans[w][0]: spans[w][1]] for w in order]
 
 
 @dataclass
@@ -135,7 +163,8 @@ class Trace:
 
     ``embedding_kept`` (token indices) and ``embedding_scores`` (one per token) are set when the
     selector chose on the embedding output, before layer 1 (AdapLeR's CP_0); ``layers[0].alive``
-    is then ``embedding_kept``. ``selection_flops`` is what the selector that ran spent (FLOPs);
+    is then ``embedding_kept``. ``word_ids`` and ``words`` group the tokens into words
+    (:mod:`pyramid.words`). ``selection_flops`` is what the selector that ran spent (FLOPs);
     ``routing_flops`` what a cross layer's keys and values over every token add (Token Dropping).
     """
 
@@ -154,6 +183,8 @@ class Trace:
     input_ids: list[int] = field(default_factory=list)
     embedding_kept: list[int] | None = None
     embedding_scores: list[float] | None = None
+    word_ids: list[int | None] = field(default_factory=list)
+    words: list[str] = field(default_factory=list)
     selection_flops: float = 0.0
     routing_flops: float = 0.0
 
@@ -283,6 +314,7 @@ def trace_text(
         lengths=out.lengths[0].tolist(), tokens=tt.tokens, truncated=tt.truncated,
         original_length=tt.original_length, max_length=tt.max_length, seed=int(seed),
         embedding=out.embedding_output[0].float().numpy().copy(), layers=layers, input_ids=list(tt.input_ids),
+        word_ids=list(tt.word_ids), words=list(tt.words),
         selection_flops=float(out.selection_flops[0]), routing_flops=float(out.routing_flops[0]),
     )
 

@@ -2,7 +2,7 @@
 the MLM loss; drop in the middle layers, rejoin at the last.
 
 A **pre-training** method: here it is used at inference on a fine-tuned model (a project
-adaptation, docs/methods.md 4 "Scope"), and in the Train-Select regime a sentiment head is
+adaptation, docs/methods.md 4), and in the Train-Select regime a sentiment head is
 fine-tuned with the routing active.
 
 * Importance (4.2): a table ``I`` over the vocabulary, the EMA of each id's masked-LM loss (built by

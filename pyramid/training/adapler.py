@@ -9,7 +9,7 @@ The temperature lambda rises in stages, so that soft removal becomes hard remova
 Two losses, two optimisers, one step (docs/methods.md 2.6, 8.1):
 
 * ``L_model = CE + gamma * sum_l w_l * KL(q_l || p_l)`` with ``w = (L, ..., 1)``: ``q_l`` is the
-  gradient x input saliency of the gold logit times the soft mask CP_l saw (not detached, 8.6),
+  gradient x input saliency of the gold logit times the soft mask CP_l saw (not detached, 2.6),
   renormalised ([CLS] re-weighting theta fixed to 1); each example's KL is weighted by the
   stop-gradient of its largest non-[CLS] mask value ([code, M:1715]). It trains the predictors, and
   in the joint mode the LoRA weights and the head too;
@@ -47,8 +47,8 @@ from ..loading import LoadedEncoder
 from ..selectors.adapler import (ADAPLER_DIR, DEFAULT_ADAPLER, ETA_RANGE, JOINT_ADAPLER, AdaplerConfig,
                                  AdaplerSelector, ContributionPredictors)
 from .. import argtypes as at
-from .common import (DEFAULT_DEV, DEFAULT_TRAIN, ModelCard, TrainerCommand, frozen, mean_tail, option, shuffled_rows,
-                     warmup_scheduler)
+from .common import (DEFAULT_DEV, DEFAULT_TRAIN, ModelCard, TrainerCommand, epoch_batches, frozen, mean_tail, option,
+                     shuffled_rows, warmup_scheduler)
 
 BETA = 0.1
 """Slope parameter beta of the soft-removal penalty (docs/methods.md 2.5, [code])."""
@@ -135,7 +135,7 @@ def soft_forward(model, head, predictors: ContributionPredictors, input_ids: tor
 
 
 def kl_to_saliency(saliency: torch.Tensor, dist: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-    """``KL(q || p)`` per example, ``q = saliency * mask`` normalised to sum 1 (docs/methods.md 2.6, 8.6).
+    """``KL(q || p)`` per example, ``q = saliency * mask`` normalised to sum 1 (docs/methods.md 2.6).
 
     Args:
         saliency: ``(B, N)`` non-negative targets (0 on pads). dist: ``(B, N)`` CP distribution.
@@ -183,6 +183,7 @@ class AdaplerSettings:
     eta_init: float = option(0.25, "initial eta of every layer", parse=at.share)
     cp_hidden: int = option(32, "width of each predictor's hidden layer", parse=at.int_at_least(1, "--cp-hidden"))
     seed: int = option(0, "shuffling and initialisation", parse=at.seed)
+    group_by_length: bool = option(True, "batches of texts of similar length (less padding), shuffled", parse=at.boolean)
     command: str = option("", "the command line that ran this", cli=False)
 
 
@@ -310,12 +311,9 @@ def _train(s: AdaplerSettings, model, head, enc, ids, labels, targets, held_ids,
     model.train(s.joint)
     head.train(s.joint)
     while step < total:
-        perm = list(range(len(ids)))
-        rng.shuffle(perm)
-        for b0 in range(0, len(perm), s.batch_size):
+        for idx in epoch_batches(ids, s.batch_size, rng, s.group_by_length):
             if step >= total:
                 break
-            idx = perm[b0: b0 + s.batch_size]
             batch = pad_batch([ids[i] for i in idx], pad)
             sal = torch.zeros(batch.input_ids.shape)  # (B, N)
             for row, i in enumerate(idx):

@@ -216,3 +216,30 @@ class TrainerCommand:
     run: Callable[..., dict]
     defaults: Callable[[Any], dict] | None = None
     """Fills settings the user left empty (output folder, name) from the others."""
+
+
+GROUP_MEGA_BATCHES = 50
+"""Batches per length-sorted chunk when grouping by length (Hugging Face's ``LengthGroupedSampler``)."""
+
+
+def epoch_batches(ids: Sequence[Sequence[int]], batch_size: int, rng: random.Random,
+                  group_by_length: bool = True) -> list[list[int]]:
+    """One epoch's batches of row indices.
+
+    Shuffled; with ``group_by_length`` (the default, like Hugging Face's ``group_by_length``) the
+    shuffled rows are cut into chunks of ``GROUP_MEGA_BATCHES * batch_size``, each chunk is sorted by
+    length and cut into batches, and the batches are shuffled: batches hold texts of similar length,
+    so little compute goes to padding (SST-2's phrases run from 3 to ~60 tokens), while every epoch
+    still sees the rows in a new random order.
+    """
+    order = list(range(len(ids)))
+    rng.shuffle(order)
+    if not group_by_length:
+        return [order[b: b + batch_size] for b in range(0, len(order), batch_size)]
+    mega = GROUP_MEGA_BATCHES * batch_size
+    batches = []
+    for m in range(0, len(order), mega):
+        chunk = sorted(order[m: m + mega], key=lambda i: len(ids[i]), reverse=True)
+        batches += [chunk[b: b + batch_size] for b in range(0, len(chunk), batch_size)]
+    rng.shuffle(batches)
+    return batches

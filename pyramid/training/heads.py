@@ -38,8 +38,8 @@ from ..loading import LoadedEncoder, encoder_from_model
 from ..schedule import Schedule
 from ..selectors import Selector, full_length_selector, get_selector
 from .. import argtypes as at
-from .common import (DEFAULT_DEV, DEFAULT_TRAIN, ModelCard, TrainerCommand, comma_floats, none_or_int, option,
-                     shuffled_rows, warmup_scheduler)
+from .common import (DEFAULT_DEV, DEFAULT_TRAIN, ModelCard, TrainerCommand, comma_floats, epoch_batches, none_or_int,
+                     option, shuffled_rows, warmup_scheduler)
 
 
 @dataclass
@@ -67,6 +67,7 @@ class TrainSettings:
     lora_dropout: float = option(0.05, "LoRA dropout", parse=at.share)
     max_length: int = option(128, "truncation of training texts (tokens)", parse=at.max_length)
     seed: int = option(0, "seeds shuffling, initialisation, dropout and stochastic selectors", parse=at.seed)
+    group_by_length: bool = option(True, "batches of texts of similar length (less padding), shuffled", parse=at.boolean)
     retention_range: tuple[float, float] | None = option(
         None, "LO,HI: with --selector, each pass draws its final retention from this range (LengthDrop), so "
               "that one model serves every retention in it", parse=at.retention_range, metavar="LO,HI")
@@ -181,12 +182,9 @@ def train_classifier(base: LoadedEncoder, settings: TrainSettings, *, progress: 
     bar = tqdm(total=total, desc=f"train {names['name']}", unit="step", disable=not progress)
     step, ema_loss, ema_acc = 0, None, None
     while step < total:
-        perm = list(range(len(ids)))
-        rng.shuffle(perm)
-        for b in range(0, len(perm), s.batch_size):
+        for chunk in epoch_batches(ids, s.batch_size, rng, s.group_by_length):
             if step >= total:
                 break
-            chunk = perm[b:b + s.batch_size]
             batch = pad_batch([ids[i] for i in chunk], pad)
             y = labels[chunk]
             optimizer.zero_grad(set_to_none=True)

@@ -33,7 +33,8 @@ from ..attention import significance
 from ..layers import run_layers
 from ..loading import LoadedEncoder
 from ..selectors.ltp import INFERENCE_LTP, JOINT_LTP, LTP_DIR, LtpConfig, LtpSelector, LtpThresholds
-from .common import DEFAULT_DEV, DEFAULT_TRAIN, ModelCard, TrainerCommand, mean_tail, option, shuffled_rows
+from .common import (DEFAULT_DEV, DEFAULT_TRAIN, ModelCard, TrainerCommand, epoch_batches, mean_tail, option,
+                     shuffled_rows)
 
 
 @dataclass
@@ -66,6 +67,7 @@ class LtpSettings:
                              parse=at.positive_float)
     hard_lr: float = option(2.5e-4, "hard stage: LoRA and head learning rate", parse=at.positive_float)
     seed: int = option(0, "shuffling, initialisation, dropout", parse=at.seed)
+    group_by_length: bool = option(True, "batches of texts of similar length (less padding), shuffled", parse=at.boolean)
     command: str = option("", "the command line that ran this", cli=False)
 
 
@@ -129,12 +131,9 @@ def train_ltp(base: LoadedEncoder, settings: LtpSettings, *, progress: bool = Tr
     bar = tqdm(total=total, desc="LTP soft stage", unit="step", disable=not progress)
     step = 0
     while step < total:
-        perm = list(range(len(ids)))
-        rng.shuffle(perm)
-        for b0 in range(0, len(perm), s.batch_size):
+        for idx in epoch_batches(ids, s.batch_size, rng, s.group_by_length):
             if step >= total:
                 break
-            idx = perm[b0: b0 + s.batch_size]
             batch = pad_batch([ids[i] for i in idx], pad)
             logits, masks = soft_mask_forward(model, head, thresholds, batch.input_ids, batch.attention_mask,
                                               s.temperature, points)

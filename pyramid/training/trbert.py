@@ -41,8 +41,8 @@ from ..loading import LoadedEncoder
 from ..selectors.trbert import (DEFAULT_TRBERT, JOINT_TRBERT, TRBERT_DIR, PolicyNetworks, TrbertConfig, TrbertSelector,
                                 load_policy, selection_points)
 from .. import argtypes as at
-from .common import (DEFAULT_DEV, DEFAULT_TRAIN, ModelCard, TrainerCommand, frozen, mean_tail, option, shuffled_rows,
-                     warmup_scheduler)
+from .common import (DEFAULT_DEV, DEFAULT_TRAIN, ModelCard, TrainerCommand, epoch_batches, frozen, mean_tail, option,
+                     shuffled_rows, warmup_scheduler)
 
 
 def guide_layer(num_layers: int) -> int:
@@ -85,6 +85,7 @@ class TrbertSettings:
     temperature: float = option(1.0, "joint: distillation temperature of the soft cross-entropy",
                                 parse=at.positive_float)
     seed: int = option(0, "shuffling, initialisation and sampling", parse=at.seed)
+    group_by_length: bool = option(True, "batches of texts of similar length (less padding), shuffled", parse=at.boolean)
     command: str = option("", "the command line that ran this", cli=False)
 
 
@@ -286,12 +287,9 @@ def train_trbert(classifier, settings: TrbertSettings, *, base: LoadedEncoder | 
     head.train(joint)
     with frozen(frozen_params if not joint else list(teacher_model.parameters()) + list(teacher_head.parameters())):
         while step < total:
-            perm = list(range(len(ids)))
-            rng.shuffle(perm)
-            for b0 in range(0, len(perm), s.batch_size):
+            for idx in epoch_batches(ids, s.batch_size, rng, s.group_by_length):
                 if step >= total:
                     break
-                idx = perm[b0: b0 + s.batch_size]
                 batch = pad_batch([ids[i] for i in idx], pad)
                 y = torch.tensor([labels[i] for i in idx])
                 guide = None
