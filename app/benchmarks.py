@@ -1,7 +1,7 @@
-"""The Benchmarks page: accuracy against retention and FLOPs speedup, and measured speed.
+"""The Benchmarks page: accuracy against FLOPs speedup in both regimes, and measured speed.
 
 Reads the result files shipped in ``assets/results`` (see :mod:`pyramid.results`); each shows the
-command that made it, so that anyone can recompute it.
+command that made it, so that anyone can recompute it. Opens on the README's headline: SST-2 dev.
 """
 
 from __future__ import annotations
@@ -11,14 +11,22 @@ import html
 import pandas as pd
 import streamlit as st
 
-from pyramid.results import RESULTS_DIR, load_bench, load_eval_results
+from pyramid.results import RESULTS_DIR, load_bench, load_eval_results, matched_table
+from pyramid.selectors import SELECTORS, selector_label
 
 from . import figures
 
 DATASET_NAMES = {"sst2-dev": "SST-2 dev (872 sentences)", "imdb-dev": "IMDB reviews (600, long)"}
-HEAD_NAMES = {
-    "sst2-lora": "sst2-lora: fine-tuned at full length, selection at inference only",
-    "sst2-lora-pyramid": "sst2-lora-pyramid: fine-tuned with core-set selection in the loop",
+DATASET_ORDER = ("sst2-dev", "imdb-dev")
+SPEED_COLUMNS = {
+    "config": "model", "seq_len": "tokens", "batch_size": "batch", "selector": "selector", "retention": "ρ",
+    "full_ms": "full model (ms)", "pyramid_ms": "pyramid (ms)", "selection_ms": "of which selection (ms)",
+    "selection_share": "selection share of the pyramid", "measured_speedup": "measured speedup (x)",
+    "flops_speedup": "FLOPs speedup (x)", "ratio": "measured / FLOPs",
+}
+MEMORY_COLUMNS = {
+    "config": "model", "seq_len": "tokens", "batch_size": "batch", "selector": "selector", "retention": "ρ",
+    "full_mb": "full model (MB)", "pyramid_mb": "pyramid (MB)", "memory_ratio": "pyramid / full",
 }
 
 
@@ -32,79 +40,91 @@ def _bench(folder: str):
     return load_bench(folder)
 
 
-def _matched_rows(rows: list[dict]) -> list[dict]:
-    """One row per learned selector: its accuracy and speedup, and each fixed-schedule selector's at that speedup."""
-    from pyramid.results import accuracy_at_speedup
-    from pyramid.selectors import SELECTORS
-
-    names = list(dict.fromkeys(r["selector"] for r in rows))
-    fixed = [n for n in names if n in SELECTORS and SELECTORS[n].fixed_length]
-    out = []
-    for name in names:
-        if name not in SELECTORS or SELECTORS[name].uses_retention:
-            continue
-        r = next(x for x in rows if x["selector"] == name)
-        row = {"selector": SELECTORS[name].label, "accuracy %": round(100 * r["accuracy"], 2),
-               "FLOPs speedup": round(r["flops_speedup"], 3), "tokens reaching the last layer %": round(100 * r["retention"], 1)}
-        for other in fixed:
-            acc = accuracy_at_speedup(rows, other, r["flops_speedup"])
-            row[f"{SELECTORS[other].short} at that speedup %"] = round(100 * acc, 2) if acc is not None else None
-        out.append(row)
-    return out
-
-
 def _meta_caption(meta: dict) -> None:
     if meta.get("command"):
         st.caption(f"Made on {html.escape(str(meta.get('date', '?')))} ({html.escape(str(meta.get('machine', '')))}) by:")
-        st.code(meta["command"], language="bash")
+        st.code(meta["command"], language="bash", wrap_lines=True)
+
+
+def _pct(value) -> str:
+    return "" if value is None else f"{100 * value:.1f}"
 
 
 def render() -> None:
     """Draw the Benchmarks page."""
     st.title("Pyramid Lens · benchmarks")
     st.caption(
-        "What token reduction costs and saves on real data: accuracy of the sentiment heads against the "
-        "final retention ratio and the analytic FLOPs speedup, one line per selector, and measured encoder "
-        "time against the FLOPs prediction. Every figure comes from a result file in `assets/results`, with "
-        "the command that recomputes it."
+        "What token reduction costs and saves on real data: accuracy against the analytic FLOPs speedup for every "
+        "selector in both regimes (dashed: the full-length sst2-lora model with selection added at inference; "
+        "solid: a model fine-tuned with that selector in the loop, Train-Select), and measured encoder time against "
+        "the FLOPs prediction. Every figure comes from a result file in `assets/results`, with the command that "
+        "recomputes it."
     )
     results, problems = _results(str(RESULTS_DIR))
     for msg in problems:
         st.warning(f"A result file could not be read: {msg}")
     if not results:
-        st.info("No evaluation results are installed in assets/results. Make them with "
-                "`python -m pyramid evaluate --data ../shared/data/sst2/dev.tsv --out assets/results/eval__sst2-dev__sst2-lora.csv`.")
+        st.info("No evaluation results are installed in assets/results. Make them with `bash scripts/make_results.sh`.")
     else:
-        datasets = list(dict.fromkeys(r.dataset for r in results))
+        datasets = sorted({r.dataset for r in results}, key=lambda d: (DATASET_ORDER.index(d) if d in DATASET_ORDER else 9, d))
+        dataset = st.selectbox("Data set", datasets, format_func=lambda d: DATASET_NAMES.get(d, d), key="bench_dataset")
+        files = [r for r in results if r.dataset == dataset]
+        rows = [row for f in files for row in f.rows if not f.head]
+        extra = [f for f in files if f.head]
+        if not rows:  # only single-head files: show them as they are
+            rows = [row for f in files for row in f.rows]
+        regimes = list(dict.fromkeys(r.get("regime", "inference") for r in rows))
         c1, c2 = st.columns(2)
-        dataset = c1.selectbox("Data set", datasets, format_func=lambda d: DATASET_NAMES.get(d, d), key="bench_dataset")
-        heads = [r.head for r in results if r.dataset == dataset]
-        head = c2.selectbox("Sentiment head", heads, format_func=lambda h: HEAD_NAMES.get(h, h), key="bench_head")
-        res = next(r for r in results if r.dataset == dataset and r.head == head)
-        full = res.full_accuracy
-        left, right = st.columns(2)
-        left.plotly_chart(figures.accuracy_figure(res.rows, "retention", full, "Accuracy vs retention"),
-                          key="bench-acc-ret", width="stretch")
-        right.plotly_chart(figures.accuracy_figure(res.rows, "flops_speedup", full, "Accuracy vs FLOPs speedup"),
-                           key="bench-acc-flops", width="stretch")
+        show_regimes = c1.multiselect("Regimes", regimes, default=regimes, key="bench_regimes",
+                                      format_func=lambda g: figures.REGIME_NAMES.get(g, g))
+        names = list(dict.fromkeys(r["selector"] for r in rows))
+        show = c2.multiselect("Selectors", names, default=names, format_func=selector_label, key="bench_selectors")
+        shown = [r for r in rows if r["selector"] in show and r.get("regime", "inference") in show_regimes]
+        full = next((f.full_accuracy for f in files if not f.head and f.full_accuracy is not None), None)
+        fig = figures.accuracy_figure(shown, full, f"Accuracy against FLOPs speedup, {DATASET_NAMES.get(dataset, dataset)}")
+        for f in extra:  # reference heads (inference-only regime), dotted grey
+            import plotly.graph_objects as go
+
+            pts = sorted((r for r in f.rows if r["selector"] in show), key=lambda r: r["flops_speedup"])
+            for sel in dict.fromkeys(r["selector"] for r in pts):
+                p = [r for r in pts if r["selector"] == sel]
+                fig.add_trace(go.Scatter(x=[r["flops_speedup"] if r["retention"] < 1 else 1.0 for r in p],
+                                         y=[100 * r["accuracy"] for r in p], mode="lines+markers",
+                                         name=html.escape(f"{selector_label(sel, True)} on {f.head}"),
+                                         line=dict(color=figures.color_of(sel), dash="dot", width=1),
+                                         marker=dict(size=5, symbol="square")))
+        st.plotly_chart(fig, key="bench-acc", width="stretch")
         st.caption(
-            "Accuracy against the gold labels. FLOPs speedup: mean over the examples of the full encoder's "
-            "FLOPs over the pyramid's, the selector's own cost included (docs/methods.md 1.3). The dotted line is "
-            "1.5 points below full length, Pyramid-BERT's headline accuracy loss."
+            "Accuracy against the gold labels. FLOPs speedup: mean over the examples of the full encoder's FLOPs over "
+            "the pyramid's, the selector's own cost included (docs/methods.md 0.3). Each fixed-schedule selector is a "
+            "curve over the final retention ρ (1.0 at the left); a learned selector sets its own lengths and is one "
+            "point (diamond)."
+            + (f" Dotted thin lines: {', '.join(f'`{f.head}`' for f in extra)} in the inference-only regime "
+               "(Pyramid-BERT's own setting: fine-tuned from the pre-trained model at one fixed ρ)." if extra else "")
         )
-        table = pd.DataFrame(res.rows)
-        table["accuracy"] = (100 * table["accuracy"]).round(2)
-        table["agreement"] = (100 * table["agreement"]).round(2)
-        table = table.rename(columns={"accuracy": "accuracy %", "agreement": "agreement with full %",
-                                      "flops_speedup": "FLOPs speedup", "wall_s": "encoder time (s)"})
-        st.dataframe(table, hide_index=True, width="stretch", key="bench-table")
-        matched = _matched_rows(res.rows)
-        if matched:
-            st.markdown("**Learned selectors at matched speedup**: each sets its own lengths, so it has one operating "
-                        "point; the fixed-schedule selectors' accuracy at the same FLOPs speedup is interpolated "
-                        "from their curves.")
-            st.dataframe(pd.DataFrame(matched), hide_index=True, width="stretch", key="bench-matched")
-        _meta_caption(res.meta)
+        st.markdown("**Matched speedup**: each run's accuracy (%) at the same FLOPs speedup, interpolated on its curve "
+                    "(blank: outside the speedups it reaches); a learned selector's own operating point on the right.")
+        table = []
+        for m in matched_table([r for r in rows if r["selector"] in show]):
+            own = m.pop("own point")
+            table.append({"selector": selector_label(m["selector"]),
+                          "regime": figures.REGIME_NAMES.get(m["regime"], m["regime"]), "model": m["head"],
+                          **{k: _pct(v) for k, v in m.items() if k.endswith("x")},
+                          "own operating point": "" if own is None else f"{100 * own[0]:.1f}% at {own[1]:.2f}x"})
+        st.dataframe(pd.DataFrame(table), hide_index=True, width="stretch", key="bench-matched")
+        with st.expander("Every row of the result file"):
+            frame = pd.DataFrame(rows)
+            frame["accuracy"] = (100 * frame["accuracy"]).round(2)
+            frame["agreement"] = (100 * frame["agreement"]).round(2)
+            frame["selector"] = [selector_label(s) for s in frame["selector"]]
+            frame = frame.rename(columns={
+                "regime": "regime", "head": "model", "retention": "ρ (or measured share reaching the last layer)",
+                "n": "texts", "accuracy": "accuracy %", "agreement": "same label as its full model %",
+                "flops_speedup": "FLOPs speedup (x)", "wall_s": "encoder time (s)"})
+            st.dataframe(frame, hide_index=True, width="stretch", key="bench-table")
+        for f in files:
+            _meta_caption(f.meta)
+        _token_dropping_claim()
 
     st.subheader("Measured speed")
     bench, meta = _bench(str(RESULTS_DIR))
@@ -113,13 +133,37 @@ def render() -> None:
                 "`python -m pyramid bench --memory --out assets/results/bench.json`.")
         return
     speed = pd.DataFrame(bench["speed"])
-    st.dataframe(speed, hide_index=True, width="stretch", key="bench-speed")
+    speed["selector"] = [selector_label(s, True) for s in speed["selector"]]
+    st.dataframe(speed.rename(columns=SPEED_COLUMNS), hide_index=True, width="stretch", key="bench-speed")
     st.caption(
-        "Median encoder wall time of the full model and of the pyramid on the same batch, in the same run; "
-        "measured speedup = full / pyramid; ratio = measured / FLOPs-predicted speedup. `bert-base` is a "
-        "12-layer, 768-wide BERT with random weights (timing does not depend on the weights)."
+        "Median encoder wall time of the full model and of the pyramid on the same batch, in the same run (times in "
+        "milliseconds); measured speedup = full / pyramid; measured / FLOPs = how much of the predicted saving the "
+        "machine delivers. `bert-base` is a 12-layer, 768-wide BERT with random weights (timing does not depend on "
+        "the weights)."
     )
     if bench.get("memory"):
         st.markdown("**Peak memory of one training step** (forward and backward)")
-        st.dataframe(pd.DataFrame(bench["memory"]), hide_index=True, width="stretch", key="bench-memory")
+        memory = pd.DataFrame(bench["memory"])
+        memory["selector"] = [selector_label(s, True) for s in memory["selector"]]
+        st.dataframe(memory.rename(columns=MEMORY_COLUMNS), hide_index=True, width="stretch", key="bench-memory")
     _meta_caption(meta)
+
+
+def _token_dropping_claim() -> None:
+    """Token Dropping's own claim (pre-training compute), next to its fine-tuning figures."""
+    cls = next((c for c in SELECTORS.values() if c.rejoin_at_last_layer), None)
+    if cls is None:
+        return
+    try:
+        selector = cls()
+    except ValueError:
+        return
+    metrics = getattr(selector.config, "metrics", {}) or {}
+    base = metrics.get("pretraining_encoder_flops_ratio_bert_base_512")
+    ours = metrics.get("pretraining_encoder_flops_ratio_this_model_512")
+    if base is None:
+        return
+    st.caption(f"{cls.short} is a pre-training method; its paper's claim is pre-training compute: with its routing "
+               f"(half the tokens through the middle layers) a 512-token MLM step's encoder costs {base:.2f} of the full "
+               f"model's FLOPs on BERT-base (the paper's 25% saving) and {ours:.2f} on this 6-layer model. The curves "
+               "above use it for classification instead.")

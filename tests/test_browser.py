@@ -46,6 +46,30 @@ def wait_idle(page, timeout=300_000):
     page.wait_for_selector("[data-testid='stApp'][data-test-script-state='notRunning']", timeout=timeout)
 
 
+def run_and_wait(page):
+    page.get_by_role("button", name="Run", exact=True).click()
+    time.sleep(1)
+    wait_idle(page)
+
+
+def open_tab(page, name):
+    page.get_by_role("tab", name=name).click()
+    time.sleep(1)
+    wait_idle(page)
+
+
+def long_review() -> str:
+    """A real IMDB review of ~500 word pieces, read from ../shared/data at test time (never copied here)."""
+    import csv
+
+    path = ROOT.parent / "shared" / "data" / "imdb" / "dev.csv"
+    if not path.is_file():
+        pytest.skip("../shared/data/imdb/dev.csv is not present")
+    with open(path, newline="", encoding="utf-8") as fh:
+        rows = list(csv.DictReader(fh))
+    return rows[137]["review"].replace("<br />", " ")  # 495 word pieces
+
+
 def test_explorer_in_a_real_browser(server, browser):
     page = browser.new_page(viewport={"width": 1400, "height": 1600})
     dialogs = []
@@ -61,9 +85,7 @@ def test_explorer_in_a_real_browser(server, browser):
     # a hostile text appears as text and never runs
     hostile = "<img src=x onerror=alert(1)> <script>alert(2)</script> a fine film"
     page.get_by_role("textbox", name="Text").fill(hostile)
-    page.get_by_role("button", name="Run").click()
-    time.sleep(1)
-    wait_idle(page)
+    run_and_wait(page)
     page.wait_for_function("document.querySelectorAll('.pl-row').length >= 6")
     assert page.get_by_test_id("stException").count() == 0
     pyramid = page.locator(".pl-pyr").first.inner_text()
@@ -73,11 +95,98 @@ def test_explorer_in_a_real_browser(server, browser):
     assert dialogs == []
 
     # every tab draws
-    for tab in ("Core-set coverage", "Embeddings", "Compare selectors"):
-        page.get_by_role("tab", name=tab).click()
-        time.sleep(0.5)
-    assert page.locator("[data-testid='stPlotlyChart']").count() == 3
-    page.screenshot(path=str(ARTIFACTS / "explorer-compare.png"), full_page=True)
+    for tab, name in (("Coverage radius", "coverage"), ("Embeddings", "embeddings"), ("Compare", "compare")):
+        open_tab(page, tab)
+        page.wait_for_selector("[data-testid='stPlotlyChart']", state="attached", timeout=300_000)
+        assert page.get_by_test_id("stException").count() == 0, tab
+        page.screenshot(path=str(ARTIFACTS / f"explorer-{name}.png"), full_page=True)
+    page.close()
+
+
+def test_a_500_token_review_fits_the_panel(server, browser):
+    """The pyramid of a 500-token review fits the panel's width (no 20,000 px rows); so do the compared
+    pyramids, stacked; word view too."""
+    text = long_review()
+    page = browser.new_page(viewport={"width": 1400, "height": 3200})
+    page.goto(server)
+    wait_idle(page)
+    page.wait_for_selector(".pl-row", state="attached", timeout=300_000)
+    page.get_by_role("textbox", name="Text").fill(text)
+    run_and_wait(page)
+    page.wait_for_function("document.querySelectorAll('.pl-row').length >= 6")
+    fits = page.evaluate("""() => [...document.querySelectorAll('.pl-pyr')].map(e => {
+        const panel = e.closest('[data-testid="stVerticalBlock"]') || e.parentElement;
+        return {scroll: e.scrollWidth, client: e.clientWidth, panel: panel.clientWidth,
+                right: e.getBoundingClientRect().right, viewport: window.innerWidth};
+    })""")
+    assert fits, "no pyramid drawn"
+    for f in fits:
+        assert f["scroll"] <= f["client"] + 1, f  # nothing hidden to the right
+        assert f["right"] <= f["viewport"], f
+    charts = page.evaluate("""() => [...document.querySelectorAll("[data-testid='stPlotlyChart']")]
+        .map(e => e.getBoundingClientRect().right)""")
+    assert charts and max(charts) <= 1400
+    page.screenshot(path=str(ARTIFACTS / "explorer-500-tokens.png"), full_page=True)
+    page.get_by_text("Words, not word pieces").click()
+    time.sleep(1)
+    wait_idle(page)
+    assert page.get_by_test_id("stException").count() == 0
+    page.screenshot(path=str(ARTIFACTS / "explorer-500-words.png"), full_page=True)
+    open_tab(page, "Compare")
+    boxes = page.evaluate("""() => [...document.querySelectorAll("[data-testid='stPlotlyChart']")]
+        .map(e => {const r = e.getBoundingClientRect(); return [r.left, r.right, r.top];})""")
+    assert len(boxes) == 3
+    assert boxes[1][2] < boxes[2][2] and abs(boxes[1][0] - boxes[2][0]) < 2  # stacked, not side by side
+    page.screenshot(path=str(ARTIFACTS / "explorer-500-compare.png"), full_page=True)
+    open_tab(page, "Kept tokens per layer")
+
+    # the Saliency page starts from this text, and its matrices print readable numbers
+    page.get_by_role("link", name="Saliency").click()
+    time.sleep(1)
+    wait_idle(page)
+    page.wait_for_function("document.querySelectorAll(\"[data-testid='stPlotlyChart']\").length >= 3",
+                           timeout=300_000)
+    assert text[:40] in page.get_by_role("textbox", name="Text").input_value()
+    overlaps = page.evaluate("""() => {
+        const charts = [...document.querySelectorAll("[data-testid='stPlotlyChart']")].slice(1, 3);
+        let bad = 0, seen = 0, pairs = [];
+        for (const c of charts) {
+            const els = [...c.querySelectorAll('text')].filter(t => t.textContent.trim() && t.getBoundingClientRect().width > 0);
+            const texts = els.map(t => t.textContent);
+            const boxes = els.map(t => t.getBoundingClientRect());
+            seen += boxes.length;
+            for (let i = 0; i < boxes.length; i++) for (let j = i + 1; j < boxes.length; j++) {
+                const a = boxes[i], b = boxes[j];
+                const w = Math.min(a.right, b.right) - Math.max(a.left, b.left);
+                const h = Math.min(a.bottom, b.bottom) - Math.max(a.top, b.top);
+                if (w > 1 && h > 1) { bad++; if (pairs.length < 5) pairs.push([texts[i], texts[j]]); }
+            }
+        }
+        return {bad, seen, pairs};
+    }""")
+    page.screenshot(path=str(ARTIFACTS / "saliency-500-tokens.png"), full_page=True)
+    assert overlaps["seen"] > 20 and overlaps["bad"] == 0, overlaps
+    page.close()
+
+
+def test_text_and_results_agree_after_a_page_change(server, browser):
+    """Leave the explorer and come back: the text box still shows the text the results describe."""
+    page = browser.new_page(viewport={"width": 1400, "height": 1400})
+    page.goto(server)
+    wait_idle(page)
+    page.wait_for_selector(".pl-row", state="attached", timeout=300_000)
+    mine = "a tender , funny and quietly devastating film about a lighthouse keeper ."
+    page.get_by_role("textbox", name="Text").fill(mine)
+    run_and_wait(page)
+    page.wait_for_function("document.querySelector('.pl-pyr').innerText.includes('lighthouse')", timeout=120_000)
+    for name in ("Benchmarks", "Explorer"):
+        page.get_by_role("link", name=name).click()
+        time.sleep(1)
+        wait_idle(page)
+    page.wait_for_selector(".pl-row", state="attached", timeout=300_000)
+    assert page.get_by_role("textbox", name="Text").input_value() == mine
+    assert "lighthouse" in page.locator(".pl-pyr").first.inner_text()
+    page.screenshot(path=str(ARTIFACTS / "explorer-after-page-change.png"), full_page=True)
     page.close()
 
 
@@ -96,9 +205,7 @@ def test_selector_retention_url_and_every_page(server, browser):
     thumb.focus()
     for _ in range(4):
         thumb.press("ArrowRight")  # 0.30 -> 0.50
-    page.get_by_role("button", name="Run").click()
-    time.sleep(1)
-    wait_idle(page)
+    run_and_wait(page)
     page.wait_for_function("window.location.search.includes('selector=attention')", timeout=60_000)
     assert "retention=0.5" in page.url
     assert page.get_by_test_id("stException").count() == 0
@@ -108,13 +215,12 @@ def test_selector_retention_url_and_every_page(server, browser):
     other.goto(page.url)
     wait_idle(other)
     other.wait_for_selector(".pl-row", state="attached", timeout=300_000)
-    assert "Attention" in other.get_by_role("combobox", name="Selector").input_value() or \
-        "Attention" in other.locator("[data-testid='stSelectbox']").first.inner_text()
+    assert "Attention" in other.locator("[data-testid='stSelectbox']").filter(has_text="Selector").first.inner_text()
     other.close()
 
     # every page renders without an exception, with its charts
     ARTIFACTS.mkdir(exist_ok=True)
-    for path, min_charts in (("saliency", 3), ("benchmarks", 2), ("learn", 0)):
+    for path, min_charts in (("saliency", 3), ("benchmarks", 1), ("learn", 0)):
         page.goto(f"{server}/{path}")
         wait_idle(page)
         if min_charts:
