@@ -93,17 +93,16 @@ class HeadConfig(JsonConfig):
                         start_layer=int(self.trained_with.get("start_layer", 1)))
 
 
-def lora_config(r: int = 16, alpha: int = 32, dropout: float = 0.05, target_modules=None):
-    """A peft ``LoraConfig`` on every linear layer of the BERT layers (Q, K, V, attention output,
-    FFN in and out). ``pooler`` is left out: the head reads [CLS] itself."""
+def lora_config(r: int = 16, alpha: int = 32, dropout: float = 0.05, target_modules=None, family=None):
+    """A peft ``LoraConfig`` on every linear layer of the encoder's layers (Q, K, V, attention output,
+    FFN in and out: the names come from the model family, :mod:`pyramid.families`; BERT's by default).
+    ``pooler`` is left out: the head reads [CLS] itself."""
     from peft import LoraConfig
 
-    return LoraConfig(
-        r=r, lora_alpha=alpha, lora_dropout=dropout,
-        target_modules=list(target_modules or ["query", "key", "value", "attention.output.dense",
-                                               "intermediate.dense", "output.dense"]),
-        bias="none",
-    )
+    from .families import family_of
+
+    targets = target_modules or (family or family_of("bert")).lora_targets
+    return LoraConfig(r=r, lora_alpha=alpha, lora_dropout=dropout, target_modules=list(targets), bias="none")
 
 
 def resolve_head_path(name: str | os.PathLike) -> Path:

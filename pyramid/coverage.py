@@ -17,7 +17,7 @@ import torch
 
 @dataclass
 class Coverage:
-    """How a kept set covers the tokens it dropped (methods.md 1.2, "coverage-radius logging").
+    """How a kept set covers the tokens it dropped (docs/methods.md 1.2, "coverage-radius logging").
 
     Attributes:
         radius: ``(B,)`` float, max over dropped valid tokens of the distance to the nearest kept

@@ -1,16 +1,17 @@
 """The pyramid encoder: a BERT encoder that drops tokens layer by layer.
 
-It owns the loop over the Hugging Face layers (methods.md 0.3): embeddings, then for each layer
-``j = 1..L`` the layer's self-attention, its FFN, and, after the output, the selector's choice of
-tokens to keep. Kept rows of the hidden states, the padding mask, the original positions and the
+It owns the loop over the Hugging Face layers (docs/methods.md 0.3): embeddings, then for each layer
+``j = 1..L`` the layer (through the model family's adapter, :mod:`pyramid.families`), and, after its
+output, the selector's choice of tokens to keep. Kept rows of the hidden states, the padding mask, the original positions and the
 token ids are gathered into physically shorter tensors, so the next layer really computes less.
 
 Rules enforced whatever the selector answers: [CLS] (slot 0) is always kept; pads are never kept;
-kept tokens stay in ascending original order (methods.md 1.4). With retention 1.0 the output equals
+kept tokens stay in ascending original order (docs/methods.md 1.4). With retention 1.0 the output equals
 the plain ``BertModel``'s (tested to < 1e-5).
 
-Absolute position embeddings are added at the input, so the layers are permutation-equivariant
-over the kept set and gathering needs no position bookkeeping (methods.md 1.4).
+Absolute position embeddings are added at the input, so BERT layers are permutation-equivariant over
+the kept set; families with relative positions (MPNet, DeBERTa) receive each kept token's original
+position, so distances between the tokens that remain are those in the text (docs/methods.md 1.4).
 """
 
 from __future__ import annotations
@@ -21,9 +22,9 @@ from dataclasses import dataclass, field
 import torch
 
 from .coverage import Coverage, coverage
-from .layers import additive_mask, run_layer
+from .layers import additive_mask
 from .loading import LoadedEncoder
-from .schedule import Schedule, cross_layer_flops, layer_flops
+from .schedule import Schedule, config_dims, cross_layer_flops, layer_flops
 from .selectors.base import Selection, SelectionContext, Selector
 
 
@@ -170,7 +171,7 @@ class PyramidEncoder:
         """Run the pyramid.
 
         Not wrapped in ``no_grad``: selection runs on detached states, and gradients flow through
-        the gathered rows (methods.md 1.2), so the same forward fine-tunes with the pyramid in the
+        the gathered rows (docs/methods.md 1.2), so the same forward fine-tunes with the pyramid in the
         loop. Wrap calls in ``torch.inference_mode()`` for inference.
 
         Args:
@@ -202,7 +203,8 @@ class PyramidEncoder:
         generator = torch.Generator().manual_seed(int(seed))
         retention = float(self.schedule.retention) if self.schedule.is_geometric else None
 
-        hidden = self.model.embeddings(input_ids=input_ids, token_type_ids=token_type_ids)  # (B, N, d)
+        family = self.encoder.family
+        hidden = family.embed(self.model, input_ids, token_type_ids, attention_mask)  # (B, N, d)
         arange = torch.arange(N, device=device).expand(B, N)
         positions = torch.where(valid, arange, torch.full_like(arange, -1))  # (B, N)
         ids = input_ids
@@ -237,7 +239,6 @@ class PyramidEncoder:
             hidden, valid, positions, ids = self._shrink(keep, hidden, valid, positions, ids, parked)
 
         for j in range(1, L + 1):
-            layer = self.model.encoder.layer[j - 1]
             if parked is not None and j == L:
                 # Dropped tokens rejoin: full sequence, dropped rows hold their parked states.
                 b, slot = valid.nonzero(as_tuple=True)
@@ -261,15 +262,15 @@ class PyramidEncoder:
 
             t0 = time.perf_counter()
             if cross_kv is not None:
-                kv_hidden, kv_valid = cross_kv
+                kv_hidden, kv_valid, kv_positions = cross_kv
                 cross_kv = None
-                hidden, extra = run_layer(layer, hidden, additive_mask(kv_valid, hidden.dtype),
-                                          kv_hidden=kv_hidden)  # (B, N_j, d): queries the kept, keys all
+                hidden, extra = family.run_layer(self.model, j, hidden, additive_mask(kv_valid, hidden.dtype), positions,
+                                                 kv_hidden=kv_hidden, kv_positions=kv_positions)  # queries: the kept
                 self._count_cross(out.routing_flops, valid, kv_valid)
             else:
-                hidden, extra = run_layer(layer, hidden, additive_mask(valid, hidden.dtype), need_probs,
-                                          significance_rows=rows,
-                                          include_self=selector.significance_includes_self)  # (B, N_j, d)
+                hidden, extra = family.run_layer(self.model, j, hidden, additive_mask(valid, hidden.dtype), positions,
+                                                 output_attention_probs=need_probs, significance_rows=rows,
+                                                 include_self=selector.significance_includes_self)  # (B, N_j, d)
             probs = extra if need_probs else None
             sig = extra if rows is not None else None
             t1 = time.perf_counter()
@@ -300,7 +301,7 @@ class PyramidEncoder:
 
             if will_select:
                 if selector.cross_layer_after_selection and j < L - 1:
-                    cross_kv = (hidden, valid)
+                    cross_kv = (hidden, valid, positions)
                 hidden, valid, positions, ids = self._shrink(keep, hidden, valid, positions, ids, parked)
 
         out.last_hidden_state, out.positions, out.valid = hidden, positions, valid
@@ -320,8 +321,7 @@ class PyramidEncoder:
 
     def _count_cross(self, total: torch.Tensor, q_valid: torch.Tensor, kv_valid: torch.Tensor) -> None:
         """Add a cross layer's extra FLOPs per example (over a layer on the queries alone) to ``total (B,)``."""
-        c = self.encoder.config
-        dims = (c.hidden_size, c.intermediate_size, c.num_attention_heads)
+        dims = config_dims(self.encoder.config)
         for b, (mq, mkv) in enumerate(zip(q_valid.sum(1).tolist(), kv_valid.sum(1).tolist())):
             total[b] += cross_layer_flops(mq, mkv, *dims) - layer_flops(mq, *dims)
 

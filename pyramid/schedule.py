@@ -184,6 +184,14 @@ def cross_layer_flops(m_q: float, m_kv: float, hidden: int, intermediate: int, h
     return linear + attention + pointwise
 
 
+def config_dims(config) -> tuple[int, int, int]:
+    """``(hidden d, FFN width f, heads h)`` of a Hugging Face encoder config, whatever the family calls
+    them (DistilBERT: ``dim``, ``hidden_dim``, ``n_heads``)."""
+    d = int(config.hidden_size)
+    f = getattr(config, "intermediate_size", None) or getattr(config, "hidden_dim", None) or 4 * d
+    return d, int(f), int(config.num_attention_heads)
+
+
 def encoder_flops(alive: Sequence[float], config) -> float:
     """FLOPs of the encoder layers when layer j receives ``alive[j-1]`` tokens.
 
@@ -192,10 +200,8 @@ def encoder_flops(alive: Sequence[float], config) -> float:
         config: a Hugging Face BERT config (``hidden_size``, ``intermediate_size``,
             ``num_attention_heads``).
     """
-    return float(sum(
-        layer_flops(m, config.hidden_size, config.intermediate_size, config.num_attention_heads)
-        for m in alive
-    ))
+    d, f, h = config_dims(config)
+    return float(sum(layer_flops(m, d, f, h) for m in alive))
 
 
 @dataclass(frozen=True)

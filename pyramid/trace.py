@@ -129,7 +129,7 @@ class LayerTrace:
         kept: token indices kept after it, ascending (== alive at the last layer).
         hidden: ``(len(alive), d)`` float32, the layer's output, row i for ``alive[i]``.
         coverage_radius: max over dropped tokens of the Euclidean distance to the nearest kept
-            token (0.0 when nothing is dropped), methods.md 1.2.
+            token (0.0 when nothing is dropped), docs/methods.md 1.2.
         mean_coverage_distance: the mean of that distance over dropped tokens (0.0 if none).
         nearest: for each alive token, the token index of its nearest kept token (itself if kept).
         distance: for each alive token, the distance to that kept token.

@@ -15,12 +15,12 @@ TEXT = "the film was quite a good story and a lovely one , though dull in the mi
 
 
 def _manual(clf, ids, target):
-    """dz_target/dE and E by plain autograd (methods.md 2.2)."""
+    """dz_target/dE and E by plain autograd (docs/methods.md 2.2)."""
     model = clf.encoder.model
     E = model.embeddings(input_ids=ids).detach().requires_grad_(True)
     h = E
-    for layer in model.encoder.layer:
-        h, _ = run_layer(layer, h, None)
+    for j in range(1, len(model.encoder.layer) + 1):
+        h, _ = run_layer(model, j, h, None)
     z = clf.head(h[:, 0])[0, target]
     (g,) = torch.autograd.grad(z, E)
     return g[0], E[0].detach()
@@ -57,7 +57,7 @@ def test_attention_importance(trained, tiny_encoder):
     model = clf.encoder.model
     with torch.inference_mode():
         h = model.embeddings(input_ids=torch.tensor([ids]))
-        _, probs = run_layer(model.encoder.layer[0], h, None, output_attention_probs=True)
+        _, probs = run_layer(model, 1, h, None, output_attention_probs=True)
     assert torch.allclose(att["significance"][0], significance(probs, torch.ones(1, N, dtype=torch.bool))[0])
 
 

@@ -150,7 +150,7 @@ def test_dropped_tokens_rejoin_at_the_last_layer(tiny_encoder):
     full = first.hidden.clone()
     full[prev.valid.nonzero(as_tuple=True)[0], prev.positions[prev.valid]] = prev.hidden[prev.valid]
     with torch.inference_mode():
-        expected, _ = run_layer(tiny_encoder.model.encoder.layer[L - 1], full, additive_mask(mask, full.dtype))
+        expected, _ = run_layer(tiny_encoder.model, L, full, additive_mask(mask, full.dtype))
     assert torch.allclose(out.last_hidden_state[mask], expected[mask], atol=1e-5)
 
 

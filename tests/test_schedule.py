@@ -67,7 +67,7 @@ def test_invalid_explicit_schedules_raise():
 
 
 def test_layer_flops_match_adapler_formula_for_bert_base():
-    # methods.md 0.3: AdapLeR's per-layer model for BERT-base is 3156 m^2 + 14,233,554 m.
+    # docs/methods.md 0.3: AdapLeR's per-layer model for BERT-base is 3156 m^2 + 14,233,554 m.
     for m in (64, 128, 512):
         ours = layer_flops(m, 768, 3072, 12)
         theirs = 3156 * m * m + 14_233_554 * m
@@ -75,7 +75,7 @@ def test_layer_flops_match_adapler_formula_for_bert_base():
 
 
 def test_flops_speedup_reproduces_methods_table():
-    # methods.md 1.3 table, L = 12, "selection from after layer 1" (our start_layer=1).
+    # docs/methods.md 1.3 table, L = 12, "selection from after layer 1" (our start_layer=1).
     table = {128: (1.38, 1.98, 2.48, 2.97), 512: (1.41, 2.05, 2.57, 3.10)}
     for n, targets in table.items():
         for rho, target in zip((0.5, 0.2, 0.1, 0.05), targets):

@@ -99,10 +99,10 @@ def test_chunked_significance_equals_the_probabilities_path(tiny_encoder, monkey
     valid = torch.ones(2, 70, dtype=torch.bool)
     valid[1, n_valid:] = False
     mask = additive_mask(valid, h.dtype)
-    layer = tiny_encoder.model.encoder.layer[0]
+    model = tiny_encoder.model
     with torch.no_grad():
-        out_p, probs = run_layer(layer, h, mask, output_attention_probs=True)
-        out_s, sig = run_layer(layer, h, mask, significance_rows=valid)
+        out_p, probs = run_layer(model, 1, h, mask, output_attention_probs=True)
+        out_s, sig = run_layer(model, 1, h, mask, significance_rows=valid)
     assert torch.allclose(out_p, out_s, atol=1e-5)
     assert torch.allclose(sig, significance(probs, valid), atol=1e-5)
 

@@ -87,7 +87,8 @@ def test_routing_keeps_the_important_tokens_and_rejoins_them_all(minilm):
 
 
 def test_rejoined_states_are_the_ones_from_the_drop_layer(minilm):
-    """Before the last layer, dropped tokens carry their layer-2 output; kept ones their layer-5 output."""
+    """Before the last layer, dropped tokens carry their layer-2 output; kept ones their layer-5 output;
+    layer 3 is a cross layer: the kept tokens attend to every token's layer-2 output."""
     table = _table(minilm)
     ids = minilm.tokenizer(["a quiet and lovely little film with a sad ending"], return_tensors="pt")["input_ids"]
     pyr = PyramidEncoder(minilm, TokenDroppingSelector(table, None), Schedule(retention=0.5))
@@ -102,8 +103,24 @@ def test_rejoined_states_are_the_ones_from_the_drop_layer(minilm):
     full[0, l2.positions[0]] = l2.hidden[0]
     full[0, l5.positions[0][l5.valid[0]]] = l5.hidden[0][l5.valid[0]]
     with torch.no_grad():
-        expected, _ = run_layer(minilm.model.encoder.layer[5], full, None)
+        expected, _ = run_layer(minilm.model, 6, full, None)
     assert torch.allclose(out.last_hidden_state, expected, atol=1e-5)
+    # the cross layer by hand: queries = the kept tokens' layer-2 states, keys and values = all of them
+    l3 = out.layers[2]
+    kept = l2.keep[0]
+    sa = minilm.model.encoder.layer[2].attention.self
+    hq, hkv = l2.hidden[:, kept], l2.hidden  # (1, k, d), (1, n, d)
+    hd = sa.attention_head_size
+
+    def heads(x, lin):
+        return lin(x).view(1, x.shape[1], -1, hd).transpose(1, 2)
+
+    with torch.no_grad():
+        a = torch.softmax(heads(hq, sa.query) @ heads(hkv, sa.key).transpose(-1, -2) * sa.scaling, -1)
+        ctx = (a @ heads(hkv, sa.value)).transpose(1, 2).reshape(1, hq.shape[1], -1)
+        layer3 = minilm.model.encoder.layer[2]
+        by_hand = layer3.feed_forward_chunk(layer3.attention.output(ctx, hq))
+    assert torch.allclose(l3.hidden[0][l3.valid[0]], by_hand[0], atol=1e-5)
 
 
 def test_training_writes_a_table_with_the_fixed_ids(tiny_encoder, tmp_path):

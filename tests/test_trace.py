@@ -103,12 +103,17 @@ def test_projection_shapes_including_short_texts(minilm, text):
 def test_pyramid_html_escapes_user_text(minilm):
     tr = trace_text(minilm, "<script>alert(1)</script> <img src=x onerror=alert(2)> \"quoted\"", "coreset",
                     Schedule(retention=0.5))
-    page = pyramid_html(tr, caption="<b>caption</b>")
+    from pyramid.words import trace_groups
+
+    page = pyramid_html(tr, trace_groups(tr, False), caption="<b>caption</b>")
     assert "<script" not in page and "<img" not in page and "<b>caption" not in page
     assert "&lt;" in page and "&quot;" in page
     assert page.count('class="pl-row"') == 6
-    fig = coverage_figure({"coreset": tr}, "coreset")
-    assert list(fig.data[0].y) == [lt.coverage_radius for lt in tr.layers]
+    words = pyramid_html(tr, trace_groups(tr, True))
+    assert "<script" not in words and "&lt;" in words
+    fig = coverage_figure({"Core-set": tr}, "Core-set")
+    # a radius is drawn only where something was dropped (the last layer drops nothing)
+    assert list(fig.data[0].y) == [lt.coverage_radius if len(lt.kept) < len(lt.alive) else None for lt in tr.layers]
 
 
 def test_trace_rows_flatten_every_alive_token(minilm):

@@ -287,7 +287,7 @@ def trainable_head(base: LoadedEncoder, init_head: str | None = None, lora_r: in
     model = copy.deepcopy(base.model)
     head = ClassificationHead(base.config.hidden_size, num_labels, dropout=0.1)
     if init_head is None:
-        return get_peft_model(model, lora_config(lora_r, lora_alpha, lora_dropout)), model, head
+        return get_peft_model(model, lora_config(lora_r, lora_alpha, lora_dropout, family=base.family)), model, head
     path = resolve_head_path(init_head)
     peft_model = PeftModel.from_pretrained(model, str(path), is_trainable=True)
     for p in peft_model.parameters():  # fp16-stored adapters come back in float32

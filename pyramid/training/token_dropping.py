@@ -30,7 +30,7 @@ import torch
 from torch import nn
 
 from ..loading import LoadedEncoder
-from ..schedule import cross_layer_flops, layer_flops
+from ..schedule import config_dims, cross_layer_flops, layer_flops
 from ..selectors.token_dropping import (ALWAYS_DROP, ALWAYS_KEEP, BETA, DEFAULT_TOKEN_DROPPING, INIT_VALUE,
                                         TOKEN_DROPPING_DIR, TokenDroppingConfig, drop_layer)
 from .. import argtypes as at
@@ -249,7 +249,7 @@ def pretraining_flops_ratio(config, seq_len: int = 512, keep: float = 0.5) -> fl
     paper's 25% saving.
     """
     L = int(config.num_hidden_layers)
-    d, f, h = config.hidden_size, config.intermediate_size, config.num_attention_heads
+    d, f, h = config_dims(config)
     k = math.ceil(keep * seq_len)
     j0 = drop_layer(L)  # last layer on every token before the drop
     cost = 0.0
