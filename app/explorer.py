@@ -163,7 +163,6 @@ def render() -> None:
     """Draw the explorer page."""
     t_start = time.perf_counter()
     settings = load_settings()
-    umap_warmup_thread()
     st.title("Pyramid Lens · explorer")
     st.caption(
         "A pyramid encoder drops tokens layer by layer. Paste a text, choose how tokens are selected, how fast the "
@@ -341,6 +340,7 @@ def _results(encoder, model_name: str, run: dict, settings, t_start: float) -> N
     answered.metric("Answered in", f"{time.perf_counter() - t_start:.2f} s",
                     help=f"Server time of this whole run, from the request to the last panel drawn (the chosen run's "
                          f"encoder itself: {encoder_ms:.0f} ms when it was computed; repeated runs come from the cache).")
+    umap_warmup_thread()  # UMAP's one-time compile, after the first answer so that it never delays one
 
 
 def run_args(run: dict, max_tokens: int) -> tuple:

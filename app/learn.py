@@ -13,6 +13,7 @@ import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
+
 from pyramid.loading import DEFAULT_MODEL, ModelLoadError
 from pyramid.schedule import Schedule, encoder_flops
 from pyramid.teaching import layer_attention, soft_mask_curves, toy_kcenter
@@ -23,8 +24,8 @@ from .settings import load_settings
 EXAMPLE = "even horror fans will most likely not find what they 're seeking ; the movie lacks both thrills and humor ."
 
 STEPS = ("1 · Tokens and layers", "2 · The pyramid schedule", "3 · Core-set: covering balls",
-         "4 · Attention significance", "5 · AdapLeR's predictors", "6 · TR-BERT's policy", "7 · Token Dropping",
-         "8 · Measuring honestly")
+         "4 · Attention significance and LTP", "5 · AdapLeR's predictors", "6 · TR-BERT's policy", "7 · Token Dropping",
+         "8 · Train-Select", "9 · Measuring honestly")
 
 REFERENCES = """
 **Papers**
@@ -180,6 +181,13 @@ def render() -> None:
         st.caption("Column sums of this matrix (without the diagonal) are the significance. Attention often piles "
                    "onto [CLS], [SEP] and punctuation. Attention weights say where the model looks, not why it "
                    "decides (Jain and Wallace, 2019).")
+        st.markdown(
+            "**LTP** (Learned Token Pruning, Kim et al. 2022) uses the same signal without a schedule: after each "
+            "layer a token stays if the attention it receives, averaged, is above a **learned threshold** for that "
+            "layer (docs/methods.md 5.2). The thresholds are trained with soft masks, "
+            "σ((s − θ)/T), multiplying each token's output, then frozen while the model adapts to hard pruning; each "
+            "text ends up with its own lengths.")
+        st.latex(r"s_j(t) = \frac{1}{H N_{ref}} \sum_h \sum_i A_h[i, t],\qquad \text{keep } t \iff s_j(t) \ge \theta_j")
     elif step == STEPS[4]:
         st.subheader("AdapLeR: learned contribution predictors")
         st.markdown(
@@ -197,9 +205,11 @@ def render() -> None:
 
             _, cfg_a = load_predictors()
             eta = cfg_a.training.get("eta")
-            st.markdown(f"The shipped predictors (`{cfg_a.name}`, for the `{cfg_a.head}` head) learned η = "
-                        + ", ".join(f"{e:.2f}" for e in eta) + " for CP0..CP5. "
-                        "Lengths differ per text: no schedule, the threshold decides.")
+            st.markdown(f"The shipped predictors (`{cfg_a.name}`, trained against the frozen `{cfg_a.head}` model) "
+                        "learned η = " + ", ".join(f"{e:.2f}" for e in eta) + " for CP0..CP5. Lengths differ per "
+                        "text: no schedule, the threshold decides. The Train-Select regime's AdapLeR was trained "
+                        "**jointly**: the encoder (LoRA), the classifier, the predictors and η in the same steps, as "
+                        "the authors' code does (docs/methods.md 8.1).")
         except ValueError:
             st.info("AdapLeR predictors are not installed: `python -m pyramid train-adapler` trains them.")
     elif step == STEPS[5]:
@@ -211,9 +221,11 @@ def render() -> None:
             "(**REINFORCE**, docs/methods.md 3.2):")
         st.latex(r"R = -\mathcal{L}_{task} - \alpha\,\frac{\#\text{kept}}{n},\qquad "
                  r"\nabla J = \mathbb{E}\big[(R - \bar R)\,\nabla \log \pi(a \mid h)\big]")
-        st.markdown("In the explorer, the **TR-BERT** selector runs the shipped policies (trained with "
-                    "`python -m pyramid train-trbert`, encoder frozen): after layers 1 and 3 a token stays if "
-                    "π ≥ 0.5.")
+        st.markdown("In the explorer, the **TR-BERT** selector runs the shipped policies: after layers 1 and 3 a token "
+                    "stays if π ≥ 0.5. In the inference-only regime the policies were trained with the encoder frozen "
+                    "(the RL phase); in the Train-Select regime a **joint phase** followed, in which the encoder, the "
+                    "classifier and the policies learn together, the classifier imitating the full-length model's "
+                    "predictions (docs/methods.md 3.3, 8.2).")
     elif step == STEPS[6]:
         st.subheader("Token Dropping: leave the middle layers, rejoin at the end")
         st.markdown(
@@ -223,8 +235,11 @@ def render() -> None:
             "Importance is a running average of each vocabulary word's masked-language-model loss (4.2).")
         st.markdown("In the explorer, the **Token Dropping** selector uses the shipped importance table (built with "
                     "`python -m pyramid train-token-dropping`): after layer 2 it keeps the share ρ of tokens with "
-                    "the highest MLM-loss importance; the others rejoin before layer 6 (green in the token pyramid). "
-                    "It is a pre-training method, used here at inference.")
+                    "the highest MLM-loss importance; layer 3 is the cross layer; the others rejoin before layer 6 "
+                    "(green in the token pyramid). Its paper's claim is pre-training compute (about 25% less on "
+                    "BERT-base); here it serves classification.")
+    elif step == STEPS[7]:
+        _train_select_step()
     else:
         st.subheader("Measuring honestly")
         st.markdown(
@@ -234,8 +249,45 @@ def render() -> None:
             "predictors' MLPs).\n"
             "* **Measured speedup**: wall time on this machine; gathering tokens, Python overhead and slower "
             "kernels can eat into the FLOPs prediction (`python -m pyramid bench`).\n"
-            "* **Selection at inference only vs fine-tuned with selection**: a model that never saw dropped tokens "
-            "suffers more than one fine-tuned with the pyramid in the loop (Pyramid-BERT 1.5).\n\n"
+            "* **Inference-only vs Train-Select**: a model that never saw dropped tokens suffers more than one "
+            "fine-tuned with its selector in the loop (step 8); compare methods within the same regime.\n"
+            "* **At matched speedup**: a learned selector sets its own lengths, so compare it with the others at "
+            "the same FLOPs speedup, not the same ρ.\n\n"
             "The **Benchmarks** page has all of these for SST-2 and IMDB, with the commands that made them.")
     with st.expander("Papers"):
         st.markdown(REFERENCES)
+
+
+def _train_select_step() -> None:
+    """What Train-Select is, with the numbers of the shipped result files (none hard-coded here)."""
+    from pyramid.results import RESULTS_DIR, accuracy_at_speedup, load_eval_results
+    from pyramid.selectors import SELECTORS
+
+    st.subheader("Train-Select: fine-tune with the selection in the loop")
+    st.markdown(
+        "A model fine-tuned on full sequences has never seen a sequence with holes in it. Every paper here fine-tunes "
+        "its model **with its own selection active**, in training exactly as at inference: Pyramid-BERT keeps its "
+        "core-set in the forward pass, AdapLeR trains the encoder together with its predictors, TR-BERT ends with a "
+        "joint phase, LTP trains with soft then hard masks. Pyramid Lens shows every selector in two regimes: "
+        "**inference-only** (the full-length `sst2-lora` model, selection added at inference) and **Train-Select** "
+        "(a model fine-tuned from `sst2-lora` with that selector in the loop; docs/methods.md 8). For the "
+        "fixed-schedule selectors one model serves every retention: each training step also runs the smallest and "
+        "two random sub-models and teaches them to agree with the full one (LengthDrop, Kim and Cho 2021).")
+    results, _ = load_eval_results(RESULTS_DIR)
+    res = next((r for r in results if r.dataset == "sst2-dev" and not r.head), None)
+    if res is None:
+        st.info("No result file with both regimes is installed (`bash scripts/make_results.sh` makes it).")
+        return
+    rows = res.rows
+    table = []
+    for name, cls in SELECTORS.items():
+        line = {"selector": cls.label}
+        for regime, col in (("inference", "inference-only"), ("train-select", "Train-Select")):
+            for x in (1.6, 2.0):
+                acc = accuracy_at_speedup(rows, name, x, regime)
+                line[f"{col} at {x:g}x"] = "" if acc is None else f"{100 * acc:.1f}%"
+        table.append(line)
+    st.markdown(f"Accuracy on SST-2 dev at the same FLOPs speedup, in both regimes (full length: "
+                f"{100 * (res.full_accuracy or 0):.1f}%); blank where a selector does not reach that speedup:")
+    st.dataframe(pd.DataFrame(table), hide_index=True, width="stretch", key="learn-ts")
+    st.caption("From the shipped result file (the Benchmarks page has every point and the command that made it).")

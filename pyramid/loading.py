@@ -39,7 +39,8 @@ class LoadedEncoder:
         model: the Hugging Face base model (``BertModel``, ``RobertaModel``...) in eval mode,
             exposing ``.embeddings`` and ``.encoder.layer``.
         tokenizer: its fast tokenizer.
-        name: what the user asked for (``DEFAULT_MODEL``, a folder or a hub id).
+        name: the model's identity (:func:`model_identity`): ``DEFAULT_MODEL``, a local folder's
+            name, or a hub id; artifacts record it as their ``base_model``.
         path: the folder or hub id the weights came from.
     """
 
@@ -173,10 +174,20 @@ def load_encoder(name: str | None = None, *, allow_hub: bool = True) -> LoadedEn
     except Exception as exc:  # noqa: BLE001
         raise ModelLoadError(f"Could not load the weights or tokenizer of '{name}': {exc}") from exc
     model.eval()
-    same_as_default = is_local and os.path.realpath(path) == os.path.realpath(default_model_path())
-    # The default model's own folder is the default model: its shipped heads and selectors apply.
-    return LoadedEncoder(model=model, tokenizer=tokenizer, name=DEFAULT_MODEL if same_as_default else (name or DEFAULT_MODEL),
-                         path=path)
+    return LoadedEncoder(model=model, tokenizer=tokenizer, name=model_identity(name, path), path=path)
+
+
+def model_identity(name: str | None, path: str) -> str:
+    """The name artifacts record for a model: ``DEFAULT_MODEL`` for the default model (also when given
+    by its folder), a local folder's own name (``all-mpnet-base-v2``: the same on every machine,
+    wherever the folder lives), or the hub id."""
+    if name is None or name == DEFAULT_MODEL:
+        return DEFAULT_MODEL
+    if os.path.isdir(path):
+        if os.path.realpath(path) == os.path.realpath(default_model_path()):
+            return DEFAULT_MODEL
+        return os.path.basename(os.path.normpath(os.path.realpath(path)))
+    return name
 
 
 HUB_TIMEOUT_SECONDS = 4.0

@@ -154,6 +154,7 @@ def adapler_trained(trained, tmp_path_factory):
     return clf, pred, config, root / "tiny-adapler", data, init
 
 
+@pytest.mark.slow
 def test_training_distils_the_saliency_and_writes_the_artifact(adapler_trained):
     from pyramid.attribution import saliency_targets
     from pyramid.batching import encode_texts
@@ -195,6 +196,7 @@ def test_training_distils_the_saliency_and_writes_the_artifact(adapler_trained):
     assert lcfg.metrics["dev_flops_speedup"] > 0
 
 
+@pytest.mark.slow
 def test_evaluate_gives_one_adapler_row(adapler_trained):
     from pyramid.data import read_labelled
     from pyramid.evaluation import ROW_KEYS, evaluate
@@ -230,6 +232,7 @@ def test_full_length_selector_drops_nothing(trained):
     assert out.alive_counts().tolist() == [[ids.shape[1]] * 4]
 
 
+@pytest.mark.slow
 def test_saliency_agreement_over_a_data_set(adapler_trained):
     from pyramid.data import read_labelled
     from pyramid.saliency_eval import REPORT_KEYS, saliency_agreement

@@ -20,6 +20,7 @@ def run_main(capsys, *args):
     return code, out.out, out.err
 
 
+@pytest.mark.slow
 def test_trace_json_on_real_text_in_a_subprocess():
     proc = subprocess.run(
         [sys.executable, "-m", "pyramid", "trace", TEXT, "--selector", "coreset", "--retention", "0.3", "--hidden"],

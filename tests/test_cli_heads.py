@@ -58,6 +58,7 @@ def test_evaluate_cli_json_and_csv(capsys, tmp_path):
 
 
 @pytest.mark.skipif(not (SHARED / "imdb" / "dev.csv").is_file(), reason="../shared/data not present")
+@pytest.mark.slow
 def test_evaluate_cli_reads_imdb_word_labels_and_truncates(capsys):
     code, stdout, err = run_main(capsys, "evaluate", "--data", str(SHARED / "imdb" / "dev.csv"), "--limit", "3",
                                  "--selectors", "coreset", "--retention", "0.5", "--regime", "inference", "--json",
@@ -67,6 +68,7 @@ def test_evaluate_cli_reads_imdb_word_labels_and_truncates(capsys):
     assert rows[0]["n"] == 3 and rows[0]["selector"] == "coreset"
 
 
+@pytest.mark.slow
 def test_bench_cli_json_keys(capsys):
     code, stdout, err = run_main(capsys, "bench", "--config", "default", "--seq-len", "24", "--batch-size", "2",
                                  "--repeats", "1", "--selectors", "coreset,attention", "--json", "--quiet")
@@ -79,6 +81,7 @@ def test_bench_cli_json_keys(capsys):
         assert r["ratio"] == pytest.approx(r["measured_speedup"] / r["flops_speedup"], rel=0.02)
 
 
+@pytest.mark.slow
 def test_memory_of_a_training_step_shrinks_with_the_pyramid():
     from pyramid.bench import run_memory
 

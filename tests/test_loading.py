@@ -38,7 +38,7 @@ def test_file_instead_of_folder(tmp_path):
 
 def test_not_a_bert_family_encoder(tmp_path):
     (tmp_path / "config.json").write_text(json.dumps({"model_type": "gpt2", "n_layer": 1}))
-    with pytest.raises(ModelLoadError, match="supports BERT-family"):
+    with pytest.raises(ModelLoadError, match="runs these encoder families: bert"):
         load_encoder(str(tmp_path))
 
 

@@ -7,6 +7,8 @@ import pytest
 from pyramid.cli import main
 from pyramid.selectors import SELECTORS, unavailable_reason, usable_selectors
 
+pytestmark = pytest.mark.slow
+
 SHIPPED = [n for n in ("adapler", "trbert", "token-dropping")]
 
 

@@ -123,6 +123,7 @@ def test_rejoined_states_are_the_ones_from_the_drop_layer(minilm):
     assert torch.allclose(l3.hidden[0][l3.valid[0]], by_hand[0], atol=1e-5)
 
 
+@pytest.mark.slow
 def test_training_writes_a_table_with_the_fixed_ids(tiny_encoder, tmp_path):
     from conftest import _write_data
 

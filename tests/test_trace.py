@@ -89,6 +89,7 @@ def test_compare_traces(minilm):
 
 
 @pytest.mark.parametrize("text", ["ok", "a fine film", REVIEW])
+@pytest.mark.slow
 def test_projection_shapes_including_short_texts(minilm, text):
     tr = trace_text(minilm, text, "coreset", Schedule(retention=0.3))
     proj = project_trace(tr)

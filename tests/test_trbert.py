@@ -115,6 +115,7 @@ def trbert_runs(trained, tmp_path_factory):
     return clf, runs
 
 
+@pytest.mark.slow
 def test_the_length_term_of_the_reward_makes_the_policy_drop_more(trbert_runs):
     clf, runs = trbert_runs
     kept0 = runs[0.0][1].training["final_kept_fraction"]
@@ -122,6 +123,7 @@ def test_the_length_term_of_the_reward_makes_the_policy_drop_more(trbert_runs):
     assert kept5 < kept0 - 0.1
 
 
+@pytest.mark.slow
 def test_trbert_artifact_round_trip_and_card(trbert_runs):
     clf, runs = trbert_runs
     policy, config, folder = runs[5.0]
