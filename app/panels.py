@@ -95,7 +95,11 @@ def compare_panel(trace_a: Trace, trace_b: Trace, name_a: str, name_b: str, grou
         f"kept only by {name_a}": len(r["only_a"]), f"kept only by {name_b}": len(r["only_b"]),
         f"radius, {name_a}": round(r["radius_a"], 3), f"radius, {name_b}": round(r["radius_b"], 3),
     } for r in rows])
-    st.dataframe(table, hide_index=True, width="stretch", key=f"{key}-table")
+    st.dataframe(table, hide_index=True, width="stretch", key=f"{key}-table", column_config={
+        "Jaccard of kept sets": st.column_config.NumberColumn(
+            "Jaccard of kept sets", format="%.3f",
+            help="Tokens kept by both runs over tokens kept by either (1 = the same tokens, 0 = none in common)."),
+        "layer": st.column_config.NumberColumn("layer", help="Tokens are dropped after this layer's output.")})
     for trace, name, groups, sub in ((trace_a, name_a, groups_a, "a"), (trace_b, name_b, groups_b, "b")):
         st.plotly_chart(figures.pyramid_overview(trace, groups, name), key=f"{key}-{sub}-overview", width="stretch")
 

@@ -24,12 +24,17 @@ EXPLAIN = """
 * **integrated gradients**: the same idea integrated along a straight path from a baseline (the text with
   every word replaced by [PAD]) to the text, 20 steps. Its attributions add up to the logit's change.
 * **gradient norm**: only the slope, without the input; often noisier.
-* **significance Lj** (PoWER-BERT): how much attention a token receives at layer j, averaged over heads.
+* **significance Lj** (PoWER-BERT): how much attention a token receives from the other tokens at layer j,
+  averaged over heads (docs/methods.md 5.1).
 * **rollout** (Abnar and Zuidema, 2020): attention multiplied through the layers, read from [CLS].
 * **AdapLeR CPl** (docs/methods.md 2.3): what AdapLeR's contribution predictor l, a small network trained
   to imitate gradient × input, predicts for the tokens entering layer l+1 (here on the full-length
-  states). At inference a token stays if this score is at least eta/n. It is a cheap *prediction* of
-  saliency, so it is only as good as its agreement with the gradient rows.
+  states). At inference a token stays if this score is at least η/n (η learned per layer, n the tokens
+  alive). It is a cheap *prediction* of saliency, so it is only as good as its agreement with the gradient rows.
+* **TR-BERT π after Lj**: the probability TR-BERT's policy gives a token of staying after layer j (kept
+  if π ≥ 0.5).
+* **LTP score after Lj**: the attention the token receives, divided by a reference length; kept if it
+  reaches LTP's learned threshold for layer j.
 
 Attention weights show where the model looks, **not why it decides**: a token can receive much
 attention and barely change the prediction (Jain and Wallace, 2019; Wiegreffe and Pinter, 2019).

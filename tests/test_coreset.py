@@ -107,3 +107,42 @@ def test_coverage_is_zero_when_nothing_is_dropped():
     cov = coverage(x, valid, valid)
     assert float(cov.radius[0]) == 0.0
     assert cov.nearest[0].tolist() == [0, 1, 2, 3, 4]
+
+
+def _reference_greedy(x: np.ndarray, valid: np.ndarray, k: int) -> list[int]:
+    """Furthest-point greedy in float64, written plainly: [CLS] first, ties to the earliest token."""
+    idx = [i for i in range(len(x)) if valid[i]]
+    order = [0]
+    d = np.full(len(x), -np.inf)
+    d[idx] = np.linalg.norm(x[idx] - x[0], axis=1)
+    d[0] = -np.inf
+    while len(order) < min(k, len(idx)):
+        j = int(np.argmax(d))  # the first maximum
+        order.append(j)
+        d = np.minimum(d, np.where(d > -np.inf, np.linalg.norm(x - x[j], axis=1), -np.inf))
+        d[j] = -np.inf
+    return order
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_the_compiled_kernel_equals_a_plain_float64_greedy(seed):
+    """Real-looking shapes (up to 512 tokens, hidden 384, padded batches): the same centres in the same
+    order as the reference, so the speed-ups change nothing."""
+    g = torch.Generator().manual_seed(seed)
+    B, N = 3, [40, 200, 512][seed % 3]
+    x = torch.randn(B, N, 384, generator=g) * 2 + torch.randn(1, 1, 384, generator=g) * 5
+    valid = torch.ones(B, N, dtype=torch.bool)
+    valid[1, N // 2:] = False
+    valid[2, N - 3:] = False
+    k = torch.tensor([N // 3, N // 4, int(0.79 * N)])
+    res = greedy_k_center(x, valid, k)
+    for b in range(B):
+        want = _reference_greedy(x[b].double().numpy(), valid[b].numpy(), int(k[b]))
+        got = [int(i) for i in res.order[b] if i >= 0]
+        assert got == want
+
+
+def test_duplicate_tokens_tie_to_the_earliest():
+    x = torch.tensor([[[0.0, 0.0], [1.0, 0.0], [1.0, 0.0], [0.0, 2.0], [0.0, 2.0]]])
+    res = greedy_k_center(x, torch.ones(1, 5, dtype=torch.bool), torch.tensor([5]))
+    assert res.order[0].tolist() == [0, 3, 1, 2, 4]  # 3 is furthest; then 1 (first of the tied pair); then the zeros

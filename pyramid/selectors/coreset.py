@@ -9,11 +9,11 @@ The coverage radius of a kept set S over the valid tokens V is
 is confirmed [2nd]). Minimising it is the k-center problem; the greedy furthest-point algorithm is
 a 2-approximation: start from [CLS], then repeatedly add the token furthest from the centres so far.
 
-Implementation: the upper block triangle of the (symmetric) Gram matrix of one example's mean-centred tokens
-takes a few batched matrix products
-(distances follow as ``||x||^2 + ||y||^2 - 2 x.y``; centring keeps the expansion precise); the
-k - 1 sequential argmax steps then run in a small numba kernel, because a torch
-loop pays ~10 microseconds of dispatch per step and k is in the hundreds at 512 tokens.
+Implementation: the upper block triangle of the (symmetric) Gram matrix of one example's mean-centred
+tokens takes a few batched matrix products and the lower triangle is its mirror (distances follow as
+``||x||^2 + ||y||^2 - 2 x.y``; centring keeps the expansion precise); the k - 1 sequential steps then
+run in a small numba kernel whose passes over a contiguous row are vectorised, because a torch loop
+pays ~10 microseconds of dispatch per step and k is in the hundreds at 512 tokens.
 """
 
 from __future__ import annotations
@@ -27,26 +27,29 @@ import torch
 from .base import Selection, SelectionContext, Selector
 
 
-@numba.njit(cache=True, nogil=True)
-def _greedy_k_center_kernel(gram, block, sq, valid, k, keep, order, dmin_out):  # pragma: no cover - compiled
-    """Furthest-point greedy from a Gram matrix.
+@numba.njit(cache=True, nogil=True, fastmath=True)
+def _greedy_k_center_kernel(gram, sq, valid, k, keep, order, dmin_out):  # pragma: no cover - compiled
+    """Furthest-point greedy from a Gram matrix, one example after another.
 
-    gram (B, N, N) float32 inner products, filled on and above the block diagonal only:
-    ``gram[b, j, i]`` is set when ``i >= (j // block) * block`` (see :func:`gram_matrix`), the
-    rest is read through symmetry; sq (B, N) float32 squared norms, so that
-    ``||x_i - x_j||^2 = sq_i + sq_j - 2 gram_ij`` (clamped at 0); valid (B, N) bool; k (B,) int64.
-    Outputs: keep (B, N) bool, order (B, N) int64 (centres in the order chosen, -1 after),
-    dmin_out (B, N) float32 (squared distance of each non-centre valid token to its nearest
-    centre; -1 for centres and pads).
+    gram (B, N, N) float32 inner products (symmetric, every row filled: :func:`gram_matrix`); sq (B, N)
+    float32 squared norms, so that ``||x_i - x_j||^2 = sq_i + sq_j - 2 gram_ij`` (clamped at 0); valid
+    (B, N) bool; k (B,) int64. Outputs: keep (B, N) bool, order (B, N) int64 (centres in the order
+    chosen, -1 after), dmin_out (B, N) float32 (squared distance of each non-centre valid token to its
+    nearest centre; -1 for centres and pads).
+
+    Each step is three passes over one contiguous row, which the compiler vectorises: the maximum of
+    the distances to the centres so far, the first token holding it (the same tie rule as a strict
+    ``>`` scan), and the element-wise minimum with the new centre's distance row. Centres and pads hold
+    -1, which no distance (>= 0) can lower or exceed.
     """
     B, N = valid.shape
     for b in range(B):
         dmin = np.empty(N, np.float32)
+        s0 = sq[b, 0]
         for i in range(N):
             order[b, i] = -1
             if valid[b, i]:
-                d = sq[b, 0] + sq[b, i] - 2.0 * gram[b, 0, i]
-                dmin[i] = d if d > 0.0 else 0.0
+                dmin[i] = max(np.float32(0.0), s0 + sq[b, i] - np.float32(2.0) * gram[b, 0, i])
             else:
                 dmin[i] = -1.0
         if not valid[b, 0]:
@@ -58,50 +61,47 @@ def _greedy_k_center_kernel(gram, block, sq, valid, k, keep, order, dmin_out):  
         dmin[0] = -1.0
         count = 1
         while count < k[b]:
-            j = -1
-            best = -1.0
+            best = np.float32(-1.0)
             for i in range(N):
-                if dmin[i] > best:
-                    best = dmin[i]
-                    j = i
-            if j < 0:
+                best = max(best, dmin[i])
+            if best < 0.0:
                 break
+            j = 0
+            while dmin[j] != best:
+                j += 1
             keep[b, j] = True
             order[b, count] = j
             count += 1
             dmin[j] = -1.0
             sj = sq[b, j]
-            row_start = (j // block) * block
+            row = gram[b, j]
             for i in range(N):
-                if dmin[i] > 0.0:
-                    g = gram[b, j, i] if i >= row_start else gram[b, i, j]
-                    d = sj + sq[b, i] - 2.0 * g
-                    if d < dmin[i]:
-                        dmin[i] = d if d > 0.0 else 0.0
+                d = max(np.float32(0.0), sj + sq[b, i] - np.float32(2.0) * row[i])
+                dmin[i] = min(dmin[i], d)
         for i in range(N):
             dmin_out[b, i] = dmin[i]
 
 
 GRAM_BLOCKS = 4
-"""Row blocks of the Gram matrix; only blocks on and above the diagonal are computed."""
+"""Row blocks of the Gram matrix; only blocks on and above the diagonal are multiplied, the others are
+their transposes."""
 
 
-def gram_matrix(hidden: torch.Tensor, valid: torch.Tensor) -> tuple[np.ndarray, int, np.ndarray]:
+def gram_matrix(hidden: torch.Tensor, valid: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
     """Inner products and squared norms of each example's mean-centred token states, on the CPU.
 
-    The Gram matrix is symmetric, so it is computed in ``GRAM_BLOCKS`` row blocks, each only from
-    its own diagonal block rightwards: ``(4+3+2+1)/16 = 62.5%`` of the FLOPs of a full product
-    (a triangular BLAS ``syrk`` would need a second BLAS whose threads fight torch's).
+    The Gram matrix is symmetric, so it is multiplied in ``GRAM_BLOCKS`` row blocks, each only from its
+    own diagonal block rightwards (``(4+3+2+1)/16 = 62.5%`` of the FLOPs of a full product), and the
+    blocks below the diagonal are copied from their transposes, so that every row is contiguous for
+    the k-center loop.
 
     Args:
         hidden: ``(B, N, d)`` hidden states.
         valid: ``(B, N)`` bool, True for real tokens.
 
     Returns:
-        ``(gram (B, N, N), block, sq (B, N))``: float32 NumPy arrays and the block height;
-        ``gram[b, j, i]`` holds ``<x_j, x_i>`` where ``i >= (j // block) * block`` (other entries
-        are unset: read ``gram[b, i, j]``), and ``||x_i - x_j||^2 = sq_i + sq_j - 2 <x_i, x_j>``.
-        States are centred on the example's valid-token mean first: distances are
+        ``(gram (B, N, N), sq (B, N))`` float32 NumPy arrays with ``||x_i - x_j||^2 = sq_i + sq_j -
+        2 gram_ij``. States are centred on the example's valid-token mean first: distances are
         translation-invariant, and centring shrinks ``||x||^2`` and so the rounding error of the
         expansion.
     """
@@ -119,8 +119,10 @@ def gram_matrix(hidden: torch.Tensor, valid: torch.Tensor) -> tuple[np.ndarray, 
         for r0 in range(0, N, block):
             r1 = min(N, r0 + block)
             gram[:, r0:r1, r0:] = torch.bmm(x[:, r0:r1], xt[:, :, r0:])  # (B, rows, N - r0)
+            if r0:
+                gram[:, r0:r1, :r0] = gram[:, :r0, r0:r1].transpose(1, 2)  # below the diagonal: the mirror
         sq = (x * x).sum(-1)  # (B, N)
-        return gram.numpy(), block, sq.numpy()
+        return gram.numpy(), sq.numpy()
 
 
 @dataclass
@@ -156,13 +158,13 @@ def greedy_k_center(hidden: torch.Tensor, valid: torch.Tensor, k: torch.Tensor) 
     """
     if hidden.dim() != 3 or valid.shape != hidden.shape[:2] or k.shape != hidden.shape[:1]:
         raise ValueError(f"bad shapes: hidden {tuple(hidden.shape)}, valid {tuple(valid.shape)}, k {tuple(k.shape)}")
-    gram, block, sq = gram_matrix(hidden, valid)
+    gram, sq = gram_matrix(hidden, valid)
     B, N = valid.shape
     keep = np.zeros((B, N), dtype=np.bool_)
     order = np.empty((B, N), dtype=np.int64)
     dmin = np.empty((B, N), dtype=np.float32)
     _greedy_k_center_kernel(
-        gram, block, sq, valid.detach().cpu().numpy().astype(np.bool_), k.detach().cpu().numpy().astype(np.int64),
+        gram, sq, valid.detach().cpu().numpy().astype(np.bool_), k.detach().cpu().numpy().astype(np.int64),
         keep, order, dmin,
     )
     radius = np.sqrt(np.maximum(dmin.max(axis=1), 0.0))
