@@ -332,8 +332,10 @@ def _results(encoder, model_name: str, run: dict, settings, t_start: float) -> N
     with tabs[3]:
         if tabs[3].open:
             if (sel_a, reg_a) == (sel_b, reg_b):
-                st.info("Both runs are the same; choose another selector (or the same one to compare its two regimes).")
-            panels.compare_panel(trace, other, name_a, name_b, groups_a, groups_b, key=f"cmp-{rid}")
+                st.info("Both runs are the same; choose another selector to compare (the same selector compares its "
+                        "two regimes when its Train-Select model is installed).")
+            else:
+                panels.compare_panel(trace, other, name_a, name_b, groups_a, groups_b, key=f"cmp-{rid}")
     coverage_fig = figures.coverage_figure({name_a: trace, name_b: other}, name_a)
     panels.downloads_panel(trace, groups_a, words, coverage_fig, _download_name(run), key=f"dl-{rid}")
     encoder_ms = 1000 * sum(lt.layer_seconds + lt.selection_seconds for lt in trace.layers)

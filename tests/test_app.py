@@ -318,3 +318,23 @@ def test_learn_page_walks_through_every_step():
     at.slider(key="learn_k").set_value(8).run()
     title = json.loads(at.get("plotly_chart")[0].proto.spec)["layout"]["title"]["text"]
     assert "k = 8" in title
+
+
+def test_comparing_a_selector_with_itself_compares_its_two_regimes():
+    from pyramid.selectors import unavailable_reason
+
+    at = fresh().run()
+    at.selectbox(key="w_compare").set_value("coreset")
+    run_button(at).click()
+    at.run()
+    at = open_tab(at, "Compare")
+    assert not at.exception
+    if unavailable_reason("coreset", None, "train-select") is None:
+        table = table_with(at, "Jaccard of kept sets")
+        columns = [c for c in table.columns if c.startswith("radius")]
+        assert columns == ["radius, Core-set (inference-only)", "radius, Core-set (Train-Select)"]
+    else:  # no Train-Select model installed: said, and no table with merged columns
+        assert any("has no Train-Select model" in w.value for w in at.warning)
+        assert any("Both runs are the same" in i.value for i in at.info)
+        assert not any("Jaccard of kept sets" in df.value.columns for df in at.dataframe)
+    open_tab(at, "Kept tokens per layer")

@@ -59,3 +59,23 @@ def test_hub_ids_can_be_disabled():
 def test_empty_name():
     with pytest.raises(ModelLoadError, match="empty"):
         load_encoder("   ")
+
+
+def test_the_default_models_folder_is_the_default_model(capsys):
+    """Given by its folder, the default model is still the default model: the same shipped artifacts
+    apply in the CLI and the app (one answer to "which selectors run on this model")."""
+    from pyramid.cli import main
+    from pyramid.loading import DEFAULT_MODEL, default_model_path, model_identity
+    from pyramid.selectors import usable_selectors
+
+    folder = default_model_path()
+    assert model_identity(folder, folder) == DEFAULT_MODEL
+    assert usable_selectors(model_identity(folder, folder)) == usable_selectors(DEFAULT_MODEL)
+    code = main(["trace", "a fine film", "--model", folder, "--selector", "token-dropping", "--head", "none"])
+    assert code == 0, capsys.readouterr().err
+
+
+def test_another_local_model_is_named_by_its_folder(tmp_path, tiny_model_dir):
+    from pyramid.loading import model_identity
+
+    assert model_identity(str(tiny_model_dir), str(tiny_model_dir)) == tiny_model_dir.name
