@@ -16,8 +16,9 @@ from pyramid.selectors import SELECTORS, selector_label
 
 from . import figures
 
-DATASET_NAMES = {"sst2-dev": "SST-2 dev (872 sentences)", "imdb-dev": "IMDB reviews (600, long)"}
-DATASET_ORDER = ("sst2-dev", "imdb-dev")
+DATASET_NAMES = {"sst2-dev": "SST-2 dev (872 sentences)", "imdb-dev": "IMDB reviews (600, long)",
+                 "sst2-dev-mpnet12": "SST-2 dev, 12-layer MPNet (all-mpnet-base-v2, inference-only)"}
+DATASET_ORDER = ("sst2-dev", "imdb-dev", "sst2-dev-mpnet12")
 SPEED_COLUMNS = {
     "config": "model", "seq_len": "tokens", "batch_size": "batch", "selector": "selector", "retention": "ρ",
     "full_ms": "full model (ms)", "pyramid_ms": "pyramid (ms)", "selection_ms": "of which selection (ms)",
