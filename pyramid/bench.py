@@ -39,10 +39,11 @@ EXAMPLES = Path(__file__).resolve().parent.parent / "assets" / "examples.json"
 
 
 def bench_encoder(config: str) -> LoadedEncoder:
-    """The encoder of a benchmark configuration (``default`` or ``bert-base``).
+    """The encoder of a benchmark configuration: ``default`` (MiniLM-L6), ``bert-base`` (a random-weight
+    BERT-base shape), or any model :func:`pyramid.loading.load_encoder` accepts (a folder, a hub id).
 
     Raises:
-        ValueError: unknown configuration.
+        ModelLoadError: the model cannot be loaded.
     """
     if config == "default":
         return load_encoder()
@@ -53,7 +54,7 @@ def bench_encoder(config: str) -> LoadedEncoder:
         torch.manual_seed(0)
         model = BertModel(BertConfig(), add_pooling_layer=False)
         return encoder_from_model(model, base.tokenizer, name="bert-base (random weights)")
-    raise ValueError(f"unknown bench config '{config}'; choose from {', '.join(CONFIGS)}")
+    return load_encoder(config)
 
 
 def bench_batch(encoder: LoadedEncoder, seq_len: int, batch_size: int) -> tuple[torch.Tensor, torch.Tensor]:

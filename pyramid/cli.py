@@ -235,9 +235,11 @@ def cmd_bench(args) -> int:
     """``bench``: measured vs FLOPs-predicted speedup; ``--memory`` adds training-step peak memory."""
     from .bench import CONFIGS, run_bench, run_memory
 
+    if args.model:
+        args.config = args.config + [args.model]
     for c in args.config + (args.memory_config if args.memory else []):
-        if c not in CONFIGS:
-            raise CliError(f"--config and --memory-config take {', '.join(CONFIGS)}, got '{c}'")
+        if c not in CONFIGS and c != args.model:
+            raise CliError(f"--config and --memory-config take {', '.join(CONFIGS)} (or use --model PATH), got '{c}'")
     variable = [n for n in args.selectors if not SELECTORS[n].fixed_length]
     if variable:
         raise CliError(f"bench times fixed-length selectors against a schedule; {', '.join(variable)} sets its own "
@@ -390,6 +392,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--config", type=lambda t: [c.strip() for c in t.split(",") if c.strip()],
                    default=["default", "bert-base"],
                    help="default (MiniLM-L6), bert-base (12-layer, random weights), or both (default)")
+    p.add_argument("--model", default=None, help="also time this model (a local folder or hub id)")
     p.add_argument("--repeats", type=at.int_at_least(1, "--repeats"), default=5,
                    help="timed runs of full and pyramid per setting, alternating, after one warm-up (median; default 5)")
     p.add_argument("--memory", action="store_true", help="also measure one training step's peak memory")
