@@ -5,7 +5,7 @@ layer."""
 
 from __future__ import annotations
 
-from .base import Family, softmax_attention
+from .base import Family, kernel_kwargs, softmax_attention
 
 
 class AlbertFamily(Family):
@@ -45,12 +45,7 @@ class AlbertFamily(Family):
                 context, _ = softmax_attention(q, k, v, mask, None, att.scaling, att.attention_dropout.p, att.training)
                 attention_output = att.LayerNorm(hidden + att.output_dropout(att.dense(context)))
             else:
-                kwargs = {}
-                if last and output_attention_probs:
-                    kwargs = {"output_attention_probs": True}
-                elif last and significance_rows is not None:
-                    kwargs = {"output_significance": True, "query_valid": significance_rows,
-                              "significance_include_self": include_self}
+                kwargs = kernel_kwargs(output_attention_probs, significance_rows, include_self) if last else {}
                 attention_output, probs = att(hidden, mask, **kwargs)
                 if kwargs:
                     extra = probs

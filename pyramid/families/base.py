@@ -97,3 +97,23 @@ def softmax_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: t
     context = torch.matmul(probs, v)  # (B, h, N, hd)
     B, h, N, hd = context.shape
     return context.transpose(1, 2).reshape(B, N, h * hd), probs
+
+
+def kernel_kwargs(output_attention_probs: bool, significance_rows: torch.Tensor | None, include_self: bool) -> dict:
+    """What to ask the project's attention kernel (:mod:`pyramid.attention`) for: the probabilities, the
+    chunked significance, or nothing extra."""
+    if output_attention_probs:
+        return {"output_attention_probs": True}
+    if significance_rows is not None:
+        return {"output_significance": True, "query_valid": significance_rows, "significance_include_self": include_self}
+    return {}
+
+
+def extra_from_probs(probs: torch.Tensor, output_attention_probs: bool, significance_rows: torch.Tensor | None,
+                     include_self: bool):
+    """For families whose attention is written out: the probabilities or the significance asked for, or None."""
+    if output_attention_probs:
+        return probs
+    if significance_rows is not None:
+        return significance_of(probs, significance_rows, include_self)
+    return None

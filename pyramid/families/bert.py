@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import torch
 
-from .base import Family, softmax_attention
+from .base import Family, kernel_kwargs, softmax_attention
 
 
 class BertFamily(Family):
@@ -36,13 +36,7 @@ class BertFamily(Family):
         if kv_hidden is not None:
             context = cross_attention(layer.attention.self, hidden, kv_hidden, mask)  # (B, N, d)
             return layer.feed_forward_chunk(layer.attention.output(context, hidden)), None
-        if output_attention_probs:
-            kwargs = {"output_attention_probs": True}
-        elif significance_rows is not None:
-            kwargs = {"output_significance": True, "query_valid": significance_rows,
-                      "significance_include_self": include_self}
-        else:
-            kwargs = {}
+        kwargs = kernel_kwargs(output_attention_probs, significance_rows, include_self)
         context, extra = layer.attention.self(hidden, attention_mask=mask, **kwargs)  # (B, N, d)
         attention_output = layer.attention.output(context, hidden)  # (B, N, d)
         return layer.feed_forward_chunk(attention_output), extra

@@ -13,7 +13,7 @@ import math
 
 import torch
 
-from .base import Family, significance_of
+from .base import Family, extra_from_probs
 
 
 class DebertaV2Family(Family):
@@ -69,11 +69,7 @@ class DebertaV2Family(Family):
             out = enc.conv(hidden, out, valid)
         if kv_hidden is not None:
             return out, None
-        if output_attention_probs:
-            return out, probs
-        if significance_rows is not None:
-            return out, significance_of(probs, significance_rows, include_self)
-        return out, None
+        return out, extra_from_probs(probs, output_attention_probs, significance_rows, include_self)
 
 
 def _disentangled_bias(sa, q: torch.Tensor, k: torch.Tensor, rel: torch.Tensor, rel_embeddings: torch.Tensor,

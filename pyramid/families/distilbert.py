@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from .base import Family, softmax_attention
+from .base import Family, kernel_kwargs, softmax_attention
 
 
 class DistilBertFamily(Family):
@@ -39,13 +39,7 @@ class DistilBertFamily(Family):
             context, _ = softmax_attention(q, k, v, mask, None, sa.scaling, sa.dropout.p, sa.training)
             attn = sa.out_lin(context)
         else:
-            if output_attention_probs:
-                kwargs = {"output_attention_probs": True}
-            elif significance_rows is not None:
-                kwargs = {"output_significance": True, "query_valid": significance_rows,
-                          "significance_include_self": include_self}
-            else:
-                kwargs = {}
+            kwargs = kernel_kwargs(output_attention_probs, significance_rows, include_self)
             attn, extra = sa(hidden, attention_mask=mask, **kwargs)  # (B, N, d), out_lin applied
         attention_output = layer.sa_layer_norm(attn + hidden)
         return layer.output_layer_norm(layer.ffn(attention_output) + attention_output), extra

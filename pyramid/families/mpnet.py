@@ -10,7 +10,7 @@ import math
 
 import torch
 
-from .base import Family, significance_of, softmax_attention
+from .base import Family, extra_from_probs, softmax_attention
 
 
 class MPNetFamily(Family):
@@ -57,8 +57,4 @@ class MPNetFamily(Family):
         out = layer.output(layer.intermediate(attention_output), attention_output)
         if kv_hidden is not None:
             return out, None
-        if output_attention_probs:
-            return out, probs
-        if significance_rows is not None:
-            return out, significance_of(probs, significance_rows, include_self)
-        return out, None
+        return out, extra_from_probs(probs, output_attention_probs, significance_rows, include_self)
