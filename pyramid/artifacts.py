@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 from dataclasses import asdict
 from pathlib import Path
-from typing import Sequence
+from typing import Callable, Sequence
 
 ASSETS_DIR = Path(__file__).resolve().parent.parent / "assets"
 """The project's shipped artifacts."""
@@ -81,6 +81,40 @@ def require_files(path: Path, files: Sequence[str], what: str, error: type[Excep
     missing = [f for f in files if not (path / f).is_file()]
     if missing:
         raise error(f"The {what} folder '{path}' is incomplete: missing {', '.join(missing)}.")
+
+
+def load_weights_artifact(name: str | Path, *, shipped_dir: Path, what: str, command: str,
+                          error: type[Exception], config_cls: type, config_file: str, weights_file: str,
+                          build: Callable[[object, dict], object]) -> tuple[object, object]:
+    """Load a ``<config>.json`` + ``<weights>.safetensors`` artifact (AdapLeR predictors, TR-BERT
+    policies, LTP thresholds, the Token Dropping table): find the folder, check both files, parse
+    the config with ``config_cls.from_json``, read the tensors and hand them to ``build``.
+
+    Args:
+        name: a folder, or the name of a folder in ``shipped_dir``.
+        what: how messages name it ("TR-BERT policy"). command: the CLI that makes it.
+        error: the exception class raised for every failure.
+        build: ``(config, state_dict) -> object``; may raise ``error`` itself (kept as is).
+
+    Returns:
+        ``(object, config)``.
+
+    Raises:
+        error: the folder is missing or lacks a file, or the config or weights cannot be read or
+            do not fit ``build``.
+    """
+    path = resolve_artifact(name, shipped_dir, what, command, error)
+    require_files(path, (weights_file, config_file), what, error)
+    try:
+        from safetensors.torch import load_file
+
+        config = config_cls.from_json((path / config_file).read_text(encoding="utf-8"))
+        obj = build(config, load_file(str(path / weights_file)))
+    except error:
+        raise
+    except Exception as exc:  # noqa: BLE001 - every other failure is a corrupt artifact
+        raise error(f"Could not load the {what} '{path}': {exc}") from exc
+    return obj, config
 
 
 def freeze(module):

@@ -18,7 +18,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from ..artifacts import ASSETS_DIR, JsonConfig, freeze, require_files, resolve_artifact
+from ..artifacts import ASSETS_DIR, JsonConfig, freeze, load_weights_artifact
 from .base import LearnedSelector, Selection, SelectionContext
 
 ADAPLER_DIR = ASSETS_DIR / "adapler"
@@ -26,7 +26,6 @@ DEFAULT_ADAPLER = "sst2-lora-adapler"
 """Shipped AdapLeR predictors of the inference-only regime (trained against the frozen ``sst2-lora``)."""
 JOINT_ADAPLER = "sst2-lora-ts-adapler"
 """Shipped AdapLeR of the Train-Select regime (predictors, eta and LoRA trained jointly)."""
-ADAPLER_FILES = ("predictors.safetensors", "adapler_config.json")
 ETA_RANGE = (0.01, 1.0)
 """Clip range of the learned thresholds eta after every step (docs/methods.md 2.4, [code])."""
 
@@ -117,30 +116,24 @@ class ContributionPredictors(nn.Module):
         return 2.0 * d * c + c + 8.0 * c + 2.0 * c + 1 + 5.0
 
 
-def resolve_adapler_path(name: str | Path) -> Path:
-    """A shipped artifact's name or a folder -> the folder (raises :class:`AdaplerLoadError`)."""
-    return resolve_artifact(name, ADAPLER_DIR, "AdapLeR predictors", "python -m pyramid train-adapler",
-                            AdaplerLoadError)
-
-
 @lru_cache(maxsize=8)
 def load_predictors(name: str | Path = DEFAULT_ADAPLER) -> tuple[ContributionPredictors, AdaplerConfig]:
     """Load an AdapLeR artifact (cached per name; eval mode, frozen).
 
+    Args:
+        name: a folder, or the name of a folder shipped in ``assets/adapler``.
+
     Raises:
         AdaplerLoadError: missing, incomplete or corrupt artifact.
     """
-    path = resolve_adapler_path(name)
-    require_files(path, ADAPLER_FILES, "AdapLeR", AdaplerLoadError)
-    try:
-        from safetensors.torch import load_file
-
-        config = AdaplerConfig.from_json((path / "adapler_config.json").read_text(encoding="utf-8"))
+    def build(config: AdaplerConfig, state: dict) -> ContributionPredictors:
         pred = ContributionPredictors(config.hidden_size, config.num_layers, config.cp_hidden)
-        pred.load_state_dict(load_file(str(path / "predictors.safetensors")))
-    except Exception as exc:  # noqa: BLE001 - every failure is a corrupt artifact
-        raise AdaplerLoadError(f"Could not load the AdapLeR predictors '{path}': {exc}") from exc
-    return freeze(pred), config
+        pred.load_state_dict(state)
+        return freeze(pred)
+
+    return load_weights_artifact(name, shipped_dir=ADAPLER_DIR, what="AdapLeR predictors", command="python -m pyramid train-adapler",
+                                 error=AdaplerLoadError, config_cls=AdaplerConfig, config_file="adapler_config.json",
+                                 weights_file="predictors.safetensors", build=build)
 
 
 

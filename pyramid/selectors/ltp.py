@@ -29,7 +29,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from ..artifacts import ASSETS_DIR, JsonConfig, freeze, require_files, resolve_artifact
+from ..artifacts import ASSETS_DIR, JsonConfig, freeze, load_weights_artifact
 from .base import LearnedSelector, Selection, SelectionContext
 
 LTP_DIR = ASSETS_DIR / "ltp"
@@ -37,7 +37,6 @@ INFERENCE_LTP = "sst2-lora-ltp"
 """The Train-Select thresholds applied to the full-length ``sst2-lora`` model (inference-only regime)."""
 JOINT_LTP = "sst2-lora-ts-ltp"
 """Shipped LTP of the Train-Select regime (thresholds and LoRA trained together)."""
-LTP_FILES = ("thresholds.safetensors", "ltp_config.json")
 THRESHOLD_FLOOR = 1e-5
 """The effective threshold's floor in hard mode (docs/methods.md 5.2, [code])."""
 
@@ -153,26 +152,21 @@ class LtpSelector(LearnedSelector):
         return f"LTP score after L{layer}"
 
 
-def resolve_ltp_path(name: str | Path) -> Path:
-    """A shipped artifact's name or a folder -> the folder (raises :class:`LtpLoadError`)."""
-    return resolve_artifact(name, LTP_DIR, "LTP thresholds", "python -m pyramid train-ltp", LtpLoadError)
-
-
 @lru_cache(maxsize=8)
 def load_thresholds(name: str | Path = JOINT_LTP) -> tuple[LtpThresholds, LtpConfig]:
     """Load an LTP artifact (cached; eval mode, frozen).
 
+    Args:
+        name: a folder, or the name of a folder shipped in ``assets/ltp``.
+
     Raises:
         LtpLoadError: missing, incomplete or corrupt artifact.
     """
-    path = resolve_ltp_path(name)
-    require_files(path, LTP_FILES, "LTP", LtpLoadError)
-    try:
-        from safetensors.torch import load_file
-
-        config = LtpConfig.from_json((path / "ltp_config.json").read_text(encoding="utf-8"))
+    def build(config: LtpConfig, state: dict) -> LtpThresholds:
         weights = LtpThresholds(config.num_layers, config.theta_final, config.reference_length)
-        weights.load_state_dict(load_file(str(path / "thresholds.safetensors")))
-    except Exception as exc:  # noqa: BLE001 - every failure is a corrupt artifact
-        raise LtpLoadError(f"Could not load the LTP thresholds '{path}': {exc}") from exc
-    return freeze(weights), config
+        weights.load_state_dict(state)
+        return freeze(weights)
+
+    return load_weights_artifact(name, shipped_dir=LTP_DIR, what="LTP thresholds", command="python -m pyramid train-ltp",
+                                 error=LtpLoadError, config_cls=LtpConfig, config_file="ltp_config.json",
+                                 weights_file="thresholds.safetensors", build=build)

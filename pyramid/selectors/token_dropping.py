@@ -23,12 +23,11 @@ from pathlib import Path
 
 import torch
 
-from ..artifacts import ASSETS_DIR, JsonConfig, require_files, resolve_artifact
+from ..artifacts import ASSETS_DIR, JsonConfig, load_weights_artifact
 from .base import Selection, SelectionContext, Selector, keep_top_k
 
 TOKEN_DROPPING_DIR = ASSETS_DIR / "token_dropping"
 DEFAULT_TOKEN_DROPPING = "minilm-mlm-importance"
-TD_FILES = ("importance.safetensors", "token_dropping_config.json")
 BETA = 0.995
 INIT_VALUE = 10.0
 ALWAYS_KEEP = 1e4
@@ -55,31 +54,26 @@ class TokenDroppingConfig(JsonConfig):
     metrics: dict = field(default_factory=dict)
 
 
-def resolve_token_dropping_path(name: str | Path) -> Path:
-    """A shipped artifact's name or a folder -> the folder (raises :class:`TokenDroppingLoadError`)."""
-    return resolve_artifact(name, TOKEN_DROPPING_DIR, "Token Dropping table", "python -m pyramid train-token-dropping",
-                            TokenDroppingLoadError)
-
-
 @lru_cache(maxsize=8)
 def load_importance(name: str | Path = DEFAULT_TOKEN_DROPPING) -> tuple[torch.Tensor, TokenDroppingConfig]:
     """Load an importance table ``(V,)`` and its config (cached).
 
+    Args:
+        name: a folder, or the name of a folder shipped in ``assets/token_dropping``.
+
     Raises:
         TokenDroppingLoadError: missing, incomplete or corrupt artifact.
     """
-    path = resolve_token_dropping_path(name)
-    require_files(path, TD_FILES, "Token Dropping", TokenDroppingLoadError)
-    try:
-        from safetensors.torch import load_file
+    def build(config: TokenDroppingConfig, state: dict) -> torch.Tensor:
+        table = state["importance"].float()
+        if table.shape != (config.vocab_size,):
+            raise TokenDroppingLoadError(f"'{name}': the table has shape {tuple(table.shape)}, "
+                                         f"expected ({config.vocab_size},)")
+        return table
 
-        config = TokenDroppingConfig.from_json((path / "token_dropping_config.json").read_text(encoding="utf-8"))
-        table = load_file(str(path / "importance.safetensors"))["importance"].float()
-    except Exception as exc:  # noqa: BLE001
-        raise TokenDroppingLoadError(f"Could not load the Token Dropping table '{path}': {exc}") from exc
-    if table.shape != (config.vocab_size,):
-        raise TokenDroppingLoadError(f"'{path}': the table has shape {tuple(table.shape)}, expected ({config.vocab_size},)")
-    return table, config
+    return load_weights_artifact(name, shipped_dir=TOKEN_DROPPING_DIR, what="Token Dropping table", command="python -m pyramid train-token-dropping",
+                                 error=TokenDroppingLoadError, config_cls=TokenDroppingConfig, config_file="token_dropping_config.json",
+                                 weights_file="importance.safetensors", build=build)
 
 
 class TokenDroppingSelector(Selector):

@@ -18,7 +18,7 @@ from typing import Sequence
 import torch
 from torch import nn
 
-from ..artifacts import ASSETS_DIR, JsonConfig, freeze, require_files, resolve_artifact
+from ..artifacts import ASSETS_DIR, JsonConfig, freeze, load_weights_artifact
 from .base import LearnedSelector, Selection, SelectionContext
 
 TRBERT_DIR = ASSETS_DIR / "trbert"
@@ -26,7 +26,6 @@ DEFAULT_TRBERT = "sst2-lora-trbert"
 """Shipped TR-BERT policy of the inference-only regime (RL phase against the frozen ``sst2-lora``)."""
 JOINT_TRBERT = "sst2-lora-ts-trbert"
 """Shipped TR-BERT of the Train-Select regime (after the joint phase)."""
-TRBERT_FILES = ("policy.safetensors", "trbert_config.json")
 
 
 class TrbertLoadError(ValueError):
@@ -98,29 +97,24 @@ class PolicyNetworks(nn.Module):
         return 2.0 * d * c + c + 8.0 * c + 2.0 * c + 1 + 4.0
 
 
-def resolve_trbert_path(name: str | Path) -> Path:
-    """A shipped artifact's name or a folder -> the folder (raises :class:`TrbertLoadError`)."""
-    return resolve_artifact(name, TRBERT_DIR, "TR-BERT policy", "python -m pyramid train-trbert", TrbertLoadError)
-
-
 @lru_cache(maxsize=8)
 def load_policy(name: str | Path = DEFAULT_TRBERT) -> tuple[PolicyNetworks, TrbertConfig]:
     """Load a TR-BERT artifact (cached; eval mode, frozen).
 
+    Args:
+        name: a folder, or the name of a folder shipped in ``assets/trbert``.
+
     Raises:
         TrbertLoadError: missing, incomplete or corrupt artifact.
     """
-    path = resolve_trbert_path(name)
-    require_files(path, TRBERT_FILES, "TR-BERT", TrbertLoadError)
-    try:
-        from safetensors.torch import load_file
-
-        config = TrbertConfig.from_json((path / "trbert_config.json").read_text(encoding="utf-8"))
+    def build(config: TrbertConfig, state: dict) -> PolicyNetworks:
         policy = PolicyNetworks(config.hidden_size, config.points, config.policy_hidden)
-        policy.load_state_dict(load_file(str(path / "policy.safetensors")))
-    except Exception as exc:  # noqa: BLE001 - every failure is a corrupt artifact
-        raise TrbertLoadError(f"Could not load the TR-BERT policy '{path}': {exc}") from exc
-    return freeze(policy), config
+        policy.load_state_dict(state)
+        return freeze(policy)
+
+    return load_weights_artifact(name, shipped_dir=TRBERT_DIR, what="TR-BERT policy", command="python -m pyramid train-trbert",
+                                 error=TrbertLoadError, config_cls=TrbertConfig, config_file="trbert_config.json",
+                                 weights_file="policy.safetensors", build=build)
 
 
 class TrbertSelector(LearnedSelector):
