@@ -47,8 +47,8 @@ from ..loading import LoadedEncoder
 from ..selectors.adapler import (ADAPLER_DIR, DEFAULT_ADAPLER, ETA_RANGE, JOINT_ADAPLER, AdaplerConfig,
                                  AdaplerSelector, ContributionPredictors)
 from .. import argtypes as at
-from .common import (DEFAULT_DEV, DEFAULT_TRAIN, ModelCard, TrainerCommand, epoch_batches, frozen, mean_tail, option,
-                     shuffled_rows, warmup_scheduler)
+from .common import (DEFAULT_DEV, DEFAULT_TRAIN, ModelCard, TrainerCommand, card_data, epoch_batches, frozen,
+                     mean_tail, option, shuffled_rows, warmup_scheduler)
 
 BETA = 0.1
 """Slope parameter beta of the soft-removal penalty (docs/methods.md 2.5, [code])."""
@@ -454,9 +454,8 @@ out from training (never on dev); kept: {t.get('checkpoint', {}).get('rule') if 
     return ModelCard(
         title=f"{config.name}: AdapLeR contribution predictors for `{config.head}`",
         summary=summary, method=method,
-        data=(f"Training: `{t.get('data')}` (shuffled with seed {t.get('seed')}; {t.get('holdout_rows')} rows held out "
-              f"for the checkpoint choice, {t.get('examples')} trained on, truncated to {t.get('max_length')} tokens). "
-              f"Evaluation: `{t.get('dev')}`."),
+        data=card_data(t, rows=f"{t.get('holdout_rows')} rows held out for the checkpoint choice, "
+                            f"{t.get('examples')} trained on"),
         metrics=config.metrics, hyper=hyper, command=t.get("command", ""),
         limits=(f"Trained on SST-2 phrases; on long reviews (IMDB) the learned thresholds meet lengths they never saw. "
                 f"The predictors read the `{config.head}` encoder's states: with other weights they are meaningless."),

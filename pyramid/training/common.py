@@ -141,6 +141,19 @@ def mean_tail(values: Sequence[float], k: int = 50) -> float:
     return round(sum(tail) / len(tail), 4) if tail else 0.0
 
 
+def card_data(t: dict, rows: str = "") -> str:
+    """The Data line of a model card from a trainer's ``training`` record ``t``: the training file,
+    the shuffle seed, ``rows`` (what was used, e.g. "8000 rows"), the token limit and the dev file."""
+    used = f", {rows}" if rows else (f", {t['examples']} rows" if t.get("examples") is not None else "")
+    return (f"Training: `{t.get('data')}` (shuffled with seed {t.get('seed')}{used}, truncated to "
+            f"{t.get('max_length')} tokens). Evaluation: `{t.get('dev')}`.")
+
+
+def card_hyper(t: dict, skip: Sequence[str] = ("command", "data", "dev", "out")) -> dict:
+    """The hyper-parameter rows of a model card: the ``training`` record without paths and command."""
+    return {k: v for k, v in t.items() if k not in skip}
+
+
 @dataclass
 class ModelCard:
     """The README written next to every trained artifact.

@@ -33,8 +33,8 @@ from ..attention import significance
 from ..layers import run_layers
 from ..loading import LoadedEncoder
 from ..selectors.ltp import INFERENCE_LTP, JOINT_LTP, LTP_DIR, LtpConfig, LtpSelector, LtpThresholds
-from .common import (DEFAULT_DEV, DEFAULT_TRAIN, ModelCard, TrainerCommand, epoch_batches, mean_tail, option,
-                     shuffled_rows)
+from .common import (DEFAULT_DEV, DEFAULT_TRAIN, ModelCard, TrainerCommand, card_data, card_hyper, epoch_batches,
+                     mean_tail, option, shuffled_rows)
 
 
 @dataclass
@@ -238,9 +238,8 @@ def model_card(config: LtpConfig, transplanted_from: str | None = None) -> Model
                  f"`{config.base_model}` (docs/methods.md 5.2). A token stays after layer j iff s_j(t) >= theta_j; "
                  f"learned thresholds: {thr}."),
         method=method,
-        data=(f"Training: `{t.get('data')}` (shuffled with seed {t.get('seed')}, truncated to {t.get('max_length')} "
-              f"tokens). Evaluation: `{t.get('dev')}`."),
-        metrics=config.metrics, hyper={k: v for k, v in t.items() if k not in ("command", "data", "dev", "out")},
+        data=card_data(t),
+        metrics=config.metrics, hyper=card_hyper(t),
         command=t.get("command", ""),
         limits=f"The thresholds were learned on short SST-2 phrases with `{t.get('head')}`'s attention.",
     )

@@ -41,8 +41,8 @@ from ..loading import LoadedEncoder
 from ..selectors.trbert import (DEFAULT_TRBERT, JOINT_TRBERT, TRBERT_DIR, PolicyNetworks, TrbertConfig, TrbertSelector,
                                 load_policy, selection_points)
 from .. import argtypes as at
-from .common import (DEFAULT_DEV, DEFAULT_TRAIN, ModelCard, TrainerCommand, epoch_batches, frozen, mean_tail, option,
-                     shuffled_rows, warmup_scheduler)
+from .common import (DEFAULT_DEV, DEFAULT_TRAIN, ModelCard, TrainerCommand, card_data, card_hyper, epoch_batches,
+                     frozen, mean_tail, option, shuffled_rows, warmup_scheduler)
 
 
 def guide_layer(num_layers: int) -> int:
@@ -392,9 +392,8 @@ def model_card(config: TrbertConfig) -> ModelCard:
                  f"`{config.head}` sentiment head (docs/methods.md section 3). At inference a token stays iff its keep "
                  "probability >= 0.5; [CLS] always stays; skipped tokens do not come back."),
         method=method,
-        data=(f"Training: `{t.get('data')}` (shuffled with seed {t.get('seed')}, {t.get('examples')} rows, truncated to "
-              f"{t.get('max_length')} tokens). Evaluation: `{t.get('dev')}`."),
-        metrics=config.metrics, hyper={k: v for k, v in t.items() if k not in ("command", "data", "dev", "out")},
+        data=card_data(t),
+        metrics=config.metrics, hyper=card_hyper(t),
         command=t.get("command", ""),
         limits=f"Trained on short SST-2 phrases with the `{config.head}` encoder's states; with other weights it is meaningless.",
     )
