@@ -207,3 +207,30 @@ def float_list(text: str) -> tuple[float, ...]:
     if not parts:
         raise argparse.ArgumentTypeError("give at least one number")
     return tuple(positive_float(p) for p in parts)
+
+
+def device(text: str) -> str:
+    """A torch device to train on: ``cpu`` (the default), ``cuda``, ``cuda:N`` or ``mps``, refused
+    when this machine's torch cannot use it (a CPU-only wheel has no CUDA)."""
+    value = text.strip().lower()
+    if value == "cpu":
+        return value
+    import torch  # only when a device other than the CPU is asked for
+
+    try:
+        dev = torch.device(value)
+    except (RuntimeError, ValueError):
+        raise argparse.ArgumentTypeError(f"expected a torch device such as cpu, cuda, cuda:1 or mps, got '{text}'") from None
+    if dev.type == "cuda":
+        if not torch.cuda.is_available():
+            raise argparse.ArgumentTypeError(
+                f"--device {value}: CUDA is not available here (torch {torch.__version__}); use --device cpu")
+        if dev.index is not None and dev.index >= torch.cuda.device_count():
+            raise argparse.ArgumentTypeError(
+                f"--device {value}: this machine has {torch.cuda.device_count()} CUDA device(s)")
+    elif dev.type == "mps":
+        if not (hasattr(torch.backends, "mps") and torch.backends.mps.is_available()):
+            raise argparse.ArgumentTypeError(f"--device {value}: MPS is not available here; use --device cpu")
+    else:
+        raise argparse.ArgumentTypeError(f"--device takes cpu, cuda, cuda:N or mps, got '{text}'")
+    return value

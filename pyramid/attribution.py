@@ -173,8 +173,10 @@ def saliency_targets(classifier: SequenceClassifier, ids, labels, batch_size: in
     out: list[torch.Tensor | None] = [None] * len(ids)
     gold = torch.tensor(list(labels), dtype=torch.long)
     bar = tqdm(total=len(ids), desc="saliency targets", unit="ex", disable=not progress)
+    device = next(classifier.head.parameters()).device  # a GPU while a trainer runs there
     for batch in length_sorted_batches(ids, batch_size, pad_id_of(classifier.encoder)):
-        s = grad_x_input_batch(classifier, batch.input_ids, batch.attention_mask, gold[batch.index])  # (B, N)
+        b = batch.to(device)
+        s = grad_x_input_batch(classifier, b.input_ids, b.attention_mask, gold[batch.index]).cpu()  # (B, N)
         for row, i in enumerate(batch.index.tolist()):
             out[i] = s[row, : len(ids[i])].clone()
         bar.update(len(batch.index))

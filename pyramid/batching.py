@@ -25,6 +25,10 @@ class Batch:
     input_ids: torch.Tensor
     attention_mask: torch.Tensor
 
+    def to(self, device: torch.device | str) -> "Batch":
+        """The ids and mask on ``device`` (``index`` stays on the CPU: it indexes CPU result tables)."""
+        return Batch(self.index, self.input_ids.to(device), self.attention_mask.to(device))
+
 
 def encode_texts(encoder: LoadedEncoder, texts: Sequence[str], max_length: int | None = None) -> list[list[int]]:
     """Token ids of every text, [CLS] first and [SEP] last, truncated to ``max_length`` tokens

@@ -166,11 +166,15 @@ class SequenceClassifier:
             seed: seed for stochastic selectors.
 
         Returns:
-            ``(probs (B, C) float32, the PyramidOutput)``.
+            ``(probs (B, C) float32 on the CPU, the PyramidOutput on the model's device)``.
         """
+        device = next(self.head.parameters()).device  # the model's (a GPU while a trainer runs there)
+        if input_ids.device != device:
+            input_ids = input_ids.to(device)
+            attention_mask = attention_mask.to(device) if attention_mask is not None else None
         out = self.pyramid(selector, schedule)(input_ids, attention_mask, seed=seed)
         logits = self.head(out.cls_hidden)  # (B, C)
-        return torch.softmax(logits.float(), dim=-1), out
+        return torch.softmax(logits.float(), dim=-1).cpu(), out
 
 
 def _check_files(path: Path) -> None:

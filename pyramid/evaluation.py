@@ -62,7 +62,7 @@ def example_speedups(out: PyramidOutput, config) -> tuple[torch.Tensor, torch.Te
         (``out.selection_flops``) and a cross layer's extra keys (``out.routing_flops``) are added
         to the pyramid's cost.
     """
-    alive = out.alive_counts()  # (B, L)
+    alive = out.alive_counts().cpu()  # (B, L)
     extra = out.selection_flops + out.routing_flops  # (B,)
     rows = [flops_speedup(int(out.n_tokens[b]), alive[b].tolist(), config, float(extra[b]))
             for b in range(alive.shape[0])]

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+import torch
 
 from pyramid.cli import main
 
@@ -84,8 +85,13 @@ BAD = [
     (["train-trbert", "--samples", "1"], "--samples"),
     (["train-trbert", "--phase", "sideways"], "rl, joint"),
     (["train-token-dropping", "--head-steps", "0"], "--head-steps"),
+    (["train-ltp", "--device", "tpu"], "cpu, cuda"),
+    (["train", "--device", "gpu please"], "torch device"),
     (["nonsense"], "invalid choice"),
 ]
+if not torch.cuda.is_available():  # a CPU-only torch refuses CUDA by name, before any work
+    BAD += [(["train", "--device", "cuda"], "CUDA is not available"),
+            (["train-adapler", "--device", "cuda:0"], "CUDA is not available")]
 
 
 @pytest.mark.parametrize("args, message", BAD, ids=[" ".join(a) for a, _ in BAD])

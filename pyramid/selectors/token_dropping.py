@@ -131,7 +131,7 @@ class TokenDroppingSelector(Selector):
     def select(self, ctx: SelectionContext) -> Selection:
         if int(ctx.input_ids.max()) >= self.table.shape[0]:
             raise ValueError("the importance table is for another vocabulary than this tokenizer's")
-        scores = self.table[ctx.input_ids].float()  # (B, N)
+        scores = self.table.to(ctx.input_ids.device)[ctx.input_ids].float()  # (B, N)
         rho = 0.5 if ctx.retention is None else float(ctx.retention)
         k = torch.ceil(rho * ctx.valid.sum(1).float()).long().clamp_min(1)  # (B,)
         return Selection(keep=keep_top_k(scores, ctx.valid, k), scores=scores)

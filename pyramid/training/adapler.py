@@ -47,8 +47,8 @@ from ..loading import LoadedEncoder
 from ..selectors.adapler import (ADAPLER_DIR, DEFAULT_ADAPLER, ETA_RANGE, JOINT_ADAPLER, AdaplerConfig,
                                  AdaplerSelector, ContributionPredictors)
 from .. import argtypes as at
-from .common import (DEFAULT_DEV, DEFAULT_TRAIN, ModelCard, TrainerCommand, card_data, epoch_batches, frozen,
-                     mean_tail, option, shuffled_rows, warmup_scheduler)
+from .common import (DEFAULT_DEV, DEFAULT_TRAIN, DEVICE_HELP, ModelCard, TrainerCommand, card_data, epoch_batches,
+                     frozen, mean_tail, on_device, option, shuffled_rows, warmup_scheduler)
 
 BETA = 0.1
 """Slope parameter beta of the soft-removal penalty (docs/methods.md 2.5, [code])."""
@@ -111,10 +111,10 @@ def soft_forward(model, head, predictors: ContributionPredictors, input_ids: tor
     """
     valid = attention_mask.bool()  # (B, N)
     pad = additive_mask(valid, torch.float32)
-    pad = pad[:, 0, 0, :] if pad is not None else torch.zeros(valid.shape)  # (B, N)
+    pad = pad[:, 0, 0, :] if pad is not None else torch.zeros(valid.shape, device=valid.device)  # (B, N)
     removable = valid.clone()
     removable[:, 0] = False  # [CLS] is never thresholded (2.4)
-    state = {"m": valid.float(), "cum": torch.zeros(valid.shape)}  # soft keep-mask; summed penalties
+    state = {"m": valid.float(), "cum": torch.zeros(valid.shape, device=valid.device)}  # soft keep-mask; summed penalties
     dists, masks, lengths = [], [], []
 
     def before(j: int, hidden: torch.Tensor) -> torch.Tensor:
@@ -181,6 +181,7 @@ class AdaplerSettings:
     accuracy_slack: float = option(0.01, "checkpoint rule: accuracy within this of the full-length head's",
                                    parse=at.share)
     eta_init: float = option(0.25, "initial eta of every layer", parse=at.share)
+    device: str = option("cpu", DEVICE_HELP, parse=at.device)
     cp_hidden: int = option(32, "width of each predictor's hidden layer", parse=at.int_at_least(1, "--cp-hidden"))
     seed: int = option(0, "shuffling and initialisation", parse=at.seed)
     group_by_length: bool = option(True, "batches of texts of similar length (less padding), shuffled", parse=at.boolean)
@@ -232,7 +233,8 @@ def train_adapler(classifier, settings: AdaplerSettings, *, base: LoadedEncoder 
     held_ids = encode_texts(enc, [data.texts[i] for i in held], s.max_length)
     held_labels = [data.labels[i] for i in held]
     t_start = time.perf_counter()
-    targets = saliency_targets(classifier, ids, labels, s.batch_size, progress)
+    with on_device(s.device, classifier.encoder.model, classifier.head):
+        targets = saliency_targets(classifier, ids, labels, s.batch_size, progress)
 
     if s.joint:
         from .heads import trainable_head
@@ -303,71 +305,73 @@ def _train(s: AdaplerSettings, model, head, enc, ids, labels, targets, held_ids,
     rng = random.Random(s.seed)
     history = {"ce": [], "kl": [], "steps": total}
     stage_ends = {int(round(total * (i + 1) / len(s.lambdas))) for i in range(len(s.lambdas))}
-    reference = _holdout_accuracy(model, head, enc, held_ids, held_labels, None) if held_ids else None
-    best, chosen, snapshots = None, "last step (no holdout rows)", []
-    bar = tqdm(total=total, desc=f"train AdapLeR ({'joint' if s.joint else 'frozen'})", unit="step",
-               disable=not progress)
-    step = 0
-    model.train(s.joint)
-    head.train(s.joint)
-    while step < total:
-        for idx in epoch_batches(ids, s.batch_size, rng, s.group_by_length):
-            if step >= total:
-                break
-            batch = pad_batch([ids[i] for i in idx], pad)
-            sal = torch.zeros(batch.input_ids.shape)  # (B, N)
-            for row, i in enumerate(idx):
-                sal[row, : len(targets[i])] = targets[i]
-            y = torch.tensor([labels[i] for i in idx])
-            lam = 1000.0 if step == 0 else lambda_at(step, total, s.lambdas)  # the authors' first step runs at 1000
-            fwd = soft_forward(model, head, pred, batch.input_ids, batch.attention_mask, lam)
-            ce = torch.nn.functional.cross_entropy(fwd.logits, y)
-            kls = []
-            for p, m in zip(fwd.distributions, fwd.masks):
-                weight = m[:, 1:].max(1).values.detach() if m.shape[1] > 1 else torch.ones(m.shape[0])  # (B,)
-                kls.append((weight * kl_to_saliency(sal, p, m)).mean())
-            kl = torch.stack(kls)  # (L,)
-            loss_model = ce + s.gamma * (w * kl).sum()
-            loss_speed = ce + s.phi * fwd.lengths.sum(1).mean()
-            g_model = torch.autograd.grad(loss_model, model_params, retain_graph=True, allow_unused=True)
-            (g_eta,) = torch.autograd.grad(loss_speed, [pred.eta])
-            for prm, g in zip(model_params, g_model):
-                prm.grad = g if g is not None else torch.zeros_like(prm)
-            pred.eta.grad = g_eta
-            torch.nn.utils.clip_grad_norm_(model_params, 1.0)
-            torch.nn.utils.clip_grad_norm_([pred.eta], 1.0)
-            opt_model.step()
-            opt_eta.step()
-            for sch in scheds:
-                sch.step()
-            opt_model.zero_grad(set_to_none=True)
-            opt_eta.zero_grad(set_to_none=True)
-            pred.clip_eta()
-            step += 1
-            history["ce"].append(float(ce.detach()))
-            history["kl"].append(float(kl.detach().mean()))
-            n_full = batch.attention_mask.sum(1).float()
-            bar.update(1)
-            bar.set_postfix(lam=f"{lam:g}", ce=f"{history['ce'][-1]:.3f}", kl=f"{history['kl'][-1]:.3f}",
-                            last=f"{float((fwd.lengths[:, -1].detach() / n_full).mean()):.2f}",
-                            eta=",".join(f"{float(e):.2f}" for e in pred.eta.detach()))
-            if step in stage_ends and held_ids:
-                acc, speed = _holdout_accuracy(model, head, enc, held_ids, held_labels, pred)
-                model.train(s.joint)
-                head.train(s.joint)
-                ok = acc >= reference[0] - s.accuracy_slack
-                snapshots.append({"step": step, "lambda": lam, "holdout_accuracy": round(acc, 4),
-                                  "holdout_flops_speedup": round(speed, 3), "within_slack": ok})
-                score = (1, speed) if ok else (0, acc)
-                if best is None or score > best[0]:
-                    best = (score, _snapshot(pred, model, head, s.joint))
-                    chosen = (f"step {step} (lambda {lam:g}): holdout accuracy {acc:.4f} (full-length head "
-                              f"{reference[0]:.4f}), holdout FLOPs speedup {speed:.2f}x"
-                              + ("" if ok else f"; no checkpoint was within {s.accuracy_slack} of the full-length "
-                                              "accuracy, so the most accurate one was kept"))
-    bar.close()
-    if best is not None:
-        _restore(best[1], pred, model, head, s.joint)
+    with on_device(s.device, model, head, pred) as device:
+        reference = _holdout_accuracy(model, head, enc, held_ids, held_labels, None) if held_ids else None
+        best, chosen, snapshots = None, "last step (no holdout rows)", []
+        bar = tqdm(total=total, desc=f"train AdapLeR ({'joint' if s.joint else 'frozen'})", unit="step",
+                   disable=not progress)
+        step = 0
+        model.train(s.joint)
+        head.train(s.joint)
+        while step < total:
+            for idx in epoch_batches(ids, s.batch_size, rng, s.group_by_length):
+                if step >= total:
+                    break
+                batch = pad_batch([ids[i] for i in idx], pad).to(device)
+                sal = torch.zeros(batch.input_ids.shape)  # (B, N)
+                for row, i in enumerate(idx):
+                    sal[row, : len(targets[i])] = targets[i]
+                sal = sal.to(device)
+                y = torch.tensor([labels[i] for i in idx], device=device)
+                lam = 1000.0 if step == 0 else lambda_at(step, total, s.lambdas)  # the authors' first step runs at 1000
+                fwd = soft_forward(model, head, pred, batch.input_ids, batch.attention_mask, lam)
+                ce = torch.nn.functional.cross_entropy(fwd.logits, y)
+                kls = []
+                for p, m in zip(fwd.distributions, fwd.masks):
+                    weight = m[:, 1:].max(1).values.detach() if m.shape[1] > 1 else torch.ones(m.shape[0], device=device)  # (B,)
+                    kls.append((weight * kl_to_saliency(sal, p, m)).mean())
+                kl = torch.stack(kls)  # (L,)
+                loss_model = ce + s.gamma * (w.to(device) * kl).sum()
+                loss_speed = ce + s.phi * fwd.lengths.sum(1).mean()
+                g_model = torch.autograd.grad(loss_model, model_params, retain_graph=True, allow_unused=True)
+                (g_eta,) = torch.autograd.grad(loss_speed, [pred.eta])
+                for prm, g in zip(model_params, g_model):
+                    prm.grad = g if g is not None else torch.zeros_like(prm)
+                pred.eta.grad = g_eta
+                torch.nn.utils.clip_grad_norm_(model_params, 1.0)
+                torch.nn.utils.clip_grad_norm_([pred.eta], 1.0)
+                opt_model.step()
+                opt_eta.step()
+                for sch in scheds:
+                    sch.step()
+                opt_model.zero_grad(set_to_none=True)
+                opt_eta.zero_grad(set_to_none=True)
+                pred.clip_eta()
+                step += 1
+                history["ce"].append(float(ce.detach()))
+                history["kl"].append(float(kl.detach().mean()))
+                n_full = batch.attention_mask.sum(1).float()
+                bar.update(1)
+                bar.set_postfix(lam=f"{lam:g}", ce=f"{history['ce'][-1]:.3f}", kl=f"{history['kl'][-1]:.3f}",
+                                last=f"{float((fwd.lengths[:, -1].detach() / n_full).mean()):.2f}",
+                                eta=",".join(f"{float(e):.2f}" for e in pred.eta.detach()))
+                if step in stage_ends and held_ids:
+                    acc, speed = _holdout_accuracy(model, head, enc, held_ids, held_labels, pred)
+                    model.train(s.joint)
+                    head.train(s.joint)
+                    ok = acc >= reference[0] - s.accuracy_slack
+                    snapshots.append({"step": step, "lambda": lam, "holdout_accuracy": round(acc, 4),
+                                      "holdout_flops_speedup": round(speed, 3), "within_slack": ok})
+                    score = (1, speed) if ok else (0, acc)
+                    if best is None or score > best[0]:
+                        best = (score, _snapshot(pred, model, head, s.joint))
+                        chosen = (f"step {step} (lambda {lam:g}): holdout accuracy {acc:.4f} (full-length head "
+                                  f"{reference[0]:.4f}), holdout FLOPs speedup {speed:.2f}x"
+                                  + ("" if ok else f"; no checkpoint was within {s.accuracy_slack} of the full-length "
+                                                  "accuracy, so the most accurate one was kept"))
+        bar.close()
+        if best is not None:
+            _restore(best[1], pred, model, head, s.joint)
     history["checkpoints"] = snapshots
     pred.eval()
     model.eval()

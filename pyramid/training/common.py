@@ -114,6 +114,29 @@ def warmup_scheduler(optimizer: torch.optim.Optimizer, total: int, warmup_share:
     return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda st: linear_warmup_decay(st, total, warm))
 
 
+DEVICE_HELP = ("torch device to train on: cpu, cuda, cuda:N or mps (the artifact is always saved from, and its "
+               "dev figures computed on, the CPU)")
+"""Help text of every trainer's ``--device`` option."""
+
+
+@contextmanager
+def on_device(device: str | torch.device, *modules: torch.nn.Module | None):
+    """Move ``modules`` to ``device`` for the block and back to the CPU after it, so that training runs
+    on a GPU when one is asked for while saving, evaluating and the app stay on the CPU. ``None``
+    entries are skipped; with ``device == "cpu"`` nothing moves."""
+    mods = [m for m in modules if m is not None]
+    moved = torch.device(device).type != "cpu"
+    if moved:
+        for m in mods:
+            m.to(device)
+    try:
+        yield torch.device(device)
+    finally:
+        if moved:
+            for m in mods:
+                m.to("cpu")
+
+
 @contextmanager
 def frozen(params: Iterable[torch.nn.Parameter]):
     """Turn off ``requires_grad`` for ``params`` inside the block and restore each flag after it."""

@@ -38,8 +38,8 @@ from ..loading import LoadedEncoder, encoder_from_model
 from ..schedule import Schedule
 from ..selectors import Selector, full_length_selector, get_selector
 from .. import argtypes as at
-from .common import (DEFAULT_DEV, DEFAULT_TRAIN, ModelCard, TrainerCommand, comma_floats, epoch_batches, none_or_int,
-                     option, shuffled_rows, warmup_scheduler)
+from .common import (DEFAULT_DEV, DEFAULT_TRAIN, DEVICE_HELP, ModelCard, TrainerCommand, comma_floats, epoch_batches,
+                     none_or_int, on_device, option, shuffled_rows, warmup_scheduler)
 
 
 @dataclass
@@ -68,6 +68,7 @@ class TrainSettings:
     max_length: int = option(128, "truncation of training texts (tokens)", parse=at.max_length)
     seed: int = option(0, "seeds shuffling, initialisation, dropout and stochastic selectors", parse=at.seed)
     group_by_length: bool = option(True, "batches of texts of similar length (less padding), shuffled", parse=at.boolean)
+    device: str = option("cpu", DEVICE_HELP, parse=at.device)
     retention_range: tuple[float, float] | None = option(
         None, "LO,HI: with --selector, each pass draws its final retention from this range (LengthDrop), so "
               "that one model serves every retention in it", parse=at.retention_range, metavar="LO,HI")
@@ -181,45 +182,46 @@ def train_classifier(base: LoadedEncoder, settings: TrainSettings, *, progress: 
     t_start = time.perf_counter()
     bar = tqdm(total=total, desc=f"train {names['name']}", unit="step", disable=not progress)
     step, ema_loss, ema_acc = 0, None, None
-    while step < total:
-        for chunk in epoch_batches(ids, s.batch_size, rng, s.group_by_length):
-            if step >= total:
-                break
-            batch = pad_batch([ids[i] for i in chunk], pad)
-            y = labels[chunk]
-            optimizer.zero_grad(set_to_none=True)
-            if lo_hi is not None and s.sandwich >= 0:
-                # LengthDrop's sandwich rule with in-place distillation (docs/methods.md 8.5): the full
-                # model learns from the labels, each sub-model from the full model's (detached) distribution.
-                parts = s.sandwich + 2
-                out = full_pyramid(batch.input_ids, batch.attention_mask, seed=s.seed + step)
-                logits = head(out.cls_hidden)  # (B, C)
-                loss = loss_fn(logits, y)
-                (loss / parts).backward()
-                p_full = torch.softmax(logits.detach().float(), -1)  # (B, C)
-                for i in range(s.sandwich + 1):
-                    rho = lo_hi[0] if i == 0 else draw.uniform(*lo_hi)
-                    sub = pyramid_at(rho)(batch.input_ids, batch.attention_mask, seed=s.seed + step * 31 + i)
-                    log_p_sub = torch.log_softmax(head(sub.cls_hidden).float(), -1)  # (B, C)
-                    # KL(p_sub || p_full), batch mean: the authors' KLDivLoss(log p_full, p_sub)
-                    kl = (log_p_sub.exp() * (log_p_sub - p_full.clamp_min(1e-12).log())).sum(-1).mean()
-                    (kl / parts).backward()
-            else:
-                rho = draw.uniform(*lo_hi) if lo_hi is not None else (s.retention if selector is not None else 1.0)
-                out = pyramid_at(rho)(batch.input_ids, batch.attention_mask, seed=s.seed + step)
-                logits = head(out.cls_hidden)  # (B, C)
-                loss = loss_fn(logits, y)
-                loss.backward()
-            torch.nn.utils.clip_grad_norm_(lora_params + list(head.parameters()), 1.0)
-            optimizer.step()
-            scheduler.step()
-            step += 1
-            acc = float((logits.argmax(-1) == y).float().mean())
-            lv = loss.item()
-            ema_loss = lv if ema_loss is None else 0.98 * ema_loss + 0.02 * lv
-            ema_acc = acc if ema_acc is None else 0.98 * ema_acc + 0.02 * acc
-            bar.update(1)
-            bar.set_postfix(loss=f"{ema_loss:.3f}", acc=f"{ema_acc:.3f}")
+    with on_device(s.device, model, head, getattr(selector, "weights", None)) as device:
+        while step < total:
+            for chunk in epoch_batches(ids, s.batch_size, rng, s.group_by_length):
+                if step >= total:
+                    break
+                batch = pad_batch([ids[i] for i in chunk], pad).to(device)
+                y = labels[chunk].to(device)
+                optimizer.zero_grad(set_to_none=True)
+                if lo_hi is not None and s.sandwich >= 0:
+                    # LengthDrop's sandwich rule with in-place distillation (docs/methods.md 8.5): the full
+                    # model learns from the labels, each sub-model from the full model's (detached) distribution.
+                    parts = s.sandwich + 2
+                    out = full_pyramid(batch.input_ids, batch.attention_mask, seed=s.seed + step)
+                    logits = head(out.cls_hidden)  # (B, C)
+                    loss = loss_fn(logits, y)
+                    (loss / parts).backward()
+                    p_full = torch.softmax(logits.detach().float(), -1)  # (B, C)
+                    for i in range(s.sandwich + 1):
+                        rho = lo_hi[0] if i == 0 else draw.uniform(*lo_hi)
+                        sub = pyramid_at(rho)(batch.input_ids, batch.attention_mask, seed=s.seed + step * 31 + i)
+                        log_p_sub = torch.log_softmax(head(sub.cls_hidden).float(), -1)  # (B, C)
+                        # KL(p_sub || p_full), batch mean: the authors' KLDivLoss(log p_full, p_sub)
+                        kl = (log_p_sub.exp() * (log_p_sub - p_full.clamp_min(1e-12).log())).sum(-1).mean()
+                        (kl / parts).backward()
+                else:
+                    rho = draw.uniform(*lo_hi) if lo_hi is not None else (s.retention if selector is not None else 1.0)
+                    out = pyramid_at(rho)(batch.input_ids, batch.attention_mask, seed=s.seed + step)
+                    logits = head(out.cls_hidden)  # (B, C)
+                    loss = loss_fn(logits, y)
+                    loss.backward()
+                torch.nn.utils.clip_grad_norm_(lora_params + list(head.parameters()), 1.0)
+                optimizer.step()
+                scheduler.step()
+                step += 1
+                acc = float((logits.argmax(-1) == y).float().mean())
+                lv = loss.item()
+                ema_loss = lv if ema_loss is None else 0.98 * ema_loss + 0.02 * lv
+                ema_acc = acc if ema_acc is None else 0.98 * ema_acc + 0.02 * acc
+                bar.update(1)
+                bar.set_postfix(loss=f"{ema_loss:.3f}", acc=f"{ema_acc:.3f}")
     bar.close()
     train_seconds = time.perf_counter() - t_start
 

@@ -33,8 +33,8 @@ from ..attention import significance
 from ..layers import run_layers
 from ..loading import LoadedEncoder
 from ..selectors.ltp import INFERENCE_LTP, JOINT_LTP, LTP_DIR, LtpConfig, LtpSelector, LtpThresholds
-from .common import (DEFAULT_DEV, DEFAULT_TRAIN, ModelCard, TrainerCommand, card_data, card_hyper, epoch_batches,
-                     mean_tail, option, shuffled_rows)
+from .common import (DEFAULT_DEV, DEFAULT_TRAIN, DEVICE_HELP, ModelCard, TrainerCommand, card_data, card_hyper,
+                     epoch_batches, mean_tail, on_device, option, shuffled_rows)
 
 
 @dataclass
@@ -68,6 +68,7 @@ class LtpSettings:
     hard_lr: float = option(2.5e-4, "hard stage: LoRA and head learning rate", parse=at.positive_float)
     seed: int = option(0, "shuffling, initialisation, dropout", parse=at.seed)
     group_by_length: bool = option(True, "batches of texts of similar length (less padding), shuffled", parse=at.boolean)
+    device: str = option("cpu", DEVICE_HELP, parse=at.device)
     command: str = option("", "the command line that ran this", cli=False)
 
 
@@ -130,31 +131,32 @@ def train_ltp(base: LoadedEncoder, settings: LtpSettings, *, progress: bool = Tr
     head.train()
     bar = tqdm(total=total, desc="LTP soft stage", unit="step", disable=not progress)
     step = 0
-    while step < total:
-        for idx in epoch_batches(ids, s.batch_size, rng, s.group_by_length):
-            if step >= total:
-                break
-            batch = pad_batch([ids[i] for i in idx], pad)
-            logits, masks = soft_mask_forward(model, head, thresholds, batch.input_ids, batch.attention_mask,
-                                              s.temperature, points)
-            ce = torch.nn.functional.cross_entropy(logits, labels[idx])
-            valid = batch.attention_mask.float()
-            mean_mask = torch.stack([(m * valid).sum() / valid.sum() for m in masks])  # (points,)
-            loss = ce + s.lam * mean_mask.sum()
-            opt_model.zero_grad(set_to_none=True)
-            opt_theta.zero_grad(set_to_none=True)
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(model_params + list(head.parameters()), 1.0)
-            opt_model.step()
-            opt_theta.step()
-            for sch in scheds:
-                sch.step()
-            step += 1
-            history["ce"].append(float(ce.detach()))
-            history["mask"].append(float(mean_mask.detach().mean()))
-            bar.update(1)
-            bar.set_postfix(ce=f"{mean_tail(history['ce'], 20):.3f}", mask=f"{mean_tail(history['mask'], 20):.2f}",
-                            theta=",".join(f"{float(thresholds.threshold(j).detach()):.4f}" for j in points))
+    with on_device(s.device, model, head, thresholds) as device:
+        while step < total:
+            for idx in epoch_batches(ids, s.batch_size, rng, s.group_by_length):
+                if step >= total:
+                    break
+                batch = pad_batch([ids[i] for i in idx], pad).to(device)
+                logits, masks = soft_mask_forward(model, head, thresholds, batch.input_ids, batch.attention_mask,
+                                                  s.temperature, points)
+                ce = torch.nn.functional.cross_entropy(logits, labels[idx].to(device))
+                valid = batch.attention_mask.float()
+                mean_mask = torch.stack([(m * valid).sum() / valid.sum() for m in masks])  # (points,)
+                loss = ce + s.lam * mean_mask.sum()
+                opt_model.zero_grad(set_to_none=True)
+                opt_theta.zero_grad(set_to_none=True)
+                loss.backward()
+                torch.nn.utils.clip_grad_norm_(model_params + list(head.parameters()), 1.0)
+                opt_model.step()
+                opt_theta.step()
+                for sch in scheds:
+                    sch.step()
+                step += 1
+                history["ce"].append(float(ce.detach()))
+                history["mask"].append(float(mean_mask.detach().mean()))
+                bar.update(1)
+                bar.set_postfix(ce=f"{mean_tail(history['ce'], 20):.3f}", mask=f"{mean_tail(history['mask'], 20):.2f}",
+                                theta=",".join(f"{float(thresholds.threshold(j).detach()):.4f}" for j in points))
     bar.close()
     soft_seconds = time.perf_counter() - t0
     model.eval()
@@ -173,7 +175,7 @@ def train_ltp(base: LoadedEncoder, settings: LtpSettings, *, progress: bool = Tr
         hard = TrainSettings(data=s.data, dev=s.dev, out=str(head_out), name=head_out.name, epochs=s.hard_epochs,
                              limit=s.limit, batch_size=s.batch_size, lr=s.hard_lr, head_lr=s.hard_lr,
                              warmup=0.0, max_length=s.max_length, seed=s.seed, init_head=str(soft_head),
-                             command=s.command)
+                             device=s.device, command=s.command)
         clf = train_classifier(base, hard, progress=progress, selector=LtpSelector(thresholds, config))
     config.training = {**asdict(s), "points": points, "soft_steps": total,
                        "thresholds": [round(float(thresholds.threshold(j).detach()), 6) for j in range(1, L + 1)],

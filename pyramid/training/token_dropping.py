@@ -34,7 +34,7 @@ from ..schedule import config_dims, cross_layer_flops, layer_flops
 from ..selectors.token_dropping import (ALWAYS_DROP, ALWAYS_KEEP, BETA, DEFAULT_TOKEN_DROPPING, INIT_VALUE,
                                         TOKEN_DROPPING_DIR, TokenDroppingConfig, drop_layer)
 from .. import argtypes as at
-from .common import DEFAULT_TRAIN, ModelCard, TrainerCommand, comma_strings, option
+from .common import DEFAULT_TRAIN, DEVICE_HELP, ModelCard, TrainerCommand, comma_strings, on_device, option
 
 
 class MLMHead(nn.Module):
@@ -126,6 +126,7 @@ class TokenDroppingSettings:
     lr: float = option(1e-3, "MLM-head learning rate (AdamW)", parse=at.positive_float)
     table_passes: int = option(1, "passes over the texts to fill the table", parse=at.int_at_least(1, "--table-passes"))
     seed: int = option(0, "shuffling, masking and initialisation", parse=at.seed)
+    device: str = option("cpu", DEVICE_HELP, parse=at.device)
     command: str = option("", "the command line that ran this", cli=False)
 
 
@@ -182,38 +183,41 @@ def train_token_dropping(encoder: LoadedEncoder, settings: TokenDroppingSettings
                 yield pad_batch([ids[i] for i in order[b0: b0 + s.batch_size]], pad)
 
     def masked_losses(batch):
+        """``(losses (M,) on the device, target ids (M,) on the CPU)``; the masking draws on the CPU (seeded)."""
         m_ids, pick = mask_tokens(batch.input_ids, batch.attention_mask, special, mask_id, V, gen)
+        target = batch.input_ids[pick]  # (M,)
         with torch.no_grad():
-            h = model(input_ids=m_ids, attention_mask=batch.attention_mask).last_hidden_state  # (B, N, d)
-        logits = head(h[pick])  # (M, V)
-        return nn.functional.cross_entropy(logits, batch.input_ids[pick], reduction="none"), batch.input_ids[pick]
+            h = model(input_ids=m_ids.to(device), attention_mask=batch.attention_mask.to(device)).last_hidden_state
+        logits = head(h[pick.to(device)])  # (M, V)
+        return nn.functional.cross_entropy(logits, target.to(device), reduction="none"), target
 
-    stream = batches()
-    bar = tqdm(total=s.head_steps, desc="MLM head", unit="step", disable=not progress)
-    history = []
-    for step in range(s.head_steps):
-        loss, _ = masked_losses(next(stream))
-        opt.zero_grad(set_to_none=True)
-        loss.mean().backward()
-        opt.step()
-        history.append(float(loss.detach().mean()))
-        bar.update(1)
-        bar.set_postfix(loss=f"{history[-1]:.3f}")
-    bar.close()
-    head.eval()
-
-    table = torch.full((V,), INIT_VALUE)
-    n_batches = math.floor(len(ids) / s.batch_size) * s.table_passes
-    bar = tqdm(total=n_batches, desc="importance table", unit="batch", disable=not progress)
-    updates = torch.zeros(V, dtype=torch.long)
-    table_loss = []
-    with torch.no_grad():
-        for _ in range(n_batches):
-            loss, target = masked_losses(next(stream))
-            update_importance(table, updates, target, loss)
-            table_loss.append(float(loss.mean()))
+    with on_device(s.device, model, head) as device:
+        stream = batches()
+        bar = tqdm(total=s.head_steps, desc="MLM head", unit="step", disable=not progress)
+        history = []
+        for step in range(s.head_steps):
+            loss, _ = masked_losses(next(stream))
+            opt.zero_grad(set_to_none=True)
+            loss.mean().backward()
+            opt.step()
+            history.append(float(loss.detach().mean()))
             bar.update(1)
-    bar.close()
+            bar.set_postfix(loss=f"{history[-1]:.3f}")
+        bar.close()
+        head.eval()
+
+        table = torch.full((V,), INIT_VALUE)
+        n_batches = math.floor(len(ids) / s.batch_size) * s.table_passes
+        bar = tqdm(total=n_batches, desc="importance table", unit="batch", disable=not progress)
+        updates = torch.zeros(V, dtype=torch.long)
+        table_loss = []
+        with torch.no_grad():
+            for _ in range(n_batches):
+                loss, target = masked_losses(next(stream))
+                update_importance(table, updates, target, loss.cpu())
+                table_loss.append(float(loss.mean()))
+                bar.update(1)
+        bar.close()
     raw = table.clone()
     near_start = float(((raw - INIT_VALUE).abs() <= 0.25).float().mean())
     table = bias_corrected(raw, updates)

@@ -41,8 +41,8 @@ from ..loading import LoadedEncoder
 from ..selectors.trbert import (DEFAULT_TRBERT, JOINT_TRBERT, TRBERT_DIR, PolicyNetworks, TrbertConfig, TrbertSelector,
                                 load_policy, selection_points)
 from .. import argtypes as at
-from .common import (DEFAULT_DEV, DEFAULT_TRAIN, ModelCard, TrainerCommand, card_data, card_hyper, epoch_batches,
-                     frozen, mean_tail, option, shuffled_rows, warmup_scheduler)
+from .common import (DEFAULT_DEV, DEFAULT_TRAIN, DEVICE_HELP, ModelCard, TrainerCommand, card_data, card_hyper,
+                     epoch_batches, frozen, mean_tail, on_device, option, shuffled_rows, warmup_scheduler)
 
 
 def guide_layer(num_layers: int) -> int:
@@ -86,6 +86,7 @@ class TrbertSettings:
                                 parse=at.positive_float)
     seed: int = option(0, "shuffling, initialisation and sampling", parse=at.seed)
     group_by_length: bool = option(True, "batches of texts of similar length (less padding), shuffled", parse=at.boolean)
+    device: str = option("cpu", DEVICE_HELP, parse=at.device)
     command: str = option("", "the command line that ran this", cli=False)
 
 
@@ -157,7 +158,7 @@ def rollout(model, head, policy: PolicyNetworks, input_ids: torch.Tensor, attent
     points = policy.points
     valid0 = attention_mask.bool()
     n0 = valid0.sum(1).float().repeat_interleave(K)  # (B*K,)
-    state = {"valid": valid0.repeat_interleave(K, 0), "log_pi": torch.zeros(B * K), "fractions": []}
+    state = {"valid": valid0.repeat_interleave(K, 0), "log_pi": torch.zeros(B * K, device=input_ids.device), "fractions": []}
     removable0 = state["valid"].clone()
     removable0[:, 0] = False
     state["removable"] = removable0
@@ -175,7 +176,7 @@ def rollout(model, head, policy: PolicyNetworks, input_ids: torch.Tensor, attent
         with torch.no_grad():
             action = torch.bernoulli(pi.detach()).bool() & valid
             if guide is not None:
-                rows = torch.arange(B) * K
+                rows = torch.arange(B, device=input_ids.device) * K
                 v = valid[rows]
                 score = guide[j].masked_fill(~v, float("-inf")).clone()
                 score[:, 0] = float("inf")
@@ -285,13 +286,14 @@ def train_trbert(classifier, settings: TrbertSettings, *, base: LoadedEncoder | 
     step, micro = 0, 0
     model.train(joint)
     head.train(joint)
-    with frozen(frozen_params if not joint else list(teacher_model.parameters()) + list(teacher_head.parameters())):
+    with on_device(s.device, model, head, policy, teacher_model, teacher_head) as device, \
+            frozen(frozen_params if not joint else list(teacher_model.parameters()) + list(teacher_head.parameters())):
         while step < total:
             for idx in epoch_batches(ids, s.batch_size, rng, s.group_by_length):
                 if step >= total:
                     break
-                batch = pad_batch([ids[i] for i in idx], pad)
-                y = torch.tensor([labels[i] for i in idx])
+                batch = pad_batch([ids[i] for i in idx], pad).to(device)
+                y = torch.tensor([labels[i] for i in idx], device=device)
                 guide = None
                 if not joint and step < s.guide_rate * total:
                     guide = guide_scores(teacher_model, teacher_head, batch.input_ids, batch.attention_mask, y,
