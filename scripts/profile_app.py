@@ -8,7 +8,8 @@ first answer, then samples the server with py-spy (every thread, 200 Hz) while t
 ``--runs`` times, each with a new text of about ``--tokens`` word pieces (nothing cached). Prints the
 median time from the click to the idle page and the server's busy time split by what it was doing:
 tokenising, the pyramid encoder traces, the sentiment predictions, coverage radii, UMAP, building
-Plotly figures, Streamlit (script runner, widget and protobuf serialisation) and the rest. A sample
+Plotly figures, Streamlit (script runner, widget and protobuf serialisation, the garbage collection
+it runs after each script run), the app's own page code and the rest. A sample
 counts once, for the first category found from the leaf of its stack upwards. Run it on a quiet
 machine (it measures wall time).
 """
@@ -40,7 +41,9 @@ CATEGORIES = [  # (name, pattern on "function (file:line)" frames), tested from 
                                           r"pyramid/(coreset|selectors|adapler|trbert|token_dropping)\.py")),
     ("tokenising", re.compile(r"tokeniz")),
     ("Streamlit serialisation (protobuf, JSON, arrow)", re.compile(r"protobuf|_pb2|json|arrow|marshall|dataframe_util")),
+    ("Streamlit's gc.collect after each run (runner.postScriptGC)", re.compile(r"_on_script_finished")),
     ("Streamlit script runner and widgets", re.compile(r"streamlit/")),
+    ("app pages and panels (own code)", re.compile(r"/app/\w+\.py|streamlit_app\.py")),
 ]
 
 
