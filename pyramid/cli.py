@@ -158,13 +158,26 @@ def cmd_evaluate(args) -> int:
     regimes = _regimes(args.regime)
     encoder = _load(args.model)
     _check_start_layer(args.start_layer, encoder.num_layers)
+    per_regime = {}  # regime -> the selectors evaluated in it
     for regime in regimes:
+        names = []
         for name in args.selectors:
-            _selector_for(name, regime, encoder.name)
+            try:
+                _selector_for(name, regime, encoder.name)
+                names.append(name)
+            except CliError as exc:
+                # --regime both: a selector with no Train-Select model installed keeps its inference rows
+                if args.regime != "both" or regime == "inference":
+                    raise
+                print(f"note: {exc}; its {regime} rows are left out", file=sys.stderr)
+        per_regime[regime] = names
     data = read_labelled(args.data, args.text_column, args.label_column).head(args.limit)
-    rows = evaluate_regimes(encoder, data, args.selectors, args.retention, regimes=regimes, head=args.head,
-                            start_layer=args.start_layer, batch_size=args.batch_size, seed=args.seed,
-                            max_length=args.max_length, progress=not args.quiet)
+    rows = []
+    for regime, names in per_regime.items():
+        if names:
+            rows += evaluate_regimes(encoder, data, names, args.retention, regimes=(regime,), head=args.head,
+                                     start_layer=args.start_layer, batch_size=args.batch_size, seed=args.seed,
+                                     max_length=args.max_length, progress=not args.quiet)
     if args.out:
         with open(args.out, "w", newline="", encoding="utf-8") as fh:
             writer = csv.DictWriter(fh, fieldnames=list(ROW_KEYS))
@@ -347,7 +360,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="comma-separated final retention ratios (default 1.0,0.5,0.3,0.2,0.1)")
     p.add_argument("--regime", default="both", choices=list(REGIMES) + ["both"],
                    help="inference: every selector on --head; train-select: each on the model fine-tuned with it; "
-                        "both (default)")
+                        "both (default; a selector with no Train-Select model installed keeps its inference rows, with a note)")
     p.add_argument("--start-layer", type=at.int_between(1, MAX_LAYERS, "--start-layer"), default=1)
     p.add_argument("--head", default=DEFAULT_HEAD, help="the inference-only regime's head (default sst2-lora)")
     p.add_argument("--limit", type=at.int_at_least(1, "--limit"), default=None, help="only the first N rows (N >= 1)")

@@ -8,8 +8,9 @@ DATASETS=${DATASETS:-"sst2-dev imdb-dev"}
 DATA=${DATA:-../shared/data}
 IMDB_LIMIT=${IMDB_LIMIT:-}
 mkdir -p assets/results
-# Every selector that runs on the default model in both regimes (the same answer as the app's).
-SELECTORS=$(python -c "from pyramid.selectors import usable_selectors as u; print(','.join(n for n in u() if n in u(regime='train-select')))")
+# Every selector that runs on the default model (the same answer as the app's); those with no Train-Select
+# model installed get their inference-only rows (evaluate says which).
+SELECTORS=$(python -c "from pyramid.selectors import usable_selectors as u; print(','.join(u()))")
 for ds in $DATASETS; do
   case $ds in
     sst2-dev) file=$DATA/sst2/dev.tsv; bs=32; limit=() ;;

@@ -57,6 +57,31 @@ def test_evaluate_cli_json_and_csv(capsys, tmp_path):
     assert meta["head"] == "sst2-lora" and "python -m pyramid" in meta["command"]
 
 
+def test_evaluate_both_regimes_keeps_inference_rows_of_a_selector_without_train_select_model(capsys, tmp_path,
+                                                                                          monkeypatch):
+    import pyramid.selectors as selectors
+
+    original = selectors.unavailable_reason
+
+    def no_ts_first_k(name, model_name=None, regime="inference"):
+        if name == "first-k" and regime == "train-select":
+            return "no Train-Select model installed (test)"
+        return original(name, model_name, regime)
+
+    monkeypatch.setattr(selectors, "unavailable_reason", no_ts_first_k)
+    data = tmp_path / "mini.tsv"
+    data.write_text("sentence\tlabel\na wonderful film .\t1\na dull mess .\t0\n", encoding="utf-8")
+    code, stdout, err = run_main(capsys, "evaluate", "--data", str(data), "--selectors", "first-k",
+                                 "--retention", "1.0,0.5", "--regime", "both", "--json", "--quiet")
+    assert code == 0, err
+    rows = json.loads(stdout)
+    assert [(r["regime"], r["selector"]) for r in rows] == [("inference", "first-k")] * 2
+    assert "first-k" in err and "train-select rows are left out" in err
+    code, _, err = run_main(capsys, "evaluate", "--data", str(data), "--selectors", "first-k", "--regime",
+                            "train-select", "--quiet")
+    assert code == 2 and "no Train-Select model installed (test)" in err
+
+
 @pytest.mark.skipif(not (SHARED / "imdb" / "dev.csv").is_file(), reason="../shared/data not present")
 @pytest.mark.slow
 def test_evaluate_cli_reads_imdb_word_labels_and_truncates(capsys):
