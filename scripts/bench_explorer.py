@@ -7,7 +7,8 @@
 2. measured / FLOPs-predicted speedup of every fixed-schedule selector at 512 tokens, batch 1 and 8,
    MiniLM-L6 and a BERT-base shape (``python -m pyramid bench``), target >= 0.95;
 3. the app in a real browser (Chromium, a fresh server on loopback): cold start to the first answered
-   page (target <= 10 s), Run to every panel drawn at 128 and 512 tokens (<= 1.0 s and <= 2.0 s), the
+   page (target <= 10 s); one Run at once, while UMAP's one-time compile runs in the background (no
+   target); then, after it, Run to every panel drawn at 128 and 512 tokens (<= 1.0 s and <= 2.0 s), the
    same text again (<= 0.3 s), and the "Answered in" the page reports;
 4. 8 sessions pressing Run together on one server: p95 Run to rendered result (target <= 5 s), every
    session its own result (``scripts/load_test.py``);
@@ -91,6 +92,10 @@ def speed_ratios(repeats: int) -> None:
               f"({verdict(r['ratio'], 0.95, at_most=False)})")
 
 
+WARMUP_WAIT_S = 12.0
+"""Seconds to wait after the first Run so that UMAP's background compile (about 8 s) is over."""
+
+
 def app_timings() -> None:
     from playwright.sync_api import sync_playwright
 
@@ -109,6 +114,18 @@ def app_timings() -> None:
             cold = time.perf_counter() - t0
             print(f"    cold start (server start to the first answered page): {cold:5.1f} s  ({verdict(cold, 10.0)})")
             enc = load_encoder()
+            # UMAP's one-time compile starts in the background after the first answer (about 8 s of CPU):
+            # one Run during it, as a user who presses Run at once would see, then the warm figures after it.
+            marker = MARKERS[-1]
+            page.get_by_role("textbox", name="Text").fill(f"{marker} {marker} {text_of_tokens(enc, 126)}")
+            t = time.perf_counter()
+            page.get_by_role("button", name="Run", exact=True).click()
+            page.wait_for_function("m => document.querySelector('.pl-pyr') && "
+                                   "document.querySelector('.pl-pyr').innerText.includes(m)", arg=marker, timeout=120_000)
+            page.wait_for_selector(IDLE, timeout=120_000)
+            print(f"    first Run at once, 128 tokens, while UMAP compiles in the background: "
+                  f"{time.perf_counter() - t:4.2f} s (no target)")
+            time.sleep(WARMUP_WAIT_S)
             for n, target in ((128, 1.0), (512, 2.0)):
                 text = text_of_tokens(enc, n - 2)
                 times = []
