@@ -16,7 +16,7 @@ from pyramid.selectors import SELECTORS, selector_label
 
 from . import figures
 
-DATASET_NAMES = {"sst2-dev": "SST-2 dev (872 sentences)", "imdb-dev": "IMDB reviews (600, long)",
+DATASET_NAMES = {"sst2-dev": "SST-2 dev (sentences)", "imdb-dev": "IMDB reviews (long, truncated to 512 tokens)",
                  "sst2-dev-mpnet12": "SST-2 dev, 12-layer MPNet (all-mpnet-base-v2, inference-only)"}
 DATASET_ORDER = ("sst2-dev", "imdb-dev", "sst2-dev-mpnet12")
 SPEED_COLUMNS = {
@@ -82,7 +82,9 @@ def render() -> None:
         show = c2.multiselect("Selectors", names, default=names, format_func=selector_label, key="bench_selectors")
         shown = [r for r in rows if r["selector"] in show and r.get("regime", "inference") in show_regimes]
         full = next((f.full_accuracy for f in files if not f.head and f.full_accuracy is not None), None)
-        fig = figures.accuracy_figure(shown, full, f"Accuracy against FLOPs speedup, {DATASET_NAMES.get(dataset, dataset)}")
+        n = rows[0]["n"] if rows else 0
+        fig = figures.accuracy_figure(shown, full, f"Accuracy against FLOPs speedup, {DATASET_NAMES.get(dataset, dataset)}, "
+                                                   f"n = {n}")
         for f in extra:  # reference heads (inference-only regime), dotted grey
             import plotly.graph_objects as go
 
