@@ -15,7 +15,7 @@ from pathlib import Path
 
 import streamlit as st
 
-from pyramid.artifacts import DEFAULT_HEAD, REGIMES
+from pyramid.artifacts import DEFAULT_HEAD, REGIMES, model_cards
 from pyramid.classifier import HeadLoadError
 from pyramid.loading import DEFAULT_MODEL, ModelLoadError
 from pyramid.schedule import ScheduleError
@@ -290,6 +290,7 @@ def _results(encoder, model_name: str, run: dict, settings, t_start: float) -> N
     answered = m4.empty()
 
     _predictions(encoder, model_name, tokenized, run, (sel_a, sel_b))
+    _model_cards(((sel_a, reg_a), (sel_b, reg_b)))
 
     words = st.toggle("Words, not word pieces", key="w_words", on_change=_on_words,
                       help="Group word pieces into the words they come from (the tokenizer's word ids): a word is kept "
@@ -377,6 +378,17 @@ def _predictions(encoder, model_name: str, tokenized, run: dict, shown: tuple[st
                     row[f"P({positive}), {col}"] = pred.probs[-1] if pred is not None else None
                 rows.append(row)
         panels.prediction_panel(rows, positive, key="pred")
+
+
+def _model_cards(runs) -> None:
+    """The model cards of what the shown runs ran with: how each was trained, its figures, its deviations."""
+    cards = list(dict.fromkeys(card for sel, regime in runs for card in model_cards(get_selector(sel, regime))))
+    if not cards:
+        return
+    with st.expander("How these models were trained (model cards: data, settings, command, deviations)"):
+        tabs = st.tabs([title for title, _ in cards])
+        for tab, (_, path) in zip(tabs, cards):
+            tab.markdown(path.read_text(encoding="utf-8"))
 
 
 def _download_name(run: dict) -> str:

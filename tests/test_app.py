@@ -62,6 +62,14 @@ def test_default_example_renders(default_run):
     assert {"Trace (JSON)", "Trace (CSV)", "Coverage chart (HTML)", "Token pyramid (HTML)"} <= downloads
 
 
+def test_model_cards_of_the_shown_runs(default_run):
+    at = default_run
+    exp = next(e for e in at.expander if e.label.startswith("How these models were trained"))
+    text = " ".join(m.value for m in exp.markdown)
+    assert "sst2-lora" in text  # the head's card, rendered from its README.md
+    assert "python -m pyramid train" in text  # the card's command
+
+
 def test_the_other_tabs_compute_when_opened(default_run):
     at = default_run
     at = open_tab(at, "Coverage radius")

@@ -104,6 +104,8 @@ class TokenDroppingSelector(Selector):
     rejoin_at_last_layer = True
     cross_layer_after_selection = True
     uses_start_layer = False
+    artifacts = {"inference": DEFAULT_TOKEN_DROPPING, "train-select": DEFAULT_TOKEN_DROPPING}
+    """The shipped importance table of each regime (the same one; the head differs)."""
 
     def __init__(self, table=None, config=None, regime: str = "inference"):
         super().__init__(regime)
