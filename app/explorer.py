@@ -10,6 +10,7 @@ predictions on Run; the other tabs (coverage of every selector, the UMAP project
 from __future__ import annotations
 
 import json
+import re
 import time
 from pathlib import Path
 
@@ -388,7 +389,8 @@ def _model_cards(runs) -> None:
     with st.expander("How these models were trained (model cards: data, settings, command, deviations)"):
         tabs = st.tabs([title for title, _ in cards])
         for tab, (_, path) in zip(tabs, cards):
-            tab.markdown(path.read_text(encoding="utf-8"))
+            # the card's headings three levels down, so that they read as parts of this expander
+            tab.markdown(re.sub(r"^(#{1,3}) ", r"###\1 ", path.read_text(encoding="utf-8"), flags=re.M))
 
 
 def _download_name(run: dict) -> str:
