@@ -115,7 +115,8 @@ def pyramid_overview(trace: Trace, groups: Groups, title: str) -> go.Figure:
                          (STATE_GONE, GONE_COLOR)):
         fig.add_trace(go.Scatter(x=[None], y=[None], mode="markers", name=STATE_NAMES[state],
                                  marker=dict(color=color, size=10, symbol="square")))
-    fig.update_layout(legend=dict(orientation="h", y=-0.08, x=0, xanchor="left", yanchor="top"),
+    # legend to the right of the layers, where neither the token labels nor the axis title can reach it
+    fig.update_layout(legend=dict(orientation="v", y=1, x=1.01, xanchor="left", yanchor="top"),
                       plot_bgcolor="white", height=130 + 30 * len(labels), margin=dict(l=10, r=10, t=40, b=70))
     return fig
 
