@@ -38,7 +38,7 @@ fi
 # TR-BERT: the RL phase on the frozen sst2-lora (inference-only), then the joint phase (Train-Select).
 if want trbert; then
   python -m pyramid train-trbert
-  python -m pyramid train-trbert --phase joint --batch-size 4 --accumulate 8 --max-steps 300 --lr 3e-5
+  python -m pyramid train-trbert --phase joint --batch-size 4 --accumulate 8 --max-steps 500 --lr 3e-5
 fi
 
 # LTP: soft then hard stage from sst2-lora (writes the Train-Select model and the thresholds on sst2-lora).
