@@ -101,7 +101,8 @@ def render() -> None:
             "Accuracy against the gold labels. FLOPs speedup: mean over the examples of the full encoder's FLOPs over "
             "the pyramid's, the selector's own cost included (docs/methods.md 0.3). Each fixed-schedule selector is a "
             "curve over the final retention ρ (1.0 at the left); a learned selector sets its own lengths and is one "
-            "point (diamond)."
+            "point (a diamond: open for inference-only, filled for Train-Select); open markers and dashed lines: "
+            "inference-only, filled markers and solid lines: Train-Select."
             + (f" Dotted thin lines: {', '.join(f'`{f.head}`' for f in extra)} in the inference-only regime "
                "(Pyramid-BERT's own setting: fine-tuned from the pre-trained model at one fixed ρ)." if extra else "")
         )

@@ -339,7 +339,7 @@ def comparison_figure(rows: Sequence[dict], name_a: str, name_b: str, selector_a
 
 def accuracy_figure(rows: Sequence[dict], full_accuracy: float | None, title: str) -> go.Figure:
     """Accuracy (percent) against FLOPs speedup, one line per (selector, regime): solid Train-Select,
-    dashed inference-only; a learned selector is one point per regime.
+    dashed inference-only (open markers); a learned selector is one point per regime (a diamond).
 
     Args:
         rows: evaluation rows (:data:`pyramid.evaluation.ROW_KEYS`).
@@ -355,7 +355,9 @@ def accuracy_figure(rows: Sequence[dict], full_accuracy: float | None, title: st
             x=[r["flops_speedup"] if r["retention"] < 1.0 else 1.0 for r in pts], y=[100 * r["accuracy"] for r in pts],
             mode="lines+markers", name=html.escape(label),
             line=dict(color=color_of(name), dash=REGIME_DASH.get(regime, "solid")),
-            marker=dict(size=8 if len(pts) == 1 else 6, symbol="diamond" if len(pts) == 1 else "circle"),
+            # one point (a learned selector): a diamond, open for inference-only and filled for Train-Select
+            marker=dict(size=9 if len(pts) == 1 else 6,
+                        symbol=("diamond" if len(pts) == 1 else "circle") + ("-open" if regime == "inference" else "")),
             customdata=[[r["retention"], 100 * r["agreement"]] for r in pts],
             hovertemplate=(f"{html.escape(label)}<br>FLOPs speedup %{{x:.2f}}x<br>accuracy %{{y:.1f}}%<br>retention "
                            "%{customdata[0]:.2f}<br>agreement with its full model %{customdata[1]:.1f}%<extra></extra>"),
@@ -363,7 +365,7 @@ def accuracy_figure(rows: Sequence[dict], full_accuracy: float | None, title: st
     if full_accuracy is not None:
         fig.add_hline(y=100 * full_accuracy, line_dash="dash", line_color="#444",
                       annotation_text=f"sst2-lora, full length: {100 * full_accuracy:.1f}%",
-                      annotation_position="bottom left")
+                      annotation_position="top right")
     fig.update_layout(title=title, height=460, margin=dict(l=10, r=10, t=50, b=40), legend_title_text="selector (regime)",
                       xaxis_title="FLOPs speedup over the full model (x; selector cost included)",
                       yaxis_title="accuracy (%)")
