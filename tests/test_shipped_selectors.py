@@ -11,7 +11,7 @@ pytestmark = pytest.mark.slow
 
 SHIPPED = [n for n in ("adapler", "trbert", "token-dropping", "ltp")]
 
-NO_TRAIN_SELECT_MODEL_YET = {"first-k", "token-dropping"}
+NO_TRAIN_SELECT_MODEL_YET = {"token-dropping"}
 """Selectors whose Train-Select model is not shipped yet (not trained for lack of compute: the README's
 Train-Select section and ``bash scripts/make_artifacts.sh`` say how to make them). Listed here so that a
 missing artifact is a decision, not an accident: shipping one makes the test below fail until it is
