@@ -230,10 +230,11 @@ class PyramidEncoder:
             t0 = time.perf_counter()
             selection = selector.select(ctx)
             keep = self._enforce(selection.keep, valid)
+            seconds = time.perf_counter() - t0
             self._count_flops(out.selection_flops, valid, keep, None, d)
             out.embedding_selection = LayerOutput(
                 layer=0, positions=positions, valid=valid, keep=keep, scores=selection.scores,
-                selection_seconds=time.perf_counter() - t0, selected=True,
+                selection_seconds=seconds, selected=True,
                 hidden=hidden if output_hidden_states else None,
             )
             hidden, valid, positions, ids = self._shrink(keep, hidden, valid, positions, ids, parked)
@@ -282,10 +283,11 @@ class PyramidEncoder:
                                        generator=generator, retention=retention)
                 selection = selector.select(ctx)
                 keep = self._enforce(selection.keep, valid)
+                t2 = time.perf_counter()  # the selection's time ends here; the FLOPs bookkeeping is not in it
                 self._count_flops(out.selection_flops, valid, keep, k, d)
             else:
                 keep = valid
-            t2 = time.perf_counter()
+                t2 = t1
 
             record = LayerOutput(
                 layer=j, positions=positions, valid=valid, keep=keep,
@@ -312,12 +314,11 @@ class PyramidEncoder:
         """Add one selection's FLOPs per example to ``total (B,)``: the selector's own cost model on
         the alive and kept counts. A fixed-length selector costs nothing where it had nothing to drop
         (``k`` equal to the alive count); a per-example selector scores every alive token."""
-        n_alive = valid.sum(1).tolist()
-        n_kept = keep.sum(1).tolist()
-        active = (k < valid.sum(1)).tolist() if k is not None else [True] * len(n_alive)
-        for b, (na, nk, on) in enumerate(zip(n_alive, n_kept, active)):
-            if on:
-                total[b] += self.selector.selection_flops(int(na), int(nk), d)
+        alive = valid.sum(1)  # (B,)
+        active = (k < alive).tolist() if k is not None else [True] * len(alive)
+        cost = [self.selector.selection_flops(int(na), int(nk), d) if on else 0.0
+                for na, nk, on in zip(alive.tolist(), keep.sum(1).tolist(), active)]
+        total += torch.tensor(cost, dtype=total.dtype)  # one add, not one per example
 
     def _count_cross(self, total: torch.Tensor, q_valid: torch.Tensor, kv_valid: torch.Tensor) -> None:
         """Add a cross layer's extra FLOPs per example (over a layer on the queries alone) to ``total (B,)``."""
