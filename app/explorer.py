@@ -326,7 +326,7 @@ def _results(encoder, model_name: str, run: dict, settings, t_start: float) -> N
             warm = umap_warmup_thread()
             if warm.is_alive():
                 with st.spinner("Preparing UMAP (a one-time compile when the server starts)…"):
-                    warm.join()
+                    warm.wait()
             with st.spinner("Projecting every token's state at every layer with UMAP…"):
                 key = (model_name, run["text"], sel_a, reg_a, run["retention"], run["start_layer"], run["seed"])
                 projection = projection_for(trace, key)

@@ -48,16 +48,43 @@ def get_encoder(model: str, allow_hub: bool) -> LoadedEncoder:
     return loaded
 
 
-@st.cache_resource(show_spinner=False)
-def umap_warmup_thread() -> threading.Thread:
-    """Start UMAP's one-time JIT compile in the background when the server starts."""
-    def run() -> None:
+UMAP_WARMUP_DELAY_S = 3.0
+"""Seconds the UMAP compile waits after the first answer, so that it does not compete for the 2 cores
+with the end of that script run and the browser drawing the first page (on 2 cores this took the cold
+start from 12.5-13.0 s to 9.3-9.9 s, ``scripts/bench_explorer.py``); opening the Embeddings tab starts it
+at once."""
+
+
+class UmapWarmup:
+    """UMAP's one-time JIT compile (``warm_up``) in a background thread, one per server.
+
+    The thread waits ``UMAP_WARMUP_DELAY_S`` seconds, or until :meth:`wait` is called, then compiles.
+    """
+
+    def __init__(self) -> None:
+        self._go = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="umap-warmup", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        self._go.wait(UMAP_WARMUP_DELAY_S)
         warm_up()
         freeze_long_lived()
 
-    thread = threading.Thread(target=run, name="umap-warmup", daemon=True)
-    thread.start()
-    return thread
+    def is_alive(self) -> bool:
+        """True until the compile has finished."""
+        return self._thread.is_alive()
+
+    def wait(self) -> None:
+        """Start the compile now if it is still waiting, and block until it has finished."""
+        self._go.set()
+        self._thread.join()
+
+
+@st.cache_resource(show_spinner=False)
+def umap_warmup_thread() -> UmapWarmup:
+    """Start UMAP's one-time JIT compile in the background (once per server; see :class:`UmapWarmup`)."""
+    return UmapWarmup()
 
 
 @st.cache_resource(show_spinner="Loading a sentiment head (once per server)…")

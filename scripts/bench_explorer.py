@@ -92,8 +92,8 @@ def speed_ratios(repeats: int) -> None:
               f"({verdict(r['ratio'], 0.95, at_most=False)})")
 
 
-WARMUP_WAIT_S = 12.0
-"""Seconds to wait after the first Run so that UMAP's background compile (about 8 s) is over."""
+WARMUP_WAIT_S = 14.0
+"""Seconds to wait after the first Run so that UMAP's background compile (3 s of delay, then about 8 s) is over."""
 
 
 def app_timings() -> None:
