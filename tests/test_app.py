@@ -346,3 +346,20 @@ def test_comparing_a_selector_with_itself_compares_its_two_regimes():
         assert any("Both runs are the same" in i.value for i in at.info)
         assert not any("Jaccard of kept sets" in df.value.columns for df in at.dataframe)
     open_tab(at, "Kept tokens per layer")
+
+
+def test_umap_warmup_waits_after_the_first_answer_and_starts_at_once_when_the_tab_asks(monkeypatch):
+    """UMAP's compile does not compete with the first page (it waits UMAP_WARMUP_DELAY_S); opening the
+    Embeddings tab (``wait``) starts it at once and returns when it is done."""
+    from app import resources
+
+    calls = []
+    monkeypatch.setattr(resources, "warm_up", lambda: calls.append(time.perf_counter()))
+    monkeypatch.setattr(resources, "freeze_long_lived", lambda: None)
+    monkeypatch.setattr(resources, "UMAP_WARMUP_DELAY_S", 60.0)
+    warm = resources.UmapWarmup()
+    time.sleep(0.3)
+    assert warm.is_alive() and calls == []  # still waiting
+    t0 = time.perf_counter()
+    warm.wait()
+    assert len(calls) == 1 and time.perf_counter() - t0 < 5.0 and not warm.is_alive()
