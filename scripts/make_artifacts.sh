@@ -22,7 +22,6 @@ fi
 want token-dropping-table && python -m pyramid train-token-dropping
 
 # Train-Select for the fixed-schedule selectors: LengthDrop from sst2-lora, one model for every rho in [0.1, 0.5].
-# (Shipped: coreset, attention, random, first-k; token-dropping is the same command, not run yet.)
 if want train-select; then
   for sel in coreset attention random first-k token-dropping; do
     python -m pyramid train --selector "$sel" --retention-range 0.1,0.5 --init-head sst2-lora
