@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # Rebuild every shipped model (run from the project root with ../shared/data beside it). Each command
-# writes its folder under assets/ with a model card. Times on 2 CPU cores (the closing note of the run
-# that made them lists each): sst2-lora ~20 min; each LengthDrop Train-Select head ~20-25 min; AdapLeR
-# frozen ~8 min, joint ~30 min; TR-BERT RL ~50 min, joint ~40 min; LTP ~35 min; Token Dropping ~10 min.
+# writes its folder under assets/ with a model card. Times on 2 CPU cores (the model cards' train_seconds
+# and the closing notes): sst2-lora ~22 min; each LengthDrop Train-Select head ~20-30 min; Pyramid-BERT's
+# setting ~11-12 min each; AdapLeR frozen ~7 min, joint ~63 min; TR-BERT RL ~3 min (4,000 rows x 3
+# epochs), joint ~14 min (500 steps); LTP ~2 min on 8,000 rows (~15 min on all); Token Dropping's table
+# ~6 min. Every trainer takes --device cuda|mps (never run on a GPU here: none was lent).
 # Set ONLY="name ..." to run some of the steps (names below).
 set -euo pipefail
 ONLY=${ONLY:-"sst2-lora pyramid-setting token-dropping-table train-select adapler trbert ltp"}
@@ -36,8 +38,8 @@ fi
 
 # TR-BERT: the RL phase on the frozen sst2-lora (inference-only), then the joint phase (Train-Select).
 if want trbert; then
-  python -m pyramid train-trbert
-  python -m pyramid train-trbert --phase joint --batch-size 4 --accumulate 8 --max-steps 500 --lr 3e-5
+  python -m pyramid train-trbert --limit 4000 --epochs 3
+  python -m pyramid train-trbert --phase joint --batch-size 4 --accumulate 8 --max-steps 500 --lr 3e-5 --alpha 0.5
 fi
 
 # LTP: soft then hard stage from sst2-lora (writes the Train-Select model and the thresholds on sst2-lora).
