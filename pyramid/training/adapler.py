@@ -48,7 +48,7 @@ from ..selectors.adapler import (ADAPLER_DIR, DEFAULT_ADAPLER, ETA_RANGE, JOINT_
                                  AdaplerSelector, ContributionPredictors)
 from .. import argtypes as at
 from .common import (DEFAULT_DEV, DEFAULT_TRAIN, DEVICE_HELP, ModelCard, TrainerCommand, card_data, epoch_batches,
-                     frozen, mean_tail, on_device, option, shuffled_rows, warmup_scheduler)
+                     flushed_denormals, frozen, mean_tail, on_device, option, shuffled_rows, warmup_scheduler)
 
 BETA = 0.1
 """Slope parameter beta of the soft-removal penalty (docs/methods.md 2.5, [code])."""
@@ -305,7 +305,7 @@ def _train(s: AdaplerSettings, model, head, enc, ids, labels, targets, held_ids,
     rng = random.Random(s.seed)
     history = {"ce": [], "kl": [], "steps": total}
     stage_ends = {int(round(total * (i + 1) / len(s.lambdas))) for i in range(len(s.lambdas))}
-    with on_device(s.device, model, head, pred) as device:
+    with on_device(s.device, model, head, pred) as device, flushed_denormals():
         reference = _holdout_accuracy(model, head, enc, held_ids, held_labels, None) if held_ids else None
         best, chosen, snapshots = None, "last step (no holdout rows)", []
         bar = tqdm(total=total, desc=f"train AdapLeR ({'joint' if s.joint else 'frozen'})", unit="step",

@@ -34,7 +34,7 @@ from ..layers import run_layers
 from ..loading import LoadedEncoder
 from ..selectors.ltp import INFERENCE_LTP, JOINT_LTP, LTP_DIR, LtpConfig, LtpSelector, LtpThresholds
 from .common import (DEFAULT_DEV, DEFAULT_TRAIN, DEVICE_HELP, ModelCard, TrainerCommand, card_data, card_hyper,
-                     epoch_batches, mean_tail, on_device, option, shuffled_rows)
+                     epoch_batches, flushed_denormals, mean_tail, on_device, option, shuffled_rows)
 
 
 @dataclass
@@ -131,7 +131,7 @@ def train_ltp(base: LoadedEncoder, settings: LtpSettings, *, progress: bool = Tr
     head.train()
     bar = tqdm(total=total, desc="LTP soft stage", unit="step", disable=not progress)
     step = 0
-    with on_device(s.device, model, head, thresholds) as device:
+    with on_device(s.device, model, head, thresholds) as device, flushed_denormals():
         while step < total:
             for idx in epoch_batches(ids, s.batch_size, rng, s.group_by_length):
                 if step >= total:
