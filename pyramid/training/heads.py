@@ -77,6 +77,8 @@ class TrainSettings:
                               "random retention with the label loss")
     init_head: str | None = option(None, "start from this trained head's LoRA and head weights (shipped name or "
                                          "folder); its LoRA rank and alpha replace --lora-r and --lora-alpha")
+    init_head_label: str | None = option(None, "how the model card names the starting head (default: its path)",
+                                         cli=False)
     fp16_weights: bool = option(True, "store the LoRA weights in float16 (half the file; loaded back into float32)",
                                 parse=at.boolean)
     labels: Sequence[str] = option(("negative", "positive"), "label names", cli=False)
@@ -235,7 +237,7 @@ def train_classifier(base: LoadedEncoder, settings: TrainSettings, *, progress: 
         if not selector.uses_retention:
             trained_with.update(retention=None, start_layer=None)
     if s.init_head:
-        trained_with = {**(trained_with or {}), "init_head": s.init_head}
+        trained_with = {**(trained_with or {}), "init_head": s.init_head_label or s.init_head}
     out_dir = Path(names["out"])
     training = {**{k: v for k, v in asdict(s).items() if k not in ("out", "command", "name", "fp16_weights")},
                 "labels": list(s.labels), "examples": len(ids), "steps": total,
@@ -371,7 +373,9 @@ def model_card(config: HeadConfig) -> ModelCard:
         how = (f"Fine-tuned with `{tw['selector']}` selection in the loop (Train-Select) at the fixed final retention "
                f"{tw['retention']}, start layer {tw['start_layer']} (Pyramid-BERT's procedure, docs/methods.md 1.5).")
     if tw.get("init_head"):
-        how += f" Started from the trained head `{tw['init_head']}` (its LoRA and head weights)."
+        start = tw["init_head"]
+        start = start if " " in start else f"the trained head `{start}`"  # a path or name, or a label in words
+        how += f" Started from {start} (its LoRA and head weights)."
     lora = config.lora
     summary = (f"A binary sentiment head for `{config.base_model}`: LoRA adapters (peft) on every linear layer of the "
                f"encoder's {config.num_layers} BERT layers (`{', '.join(lora['target_modules'])}`, r = {lora['r']}, "
