@@ -111,6 +111,10 @@ def cmd_train(args) -> int:
     from .training.common import settings_from_args
 
     trainer = args.trainer
+    if trainer.flush_denormals:  # before the first parallel op, so that torch's worker threads inherit it
+        import torch
+
+        torch.set_flush_denormal(True)
     settings = settings_from_args(trainer.settings, args,
                                   command=args.command_line if args.command_line is not None else _command_line(args))
     encoder = _load(args.model)

@@ -477,4 +477,4 @@ def run(settings: AdaplerSettings, base: LoadedEncoder, progress: bool = True) -
 
 COMMAND = TrainerCommand(name="train-adapler",
                          help="train AdapLeR: contribution predictors and thresholds (with --joint also LoRA and head)",
-                         settings=AdaplerSettings, run=run)
+                         settings=AdaplerSettings, run=run, flush_denormals=True)

@@ -256,4 +256,4 @@ def run(settings: LtpSettings, base: LoadedEncoder, progress: bool = True) -> di
 
 
 COMMAND = TrainerCommand(name="train-ltp", help="train LTP: learned attention thresholds with soft, then hard masks",
-                         settings=LtpSettings, run=run)
+                         settings=LtpSettings, run=run, flush_denormals=True)
