@@ -325,7 +325,7 @@ def _results(encoder, model_name: str, run: dict, settings, t_start: float) -> N
         if tabs[2].open:
             warm = umap_warmup_thread()
             if warm.is_alive():
-                with st.spinner("Preparing UMAP (a one-time compile when the server starts)…"):
+                with st.spinner("Preparing UMAP (compiled once per machine, then loaded from numba's disk cache)…"):
                     warm.wait()
             with st.spinner("Projecting every token's state at every layer with UMAP…"):
                 key = (model_name, run["text"], sel_a, reg_a, run["retention"], run["start_layer"], run["seed"])

@@ -22,6 +22,7 @@ from __future__ import annotations
 import argparse
 import os
 import statistics
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -114,7 +115,8 @@ def app_timings() -> None:
             cold = time.perf_counter() - t0
             print(f"    cold start (server start to the first answered page): {cold:5.1f} s  ({verdict(cold, 10.0)})")
             enc = load_encoder()
-            # UMAP's one-time compile starts in the background after the first answer (about 8 s of CPU):
+            # UMAP's warm-up starts in the background after the first answer (~1 s from numba's disk cache, ~8 s
+            # of CPU the first time on a machine):
             # one Run during it, as a user who presses Run at once would see, then the warm figures after it.
             marker = MARKERS[-1]
             page.get_by_role("textbox", name="Text").fill(f"{marker} {marker} {text_of_tokens(enc, 126)}")
@@ -181,10 +183,21 @@ def load() -> None:
           f"memory {peak:.0f} MB")
 
 
+def _uncached_warm_up_seconds() -> float:
+    """UMAP's warm-up in a fresh process with numba's disk cache off: what the first server on a machine pays."""
+    code = ("import time; t = time.perf_counter(); from pyramid.projection import warm_up; warm_up(); "
+            "print(time.perf_counter() - t)")
+    env = {**os.environ, "PYRAMID_LENS_UMAP_CACHE": "0"}
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True, check=True)
+    return float(out.stdout.strip().splitlines()[-1])
+
+
 def umap(enc, repeats: int) -> None:
     t0 = time.perf_counter()
     warm_up()
-    print(f"\n[5] UMAP warm-up (once per process, after the first answer in the app): {time.perf_counter() - t0:.1f} s")
+    cached = time.perf_counter() - t0
+    print(f"\n[5] UMAP warm-up (once per process, after the first answer in the app): {cached:.1f} s with numba's disk "
+          f"cache, {_uncached_warm_up_seconds():.1f} s without it (the first process on a machine)")
     sch = Schedule(retention=0.3, start_layer=1)
     for n in (128, 512):
         tr = trace_text(enc, text_of_tokens(enc, n), "coreset", sch)
