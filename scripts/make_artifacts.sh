@@ -3,7 +3,7 @@
 # writes its folder under assets/ with a model card. Times on 2 CPU cores (the model cards' train_seconds
 # and the closing notes): sst2-lora ~22 min; each LengthDrop Train-Select head ~20-30 min; Pyramid-BERT's
 # setting ~11-12 min each; AdapLeR frozen ~7 min, joint ~63 min; TR-BERT RL ~3 min (4,000 rows x 3
-# epochs), joint ~14 min (500 steps); LTP ~2 min on 8,000 rows (~15 min on all); Token Dropping's table
+# epochs), joint ~14 min (500 steps); LTP ~13 min on all of SST-2 train; Token Dropping's table
 # ~6 min. Every trainer takes --device cuda|mps (never run on a GPU here: none was lent).
 # Set ONLY="name ..." to run some of the steps (names below).
 set -euo pipefail
@@ -43,5 +43,4 @@ if want trbert; then
 fi
 
 # LTP: soft then hard stage from sst2-lora (writes the Train-Select model and the thresholds on sst2-lora).
-# (The shipped LTP used --limit 8000 for lack of time; drop it for the full SST-2 train, ~15 min more.)
-want ltp && python -m pyramid train-ltp --limit 8000
+want ltp && python -m pyramid train-ltp

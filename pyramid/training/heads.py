@@ -239,7 +239,9 @@ def train_classifier(base: LoadedEncoder, settings: TrainSettings, *, progress: 
     if s.init_head:
         trained_with = {**(trained_with or {}), "init_head": s.init_head_label or s.init_head}
     out_dir = Path(names["out"])
-    training = {**{k: v for k, v in asdict(s).items() if k not in ("out", "command", "name", "fp16_weights")},
+    training = {**{k: v for k, v in asdict(s).items()
+                   if k not in ("out", "command", "name", "fp16_weights", "init_head_label")},
+                "init_head": s.init_head_label or s.init_head,
                 "labels": list(s.labels), "examples": len(ids), "steps": total,
                 "retention_range": list(s.retention_range) if s.retention_range else None,
                 "train_seconds": round(train_seconds, 1), "command": s.command}

@@ -175,7 +175,7 @@ def train_ltp(base: LoadedEncoder, settings: LtpSettings, *, progress: bool = Tr
         hard = TrainSettings(data=s.data, dev=s.dev, out=str(head_out), name=head_out.name, epochs=s.hard_epochs,
                              limit=s.limit, batch_size=s.batch_size, lr=s.hard_lr, head_lr=s.hard_lr,
                              warmup=0.0, max_length=s.max_length, seed=s.seed, init_head=str(soft_head),
-                             init_head_label=f"this run's soft stage (started from `{s.head}`)",
+                             init_head_label=f"this run's soft stage, itself started from `{s.head}`",
                              device=s.device, command=s.command)
         clf = train_classifier(base, hard, progress=progress, selector=LtpSelector(thresholds, config))
     config.training = {**asdict(s), "points": points, "soft_steps": total,
