@@ -2,7 +2,7 @@
 # Rebuild every shipped model (run from the project root with ../shared/data beside it). Each command
 # writes its folder under assets/ with a model card. Times on 2 CPU cores (the model cards' train_seconds
 # and the closing notes): sst2-lora ~22 min; each LengthDrop Train-Select head ~20-30 min; Pyramid-BERT's
-# setting ~11-12 min each; AdapLeR frozen ~7 min, joint ~63 min; TR-BERT RL ~3 min (4,000 rows x 3
+# setting ~11-12 min each; AdapLeR frozen ~7 min, joint ~16 min (3 of them saliency targets); TR-BERT RL ~3 min (4,000 rows x 3
 # epochs), joint ~14 min (500 steps); LTP ~13 min on all of SST-2 train; Token Dropping's table
 # ~6 min. Every trainer takes --device cuda|mps (never run on a GPU here: none was lent).
 # Set ONLY="name ..." to run some of the steps (names below).
@@ -33,7 +33,7 @@ fi
 # AdapLeR: predictors on the frozen sst2-lora (inference-only), then joint training (Train-Select).
 if want adapler; then
   python -m pyramid train-adapler --limit 8000 --epochs 3 --phi 0.005 --eta-lr 5e-3
-  python -m pyramid train-adapler --joint true
+  python -m pyramid train-adapler --joint true --phi 0.005 --eta-lr 5e-3 --accuracy-slack 0.1
 fi
 
 # TR-BERT: the RL phase on the frozen sst2-lora (inference-only), then the joint phase (Train-Select).
