@@ -7,7 +7,7 @@
 2. measured / FLOPs-predicted speedup of every fixed-schedule selector at 512 tokens, batch 1 and 8,
    MiniLM-L6 and a BERT-base shape (``python -m pyramid bench``), target >= 0.95;
 3. the app in a real browser (Chromium, a fresh server on loopback): cold start to the first answered
-   page (target <= 10 s); one Run at once, while UMAP's one-time compile runs in the background (no
+   page (target <= 10 s); one Run at once, while UMAP's warm-up runs in the background (no
    target); then, after it, Run to every panel drawn at 128 and 512 tokens (<= 1.0 s and <= 2.0 s), the
    same text again (<= 0.3 s), and the "Answered in" the page reports;
 4. 8 sessions pressing Run together on one server: p95 Run to rendered result (target <= 5 s), every
@@ -125,7 +125,7 @@ def app_timings() -> None:
             page.wait_for_function("m => document.querySelector('.pl-pyr') && "
                                    "document.querySelector('.pl-pyr').innerText.includes(m)", arg=marker, timeout=120_000)
             page.wait_for_selector(IDLE, timeout=120_000)
-            print(f"    first Run at once, 128 tokens, while UMAP compiles in the background: "
+            print(f"    first Run at once, 128 tokens, while UMAP's warm-up runs in the background: "
                   f"{time.perf_counter() - t:4.2f} s (no target)")
             time.sleep(WARMUP_WAIT_S)
             for n, target in ((128, 1.0), (512, 2.0)):
