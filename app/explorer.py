@@ -275,7 +275,7 @@ def _results(encoder, model_name: str, run: dict, settings, t_start: float) -> N
         st.error(f"Could not run this selector: {exc}")
         return
     name_a, name_b = figures.run_name(sel_a, reg_a), figures.run_name(sel_b, reg_b)
-    notice = get_selector(sel_a).notice(encoder.num_layers)
+    notice = get_selector(sel_a, reg_a).notice(encoder.num_layers)  # the regime's weights: their head
     if notice:
         st.info(notice)
 

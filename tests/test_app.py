@@ -348,6 +348,22 @@ def test_comparing_a_selector_with_itself_compares_its_two_regimes():
     open_tab(at, "Kept tokens per layer")
 
 
+def test_learned_selector_notice_names_the_head_of_the_chosen_regime():
+    """AdapLeR's notice says which encoder it runs on: sst2-lora inference-only, its own joint model in
+    Train-Select (the notice once named sst2-lora in both)."""
+    at = fresh().run()
+    at.selectbox(key="w_selector").set_value("adapler")
+    at.radio(key="w_regime").set_value("train-select")
+    run_button(at).click()
+    at.run()
+    assert not at.exception
+    assert any("'sst2-lora-ts-adapler'" in i.value for i in at.info)
+    at.radio(key="w_regime").set_value("inference")
+    run_button(at).click()
+    at.run()
+    assert any("'sst2-lora' its weights" in i.value for i in at.info)
+
+
 def test_umap_warmup_waits_after_the_first_answer_and_starts_at_once_when_the_tab_asks(monkeypatch):
     """UMAP's compile does not compete with the first page (it waits UMAP_WARMUP_DELAY_S); opening the
     Embeddings tab (``wait``) starts it at once and returns when it is done."""
