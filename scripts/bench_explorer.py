@@ -167,12 +167,13 @@ def app_timings() -> None:
 def load() -> None:
     import asyncio
 
-    from scripts.load_test import peak_rss_mb, run_load, start_server, summarize
+    from scripts.load_test import cpu_line, peak_rss_mb, run_load, start_server, summarize
 
     print("\n[4] 8 sessions pressing Run together on one fresh server:")
     proc, url = start_server()
     try:
-        results = asyncio.run(run_load(url, 8, 1))
+        cpu: dict = {}
+        results = asyncio.run(run_load(url, 8, 1, server_pid=proc.pid, cpu=cpu))
         peak = peak_rss_mb(proc.pid)
     finally:
         proc.terminate()
@@ -181,6 +182,7 @@ def load() -> None:
     print(f"    p50 {s['p50_s']:.1f} s, p95 {s['p95_s']:.1f} s  ({verdict(s['p95_s'], 5.0)}); own result in every "
           f"session: {s['all_own']}; cross-talk: {s['cross_talk']}; exceptions: {s['exceptions']}; server peak "
           f"memory {peak:.0f} MB")
+    print(f"    {cpu_line(cpu)}")
 
 
 def _uncached_warm_up_seconds() -> float:

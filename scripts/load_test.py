@@ -7,8 +7,11 @@ process, so the sessions also race on the first model load), opens ``--sessions`
 Debian's Chromium (Playwright), and in every page at the same moment pastes its own text (each with
 a unique marker word), presses Run and waits for the token pyramid. It checks that every page shows
 its own marker and no other page's (no cross-talk), that no page shows an exception, and prints
-the p50 / p95 time from pressing Run to a rendered result and the server process's peak resident
-memory (VmHWM). Loopback only; bounded by ``--sessions`` and ``--rounds``.
+the p50 / p95 time from pressing Run to a rendered result, the server process's peak resident
+memory (VmHWM), and where the CPU went between the presses and the last rendered result: the
+server process's CPU seconds and the browser's (every Chromium process Playwright started: they
+draw the pages on the same cores as the server). Loopback only; bounded by ``--sessions`` and
+``--rounds``.
 """
 
 from __future__ import annotations
@@ -23,6 +26,8 @@ import sys
 import time
 import urllib.request
 from pathlib import Path
+
+import psutil
 
 ROOT = Path(__file__).resolve().parent.parent
 CHROMIUM = os.environ.get("PYRAMID_LENS_CHROMIUM", "/usr/bin/chromium")
@@ -79,9 +84,36 @@ def text_for(i: int, r: int) -> tuple[str, str]:
     return marker, text
 
 
-async def one_session(browser, url: str, i: int, r: int, ready: list, start: asyncio.Event, timeout_ms: int) -> dict:
+def cpu_seconds(procs: list[psutil.Process]) -> float:
+    """User + system CPU seconds used so far by the processes still alive in ``procs``."""
+    total = 0.0
+    for proc in procs:
+        try:
+            t = proc.cpu_times()
+            total += t.user + t.system
+        except psutil.Error:  # ended since
+            continue
+    return total
+
+
+def browser_processes() -> list[psutil.Process]:
+    """The Chromium processes under this one (Playwright's driver starts them)."""
+    out = []
+    for proc in psutil.Process().children(recursive=True):
+        try:
+            if "chrom" in proc.name().lower():
+                out.append(proc)
+        except psutil.Error:
+            continue
+    return out
+
+
+async def one_session(browser, url: str, i: int, r: int, ready: list, start: asyncio.Event, timeout_ms: int,
+                      done: asyncio.Event | None = None, finished: list | None = None) -> dict:
     """Open the app, wait for the first render and fill this session's text; when every session is
-    ready (``start``), press Run and time the rendered result."""
+    ready (``start``), press Run and time the rendered result. With ``done``, the session appends its
+    number to ``finished`` and keeps the page open until ``done`` is set, so that its renderer's CPU
+    time can still be read."""
     marker, text = text_for(i, r)
     page = await browser.new_page(viewport={"width": 1300, "height": 1200})
     try:
@@ -101,17 +133,25 @@ async def one_session(browser, url: str, i: int, r: int, ready: list, start: asy
         shown = await page.locator(".pl-pyr").first.inner_text()
         others = [m for m in MARKERS if m != marker and m in shown]
         exceptions = await page.get_by_test_id("stException").count()
-        return {"session": i, "marker": marker, "seconds": seconds, "own": marker in shown, "others": others,
-                "exceptions": exceptions}
+        result = {"session": i, "marker": marker, "seconds": seconds, "own": marker in shown, "others": others,
+                  "exceptions": exceptions}
+        if done is not None:
+            finished.append(i)
+            await done.wait()
+        return result
     finally:
         await page.close()
 
 
-async def run_load(url: str, sessions: int, rounds: int = 1, timeout_s: float = 600) -> list[dict]:
+async def run_load(url: str, sessions: int, rounds: int = 1, timeout_s: float = 600,
+                   server_pid: int | None = None, cpu: dict | None = None) -> list[dict]:
     """Run ``rounds`` x ``sessions`` concurrent sessions against ``url``; one result dict each.
 
     The sessions load the page together (racing on a fresh server's first model load), then press
-    Run at the same moment.
+    Run at the same moment. When ``cpu`` is a dict, it receives, summed over the rounds, the wall
+    seconds from the presses to the last rendered result (``wall_s``) and the CPU seconds used in
+    that time by the server process ``server_pid`` (``server_s``, when given) and by the browser's
+    processes (``browser_s``).
     """
     from playwright.async_api import async_playwright
 
@@ -119,16 +159,32 @@ async def run_load(url: str, sessions: int, rounds: int = 1, timeout_s: float = 
     async with async_playwright() as p:
         browser = await p.chromium.launch(executable_path=CHROMIUM, args=LAUNCH_ARGS)
         try:
+            server = [psutil.Process(server_pid)] if server_pid is not None else []
             for r in range(rounds):
                 ready: list[int] = []
-                start = asyncio.Event()
-                tasks = [asyncio.create_task(one_session(browser, url, i, r, ready, start, int(timeout_s * 1000)))
+                finished: list[int] = []
+                start, done = asyncio.Event(), asyncio.Event()
+                tasks = [asyncio.create_task(one_session(browser, url, i, r, ready, start, int(timeout_s * 1000),
+                                                         done, finished))
                          for i in range(sessions)]
                 deadline = time.monotonic() + timeout_s
                 while len(ready) < sessions and not any(t.done() for t in tasks) and time.monotonic() < deadline:
                     await asyncio.sleep(0.1)
+                pages = browser_processes()
+                before = time.perf_counter(), cpu_seconds(server), cpu_seconds(pages)
                 start.set()
+                try:
+                    # until every session has its result (each then waits on `done`) or one has failed
+                    while len(finished) < sessions and not any(t.done() for t in tasks):
+                        await asyncio.sleep(0.05)
+                    after = time.perf_counter(), cpu_seconds(server), cpu_seconds(pages)
+                finally:
+                    done.set()
                 results += await asyncio.gather(*tasks)
+                if cpu is not None:
+                    for key, a, b in zip(("wall_s", "server_s", "browser_s"), after, before):
+                        if key != "server_s" or server:
+                            cpu[key] = cpu.get(key, 0.0) + a - b
         finally:
             await browser.close()
     return results
@@ -140,6 +196,16 @@ def summarize(results: list[dict]) -> dict:
     return {"sessions": len(results), "p50_s": statistics.median(times), "p95_s": p95, "max_s": times[-1],
             "all_own": all(r["own"] for r in results), "cross_talk": sum(bool(r["others"]) for r in results),
             "exceptions": sum(r["exceptions"] for r in results)}
+
+
+def cpu_line(cpu: dict) -> str:
+    """One line on where the CPU went from the presses to the last result (``run_load``'s ``cpu``)."""
+    cores = os.cpu_count() or 1
+    line = (f"from the presses to the last result: {cpu['wall_s']:.1f} s wall ({cores} cores: "
+            f"{cores * cpu['wall_s']:.1f} CPU seconds at most); browser {cpu['browser_s']:.1f} CPU s")
+    if "server_s" in cpu:
+        line += f", server {cpu['server_s']:.1f} CPU s"
+    return line
 
 
 def main() -> int:
@@ -158,7 +224,9 @@ def main() -> int:
     else:
         url = args.url
     try:
-        results = asyncio.run(run_load(url, args.sessions, args.rounds))
+        cpu: dict = {}
+        results = asyncio.run(run_load(url, args.sessions, args.rounds, server_pid=proc.pid if proc else None,
+                                       cpu=cpu))
         peak = peak_rss_mb(proc.pid) if proc is not None else None
     finally:
         if proc is not None:
@@ -171,6 +239,7 @@ def main() -> int:
           f"exceptions: {s['exceptions']}")
     if peak is not None:
         print(f"server peak resident memory: {peak:.0f} MB")
+    print(cpu_line(cpu))
     return 0 if s["all_own"] and not s["cross_talk"] and not s["exceptions"] else 1
 
 

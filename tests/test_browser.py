@@ -6,6 +6,7 @@ saved to ``test-artifacts/`` for a person to look at.
 
 from __future__ import annotations
 
+import os
 import sys
 import time
 from pathlib import Path
@@ -248,7 +249,9 @@ def test_eight_concurrent_sessions_on_a_fresh_server():
         from concurrent.futures import ThreadPoolExecutor
 
         with ThreadPoolExecutor(1) as pool:
-            results = pool.submit(lambda: asyncio.run(run_load(url, sessions=8, rounds=1, timeout_s=400))).result()
+            cpu: dict = {}
+            results = pool.submit(lambda: asyncio.run(run_load(url, sessions=8, rounds=1, timeout_s=400,
+                                                               server_pid=proc.pid, cpu=cpu))).result()
     finally:
         proc.terminate()
         proc.wait(timeout=30)
@@ -256,3 +259,8 @@ def test_eight_concurrent_sessions_on_a_fresh_server():
     assert s["sessions"] == 8
     assert s["all_own"], results
     assert s["cross_talk"] == 0 and s["exceptions"] == 0, results
+    # where the CPU went while the 8 Runs were answered: both the server and the 8 pages worked, and
+    # together they cannot have used more than the machine's cores for that long
+    assert cpu["wall_s"] >= max(r["seconds"] for r in results) - 0.5
+    assert cpu["server_s"] > 0.1 and cpu["browser_s"] > 0.1, cpu
+    assert cpu["server_s"] + cpu["browser_s"] <= (os.cpu_count() or 1) * cpu["wall_s"] * 1.1, cpu
