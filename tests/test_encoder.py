@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from pyramid.encoder import PyramidEncoder
+from pyramid.encoder import PyramidEncoder, _gather_rows, compact
 from pyramid.loading import encoder_from_model
 from pyramid.schedule import Schedule
 from pyramid.selectors import SELECTORS, Selection, Selector, get_selector
@@ -198,3 +198,28 @@ def test_bad_inputs_raise(tiny_encoder):
         pyr(torch.tensor([101, 2000, 102]))
     with pytest.raises(ValueError):
         pyr(torch.tensor([[0, 101, 102]]), torch.tensor([[0, 1, 1]]))
+
+
+def test_compact_and_row_gather_equal_the_plain_definitions():
+    """The one-example shortcut of ``compact`` and the flat ``index_select`` of ``_gather_rows`` give what
+    a stable sort and an element-wise gather give, gradients included."""
+    g = torch.Generator().manual_seed(0)
+    for B in (1, 3):
+        keep = torch.rand(B, 17, generator=g) < 0.5
+        keep[:, 0] = True
+        m = int(keep.sum(1).max())
+        want = torch.argsort((~keep).to(torch.int8), dim=1, stable=True)[:, :m]
+        idx = compact(keep)
+        if B == 1:
+            assert torch.equal(idx, want)
+        else:  # rows shorter than m are filled with dropped slots in some order; the kept prefix is exact
+            for b in range(B):
+                n = int(keep[b].sum())
+                assert torch.equal(idx[b, :n], want[b, :n])
+        x = torch.randn(B, 17, 5, generator=g, requires_grad=True)
+        got = _gather_rows(x, idx)
+        ref = x.gather(1, idx.unsqueeze(-1).expand(-1, -1, 5))
+        assert torch.equal(got, ref)
+        (gx,) = torch.autograd.grad((got * torch.arange(got.numel()).view_as(got)).sum(), x)
+        (rx,) = torch.autograd.grad((ref * torch.arange(ref.numel()).view_as(ref)).sum(), x)
+        assert torch.equal(gx, rx)
