@@ -66,7 +66,7 @@ def selection_share(enc, repeats: int) -> None:
     for batch in (1, 8):
         b = enc.tokenizer([text512] * batch, return_tensors="pt", truncation=True, max_length=512)
         pyr = PyramidEncoder(enc, get_selector("coreset"), Schedule(retention=0.3))
-        shares, sel_ms, enc_ms = [], [], []
+        shares, sel_ms, enc_ms, layer_ms = [], [], [], []
         with torch.inference_mode():
             pyr(b["input_ids"], b["attention_mask"])
             for _ in range(repeats):
@@ -77,9 +77,13 @@ def selection_share(enc, repeats: int) -> None:
                 shares.append(s / total)
                 sel_ms.append(s * 1000)
                 enc_ms.append(total * 1000)
+                layer_ms.append(1000 * sum(lo.layer_seconds for lo in out.layers))
         share = statistics.median(shares) * 100
-        print(f"    batch {batch}: selection {statistics.median(sel_ms):6.1f} ms of {statistics.median(enc_ms):7.1f} ms, "
+        med_enc, med_sel, med_lay = (statistics.median(v) for v in (enc_ms, sel_ms, layer_ms))
+        print(f"    batch {batch}: selection {med_sel:6.1f} ms of {med_enc:7.1f} ms, "
               f"share {share:4.1f}%  ({verdict(share, 6.0)})")
+        print(f"             the rest: the 6 layers {med_lay:.1f} ms, around them {med_enc - med_lay - med_sel:.1f} ms "
+              f"(embeddings, gathering the kept rows, masks, bookkeeping)")
 
 
 def speed_ratios(repeats: int) -> None:
