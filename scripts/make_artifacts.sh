@@ -3,7 +3,7 @@
 # writes its folder under assets/ with a model card. Times on 2 CPU cores (the model cards' train_seconds
 # and the closing notes): sst2-lora ~22 min; each LengthDrop Train-Select head ~20-30 min; Pyramid-BERT's
 # setting ~11-12 min each; AdapLeR frozen ~7 min, joint ~16 min (3 of them saliency targets); TR-BERT RL ~3 min (4,000 rows x 3
-# epochs), joint ~30 min (1,000 steps); LTP ~13 min on all of SST-2 train; Token Dropping's table
+# epochs), joint ~60 min (one epoch, 2,105 steps); LTP ~13 min on all of SST-2 train; Token Dropping's table
 # ~6 min. Every trainer takes --device cuda|mps (never run on a GPU here: none was lent).
 # Set ONLY="name ..." to run some of the steps (names below).
 set -euo pipefail
@@ -39,7 +39,7 @@ fi
 # TR-BERT: the RL phase on the frozen sst2-lora (inference-only), then the joint phase (Train-Select).
 if want trbert; then
   python -m pyramid train-trbert --limit 4000 --epochs 3
-  python -m pyramid train-trbert --phase joint --batch-size 4 --accumulate 8 --max-steps 1000 --lr 3e-5 --alpha 0.5
+  python -m pyramid train-trbert --phase joint --batch-size 4 --accumulate 8 --lr 3e-5 --alpha 0.5
 fi
 
 # LTP: soft then hard stage from sst2-lora (writes the Train-Select model and the thresholds on sst2-lora).
