@@ -168,3 +168,15 @@ def test_joint_phase_trains_lora_head_and_policy(trbert_runs, tiny_encoder, tmp_
     moved = [k for k, v in loaded.state_dict().items() if not torch.allclose(v, rl_policy.state_dict()[k])]
     assert moved, "the policy did not move from its RL start"
     assert "Joint phase" in (tmp_path / "pol" / "README.md").read_text()
+
+    # A continued run (--init-head, --init-policy) starts from the joint run's weights, not from --head's.
+    from dataclasses import replace
+
+    more = replace(s, init_head=str(tmp_path / "joint-head"), init_policy=str(tmp_path / "pol"), out=str(tmp_path / "pol2"),
+                   head_out=str(tmp_path / "joint-head2"), lr=1e-12, lora_lr=1e-12, head_lr=1e-12, max_steps=1)
+    train_trbert(clf, more, base=tiny_encoder, progress=False)
+    again = load_classifier(tmp_path / "joint-head2", tiny_encoder)
+    start = joint.encoder.model.state_dict()
+    assert all(torch.allclose(v, start[k], atol=1e-3) for k, v in again.encoder.model.state_dict().items())
+    assert all(torch.allclose(v, joint.head.state_dict()[k], atol=1e-3) for k, v in again.head.state_dict().items())
+    assert "a continued run" in (tmp_path / "pol2" / "README.md").read_text()

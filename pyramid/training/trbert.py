@@ -60,6 +60,9 @@ class TrbertSettings:
     phase: str = option("rl", "rl: policies only, encoder frozen; joint: LoRA, head and policies together",
                         parse=at.choice("rl", "joint"))
     init_policy: str | None = option(None, "joint phase: the RL-phase policy to start from (default sst2-lora-trbert)")
+    init_head: str | None = option(None, "joint phase: start the LoRA and head weights from this trained head (shipped "
+                                         "name or folder) instead of --head, for instance to continue a joint run with "
+                                         "its --init-policy; --head stays the teacher")
     name: str | None = option(None, "artifact name (default sst2-lora-trbert; sst2-lora-ts-trbert for --phase joint)")
     out: str | None = option(None, "policy folder (default assets/trbert/NAME)")
     head_out: str | None = option(None, "the head folder the joint phase writes (default assets/heads/NAME)")
@@ -258,7 +261,7 @@ def train_trbert(classifier, settings: TrbertSettings, *, base: LoadedEncoder | 
     if joint:
         from .heads import trainable_head
 
-        peft_model, model, head = trainable_head(base, classifier.path)
+        peft_model, model, head = trainable_head(base, s.init_head or classifier.path)
         policy = PolicyNetworks(enc.config.hidden_size, points)
         init, _ = load_policy(s.init_policy or DEFAULT_TRBERT)
         policy.load_state_dict(init.state_dict())
@@ -347,7 +350,8 @@ def train_trbert(classifier, settings: TrbertSettings, *, base: LoadedEncoder | 
         write_head(Path(names["head_out"]), base, peft_model, head, name=head_name, training={
             "data": s.data, "command": s.command, "examples": len(ids), "steps": total, "train_seconds": seconds,
             "method": "TR-BERT joint phase (docs/methods.md 8.2)"},
-            trained_with={"selector": "trbert", "retention": None, "start_layer": None, "init_head": s.head},
+            trained_with={"selector": "trbert", "retention": None, "start_layer": None,
+                          "init_head": s.init_head or s.head},
             summary_extra=f"Fine-tuned jointly with the TR-BERT policies in `assets/trbert/{names['name']}`; see that "
                           "folder's card.")
     out = Path(names["out"])
@@ -372,7 +376,10 @@ def model_card(config: TrbertConfig) -> ModelCard:
     t = config.training
     if t.get("phase") == "joint":
         method = (f"**Joint phase (Train-Select)**, docs/methods.md 3.3 step 4 and 8.2: from the RL-phase policy "
-                  f"`{t.get('init_policy') or DEFAULT_TRBERT}` and the fine-tuned head `{t.get('head')}`, the LoRA "
+                  f"`{t.get('init_policy') or DEFAULT_TRBERT}` and "
+                  + (f"the LoRA and head weights of `{t['init_head']}` (a continued run: a fresh warm-up and decay), "
+                     if t.get("init_head") else f"the fine-tuned head `{t.get('head')}`, ")
+                  + f"the LoRA "
                   f"weights (lr {t.get('lora_lr')}), the head (lr {t.get('head_lr')}) and the policies (lr {t.get('lr')}) "
                   f"train together on the soft cross-entropy to `{t.get('head')}`'s logits (temperature "
                   f"{t.get('temperature')}, averaged over the K rollouts) plus the REINFORCE loss (K = {t.get('samples')}, "
