@@ -179,4 +179,4 @@ def test_joint_phase_trains_lora_head_and_policy(trbert_runs, tiny_encoder, tmp_
     start = joint.encoder.model.state_dict()
     assert all(torch.allclose(v, start[k], atol=1e-3) for k, v in again.encoder.model.state_dict().items())
     assert all(torch.allclose(v, joint.head.state_dict()[k], atol=1e-3) for k, v in again.head.state_dict().items())
-    assert "a continued run" in (tmp_path / "pol2" / "README.md").read_text()
+    assert "a continued joint run" in (tmp_path / "pol2" / "README.md").read_text()

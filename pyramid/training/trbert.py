@@ -375,11 +375,12 @@ def model_card(config: TrbertConfig) -> ModelCard:
     """The model card of a TR-BERT artifact."""
     t = config.training
     if t.get("phase") == "joint":
-        method = (f"**Joint phase (Train-Select)**, docs/methods.md 3.3 step 4 and 8.2: from the RL-phase policy "
-                  f"`{t.get('init_policy') or DEFAULT_TRBERT}` and "
-                  + (f"the LoRA and head weights of `{t['init_head']}` (a continued run: a fresh warm-up and decay), "
-                     if t.get("init_head") else f"the fine-tuned head `{t.get('head')}`, ")
-                  + f"the LoRA "
+        start = (f"from the policy `{t.get('init_policy') or DEFAULT_TRBERT}` and the LoRA and head weights of "
+                 f"`{t['init_head']}` (a continued joint run, with a fresh warm-up and decay; the figures below count "
+                 "this run's steps only), " if t.get("init_head") else
+                 f"from the RL-phase policy `{t.get('init_policy') or DEFAULT_TRBERT}` and the fine-tuned head "
+                 f"`{t.get('head')}`, ")
+        method = (f"**Joint phase (Train-Select)**, docs/methods.md 3.3 step 4 and 8.2: {start}the LoRA "
                   f"weights (lr {t.get('lora_lr')}), the head (lr {t.get('head_lr')}) and the policies (lr {t.get('lr')}) "
                   f"train together on the soft cross-entropy to `{t.get('head')}`'s logits (temperature "
                   f"{t.get('temperature')}, averaged over the K rollouts) plus the REINFORCE loss (K = {t.get('samples')}, "
