@@ -33,7 +33,7 @@ fi
 # AdapLeR: predictors on the frozen sst2-lora (inference-only), then joint training (Train-Select).
 if want adapler; then
   python -m pyramid train-adapler --limit 8000 --epochs 3 --phi 0.005 --eta-lr 5e-3
-  python -m pyramid train-adapler --joint true --phi 0.005 --eta-lr 5e-3 --accuracy-slack 0.1
+  python -m pyramid train-adapler --joint true --phi 0.002 --eta-lr 5e-3
 fi
 
 # TR-BERT: the RL phase on the frozen sst2-lora (inference-only), then the joint phase (Train-Select).
