@@ -458,7 +458,7 @@ out from training (never on dev); kept: {t.get('checkpoint', {}).get('rule') if 
                f"eta for the `{config.head}` sentiment head on `{config.base_model}` (docs/methods.md section 2). At "
                "inference a token stays before layer l+1 iff its score >= eta_l / n_l; [CLS] always stays. Learned eta: "
                + ", ".join(f"{e:.3f}" for e in t.get("eta", [])) + ".")
-    hyper = {k: v for k, v in t.items() if k not in ("command", "data", "dev", "out", "checkpoint", "eta")}
+    hyper = {k: v for k, v in t.items() if k not in ("command", "data", "dev", "out", "head_out", "checkpoint", "eta")}
     return ModelCard(
         title=f"{config.name}: AdapLeR contribution predictors for `{config.head}`",
         summary=summary, method=method,

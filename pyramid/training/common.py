@@ -197,8 +197,9 @@ def card_data(t: dict, rows: str = "") -> str:
             f"{t.get('max_length')} tokens). Evaluation: `{t.get('dev')}`.")
 
 
-def card_hyper(t: dict, skip: Sequence[str] = ("command", "data", "dev", "out")) -> dict:
-    """The hyper-parameter rows of a model card: the ``training`` record without paths and command."""
+def card_hyper(t: dict, skip: Sequence[str] = ("command", "data", "dev", "out", "head_out")) -> dict:
+    """The hyper-parameter rows of a model card: the ``training`` record without paths (``out``,
+    ``head_out``: where the run wrote, not how it trained) and command."""
     return {k: v for k, v in t.items() if k not in skip}
 
 
