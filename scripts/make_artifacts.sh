@@ -4,7 +4,8 @@
 # and the closing notes): sst2-lora ~22 min; each LengthDrop Train-Select head ~20-30 min; Pyramid-BERT's
 # setting ~11-12 min each; AdapLeR frozen ~7 min, joint ~16 min (3 of them saliency targets); TR-BERT RL ~3 min (4,000 rows x 3
 # epochs), joint ~60 min (one epoch, 2,105 steps); LTP ~13 min on all of SST-2 train; Token Dropping's table
-# ~6 min. Every trainer takes --device cuda|mps (never run on a GPU here: none was lent).
+# ~6 min. Every trainer takes --device cuda|mps; on one H100 (README, Training on a GPU) sst2-lora took ~2 min,
+# a LengthDrop head 7-9 min, AdapLeR joint 4 min, TR-BERT joint 14 min (six jobs sharing the GPU).
 # Set ONLY="name ..." to run some of the steps (names below).
 set -euo pipefail
 ONLY=${ONLY:-"sst2-lora pyramid-setting token-dropping-table train-select adapler trbert ltp"}
