@@ -281,6 +281,11 @@ def test_joint_training_updates_lora_head_and_predictors(trained, tiny_encoder, 
     assert all(torch.equal(v, before[k]) for k, v in clf.encoder.model.state_dict().items())  # start head untouched
     assert config.training["checkpoint"]["stages"], "the checkpoint rule ran on the holdout rows"
     assert "dev_accuracy" in config.metrics and "dev_flops_speedup" in config.metrics
+    # The head's own card carries the joint run's dev figures, its seed and how it was trained.
+    assert joint.config.metrics["dev_flops_speedup"] == config.metrics["dev_flops_speedup"]
+    card = (tmp_path / "joint-head" / "README.md").read_text()
+    assert "shuffled with seed 0" in card and "soft removal" in card and "hard selection" not in card
+    assert f"| dev_accuracy | {config.metrics['dev_accuracy']} |" in card
 
 
 def test_flushed_denormals_zeroes_subnormals_inside_and_restores_after():

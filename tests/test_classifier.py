@@ -26,6 +26,20 @@ def test_artifact_is_complete_small_and_documented(trained):
     assert "dev_accuracy_full_length" in cfg["metrics"]
     card = (out / "README.md").read_text()
     assert "selection in the loop (Train-Select)" in card and "pytest" in card
+    assert "without those options" not in card  # the fixture names no output folder
+
+
+def test_card_says_where_a_command_with_output_folders_writes(tmp_path):
+    from pyramid.training.common import ModelCard
+
+    def card(command):
+        return ModelCard(title="t", summary="s", method="m", data="d", command=command).render(tmp_path)
+
+    for command in ("python -m pyramid train-adapler --joint true --out /scratch/a --head-out /scratch/h",
+                    "python -m pyramid train --out=/scratch/h"):
+        assert "without those options the same command writes into `assets/`" in card(command)
+    for command in ("python -m pyramid train --selector coreset", "python -m pyramid train --outline x", ""):
+        assert "without those options" not in card(command)
 
 
 def test_training_does_not_touch_the_base_model_and_learns_lora(trained, tiny_encoder):

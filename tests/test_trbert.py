@@ -168,6 +168,8 @@ def test_joint_phase_trains_lora_head_and_policy(trbert_runs, tiny_encoder, tmp_
     moved = [k for k, v in loaded.state_dict().items() if not torch.allclose(v, rl_policy.state_dict()[k])]
     assert moved, "the policy did not move from its RL start"
     assert "Joint phase" in (tmp_path / "pol" / "README.md").read_text()
+    head_card = (tmp_path / "joint-head" / "README.md").read_text()
+    assert "joint phase" in head_card and "shuffled with seed 0" in head_card and "hard selection" not in head_card
 
     # A continued run (--init-head, --init-policy) starts from the joint run's weights, not from --head's.
     from dataclasses import replace

@@ -262,12 +262,14 @@ def train_adapler(classifier, settings: AdaplerSettings, *, base: LoadedEncoder 
     if s.joint:
         from .heads import write_head
 
+        head_summary = (f"Fine-tuned jointly with the AdapLeR predictors in `assets/adapler/{names['name']}` "
+                        "(soft removal in training, hard removal at inference); see that folder's card.")
         write_head(Path(names["head_out"]), base, peft_model, head, name=head_name, training={
-            "data": s.data, "command": s.command, "examples": len(ids), "steps": history["steps"],
-            "train_seconds": round(seconds, 1), "method": "AdapLeR joint training (docs/methods.md 8.1)"},
+            "data": s.data, "command": s.command, "seed": s.seed, "examples": len(ids), "steps": history["steps"],
+            "train_seconds": round(seconds, 1),
+            "method": "AdapLeR joint training with soft removal and the lambda stages (docs/methods.md 8.1)"},
             trained_with={"selector": "adapler", "retention": None, "start_layer": None, "init_head": s.head},
-            summary_extra=f"Fine-tuned jointly with the AdapLeR predictors in `assets/adapler/{names['name']}` "
-                          "(soft removal in training, hard removal at inference); see that folder's card.")
+            summary_extra=head_summary)
     _save_predictors(out, pred, config)
     if s.dev:
         from ..classifier import load_classifier
@@ -277,6 +279,10 @@ def train_adapler(classifier, settings: AdaplerSettings, *, base: LoadedEncoder 
         config.metrics.update(operating_point(clf, AdaplerSelector(pred, config), s.dev, batch_size=s.batch_size))
         config.metrics["dev_accuracy_full_length_of_the_head"] = operating_point(
             clf, None, s.dev, batch_size=s.batch_size)["dev_accuracy"]
+        if s.joint:
+            from .heads import record_head_metrics
+
+            record_head_metrics(Path(names["head_out"]), config.metrics, summary_extra=head_summary)
     (out / "adapler_config.json").write_text(config.to_json() + "\n", encoding="utf-8")
     model_card(config).write(out)
     return pred, config

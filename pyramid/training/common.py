@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import random
+import re
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -249,7 +250,7 @@ class ModelCard:
 
 ## Command
     {self.command or '(not recorded)'}
-
+{self.output_note()}
 ## Files
 | file | size |
 |---|---|
@@ -258,6 +259,14 @@ class ModelCard:
 ## Limits
 {self.limits.strip() or 'Trained on SST-2 movie-review phrases: English, short, lower-cased text. Not for decisions about people.'}
 """
+
+    def output_note(self) -> str:
+        """A line under the command when it named its output folders (``--out``, ``--head-out``): those
+        are where that run wrote, and without them the same command writes into ``assets/``."""
+        if not re.search(r"(^|\s)--(head-)?out(\s|=)", self.command):
+            return ""
+        return ("\nThe run wrote to the folders its `--out` / `--head-out` name; without those options the same "
+                "command writes into `assets/`, as `scripts/make_artifacts.sh` runs it.\n")
 
     def write(self, folder: Path) -> None:
         """Write ``README.md`` into ``folder``."""

@@ -343,6 +343,29 @@ def write_head(out_dir: Path, base: LoadedEncoder, peft_model, head: Classificat
     return config
 
 
+def record_head_metrics(out_dir: Path, metrics: dict, summary_extra: str = "") -> None:
+    """Put dev figures measured after :func:`write_head` (those of a selection trained jointly with the
+    head) into the head's ``head_config.json`` and re-write its model card.
+
+    Args:
+        out_dir: the folder :func:`write_head` wrote. metrics: metric name -> value, added to the config's.
+        summary_extra: the same sentence given to :func:`write_head`, if any.
+
+    Raises:
+        OSError: ``out_dir`` holds no ``head_config.json``.
+    """
+    from ..classifier import HeadConfig
+
+    out_dir = Path(out_dir)
+    config = HeadConfig.from_json((out_dir / "head_config.json").read_text(encoding="utf-8"))
+    config.metrics.update(metrics)
+    (out_dir / "head_config.json").write_text(config.to_json(), encoding="utf-8")
+    card = model_card(config)
+    if summary_extra:
+        card.summary += " " + summary_extra
+    card.write(out_dir)
+
+
 def _to_fp16(path: Path) -> None:
     """Rewrite a safetensors file with every floating tensor in float16."""
     from safetensors.torch import load_file, save_file
@@ -369,6 +392,9 @@ def model_card(config: HeadConfig) -> ModelCard:
                f"{tw['start_layer']}, using {rule}: one model for every retention in that range. The schedule is "
                "the project's geometric one with a retention drawn per sub-model (LengthDrop draws each layer's "
                "length; a stated deviation).")
+    elif tw.get("retention") is None and t.get("method"):
+        how = (f"Fine-tuned with the learned `{tw['selector']}` selection in the loop (Train-Select): {t['method']}; "
+               "the selection's own card gives the details.")
     elif tw.get("retention") is None:
         how = f"Fine-tuned with the learned `{tw['selector']}` selection active in the forward pass (hard selection)."
     else:

@@ -347,13 +347,15 @@ def train_trbert(classifier, settings: TrbertSettings, *, base: LoadedEncoder | 
     if joint:
         from .heads import write_head
 
+        head_summary = (f"Fine-tuned jointly with the TR-BERT policies in `assets/trbert/{names['name']}`; see that "
+                        "folder's card.")
         write_head(Path(names["head_out"]), base, peft_model, head, name=head_name, training={
-            "data": s.data, "command": s.command, "examples": len(ids), "steps": total, "train_seconds": seconds,
-            "method": "TR-BERT joint phase (docs/methods.md 8.2)"},
+            "data": s.data, "command": s.command, "seed": s.seed, "examples": len(ids), "steps": total,
+            "train_seconds": seconds,
+            "method": "TR-BERT's joint phase, the policies sampling the kept tokens (docs/methods.md 8.2)"},
             trained_with={"selector": "trbert", "retention": None, "start_layer": None,
                           "init_head": s.init_head or s.head},
-            summary_extra=f"Fine-tuned jointly with the TR-BERT policies in `assets/trbert/{names['name']}`; see that "
-                          "folder's card.")
+            summary_extra=head_summary)
     out = Path(names["out"])
     out.mkdir(parents=True, exist_ok=True)
     from safetensors.torch import save_file
@@ -366,6 +368,10 @@ def train_trbert(classifier, settings: TrbertSettings, *, base: LoadedEncoder | 
         clf = load_classifier(names["head_out"], base) if joint else classifier
         config.metrics.update(operating_point(clf, TrbertSelector(policy, config), s.dev, batch_size=32))
         config.metrics["dev_accuracy_full_length_of_the_head"] = operating_point(clf, None, s.dev)["dev_accuracy"]
+        if joint:
+            from .heads import record_head_metrics
+
+            record_head_metrics(Path(names["head_out"]), config.metrics, summary_extra=head_summary)
     (out / "trbert_config.json").write_text(config.to_json() + "\n", encoding="utf-8")
     model_card(config).write(out)
     return policy, config
