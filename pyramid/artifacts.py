@@ -157,6 +157,10 @@ def files_table(folder: Path) -> str:
 
 
 def key_value_rows(items: dict, skip: Sequence[str] = ()) -> str:
-    """Markdown rows ``| key | value |`` (``(none)`` when empty)."""
-    rows = "\n".join(f"| {k} | {v} |" for k, v in items.items() if k not in skip)
+    """Markdown rows ``| key | value |`` (``(none)`` when empty).
+
+    A value of ``None`` (an option left at its unset default, such as ``limit`` for all rows) is written
+    as ``not set`` rather than Python's ``None``.
+    """
+    rows = "\n".join(f"| {k} | {'not set' if v is None else v} |" for k, v in items.items() if k not in skip)
     return rows or "| (none) | |"

@@ -42,6 +42,13 @@ def test_card_says_where_a_command_with_output_folders_writes(tmp_path):
         assert "without those options" not in card(command)
 
 
+def test_card_writes_unset_options_as_not_set(tmp_path):
+    from pyramid.training.common import ModelCard
+
+    text = ModelCard(title="t", summary="s", method="m", data="d", hyper={"limit": None, "lr": 0.001}).render(tmp_path)
+    assert "| limit | not set |" in text and "| lr | 0.001 |" in text and "None" not in text
+
+
 def test_training_does_not_touch_the_base_model_and_learns_lora(trained, tiny_encoder):
     clf, out, _, before = trained
     after = tiny_encoder.model.state_dict()
