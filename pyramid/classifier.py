@@ -142,6 +142,7 @@ class SequenceClassifier:
 
     @property
     def labels(self) -> list[str]:
+        """The label names in the order of the head's outputs (``[C]``)."""
         return list(self.config.labels)
 
     def pyramid(self, selector: Selector, schedule: Schedule) -> PyramidEncoder:
@@ -269,10 +270,12 @@ class Prediction:
 
     @property
     def full_label(self) -> str:
+        """The full-length model's predicted label (arg max of ``full_probs``)."""
         return self.labels[max(range(len(self.full_probs)), key=self.full_probs.__getitem__)]
 
     @property
     def label(self) -> str:
+        """The predicted label with the pyramid active (arg max of ``probs``)."""
         return self.labels[max(range(len(self.probs)), key=self.probs.__getitem__)]
 
     def to_json(self) -> dict:
