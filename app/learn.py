@@ -18,7 +18,7 @@ from pyramid.loading import DEFAULT_MODEL, ModelLoadError
 from pyramid.schedule import Schedule, encoder_flops
 from pyramid.teaching import layer_attention, soft_mask_curves, toy_kcenter
 
-from .resources import get_encoder
+from .resources import get_model, on_torch
 from .settings import load_settings
 
 EXAMPLE = "even horror fans will most likely not find what they 're seeking ; the movie lacks both thrills and humor ."
@@ -86,7 +86,7 @@ def _penalty_figure() -> go.Figure:
 @st.cache_data(show_spinner=False)
 def _layer1_attention(_encoder, model_name: str, text: str) -> tuple[list[str], np.ndarray, np.ndarray]:
     """Tokens, head-mean attention of layer 1 ``(N, N)`` and PoWER significance ``(N,)``."""
-    return layer_attention(_encoder, text, 1)
+    return on_torch(layer_attention, _encoder, text, 1)
 
 
 def render() -> None:
@@ -96,7 +96,7 @@ def render() -> None:
     st.caption("A guided tour, one step at a time: what an encoder computes, how each method chooses tokens, and "
                "how to measure what it costs. Formulas follow `docs/methods.md`; the papers are cited at the end.")
     try:
-        encoder = get_encoder(DEFAULT_MODEL, settings.allow_hub)
+        encoder = get_model(DEFAULT_MODEL, settings.allow_hub).encoder
     except ModelLoadError as exc:
         st.error(f"Could not load the default model: {exc}")
         return

@@ -10,7 +10,7 @@ import streamlit as st
 from pyramid.trace import Trace, compare_traces, trace_rows
 from pyramid.words import Groups, word_rows
 
-from . import figures
+from pyramid import figures
 
 DETAIL_WINDOW = 120
 """Items the detailed pyramid shows at once for a long text (the overview above it shows all)."""
@@ -104,16 +104,40 @@ def compare_panel(trace_a: Trace, trace_b: Trace, name_a: str, name_b: str, grou
         st.plotly_chart(figures.pyramid_overview(trace, groups, name), key=f"{key}-{sub}-overview", width="stretch")
 
 
-def prediction_panel(rows: list[dict], positive: str, *, key: str) -> None:
-    """Sentiment predictions: the full-length model, and each selector shown in both regimes."""
+REGIME_COLUMN = {"inference": "inference-only", "train-select": "Train-Select"}
+"""Column prefix of each regime in the prediction table."""
+TOP_CLASSES = 3
+"""Classes listed per run in the prediction table."""
+
+
+def prediction_cells(pred, column: str, *, full: bool = False, blank: bool = False) -> dict:
+    """One run's cells in the prediction table: ``<column>: label``, ``<column>: P(label)`` (the probability of
+    the most probable predicted label) and ``<column>: top classes`` (the most probable classes with their
+    probabilities). ``pred`` None gives "n/a" (that model is not installed here); ``full`` reads the
+    full-length answer; ``blank`` leaves the cells empty."""
+    if pred is None:
+        return {f"{column}: label": "" if blank else "n/a", f"{column}: P(label)": None, f"{column}: top classes": ""}
+    top = pred.top(TOP_CLASSES, full=full)
+    return {f"{column}: label": pred.full_label if full else pred.label,
+            f"{column}: P(label)": top[0][1],
+            f"{column}: top classes": " · ".join(f"{label} {p:.2f}" for label, p in top)}
+
+
+def prediction_panel(rows: list[dict], labels: list[str], head: str, *, multi_label: bool = False, key: str) -> None:
+    """Predictions: the full-length model, and each selector shown in its regimes, for any number of labels."""
     frame = pd.DataFrame(rows)
-    config = {c: st.column_config.ProgressColumn(c, min_value=0.0, max_value=1.0, format="%.3f")
-              for c in frame.columns if c.startswith("P(")}
+    config = {c: st.column_config.ProgressColumn(c, min_value=0.0, max_value=1.0, format="%.3f",
+                                                 help="Probability of the most probable predicted label")
+              for c in frame.columns if c.endswith("P(label)")}
     st.dataframe(frame, hide_index=True, width="stretch", key=f"{key}-table", column_config=config)
+    shown = ", ".join(labels[:12]) + (f" and {len(labels) - 12} more" if len(labels) > 12 else "")
+    kind = ("multi-label: every label with a probability of at least 0.5 is predicted (a sigmoid per label)"
+            if multi_label else "one label per text (softmax over the labels)")
     st.caption(
-        f"P({positive}) and the predicted label. **Inference-only**: the `sst2-lora` model, fine-tuned at full length, "
-        "with the selector added at inference. **Train-Select**: the model fine-tuned with that selector in the loop "
-        "(docs/methods.md 8). n/a: that model is not installed."
+        f"The predicted label, its probability and the {TOP_CLASSES} most probable of the model's {len(labels)} labels "
+        f"({shown}; {kind}). **Inference-only**: {head}, fine-tuned at full length, with the selector added at "
+        "inference. **Train-Select**: the model fine-tuned with that selector in the loop (docs/methods.md 8). "
+        "n/a: that model is not installed here."
     )
 
 
@@ -123,8 +147,9 @@ def _standalone_html(fig) -> str:
 
 
 def downloads_panel(trace: Trace, groups: Groups, words: bool, coverage_fig, stem: str, *, key: str) -> None:
-    """Download the chosen run (trace JSON with the CLI's schema, CSV by token or by word) and its figures
-    as standalone HTML. The files are made only when a button is pressed (deferred data)."""
+    """Download the chosen run (trace JSON with the CLI's schema, CSV by token or by word, the prediction)
+    and its figures as standalone HTML. The files are made only when a button is pressed (deferred data);
+    ``coverage_fig`` is a function that builds the coverage figure then."""
 
     def trace_json() -> str:
         data = trace.to_json()
@@ -136,16 +161,26 @@ def downloads_panel(trace: Trace, groups: Groups, words: bool, coverage_fig, ste
         rows = word_rows(trace, groups) if words else trace_rows(trace)
         return pd.DataFrame(rows).to_csv(index=False)
 
+    def prediction_csv() -> str:
+        pred = trace.prediction
+        return pd.DataFrame([{"label": label, "probability": p, "full_length_probability": f}
+                             for label, p, f in zip(pred.labels, pred.probs, pred.full_probs)]).to_csv(index=False)
+
     with st.expander("Download this run"):
-        c1, c2, c3, c4 = st.columns(4)
+        c1, c2, c3, c4, c5 = st.columns(5)
         c1.download_button("Trace (JSON)", data=trace_json, file_name=f"{stem}.json", mime="application/json",
                            on_click="ignore", key=f"{key}-json",
-                           help="The JSON of `python -m pyramid trace` (plus the word groups in word view).")
+                           help="The JSON of `python -m pyramid trace`, with the prediction (plus the word groups in "
+                                "word view).")
         c2.download_button("Trace (CSV)", data=csv, file_name=f"{stem}{'_words' if words else ''}.csv", mime="text/csv",
                            on_click="ignore", key=f"{key}-csv",
                            help="One row per word (word view) or token alive at each layer, and whether it is kept.")
-        c3.download_button("Coverage chart (HTML)", data=lambda: _standalone_html(coverage_fig),
+        c3.download_button("Coverage chart (HTML)", data=lambda: _standalone_html(coverage_fig()),
                            file_name=f"{stem}_coverage.html", mime="text/html", on_click="ignore", key=f"{key}-cov")
+        if trace.prediction is not None:
+            c5.download_button("Prediction (CSV)", data=prediction_csv, file_name=f"{stem}_prediction.csv",
+                               mime="text/csv", on_click="ignore", key=f"{key}-pred",
+                               help="One row per label: its probability with the selector and at full length.")
         c4.download_button("Token pyramid (HTML)",
                            data=lambda: "<!doctype html><meta charset='utf-8'>" + figures.pyramid_html(trace, groups),
                            file_name=f"{stem}_pyramid.html", mime="text/html", on_click="ignore", key=f"{key}-pyr")

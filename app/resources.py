@@ -1,7 +1,11 @@
 """Cached resources and computations shared by the pages.
 
 Models are loaded once per process (``st.cache_resource``), inside the cached function, so that
-sessions arriving together never race on transformers' lazy imports. Per-request work is a pure
+sessions arriving together never race on transformers' lazy imports; a :class:`pyramid.api.Model`
+loads its classifiers on first use, under its own lock. A trace carries the prediction of its own
+pass, and the full-length answer is computed once per classifier and text (the model's cache), so a
+Run makes about five encoder passes (two traces, the full-length answer, the two selectors' other
+regime). Per-request work is a pure
 function of its inputs (``st.cache_data``): nothing per-session is attached to a shared model. Each
 computation is separate, so a page computes only what it shows: the chosen selector's trace and the
 compared one on Run, the other selectors' traces when the user asks for them, the projection when
@@ -15,13 +19,13 @@ import threading
 
 import streamlit as st
 
-from pyramid.artifacts import DEFAULT_HEAD
-from pyramid.classifier import HeadLoadError, Prediction, SequenceClassifier, load_classifier, predict_ids
-from pyramid.loading import LoadedEncoder, load_encoder, quiet_transformers
+from pyramid.api import Model
+from pyramid.classifier import HeadLoadError, Prediction
+from pyramid.loading import load_encoder, quiet_transformers
 from pyramid.projection import Projection, project_trace, warm_up
 from pyramid.schedule import Schedule
-from pyramid.selectors import get_selector, unavailable_reason, usable_selectors
-from pyramid.trace import Trace, TokenizedText, tokenize, trace_text
+from pyramid.selectors import get_selector
+from pyramid.trace import Trace, TokenizedText
 
 
 def freeze_long_lived() -> None:
@@ -38,14 +42,67 @@ def freeze_long_lived() -> None:
     gc.freeze()
 
 
-@st.cache_resource(show_spinner="Loading the model (once per server)…")
-def get_encoder(model: str, allow_hub: bool) -> LoadedEncoder:
-    """The loaded model: the default model's name, a folder under the allowed root (the sidebar only
-    offers those), or a hub id when allowed (raises ``ModelLoadError``, which is not cached)."""
+class TorchThread:
+    """One long-lived thread that runs every torch computation of the server, one at a time.
+
+    Why (measured, 2 cores, 128-token texts, the five passes of a Run): torch's OpenMP pool belongs to the
+    thread that calls it. Streamlit runs each script run in a new thread, so each Run got a new pool, and
+    while more OpenMP threads exist than cores, libgomp stops spinning between parallel regions
+    (its throttled spin count): the same passes took 180-210 ms off the thread that owns the pool against
+    93-104 ms on it. On one thread the pool stays warm. On 2 cores, serialising the work also costs
+    concurrent sessions nothing: each pass already uses both cores.
+    """
+
+    def __init__(self) -> None:
+        from concurrent.futures import ThreadPoolExecutor
+
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix=TORCH_THREAD, initializer=self._setup)
+
+    @staticmethod
+    def _setup() -> None:
+        import os
+
+        import torch
+
+        n = os.environ.get("PYRAMID_LENS_TORCH_THREADS", "").strip()
+        if n.isdigit() and int(n) > 0:
+            torch.set_num_threads(int(n))
+
+    def run(self, fn, *args, **kwargs):
+        """``fn(*args, **kwargs)`` on the torch thread (directly when already on it); its result or exception."""
+        if threading.current_thread().name.startswith(TORCH_THREAD):
+            return fn(*args, **kwargs)
+        return self._pool.submit(fn, *args, **kwargs).result()
+
+
+TORCH_THREAD = "pyramid-torch"
+"""Name prefix of the server's torch thread (:class:`TorchThread`)."""
+
+
+@st.cache_resource(show_spinner=False)
+def torch_thread() -> TorchThread:
+    """The server's torch thread (one per process)."""
+    return TorchThread()
+
+
+def on_torch(fn, *args, **kwargs):
+    """Run ``fn`` on the server's torch thread (see :class:`TorchThread`)."""
+    return torch_thread().run(fn, *args, **kwargs)
+
+
+def _load_model(model: str, allow_hub: bool) -> Model:
     quiet_transformers()
-    loaded = load_encoder(model, allow_hub=allow_hub)
+    loaded = Model(load_encoder(model, allow_hub=allow_hub), on_load=freeze_long_lived)
     freeze_long_lived()
     return loaded
+
+
+@st.cache_resource(show_spinner="Loading the model (once per server)…")
+def get_model(model: str, allow_hub: bool) -> Model:
+    """The loaded model with its classifiers (:class:`pyramid.api.Model`): the default model's name, a
+    folder under the allowed root (the sidebar only offers those; a plain encoder or a fine-tuned
+    classifier checkpoint), or a hub id when allowed (raises ``ModelLoadError``, which is not cached)."""
+    return on_torch(_load_model, model, allow_hub)
 
 
 UMAP_WARMUP_DELAY_S = 3.0
@@ -87,70 +144,47 @@ def umap_warmup_thread() -> UmapWarmup:
     return UmapWarmup()
 
 
-@st.cache_resource(show_spinner="Loading a sentiment head (once per server)…")
-def get_classifier(_encoder: LoadedEncoder, model_name: str, head: str) -> SequenceClassifier:
-    """A shipped sentiment head on the loaded model (raises ``HeadLoadError``, which is not cached)."""
-    import warnings
-
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", FutureWarning)
-        classifier = load_classifier(head, _encoder)
-    freeze_long_lived()
-    return classifier
-
-
 @st.cache_data(show_spinner=False, max_entries=256)
-def tokenize_cached(_encoder: LoadedEncoder, model_name: str, text: str, max_tokens: int) -> TokenizedText:
+def tokenize_cached(_model: Model, model_name: str, text: str, max_tokens: int) -> TokenizedText:
     """Tokenization of ``text`` (raises ``EmptyTextError``)."""
-    return tokenize(_encoder, text, max_tokens)
+    return _model.tokenize(text, max_tokens)
 
 
 @st.cache_data(show_spinner=False, max_entries=64)
-def selectors_for(model_name: str, regime: str) -> list[str]:
+def selectors_for(_model: Model, model_name: str, regime: str) -> list[str]:
     """The selectors that run on this model in this regime (one answer, shared with the CLI)."""
-    return usable_selectors(model_name, regime)
+    return _model.selectors(regime)
 
 
 @st.cache_data(show_spinner=False, max_entries=64)
-def why_unavailable(name: str, model_name: str, regime: str) -> str | None:
+def why_unavailable(_model: Model, name: str, model_name: str, regime: str) -> str | None:
     """Why a selector cannot run here (None when it can)."""
-    return unavailable_reason(name, model_name, regime)
-
-
-def _encoder_for(encoder: LoadedEncoder, model_name: str, selector) -> LoadedEncoder:
-    """The encoder a selector runs on: the base, or the encoder of the head it names."""
-    if selector.head is None:
-        return encoder
-    return get_classifier(encoder, model_name, selector.head).encoder
+    return _model.unavailable(name, regime)
 
 
 @st.cache_data(show_spinner=False, max_entries=256)
-def trace_for(_encoder: LoadedEncoder, model_name: str, text: str, selector: str, regime: str, retention: float,
+def trace_for(_model: Model, model_name: str, text: str, selector: str, regime: str, retention: float,
               start_layer: int, seed: int, max_tokens: int) -> Trace:
-    """One selector's trace of one text (its regime's model; raises ``HeadLoadError``, ``ValueError``)."""
-    sel = get_selector(selector, regime)
-    tokenized = tokenize(_encoder, text, max_tokens)
-    return trace_text(_encoder_for(_encoder, model_name, sel), text, sel,
-                      Schedule(retention=retention, start_layer=start_layer), seed=seed, tokenized=tokenized)
+    """One selector's trace of one text on its regime's model, with the prediction of the same pass
+    (raises ``HeadLoadError``, ``ValueError``)."""
+    tokenized = _model.tokenize(text, max_tokens)
+    return on_torch(_model.trace, tokenized, selector, regime, Schedule(retention=retention, start_layer=start_layer),
+                    seed=seed)
 
 
 @st.cache_data(show_spinner=False, max_entries=256)
-def prediction_for(_encoder: LoadedEncoder, model_name: str, input_ids: tuple[int, ...], selector: str | None,
+def prediction_for(_model: Model, model_name: str, input_ids: tuple[int, ...], selector: str | None,
                    regime: str, retention: float, start_layer: int, seed: int) -> Prediction | None:
-    """The prediction of the head a selector runs with in its regime (``selector`` None: ``sst2-lora`` at
-    full length); None when no head fits this model."""
-    sel = get_selector(selector, regime) if selector is not None else None
-    head = sel.prediction_head if sel is not None else DEFAULT_HEAD
+    """The prediction of the classifier a selector runs with in its regime: one pass without a trace, and
+    without its full-length answer, which the table does not show (``selector`` None: the inference-only
+    regime's classifier at full length); None when no classifier fits this model."""
     try:
-        clf = get_classifier(_encoder, model_name, head)
+        if selector is None:
+            return on_torch(_model.full_prediction, list(input_ids))
+        return on_torch(_model.predict, list(input_ids), selector, regime,
+                        Schedule(retention=retention, start_layer=start_layer), seed=seed, full_length=False)
     except HeadLoadError:
         return None
-    if sel is None:
-        from pyramid.selectors import full_length_selector
-
-        sel = full_length_selector()
-        retention = 1.0
-    return predict_ids(clf, list(input_ids), sel, Schedule(retention=retention, start_layer=start_layer), seed=seed)
 
 
 @st.cache_data(show_spinner=False, max_entries=64)
@@ -160,23 +194,24 @@ def projection_for(_trace: Trace, key: tuple) -> Projection:
 
 
 @st.cache_data(show_spinner=False, max_entries=64)
-def saliency_for(_classifier: SequenceClassifier, head: str, input_ids: tuple[int, ...], k: int, ig_steps: int):
-    """:class:`pyramid.attribution.SaliencyReport` of one text; the learned selectors trained on this
-    head add their own score rows."""
+def saliency_for(_model: Model, model_name: str, head: str, input_ids: tuple[int, ...], k: int, ig_steps: int,
+                 target: int | None):
+    """:class:`pyramid.attribution.SaliencyReport` of one text for the classifier ``head`` (``target``: the
+    explained class, None for the predicted one); the learned selectors trained on this head add their own
+    score rows."""
     from pyramid.attribution import saliency_report
 
-    learned = [get_selector(n) for n in usable_selectors(_classifier.encoder.name)]
+    classifier = on_torch(_model.classifier, head)
+    learned = [get_selector(n) for n in _model.selectors("inference")]
     learned = [s for s in learned if s.head == head]
-    return saliency_report(_classifier, list(input_ids), k=k, ig_steps=ig_steps, selectors=learned)
+    return on_torch(saliency_report, classifier, list(input_ids), k=k, ig_steps=ig_steps, selectors=learned,
+                    target=target)
 
 
 @st.cache_data(show_spinner=False, max_entries=64)
-def traces_for_classifier(_classifier: SequenceClassifier, head: str, input_ids: tuple[int, ...],
+def traces_for_classifier(_model: Model, model_name: str, head: str, input_ids: tuple[int, ...],
                           retention: float) -> dict[str, Trace]:
-    """One trace per selector that runs on this head's encoder, start layer 1 (the Saliency page)."""
+    """One trace per selector that runs on this classifier's encoder, start layer 1 (the Saliency page)."""
     schedule = Schedule(retention=retention, start_layer=1)
-    tok = _classifier.encoder.tokenizer
-    tokenized = TokenizedText(input_ids=list(input_ids), tokens=tok.convert_ids_to_tokens(list(input_ids)),
-                              truncated=False, original_length=len(input_ids), max_length=len(input_ids))
-    names = [n for n in usable_selectors(_classifier.encoder.name) if get_selector(n).head in (None, head)]
-    return {name: trace_text(_classifier.encoder, "", name, schedule, tokenized=tokenized) for name in names}
+    names = [n for n in _model.selectors("inference") if get_selector(n).head in (None, head)]
+    return {name: on_torch(_model.trace, list(input_ids), name, "inference", schedule, head=head) for name in names}

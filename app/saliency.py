@@ -5,14 +5,14 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from pyramid.classifier import DEFAULT_HEAD, HeadLoadError
-from pyramid.loading import DEFAULT_MODEL, ModelLoadError
+from pyramid.classifier import HeadLoadError
 from pyramid.selectors import SELECTORS, selector_label
 from pyramid.trace import EmptyTextError
 from pyramid.words import word_groups
 
-from . import figures
-from .resources import get_classifier, get_encoder, saliency_for, tokenize_cached, traces_for_classifier
+from pyramid import figures
+from .model_menu import load_chosen_model
+from .resources import on_torch, prediction_for, saliency_for, tokenize_cached, traces_for_classifier
 from .settings import load_settings
 
 EXPLAIN = """
@@ -42,6 +42,10 @@ Rows are scaled to sum to 1 so that they share one colour scale.
 """
 
 
+PREDICTED = "(the predicted class)"
+DEFAULT_HEAD_OF_REPORT = "sst2-lora"
+"""The head the shipped SST-2-dev-wide report (``saliency-report --out``) was made with."""
+
 ROW_NAMES = {"grad_x_input": "gradient × input", "integrated_gradients": "integrated gradients",
              "gradient": "gradient norm", "rollout": "attention rollout"}
 
@@ -68,13 +72,21 @@ def render() -> None:
     """Draw the Saliency page."""
     settings = load_settings()
     st.title("Pyramid Lens · saliency")
-    st.caption("Which tokens matter for the sentiment head's prediction, by gradient saliency (captum) and by "
-               "attention, and whether each selector keeps the most salient tokens.")
+    st.caption("Which tokens matter for the classifier's prediction, by gradient saliency (captum) and by "
+               "attention, and whether each selector keeps the most salient tokens. It runs on the model chosen in "
+               "the sidebar (the same as the explorer's).")
+    model = load_chosen_model(settings)
+    if model is None:
+        return
+    model_name, head = model.name, model.inference_head
+    if head is None:
+        st.info(f"'{model_name}' is a plain encoder with no classifier trained on it, so there is no prediction to "
+                "explain. Choose the default model, or put a fine-tuned classifier checkpoint in the model cache.")
+        return
     try:
-        encoder = get_encoder(DEFAULT_MODEL, settings.allow_hub)
-        classifier = get_classifier(encoder, DEFAULT_MODEL, DEFAULT_HEAD)
-    except (ModelLoadError, HeadLoadError) as exc:
-        st.error(f"The saliency lab needs the sentiment head {DEFAULT_HEAD}: {exc}")
+        labels = on_torch(model.classifier, head).labels
+    except HeadLoadError as exc:
+        st.error(f"Could not load the classifier of '{model_name}': {exc}")
         return
     ss = st.session_state
     explorer_run = ss.get("pl_run")
@@ -96,20 +108,34 @@ def render() -> None:
                       help="How many of the most salient tokens (gradient × input) to follow.")
         steps = c3.select_slider("IG steps", [10, 20, 50], 20, key="sal_steps",
                                  help="Integrated Gradients steps: more is more exact and slower.")
+        options = [PREDICTED] + labels
+        if ss.get("sal_target") not in options:  # a new model, with other labels
+            ss["sal_target"] = PREDICTED
+        st.selectbox("Class to explain", options, key="sal_target",
+                     help="The gradient methods attribute this class's logit; by default the class the model predicts "
+                          "for the text at full length.")
         if st.form_submit_button("Run", type="primary"):
             ss["pl_sal_text"] = ss["w_sal_text"]
     text = ss["pl_sal_text"]
-    max_tokens = min(settings.max_tokens, encoder.max_length)
+    max_tokens = min(settings.max_tokens, model.max_length)
     try:
-        tokenized = tokenize_cached(encoder, DEFAULT_MODEL, text, max_tokens)
+        tokenized = tokenize_cached(model, model_name, text, max_tokens)
     except EmptyTextError as exc:
         st.warning(str(exc))
         return
     if tokenized.truncated:
         st.warning(f"This text has {tokenized.original_length} tokens; only the first {max_tokens} are analysed.")
+    target = labels.index(ss["sal_target"]) if ss.get("sal_target") in labels else None
+    ids = tuple(tokenized.input_ids)
     with st.spinner("Computing gradient saliency, integrated gradients and attention…"):
-        report = saliency_for(classifier, DEFAULT_HEAD, tuple(tokenized.input_ids), int(k), int(steps))
-    st.markdown(f"Prediction explained: **{report.label}** (the class whose logit is attributed).")
+        report = saliency_for(model, model_name, head, ids, int(k), int(steps), target)
+    full = prediction_for(model, model_name, ids, None, "inference", 1.0, 1, 0)
+    predicted = ""
+    if full is not None:
+        top = " · ".join(f"{label} {p:.2f}" for label, p in full.top(3, full=True))
+        predicted = f" The model predicts **{full.full_label}** at full length ({top})."
+    how = "the class picked above" if target is not None else "the predicted class"
+    st.markdown(f"Class explained: **{report.label}** ({how}, whose logit is attributed).{predicted}")
     words = st.toggle("Words, not word pieces", key="w_sal_words", value=ss.get("pl_words", False),
                       help="Sum each word's pieces (the tokenizer's word ids).")
     groups = word_groups(tokenized.tokens, tokenized.word_ids, tokenized.words) if words else \
@@ -125,7 +151,7 @@ def render() -> None:
     with st.expander("What the rows measure", expanded=False):
         st.markdown(EXPLAIN)
 
-    traces = traces_for_classifier(classifier, DEFAULT_HEAD, tuple(tokenized.input_ids), float(retention))
+    traces = traces_for_classifier(model, model_name, head, ids, float(retention))
     from pyramid.attribution import kept_top_k
 
     salient = report.rows["grad_x_input"]
@@ -137,7 +163,8 @@ def render() -> None:
     st.subheader(f"Does each selector keep the {report.k} most salient tokens?")
     st.dataframe(table, hide_index=True, width="stretch", key="sal-kept")
     st.caption(f"Share of the {report.k} tokens with the highest gradient × input saliency that are still kept after "
-               f"each layer, ρ = {retention:.2f}, start layer 1 (1.0 = all kept), on `{DEFAULT_HEAD}`.")
+               f"each layer, ρ = {retention:.2f}, start layer 1 (1.0 = all kept), on {model.describe_head()} of "
+               f"`{model_name}`.")
 
     names = list(report.rows)
     chosen = st.multiselect("Methods in the agreement matrices", names, default=_default_matrix_rows(names),
@@ -156,7 +183,8 @@ def render() -> None:
                            key="sal-overlap", width="stretch")
         st.caption("Left: how similarly two methods rank all tokens (1 = same order; Spearman). Right: the share of "
                    "one method's top-k tokens that the other also ranks in its top-k.")
-    _data_set_report()
+    if model.inference_head == DEFAULT_HEAD_OF_REPORT:
+        _data_set_report()
 
 
 def _data_set_report() -> None:

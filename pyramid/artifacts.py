@@ -11,8 +11,10 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Callable, Sequence
 
-ASSETS_DIR = Path(__file__).resolve().parent.parent / "assets"
-"""The project's shipped artifacts."""
+_INSTALLED_ASSETS = Path(__file__).resolve().parent / "assets"
+ASSETS_DIR = _INSTALLED_ASSETS if _INSTALLED_ASSETS.is_dir() else Path(__file__).resolve().parent.parent / "assets"
+"""The project's shipped artifacts: ``assets/`` of the checkout, or ``pyramid/assets`` inside an installed
+package (``pip install .`` copies them there, pyproject.toml)."""
 HEADS_DIR = ASSETS_DIR / "heads"
 """Shipped sentiment heads (LoRA adapter + classification head), one folder each."""
 DEFAULT_HEAD = "sst2-lora"

@@ -29,14 +29,14 @@ from dataclasses import dataclass
 import torch
 
 from .attention import significance as power_significance
-from .classifier import SequenceClassifier
+from .classifier import Classifier
 from .layers import run_layers
 from .selectors import LearnedSelector, SelectionContext
 
 GRADIENT_METHODS = ("grad_x_input", "gradient", "integrated_gradients")
 
 
-def _logits_fn(classifier: SequenceClassifier):
+def _logits_fn(classifier: Classifier):
     """``forward(input_ids (B, N), attention_mask (B, N)) -> logits (B, C)`` of the full-length model.
 
     Runs the embeddings module (so captum's layer hooks see it) and every layer on every token.
@@ -45,7 +45,7 @@ def _logits_fn(classifier: SequenceClassifier):
 
     def forward(input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
         hidden = run_layers(model, input_ids, attention_mask)  # (B, N, d)
-        return classifier.head(hidden[:, 0])  # (B, C)
+        return classifier.logits(hidden)  # (B, C): the classifier's own head on the first token
 
     return forward
 
@@ -67,7 +67,7 @@ class Attributions:
 
 
 def gradient_saliency(
-    classifier: SequenceClassifier,
+    classifier: Classifier,
     input_ids: list[int],
     *,
     target: int | None = None,
@@ -126,7 +126,7 @@ def gradient_saliency(
 
 
 def grad_x_input_batch(
-    classifier: SequenceClassifier,
+    classifier: Classifier,
     input_ids: torch.Tensor,
     attention_mask: torch.Tensor,
     target: torch.Tensor,
@@ -155,7 +155,7 @@ def grad_x_input_batch(
     return attr.norm(dim=-1).detach().float() * attention_mask.float()  # (B, N)
 
 
-def saliency_targets(classifier: SequenceClassifier, ids, labels, batch_size: int = 32,
+def saliency_targets(classifier: Classifier, ids, labels, batch_size: int = 32,
                      progress: bool = True) -> list[torch.Tensor]:
     """Gradient x input saliency of the gold logit for every example (docs/methods.md 2.2), in
     batches of similar length (:func:`grad_x_input_batch`).
@@ -173,7 +173,7 @@ def saliency_targets(classifier: SequenceClassifier, ids, labels, batch_size: in
     out: list[torch.Tensor | None] = [None] * len(ids)
     gold = torch.tensor(list(labels), dtype=torch.long)
     bar = tqdm(total=len(ids), desc="saliency targets", unit="ex", disable=not progress)
-    device = next(classifier.head.parameters()).device  # a GPU while a trainer runs there
+    device = classifier.device  # a GPU while a trainer runs there
     for batch in length_sorted_batches(ids, batch_size, pad_id_of(classifier.encoder)):
         b = batch.to(device)
         s = grad_x_input_batch(classifier, b.input_ids, b.attention_mask, gold[batch.index]).cpu()  # (B, N)
@@ -185,7 +185,7 @@ def saliency_targets(classifier: SequenceClassifier, ids, labels, batch_size: in
 
 
 @torch.inference_mode()
-def attention_importance(classifier: SequenceClassifier, input_ids: list[int]) -> dict[str, torch.Tensor]:
+def attention_importance(classifier: Classifier, input_ids: list[int]) -> dict[str, torch.Tensor]:
     """Attention-based importance of one text at full length.
 
     Returns:
@@ -262,7 +262,7 @@ class SaliencyReport:
 
 
 @torch.inference_mode()
-def selector_scores(classifier: SequenceClassifier, selector, input_ids: list[int]) -> dict[str, torch.Tensor]:
+def selector_scores(classifier: Classifier, selector, input_ids: list[int]) -> dict[str, torch.Tensor]:
     """A learned selector's own token scores at every point where it selects, on the full-length
     model's states (nothing removed), so that they compare directly with saliency.
 
@@ -301,27 +301,36 @@ def selector_scores(classifier: SequenceClassifier, selector, input_ids: list[in
     return rows
 
 
-def saliency_report(classifier: SequenceClassifier, input_ids: list[int], *, k: int = 5,
-                    ig_steps: int = 20, internal_batch_size: int = 8, selectors=()) -> SaliencyReport:
+def saliency_report(classifier: Classifier, input_ids: list[int], *, k: int = 5,
+                    ig_steps: int = 20, internal_batch_size: int = 8, selectors=(),
+                    target: int | None = None) -> SaliencyReport:
     """Run every gradient and attention method on one text and compare them pairwise.
 
     Args:
         input_ids: ``[N]`` token ids ([CLS] first).
+        target: the class whose logit the gradient methods explain (label id); the predicted class
+            (the highest logit; for a multi-label classifier, the most probable label) when None.
         k: top-k for the overlap (clipped to N).
         selectors: learned selectors (:class:`LearnedSelector`) trained on this classifier's head;
             each adds its own score rows (:func:`selector_scores`). Others are ignored.
 
     Returns:
         :class:`SaliencyReport`.
+
+    Raises:
+        ValueError: ``target`` is not a label id of the classifier.
     """
-    grads = gradient_saliency(classifier, input_ids, ig_steps=ig_steps, internal_batch_size=internal_batch_size)
+    if target is not None and not 0 <= int(target) < len(classifier.labels):
+        raise ValueError(f"target {target} is not a label id of this classifier (0..{len(classifier.labels) - 1})")
+    grads = gradient_saliency(classifier, input_ids, target=target, ig_steps=ig_steps,
+                              internal_batch_size=internal_batch_size)
     att = attention_importance(classifier, input_ids)
     rows = {name: normalise(grads.scores[name]) for name in ("grad_x_input", "integrated_gradients", "gradient")}
     for j, sig in enumerate(att["significance"], start=1):
         rows[f"significance L{j}"] = normalise(sig)
     rows["rollout"] = normalise(att["rollout"])
     for selector in selectors:
-        if isinstance(selector, LearnedSelector) and selector.head == classifier.config.name:
+        if isinstance(selector, LearnedSelector) and selector.head == classifier.name:
             for name, row in selector_scores(classifier, selector, input_ids).items():
                 rows[name] = normalise(row)
     names = list(rows)

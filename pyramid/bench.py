@@ -21,11 +21,11 @@ import json
 import resource
 import statistics
 import time
-from pathlib import Path
 from typing import Callable, Sequence
 
 import torch
 
+from .artifacts import ASSETS_DIR
 from .evaluation import example_speedups
 from .loading import LoadedEncoder, encoder_from_model, load_encoder
 from .schedule import Schedule
@@ -35,7 +35,7 @@ BENCH_KEYS = ("config", "seq_len", "batch_size", "selector", "retention", "full_
               "selection_share", "measured_speedup", "flops_speedup", "ratio")
 MEMORY_KEYS = ("config", "seq_len", "batch_size", "selector", "retention", "full_mb", "pyramid_mb", "memory_ratio")
 CONFIGS = ("default", "bert-base")
-EXAMPLES = Path(__file__).resolve().parent.parent / "assets" / "examples.json"
+EXAMPLES = ASSETS_DIR / "examples.json"
 
 
 def bench_encoder(config: str) -> LoadedEncoder:

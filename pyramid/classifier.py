@@ -1,4 +1,15 @@
-"""Sequence classifiers on the pyramid: LoRA adapters (peft) plus a head on [CLS].
+"""Sequence classifiers on the pyramid: the project's LoRA heads, and fine-tuned classifier checkpoints.
+
+Two kinds, one interface (:class:`Classifier`: ``labels``, ``logits`` from the last layer's states,
+``probabilities``, ``predict``):
+
+* :class:`SequenceClassifier`: the project's own heads (``sst2-lora`` and the Train-Select heads), a
+  LoRA adapter plus a head on [CLS], described below;
+* :class:`CheckpointClassifier`: a user's ``*ForSequenceClassification`` checkpoint, predicting with its
+  own head, computed as its transformers class does (:meth:`pyramid.families.base.Family.classification_logits`),
+  with its ``id2label`` and any number of labels, single-label (softmax) or multi-label (sigmoid).
+
+Project heads: LoRA adapters (peft) plus a head on [CLS].
 
 A trained artifact is a folder (``assets/heads/<name>/`` for the shipped ones)::
 
@@ -124,29 +135,49 @@ def resolve_head_path(name: str | os.PathLike) -> Path:
     )
 
 
-class SequenceClassifier:
-    """A base encoder with a merged LoRA adapter and a classification head.
+OWN_HEAD = "own"
+"""Head name meaning "the checkpoint's own head" (a fine-tuned classifier folder, :class:`CheckpointClassifier`)."""
+
+
+class Classifier:
+    """A text classifier whose encoder the pyramid runs: the last layer's states -> class probabilities.
+
+    Subclasses set ``encoder`` (:class:`LoadedEncoder`), ``name`` (what result rows, notes and the app
+    call it) and ``multi_label``, and implement :meth:`logits` and :attr:`labels`.
 
     Attributes:
-        encoder: :class:`LoadedEncoder` holding the merged weights (a private copy).
-        head: :class:`ClassificationHead` in eval mode.
-        config: :class:`HeadConfig`.
-        path: artifact folder.
+        encoder: the encoder the pyramid runs (the classifier's own weights).
+        name: the classifier's name (a head artifact's name, or a checkpoint folder's name).
+        multi_label: True when classes are independent (sigmoid per class), False for one class per
+            text (softmax over classes).
     """
 
-    def __init__(self, encoder: LoadedEncoder, head: ClassificationHead, config: HeadConfig, path: str):
-        self.encoder = encoder
-        self.head = head
-        self.config = config
-        self.path = path
+    encoder: LoadedEncoder
+    name: str = "classifier"
+    multi_label: bool = False
 
     @property
     def labels(self) -> list[str]:
-        """The label names in the order of the head's outputs (``[C]``)."""
-        return list(self.config.labels)
+        """The label names in the order of the logits (``[C]``)."""
+        raise NotImplementedError
+
+    def logits(self, last_hidden_state: torch.Tensor) -> torch.Tensor:
+        """``(B, N_L, d)`` last-layer states (first token in slot 0) -> ``(B, C)`` logits."""
+        raise NotImplementedError
+
+    def probabilities(self, logits: torch.Tensor) -> torch.Tensor:
+        """``(B, C)`` logits -> ``(B, C)`` float32 probabilities: softmax over classes (single-label), or a
+        sigmoid per class (multi-label, as transformers' ``multi_label_classification`` trains them)."""
+        logits = logits.float()
+        return torch.sigmoid(logits) if self.multi_label else torch.softmax(logits, dim=-1)
+
+    @property
+    def device(self) -> torch.device:
+        """Where the classifier's weights are (a GPU while a trainer runs there)."""
+        return next(self.encoder.model.parameters()).device
 
     def pyramid(self, selector: Selector, schedule: Schedule) -> PyramidEncoder:
-        """A :class:`PyramidEncoder` on this classifier's (merged) encoder."""
+        """A :class:`PyramidEncoder` on this classifier's encoder."""
         return PyramidEncoder(self.encoder, selector, schedule)
 
     @torch.inference_mode()
@@ -158,7 +189,7 @@ class SequenceClassifier:
         schedule: Schedule,
         seed: int = 0,
     ) -> tuple[torch.Tensor, PyramidOutput]:
-        """Class probabilities of a batch under a selector and schedule.
+        """Class probabilities of a batch under a selector and schedule (one pyramid pass).
 
         Args:
             input_ids, attention_mask: ``(B, N)``, right padded, [CLS] first.
@@ -169,13 +200,103 @@ class SequenceClassifier:
         Returns:
             ``(probs (B, C) float32 on the CPU, the PyramidOutput on the model's device)``.
         """
-        device = next(self.head.parameters()).device  # the model's (a GPU while a trainer runs there)
+        device = self.device
         if input_ids.device != device:
             input_ids = input_ids.to(device)
             attention_mask = attention_mask.to(device) if attention_mask is not None else None
         out = self.pyramid(selector, schedule)(input_ids, attention_mask, seed=seed)
-        logits = self.head(out.cls_hidden)  # (B, C)
-        return torch.softmax(logits.float(), dim=-1).cpu(), out
+        return self.probabilities(self.logits(out.last_hidden_state)).cpu(), out
+
+
+class SequenceClassifier(Classifier):
+    """A base encoder with a merged LoRA adapter and a classification head (the project's heads).
+
+    Attributes:
+        encoder: :class:`LoadedEncoder` holding the merged weights (a private copy).
+        head: :class:`ClassificationHead` in eval mode.
+        config: :class:`HeadConfig`.
+        path: artifact folder.
+    """
+
+    multi_label = False
+
+    def __init__(self, encoder: LoadedEncoder, head: ClassificationHead, config: HeadConfig, path: str):
+        self.encoder = encoder
+        self.head = head
+        self.config = config
+        self.path = path
+
+    @property
+    def name(self) -> str:
+        """The head artifact's name (``sst2-lora``...)."""
+        return self.config.name
+
+    @property
+    def labels(self) -> list[str]:
+        """The label names in the order of the head's outputs (``[C]``)."""
+        return list(self.config.labels)
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.head.parameters()).device
+
+    def logits(self, last_hidden_state: torch.Tensor) -> torch.Tensor:
+        """``(B, N_L, d)`` -> ``(B, C)``: :class:`ClassificationHead` on the [CLS] state (slot 0)."""
+        return self.head(last_hidden_state[:, 0])
+
+
+class CheckpointClassifier(Classifier):
+    """A fine-tuned ``*ForSequenceClassification`` checkpoint predicting with its own head.
+
+    The pyramid runs the checkpoint's base model (``encoder.model``); :meth:`logits` applies the
+    checkpoint's head modules to the last layer's states exactly as the family's transformers class
+    does after its base model (BERT/ALBERT pooler + classifier, RoBERTa/XLM-R/CamemBERT/ELECTRA/MPNet
+    classification head on the first token, DistilBERT pre-classifier, DeBERTa-v2 context pooler), so
+    at retention 1.0 the probabilities are ``AutoModelForSequenceClassification``'s (tested within 1e-4
+    per family). Labels come from the checkpoint's ``id2label``; ``problem_type ==
+    "multi_label_classification"`` makes it multi-label (a sigmoid per class).
+
+    Args:
+        encoder: a :class:`LoadedEncoder` whose ``classifier_model`` is set (:func:`pyramid.loading.load_encoder`
+            of a classifier folder, or :func:`checkpoint_encoder`).
+
+    Raises:
+        ValueError: the encoder carries no classification head.
+    """
+
+    def __init__(self, encoder: LoadedEncoder):
+        if encoder.classifier_model is None:
+            raise ValueError(f"'{encoder.name}' is not a sequence-classification checkpoint"
+                             + (f": {encoder.head_note}" if encoder.head_note else ""))
+        self.encoder = encoder
+        self.model = encoder.classifier_model
+        cfg = self.model.config
+        id2label = getattr(cfg, "id2label", None) or {}
+        self._labels = [str(id2label.get(i, id2label.get(str(i), f"LABEL_{i}"))) for i in range(int(cfg.num_labels))]
+        self.multi_label = getattr(cfg, "problem_type", None) == "multi_label_classification"
+        self.name = encoder.name
+
+    @property
+    def labels(self) -> list[str]:
+        """The checkpoint's label names (``id2label`` in id order)."""
+        return list(self._labels)
+
+    def logits(self, last_hidden_state: torch.Tensor) -> torch.Tensor:
+        """``(B, N_L, d)`` -> ``(B, C)`` with the checkpoint's own head (see the class docstring)."""
+        return self.encoder.family.classification_logits(self.model, last_hidden_state)
+
+
+def checkpoint_encoder(classifier_model, tokenizer, name: str = "custom-classifier") -> LoadedEncoder:
+    """Wrap an already-built ``*ForSequenceClassification`` model (tests, notebooks) as a
+    :class:`LoadedEncoder` whose base model the pyramid runs and whose head stays attached.
+
+    Raises:
+        ModelLoadError: the family is not supported.
+    """
+    enc = encoder_from_model(classifier_model.base_model, tokenizer, name=name)
+    classifier_model.eval()
+    enc.classifier_model = classifier_model
+    return enc
 
 
 def _check_files(path: Path) -> None:
@@ -247,9 +368,13 @@ def encoder_for_selector(selector: Selector, base: LoadedEncoder,
     head = selector.head
     if head is None:
         return base
-    if classifier is not None and classifier.config.name == head:
+    if classifier is not None and classifier.name == head:
         return classifier.encoder
     return load_classifier(head, base).encoder
+
+
+MULTI_LABEL_THRESHOLD = 0.5
+"""A multi-label classifier predicts every label whose sigmoid probability reaches this."""
 
 
 @dataclass
@@ -257,43 +382,108 @@ class Prediction:
     """A classifier's answer on one text, full length and under one pyramid.
 
     Attributes:
-        labels: label names.
-        full_probs: ``[C]`` probabilities of the full-length model.
+        labels: ``[C]`` label names, from the classifier (any number).
+        full_probs: ``[C]`` probabilities of the full-length model, or None when they were not asked for
+            (a prediction shown without its full-length answer costs one pass less).
         probs: ``[C]`` probabilities with the pyramid (selector and schedule) active.
-        head: the head's name.
+        head: the classifier's name (a head artifact, or a checkpoint folder's name).
+        multi_label: independent labels (sigmoid probabilities; every label at or above
+            :data:`MULTI_LABEL_THRESHOLD` is predicted) instead of one class per text (softmax, arg max).
     """
 
     labels: list[str]
-    full_probs: list[float]
+    full_probs: list[float] | None
     probs: list[float]
     head: str
+    multi_label: bool = False
+
+    def _picked(self, probs: list[float] | None) -> list[str]:
+        if probs is None:
+            return []
+        if self.multi_label:
+            return [name for name, p in zip(self.labels, probs) if p >= MULTI_LABEL_THRESHOLD]
+        return [self.labels[max(range(len(probs)), key=probs.__getitem__)]]
 
     @property
-    def full_label(self) -> str:
-        """The full-length model's predicted label (arg max of ``full_probs``)."""
-        return self.labels[max(range(len(self.full_probs)), key=self.full_probs.__getitem__)]
+    def predicted(self) -> list[str]:
+        """The predicted labels with the pyramid active: one (arg max) for a single-label classifier,
+        every label at or above the threshold (possibly none) for a multi-label one."""
+        return self._picked(self.probs)
+
+    @property
+    def full_predicted(self) -> list[str]:
+        """The full-length model's predicted labels (see :attr:`predicted`; empty without ``full_probs``)."""
+        return self._picked(self.full_probs)
 
     @property
     def label(self) -> str:
-        """The predicted label with the pyramid active (arg max of ``probs``)."""
-        return self.labels[max(range(len(self.probs)), key=self.probs.__getitem__)]
+        """The predicted label with the pyramid active (labels joined by ", " for a multi-label
+        classifier; "(none)" when no label reaches the threshold)."""
+        return ", ".join(self.predicted) or "(none)"
+
+    @property
+    def full_label(self) -> str | None:
+        """The full-length model's predicted label (as :attr:`label`; None without ``full_probs``)."""
+        if self.full_probs is None:
+            return None
+        return ", ".join(self.full_predicted) or "(none)"
+
+    @property
+    def changed(self) -> bool | None:
+        """The pyramid changed the prediction of the full-length model (None without ``full_probs``)."""
+        if self.full_probs is None:
+            return None
+        return self.predicted != self.full_predicted
+
+    def top(self, k: int = 3, full: bool = False) -> list[tuple[str, float]]:
+        """The ``k`` most probable labels, ``[(label, probability)]`` in decreasing probability (ties in label
+        order), with the pyramid active or at full length (``full``).
+
+        Raises:
+            ValueError: ``full`` without ``full_probs``.
+        """
+        probs = self.full_probs if full else self.probs
+        if probs is None:
+            raise ValueError("this prediction was made without its full-length answer")
+        order = sorted(range(len(probs)), key=lambda i: (-probs[i], i))
+        return [(self.labels[i], float(probs[i])) for i in order[: max(1, int(k))]]
 
     def to_json(self) -> dict:
-        """The ``prediction`` object of the trace JSON: ``labels, full_probs, probs``."""
-        return {"labels": list(self.labels), "full_probs": list(self.full_probs), "probs": list(self.probs)}
+        """The ``prediction`` object of the trace JSON: ``head, multi_label, labels, full_probs, probs,
+        full_label, label, full_predicted, predicted``."""
+        return {"head": self.head, "multi_label": bool(self.multi_label), "labels": list(self.labels),
+                "full_probs": None if self.full_probs is None else list(self.full_probs), "probs": list(self.probs),
+                "full_label": self.full_label,
+                "label": self.label, "full_predicted": self.full_predicted, "predicted": self.predicted}
 
 
-def predict_ids(classifier: SequenceClassifier, input_ids: list[int], selector: Selector, schedule: Schedule,
-                seed: int = 0, full_probs: list[float] | None = None) -> Prediction:
-    """Classify one tokenised text at full length and with the pyramid.
+def prediction_of(classifier: Classifier, probs, full_probs) -> Prediction:
+    """A :class:`Prediction` from ``[C]`` probabilities (tensors or lists) of ``classifier`` (``full_probs`` may
+    be None)."""
+    full = None if full_probs is None else [float(x) for x in full_probs]
+    return Prediction(classifier.labels, full, [float(x) for x in probs], classifier.name,
+                      multi_label=classifier.multi_label)
+
+
+def full_probabilities(classifier: Classifier, input_ids: list[int]) -> list[float]:
+    """``[C]`` probabilities of ``classifier`` at full length on one tokenised text (one encoder pass)."""
+    ids = torch.tensor([input_ids], dtype=torch.long)  # (1, N)
+    full, _ = classifier.predict(ids, None, full_length_selector(), Schedule(retention=1.0))
+    return [float(x) for x in full[0]]
+
+
+def predict_ids(classifier: Classifier, input_ids: list[int], selector: Selector, schedule: Schedule,
+                seed: int = 0, full_probs: list[float] | None = None, full_length: bool = True) -> Prediction:
+    """Classify one tokenised text with the pyramid, next to the full-length answer.
 
     Args:
         input_ids: ``[N]`` token ids, [CLS] first (as :func:`pyramid.trace.tokenize` gives them).
-        full_probs: the full-length probabilities when already known (several selectors, one text).
+        full_probs: the full-length probabilities when already known (several selectors, one text);
+            otherwise one more pass computes them.
+        full_length: False to skip the full-length answer (``full_probs`` None in the result).
     """
     ids = torch.tensor([input_ids], dtype=torch.long)  # (1, N)
-    if full_probs is None:
-        full, _ = classifier.predict(ids, None, full_length_selector(), Schedule(retention=1.0), seed=seed)
-        full_probs = [float(x) for x in full[0]]
+    if full_probs is None and full_length:
+        full_probs = full_probabilities(classifier, input_ids)
     pyr, _ = classifier.predict(ids, None, selector, schedule, seed=seed)
-    return Prediction(classifier.labels, list(full_probs), [float(x) for x in pyr[0]], classifier.config.name)
+    return prediction_of(classifier, pyr[0], full_probs)

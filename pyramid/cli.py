@@ -20,10 +20,10 @@ import json
 import sys
 
 from . import argtypes as at
-from .artifacts import DEFAULT_HEAD, REGIMES
+from .artifacts import REGIMES
 from .loading import DEFAULT_MODEL, ModelLoadError
 from .schedule import Schedule, ScheduleError
-from .selectors import SELECTORS
+from .selectors import SELECTORS, get_selector
 
 MAX_LAYERS = 256
 """Upper bound of --start-layer at parse time; the model's own depth is checked once it is loaded."""
@@ -52,16 +52,6 @@ def _check_start_layer(start_layer: int, num_layers: int) -> None:
                        f"(selection happens after layers s..L-1), got {start_layer}")
 
 
-def _selector_for(name: str, regime: str, model_name: str):
-    """The selector, or a :class:`CliError` saying why it cannot run on this model in this regime."""
-    from .selectors import get_selector, unavailable_reason
-
-    reason = unavailable_reason(name, model_name, regime)
-    if reason is not None:
-        raise CliError(f"the {name} selector cannot run on '{model_name}' in the {regime} regime: {reason}")
-    return get_selector(name, regime)
-
-
 def _load(model: str):
     from .loading import load_encoder, quiet_transformers
 
@@ -69,39 +59,36 @@ def _load(model: str):
     return load_encoder(model)
 
 
+def _model(name: str):
+    """The :class:`pyramid.api.Model` of ``--model`` (transformers kept quiet)."""
+    from .api import Model
+
+    return Model(_load(name))
+
+
 def cmd_trace(args) -> int:
-    """``trace``: print the trace JSON of one text."""
-    from .classifier import encoder_for_selector
-    from .trace import trace_text
+    """``trace``: print the trace JSON of one text, with the prediction of the same pass."""
+    from .classifier import HeadLoadError
 
     text = _read_text(args)
     schedule = Schedule(retention=args.retention, start_layer=args.start_layer)
-    encoder = _load(args.model)
-    _check_start_layer(args.start_layer, encoder.num_layers)
-    selector = _selector_for(args.selector, args.regime, encoder.name)
-    trace = trace_text(encoder_for_selector(selector, encoder), text, selector, schedule, seed=args.seed,
-                       max_length=args.max_length)
+    model = _model(args.model)
+    _check_start_layer(args.start_layer, model.num_layers)
+    reason = model.unavailable(args.selector, args.regime)
+    if reason is not None:
+        raise CliError(f"the {args.selector} selector cannot run on '{model.name}' in the {args.regime} regime: {reason}")
+    try:
+        trace = model.trace(text, args.selector, args.regime, schedule, seed=args.seed, max_length=args.max_length,
+                            head=args.head)
+    except HeadLoadError as exc:  # an explicit --head that does not load: the trace without a prediction
+        print(f"note: no prediction: {exc}", file=sys.stderr)
+        trace = model.trace(text, args.selector, args.regime, schedule, seed=args.seed, max_length=args.max_length,
+                            head="none")
     if trace.truncated:
         print(f"note: the text has {trace.original_length} tokens; truncated to {trace.max_length}.", file=sys.stderr)
-    result = trace.to_json(hidden=args.hidden)
-    head = args.head or selector.prediction_head
-    if head.lower() != "none":
-        from .classifier import HeadLoadError, load_classifier, predict_ids
-
-        try:
-            classifier = load_classifier(head, encoder)
-        except HeadLoadError as exc:
-            print(f"note: no prediction: {exc}", file=sys.stderr)
-            result["prediction"] = None
-        else:
-            if selector.head is not None and selector.head != classifier.config.name:
-                print(f"note: no prediction: the {selector.name} selector ({args.regime}) runs on the head "
-                      f"'{selector.head}', not '{classifier.config.name}'", file=sys.stderr)
-                result["prediction"] = None
-            else:
-                result["prediction"] = predict_ids(classifier, trace.input_ids, selector, schedule,
-                                                   seed=args.seed).to_json()
-    json.dump(result, sys.stdout)
+    if trace.prediction is None and trace.prediction_note:
+        print(f"note: no prediction: {trace.prediction_note}", file=sys.stderr)
+    json.dump(trace.to_json(hidden=args.hidden), sys.stdout)
     sys.stdout.write("\n")
     return 0
 
@@ -160,26 +147,35 @@ def cmd_evaluate(args) -> int:
     from .evaluation import ROW_KEYS, evaluate_regimes
 
     regimes = _regimes(args.regime)
-    encoder = _load(args.model)
-    _check_start_layer(args.start_layer, encoder.num_layers)
+    model = _model(args.model)
+    _check_start_layer(args.start_layer, model.num_layers)
+    head = args.head or model.inference_head
     per_regime = {}  # regime -> the selectors evaluated in it
     for regime in regimes:
         names = []
         for name in args.selectors:
-            try:
-                _selector_for(name, regime, encoder.name)
+            reason = model.unavailable(name, regime)
+            if reason is None:
                 names.append(name)
-            except CliError as exc:
-                # --regime both: a selector with no Train-Select model installed keeps its inference rows
-                if args.regime != "both" or regime == "inference":
-                    raise
-                print(f"note: {exc}; its {regime} rows are left out", file=sys.stderr)
+                continue
+            exc = CliError(f"the {name} selector cannot run on '{model.name}' in the {regime} regime: {reason}")
+            # --regime both: a selector with no Train-Select model installed keeps its inference rows
+            if args.regime != "both" or regime == "inference":
+                raise exc
+            print(f"note: {exc}; its {regime} rows are left out", file=sys.stderr)
         per_regime[regime] = names
-    data = read_labelled(args.data, args.text_column, args.label_column).head(args.limit)
+    if "inference" in regimes and head is None:
+        raise CliError(f"'{model.name}' has no classifier to evaluate: it is a plain encoder, not a fine-tuned "
+                       "classifier checkpoint; give --head (a head trained on it)")
+    first = head if "inference" in regimes else next(
+        (model.prediction_head(get_selector(n, r)) for r, ns in per_regime.items() for n in ns), head)
+    labels = model.classifier(first).labels if first is not None else None
+    data = read_labelled(args.data, args.text_column, args.label_column,
+                         **({"label_names": labels} if labels else {})).head(args.limit)
     rows = []
     for regime, names in per_regime.items():
         if names:
-            rows += evaluate_regimes(encoder, data, names, args.retention, regimes=(regime,), head=args.head,
+            rows += evaluate_regimes(model, data, names, args.retention, regimes=(regime,), head=head,
                                      start_layer=args.start_layer, batch_size=args.batch_size, seed=args.seed,
                                      max_length=args.max_length, progress=not args.quiet)
     if args.out:
@@ -188,8 +184,8 @@ def cmd_evaluate(args) -> int:
             writer.writeheader()
             writer.writerows(rows)
         _write_meta(args.out, {
-            "command": _command_line(args), "data": args.data, "regimes": list(regimes), "head": args.head,
-            "model": encoder.name, "start_layer": args.start_layer, "limit": args.limit, "n": len(data),
+            "command": _command_line(args), "data": args.data, "regimes": list(regimes), "head": head,
+            "model": model.name, "start_layer": args.start_layer, "limit": args.limit, "n": len(data),
             "seed": args.seed,
         })
     _print_rows(rows, args.json)
@@ -200,20 +196,25 @@ def cmd_saliency_report(args) -> int:
     """``saliency-report``: learned selectors' scores vs saliency (Spearman), and top-k salient kept per selector."""
     import csv
 
-    from .classifier import load_classifier
     from .data import read_labelled
     from .saliency_eval import REPORT_KEYS, saliency_agreement
-    from .selectors import usable_selectors
 
-    encoder = _load(args.model)
-    _check_start_layer(args.start_layer, encoder.num_layers)
-    classifier = load_classifier(args.head, encoder)
-    names = args.selectors or usable_selectors(encoder.name)
+    model = _model(args.model)
+    _check_start_layer(args.start_layer, model.num_layers)
+    head = args.head or model.inference_head
+    if head is None:
+        raise CliError(f"'{model.name}' has no classifier to explain: it is a plain encoder, not a fine-tuned "
+                       "classifier checkpoint; give --head (a head trained on it)")
+    classifier = model.classifier(head)
+    names = args.selectors or model.selectors("inference")
     selectors = []
     for name in names:
-        sel = _selector_for(name, "inference", encoder.name)
-        if sel.head is not None and sel.head != classifier.config.name:
-            print(f"note: {name} runs on the head '{sel.head}', not '{classifier.config.name}': left out", file=sys.stderr)
+        reason = model.unavailable(name, "inference")
+        if reason is not None:
+            raise CliError(f"the {name} selector cannot run on '{model.name}' in the inference regime: {reason}")
+        sel = get_selector(name, "inference")
+        if sel.head is not None and sel.head != classifier.name:
+            print(f"note: {name} runs on the head '{sel.head}', not '{classifier.name}': left out", file=sys.stderr)
             continue
         selectors.append(sel)
     data = read_labelled(args.data, args.text_column, args.label_column, classifier.labels).head(args.limit)
@@ -225,7 +226,7 @@ def cmd_saliency_report(args) -> int:
             writer = csv.DictWriter(fh, fieldnames=list(REPORT_KEYS))
             writer.writeheader()
             writer.writerows(rows)
-        _write_meta(args.out, {"command": _command_line(args), "data": args.data, "head": classifier.config.name,
+        _write_meta(args.out, {"command": _command_line(args), "data": args.data, "head": classifier.name,
                                "retention": args.retention, "k": args.k, "n": len(data)})
     if args.json:
         _print_rows(rows, True)
@@ -331,8 +332,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--file", type=at.utf8_text_file, help="read the text from this UTF-8 file ('-' for stdin)")
     p.add_argument("--selector", default="coreset", choices=list(SELECTORS), help="token selector (default coreset)")
     p.add_argument("--regime", default="inference", choices=list(REGIMES),
-                   help="inference: the full-length sst2-lora model; train-select: the model fine-tuned with the "
-                        "selector in the loop (default inference)")
+                   help="inference: the model's full-length classifier (sst2-lora on the default model, a checkpoint's "
+                        "own head); train-select: the model fine-tuned with the selector in the loop (default inference)")
     p.add_argument("--retention", type=at.retention, default=0.5, help="final retention ratio in (0, 1] (default 0.5)")
     p.add_argument("--start-layer", type=at.int_between(1, MAX_LAYERS, "--start-layer"), default=1,
                    help="first layer after whose output selection happens, 1..L-1 (default 1)")
@@ -342,8 +343,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="token limit, [CLS]/[SEP] included, at least 3 (default: the model's, 512)")
     p.add_argument("--hidden", action="store_true", help="include every layer's hidden states")
     p.add_argument("--head", default=None,
-                   help="classifier head for the prediction: shipped name, folder, or 'none' "
-                        "(default: the selector's own head in its regime, else sst2-lora)")
+                   help="classifier for the prediction: 'own' (a fine-tuned checkpoint's own head), a shipped head's "
+                        "name or folder, or 'none' (trace the model as loaded, no prediction); default: the "
+                        "selector's model in its regime, else the checkpoint's own head, else sst2-lora on the "
+                        "default model")
     p.set_defaults(func=cmd_trace)
 
     for trainer in TRAINERS:
@@ -366,7 +369,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="inference: every selector on --head; train-select: each on the model fine-tuned with it; "
                         "both (default; a selector with no Train-Select model installed keeps its inference rows, with a note)")
     p.add_argument("--start-layer", type=at.int_between(1, MAX_LAYERS, "--start-layer"), default=1)
-    p.add_argument("--head", default=DEFAULT_HEAD, help="the inference-only regime's head (default sst2-lora)")
+    p.add_argument("--head", default=None, help="the inference-only regime's classifier: 'own' (a fine-tuned "
+                   "checkpoint's own head) or a head's name or folder (default: the checkpoint's own head, else "
+                   "sst2-lora on the default model)")
     p.add_argument("--limit", type=at.int_at_least(1, "--limit"), default=None, help="only the first N rows (N >= 1)")
     p.add_argument("--batch-size", type=at.int_at_least(1, "--batch-size"), default=16)
     p.add_argument("--max-length", type=at.max_length, default=None, help="token limit (default: the model's)")
@@ -389,7 +394,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="final retention of the fixed-length selectors (default 0.3)")
     p.add_argument("--start-layer", type=at.int_between(1, MAX_LAYERS, "--start-layer"), default=1)
     p.add_argument("--k", type=at.int_at_least(1, "--k"), default=5, help="top-k salient tokens to follow (default 5)")
-    p.add_argument("--head", default=DEFAULT_HEAD, help="classifier head (default sst2-lora)")
+    p.add_argument("--head", default=None, help="classifier: 'own', a head's name or folder (default: the model's "
+                   "own classifier, sst2-lora on the default model)")
     p.add_argument("--limit", type=at.int_at_least(1, "--limit"), default=None, help="only the first N rows")
     p.add_argument("--batch-size", type=at.int_at_least(1, "--batch-size"), default=16)
     _model_option(p)

@@ -2,6 +2,8 @@
 
 SST-2 (``sentence<TAB>label``, labels 0/1) and the IMDB reviews (``review,sentiment``, labels
 ``positive``/``negative``, quoted CSV) both load without options; any other file names its columns.
+Labels are read as a model's label names or ids (``label_names``: the classifier's labels), or, without
+them, inferred from the file (integer ids, or the distinct words in sorted order).
 """
 
 from __future__ import annotations
@@ -95,18 +97,40 @@ def parse_label(value: str, label_names: Sequence[str]) -> int:
     return i
 
 
+def infer_label_names(values: Sequence[str]) -> list[str]:
+    """Label names for label cells read without a model: integer ids ``0..K-1`` give ``["0", .., "K-1"]``
+    (K = the largest id + 1), anything else the distinct values in sorted order (case-insensitive; the first
+    spelling seen).
+
+    Raises:
+        DataError: negative integer ids.
+    """
+    cells = [v.strip() for v in values if v.strip()]
+    try:
+        ids = [int(float(v)) for v in cells]
+    except ValueError:
+        seen: dict[str, str] = {}
+        for v in cells:
+            seen.setdefault(v.lower(), v)
+        return [seen[k] for k in sorted(seen)]
+    if any(i < 0 for i in ids):
+        raise DataError("negative label ids")
+    return [str(i) for i in range(max(ids, default=0) + 1)]
+
+
 def read_labelled(
     path: str,
     text_column: str | None = None,
     label_column: str | None = None,
-    label_names: Sequence[str] = ("negative", "positive"),
+    label_names: Sequence[str] | None = None,
 ) -> LabelledData:
     """Read a TSV (``.tsv``, unquoted, as GLUE ships SST-2) or CSV (quoted) file with a header row.
 
     Args:
         path: the file.
         text_column, label_column: column names; guessed from common names when None.
-        label_names: names of label ids, to parse labels written as words.
+        label_names: the model's label names (ids index them; cells may hold a name or an id); None to
+            infer them from the file (:func:`infer_label_names`).
 
     Raises:
         DataError: missing file, no header, unknown columns, bad labels, or no rows.
@@ -127,19 +151,27 @@ def read_labelled(
         tcol = _pick(header, text_column, TEXT_COLUMNS, "text", path)
         lcol = _pick(header, label_column, LABEL_COLUMNS, "label", path)
         ti, li = header.index(tcol), header.index(lcol)
-        texts, labels = [], []
+        rows = []
         for lineno, row in enumerate(reader, start=2):
             if not row or all(not c.strip() for c in row):
                 continue
             if len(row) <= max(ti, li):
                 raise DataError(f"{path}, row {lineno}: {len(row)} fields, expected {len(header)}.")
-            try:
-                labels.append(parse_label(row[li], label_names))
-            except DataError as exc:
-                raise DataError(f"{path}, row {lineno}: {exc}") from None
-            texts.append(_BR.sub(" ", row[ti]))
-    if not texts:
+            rows.append((lineno, row[ti], row[li]))
+    if not rows:
         raise DataError(f"{path} has a header but no rows.")
+    if label_names is None:
+        try:
+            label_names = infer_label_names([cell for _, _, cell in rows])
+        except DataError as exc:
+            raise DataError(f"{path}: {exc}") from None
+    texts, labels = [], []
+    for lineno, text, cell in rows:
+        try:
+            labels.append(parse_label(cell, label_names))
+        except DataError as exc:
+            raise DataError(f"{path}, row {lineno}: {exc}") from None
+        texts.append(_BR.sub(" ", text))
     return LabelledData(texts, labels, list(label_names), path, tcol, lcol)
 
 

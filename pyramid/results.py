@@ -15,9 +15,10 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .artifacts import ASSETS_DIR
 from .evaluation import ROW_KEYS
 
-RESULTS_DIR = Path(__file__).resolve().parent.parent / "assets" / "results"
+RESULTS_DIR = ASSETS_DIR / "results"
 
 
 class ResultsError(ValueError):

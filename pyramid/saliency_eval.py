@@ -23,7 +23,7 @@ import torch
 
 from .attribution import saliency_targets, selector_scores, spearman
 from .batching import encode_texts, length_sorted_batches, pad_id_of
-from .classifier import SequenceClassifier
+from .classifier import Classifier
 from .data import LabelledData
 from .schedule import Schedule
 from .selectors import LearnedSelector, Selector, get_selector
@@ -61,7 +61,7 @@ class SaliencyAgreement:
 
 
 def saliency_agreement(
-    classifier: SequenceClassifier,
+    classifier: Classifier,
     data: LabelledData,
     selectors: Sequence[str | Selector],
     *,
@@ -94,8 +94,8 @@ def saliency_agreement(
     L = enc.num_layers
     sels = [get_selector(s) for s in selectors]
     for sel in sels:
-        if sel.head is not None and sel.head != classifier.config.name:
-            raise ValueError(f"the {sel.name} selector runs on the head '{sel.head}', not '{classifier.config.name}'")
+        if sel.head is not None and sel.head != classifier.name:
+            raise ValueError(f"the {sel.name} selector runs on the head '{sel.head}', not '{classifier.name}'")
     ids = encode_texts(enc, data.texts, max_length)
     sal = saliency_targets(classifier, ids, data.labels, batch_size, progress)  # n x (N_i,)
     learned = [sel for sel in sels if isinstance(sel, LearnedSelector)]

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
+from .classifier import Classifier, Prediction, full_probabilities, prediction_of
 from .encoder import PyramidEncoder
 from .loading import LoadedEncoder
 from .schedule import FlopsEstimate, Schedule, estimate_flops
@@ -166,6 +167,9 @@ class Trace:
     is then ``embedding_kept``. ``word_ids`` and ``words`` group the tokens into words
     (:mod:`pyramid.words`). ``selection_flops`` is what the selector that ran spent (FLOPs);
     ``routing_flops`` what a cross layer's keys and values over every token add (Token Dropping).
+    ``prediction`` is the classifier's answer computed from this same pass (the last layer's first-token
+    state fed to its head) next to its full-length answer, when a classifier ran; ``prediction_note``
+    says why there is none otherwise. ``regime`` is the regime the selector ran in.
     """
 
     model: str
@@ -187,6 +191,9 @@ class Trace:
     words: list[str] = field(default_factory=list)
     selection_flops: float = 0.0
     routing_flops: float = 0.0
+    regime: str = "inference"
+    prediction: Prediction | None = None
+    prediction_note: str | None = None
 
     @property
     def n_tokens(self) -> int:
@@ -212,12 +219,13 @@ class Trace:
                     "start_layer": self.schedule.start_layer if self.schedule.is_geometric else None,
                     "lengths": list(self.lengths)}
         result = {
-            "model": self.model, "num_layers": self.num_layers, "selector": self.selector,
+            "model": self.model, "num_layers": self.num_layers, "selector": self.selector, "regime": self.regime,
             "schedule": schedule, "tokens": list(self.tokens), "truncated": bool(self.truncated),
             "layers": layers,
         }
         if self.embedding_kept is not None:
             result["embedding_kept"] = list(self.embedding_kept)
+        result["prediction"] = self.prediction.to_json() if self.prediction is not None else None
         return result
 
 
@@ -258,17 +266,25 @@ def trace_text(
     seed: int = 0,
     max_length: int | None = None,
     tokenized: TokenizedText | None = None,
+    classifier: Classifier | None = None,
+    full_probs: list[float] | None = None,
 ) -> Trace:
-    """Run the pyramid on one text and record every layer.
+    """Run the pyramid on one text and record every layer (and, with a classifier, its prediction
+    from the same pass).
 
     Args:
-        encoder: the loaded model.
+        encoder: the loaded model (its tokenizer tokenises ``text``; its layers run unless a
+            ``classifier`` is given).
         text: the text (ignored when ``tokenized`` is given).
         selector: a selector or its registry name.
         schedule: the length schedule.
         seed: seed for stochastic selectors.
         max_length: token limit (see :func:`tokenize`).
         tokenized: reuse a tokenization (comparisons run several selectors on one text).
+        classifier: when given, the pyramid runs on ``classifier.encoder`` and the trace's
+            ``prediction`` comes from this pass's last-layer states (one pass per answer).
+        full_probs: the classifier's full-length probabilities on this text when already known;
+            otherwise they come from this pass when it dropped nothing, else from one more pass.
 
     Returns:
         :class:`Trace`.
@@ -280,8 +296,17 @@ def trace_text(
         selector = get_selector(selector)
     tt = tokenized or tokenize(encoder, text, max_length)
     ids = torch.tensor([tt.input_ids], dtype=torch.long)
-    pyr = PyramidEncoder(encoder, selector, schedule)
+    runs_on = classifier.encoder if classifier is not None else encoder
+    pyr = PyramidEncoder(runs_on, selector, schedule)
     out = pyr(ids, torch.ones_like(ids), output_hidden_states=True, output_coverage=True, seed=seed)
+    prediction = None
+    if classifier is not None:
+        probs = classifier.probabilities(classifier.logits(out.last_hidden_state))[0]  # (C,)
+        if full_probs is None:
+            dropped = out.embedding_selection is not None or any(lo.selected and bool((lo.keep != lo.valid).any())
+                                                                 for lo in out.layers)
+            full_probs = full_probabilities(classifier, tt.input_ids) if dropped else probs.tolist()
+        prediction = prediction_of(classifier, probs, full_probs)
     layers = []
     for lo in out.layers:
         valid = lo.valid[0]
@@ -310,7 +335,8 @@ def trace_text(
         emb_scores = es.scores[0][es.valid[0]].float().tolist() if es.scores is not None else None
     return Trace(
         embedding_kept=emb_kept, embedding_scores=emb_scores,
-        model=encoder.name, num_layers=encoder.num_layers, selector=selector.name, schedule=schedule,
+        model=encoder.name, num_layers=runs_on.num_layers, selector=selector.name, schedule=schedule,
+        regime=selector.regime, prediction=prediction,
         lengths=out.lengths[0].tolist(), tokens=tt.tokens, truncated=tt.truncated,
         original_length=tt.original_length, max_length=tt.max_length, seed=int(seed),
         embedding=out.embedding_output[0].float().numpy().copy(), layers=layers, input_ids=list(tt.input_ids),

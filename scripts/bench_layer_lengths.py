@@ -14,17 +14,14 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import sys
 import time
-from pathlib import Path
 
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from pyramid.bench import bench_encoder  # noqa: E402
-from pyramid.layers import additive_mask, run_layer  # noqa: E402
-from pyramid.schedule import Schedule, config_dims, layer_flops  # noqa: E402
+from pyramid.bench import bench_encoder
+from pyramid.layers import additive_mask, run_layer
+from pyramid.schedule import Schedule, config_dims, layer_flops
 
 
 def main() -> None:

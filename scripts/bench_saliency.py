@@ -13,19 +13,16 @@ Targets (issue "saliency lab"): gradient x input < 300 ms and IG (20 steps) < 3 
 from __future__ import annotations
 
 import argparse
-import sys
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-import torch  # noqa: E402
+import torch
 
-from pyramid.bench import median_seconds  # noqa: E402
-from pyramid.attribution import attention_importance, gradient_saliency, saliency_report  # noqa: E402
-from pyramid.classifier import DEFAULT_HEAD, load_classifier  # noqa: E402
-from pyramid.loading import load_encoder  # noqa: E402
-from pyramid.trace import tokenize  # noqa: E402
-from scripts.bench_explorer import text_of_tokens  # noqa: E402
+from pyramid.bench import median_seconds
+from pyramid.attribution import attention_importance, gradient_saliency, saliency_report
+from pyramid.classifier import DEFAULT_HEAD, load_classifier
+from pyramid.loading import load_encoder
+from pyramid.trace import tokenize
+from bench_explorer import text_of_tokens
 
 
 def main() -> int:

@@ -22,15 +22,13 @@ import re
 import signal
 import statistics
 import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
 
-from scripts.load_test import CHROMIUM, IDLE, LAUNCH_ARGS, MARKERS, start_server  # noqa: E402
+from load_test import CHROMIUM, IDLE, LAUNCH_ARGS, MARKERS, start_server
 
 CATEGORIES = [  # (name, pattern on "function (file:line)" frames), tested from the leaf upwards
     ("UMAP", re.compile(r"umap|pynndescent|projection\.py")),

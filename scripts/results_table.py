@@ -3,12 +3,10 @@
 matched-speedup table. Used to refresh the README."""
 
 import sys
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from pyramid.results import load_bench, load_eval_results, matched_table  # noqa: E402
-from pyramid.selectors import SELECTORS, selector_label  # noqa: E402
+from pyramid.results import load_bench, load_eval_results, matched_table
+from pyramid.selectors import SELECTORS, selector_label
 
 REGIME = {"inference": "inference-only", "train-select": "Train-Select"}
 

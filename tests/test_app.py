@@ -65,6 +65,10 @@ def test_default_example_renders(default_run):
 def test_model_cards_of_the_shown_runs(default_run):
     at = default_run
     exp = next(e for e in at.expander if e.label.startswith("How these models were trained"))
+    assert not exp.markdown  # drawn only when opened
+    at.session_state["pl_cards"] = True
+    at.run()
+    exp = next(e for e in at.expander if e.label.startswith("How these models were trained"))
     text = " ".join(m.value for m in exp.markdown)
     assert "sst2-lora" in text  # the head's card, rendered from its README.md
     assert "python -m pyramid train" in text  # the card's command
@@ -231,9 +235,7 @@ def test_example_picker_fills_the_text_and_its_tip_follows_it():
     assert at.selectbox(key="w_example").value is None  # the picker no longer names an example
 
 
-BENCH_SCRIPT = f"""
-import sys
-sys.path.insert(0, {str(ROOT)!r})
+BENCH_SCRIPT = """
 import streamlit as st
 from app import benchmarks
 benchmarks.render()

@@ -7,15 +7,14 @@ saved to ``test-artifacts/`` for a person to look at.
 from __future__ import annotations
 
 import os
-import sys
 import time
 from pathlib import Path
 
 import pytest
 
+from scripts.load_test import CHROMIUM, LAUNCH_ARGS
+
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-from scripts.load_test import CHROMIUM, LAUNCH_ARGS  # noqa: E402
 
 ARTIFACTS = ROOT / "test-artifacts"
 

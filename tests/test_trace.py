@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from app.figures import coverage_figure, embedding_figure, pyramid_html
+from pyramid.figures import coverage_figure, embedding_figure, pyramid_html
 from pyramid.projection import project_trace
 from pyramid.schedule import Schedule
 from pyramid.selectors import SELECTORS

@@ -51,3 +51,10 @@ class AlbertFamily(Family):
                     extra = probs
             hidden = layer.full_layer_layer_norm(layer.ff_chunk(attention_output) + attention_output)
         return hidden, extra
+
+    def classification_logits(self, classifier, hidden):
+        # AlbertModel's pooler (linear + tanh on the first token), then AlbertForSequenceClassification's
+        # dropout and classifier
+        base = classifier.albert
+        pooled = base.pooler_activation(base.pooler(hidden[:, 0]))  # (B, d)
+        return classifier.classifier(classifier.dropout(pooled))  # (B, C)

@@ -66,6 +66,22 @@ class Family:
         """The self-attention module of layer ``j`` (for the memory of its dropout, tests)."""
         raise NotImplementedError
 
+    def classification_logits(self, classifier, hidden: torch.Tensor) -> torch.Tensor:
+        """The logits of a ``*ForSequenceClassification`` checkpoint of this family from the last layer's
+        output, computed with the checkpoint's own head modules exactly as its transformers class does
+        after its base model.
+
+        Args:
+            classifier: the transformers ``*ForSequenceClassification`` model (its base model is the
+                encoder the pyramid ran).
+            hidden: ``(B, N, d)`` last-layer states of the tokens still alive, the first token ([CLS]
+                or ``<s>``) in slot 0; every head of these families reads that slot only.
+
+        Returns:
+            ``(B, C)`` logits.
+        """
+        raise NotImplementedError
+
 
 def significance_of(probs: torch.Tensor, rows: torch.Tensor | None, include_self: bool) -> torch.Tensor:
     """PoWER-BERT significance from probabilities (families without the chunked kernel)."""

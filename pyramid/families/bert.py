@@ -41,6 +41,14 @@ class BertFamily(Family):
         attention_output = layer.attention.output(context, hidden)  # (B, N, d)
         return layer.feed_forward_chunk(attention_output), extra
 
+    def classification_logits(self, classifier, hidden):
+        if classifier.config.model_type == "bert":
+            # BertForSequenceClassification: BertPooler (dense + tanh on the first token), dropout, linear
+            pooled = classifier.bert.pooler(hidden)  # (B, d)
+            return classifier.classifier(classifier.dropout(pooled))  # (B, C)
+        # RoBERTa, XLM-RoBERTa, CamemBERT, ELECTRA: a classification head that reads hidden[:, 0] itself
+        return classifier.classifier(hidden)  # (B, C)
+
 
 def cross_attention(sa, hidden_q: torch.Tensor, hidden_kv: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
     """Multi-head attention of a BERT self-attention module with queries from ``hidden_q (B, N, d)`` and

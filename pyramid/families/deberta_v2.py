@@ -71,6 +71,12 @@ class DebertaV2Family(Family):
             return out, None
         return out, extra_from_probs(probs, output_attention_probs, significance_rows, include_self)
 
+    def classification_logits(self, classifier, hidden):
+        # DebertaV2ForSequenceClassification: ContextPooler (first token, dropout, dense, activation),
+        # dropout, classifier
+        pooled = classifier.pooler(hidden)  # (B, d)
+        return classifier.classifier(classifier.dropout(pooled))  # (B, C)
+
 
 def _disentangled_bias(sa, q: torch.Tensor, k: torch.Tensor, rel: torch.Tensor, rel_embeddings: torch.Tensor,
                        scale: float, h: int) -> torch.Tensor:

@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import torch
+
 from .base import Family, kernel_kwargs, softmax_attention
 
 
@@ -43,3 +45,8 @@ class DistilBertFamily(Family):
             attn, extra = sa(hidden, attention_mask=mask, **kwargs)  # (B, N, d), out_lin applied
         attention_output = layer.sa_layer_norm(attn + hidden)
         return layer.output_layer_norm(layer.ffn(attention_output) + attention_output), extra
+
+    def classification_logits(self, classifier, hidden):
+        # DistilBertForSequenceClassification: first token, pre_classifier, ReLU, dropout, classifier
+        pooled = torch.relu(classifier.pre_classifier(hidden[:, 0]))  # (B, d)
+        return classifier.classifier(classifier.dropout(pooled))  # (B, C)

@@ -58,3 +58,7 @@ class MPNetFamily(Family):
         if kv_hidden is not None:
             return out, None
         return out, extra_from_probs(probs, output_attention_probs, significance_rows, include_self)
+
+    def classification_logits(self, classifier, hidden):
+        # MPNetForSequenceClassification: MPNetClassificationHead reads hidden[:, 0] itself
+        return classifier.classifier(hidden)  # (B, C)

@@ -110,7 +110,10 @@ def train_ltp(base: LoadedEncoder, settings: LtpSettings, *, progress: bool = Tr
     s = settings
     torch.manual_seed(s.seed)
     rng = random.Random(s.seed)
-    data = read_labelled(s.data)
+    from ..classifier import HeadConfig, resolve_head_path
+
+    head_labels = HeadConfig.from_json((resolve_head_path(s.head) / "head_config.json").read_text(encoding="utf-8")).labels
+    data = read_labelled(s.data, label_names=head_labels)
     order = shuffled_rows(len(data), s.seed, s.limit)
     ids = encode_texts(base, [data.texts[i] for i in order], s.max_length)
     labels = torch.tensor([data.labels[i] for i in order])

@@ -14,10 +14,10 @@ from typing import Sequence
 import numpy as np
 import plotly.graph_objects as go
 
-from pyramid.projection import Projection
-from pyramid.selectors import SELECTORS, selector_label
-from pyramid.trace import Trace
-from pyramid.words import Groups
+from .projection import Projection
+from .selectors import SELECTORS, selector_label
+from .trace import Trace
+from .words import Groups
 
 KEPT_COLOR = "#1f77b4"
 DROPPED_COLOR = "#ff7f0e"
