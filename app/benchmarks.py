@@ -16,9 +16,12 @@ from pyramid.selectors import SELECTORS, selector_label
 
 from pyramid import figures
 
+from . import panels
+
 DATASET_NAMES = {"sst2-dev": "SST-2 dev (sentences)", "imdb-dev": "IMDB reviews (long, truncated to 512 tokens)",
+                 "bbc-dev": "BBC News dev (long articles, five topics; minilm-bbc-news, inference-only)",
                  "sst2-dev-mpnet12": "SST-2 dev, 12-layer MPNet (all-mpnet-base-v2, inference-only)"}
-DATASET_ORDER = ("sst2-dev", "imdb-dev", "sst2-dev-mpnet12")
+DATASET_ORDER = ("sst2-dev", "imdb-dev", "bbc-dev", "sst2-dev-mpnet12")
 SPEED_COLUMNS = {
     "config": "model", "seq_len": "tokens", "batch_size": "batch", "selector": "selector", "retention": "ρ",
     "full_ms": "full model (ms)", "pyramid_ms": "pyramid (ms)", "selection_ms": "of which selection (ms)",
@@ -83,8 +86,18 @@ def render() -> None:
         shown = [r for r in rows if r["selector"] in show and r.get("regime", "inference") in show_regimes]
         full = next((f.full_accuracy for f in files if not f.head and f.full_accuracy is not None), None)
         n = rows[0]["n"] if rows else 0
-        fig = figures.accuracy_figure(shown, full, f"Accuracy against FLOPs speedup, {DATASET_NAMES.get(dataset, dataset)}, "
-                                                   f"n = {n}")
+        has_f1 = any(r.get("macro_f1") is not None for r in rows)
+        metric = st.radio("Metric", ["accuracy", "macro_f1"] if has_f1 else ["accuracy"], horizontal=True,
+                          key="bench_metric", format_func=lambda m: {"accuracy": "accuracy", "macro_f1": "macro-F1"}[m],
+                          help="Macro-F1: the unweighted mean of each class's F1, which a majority class cannot inflate.")
+        if metric != "accuracy":
+            full = next((r["macro_f1"] for r in rows if r["retention"] >= 1.0 and r.get("regime") == "inference"
+                         and r.get("macro_f1") is not None), None)
+        inference_head = next((r.get("head") for r in rows if r.get("regime") == "inference" and r.get("head")),
+                              "the model")
+        fig = figures.accuracy_figure(
+            shown, full, f"{'Accuracy' if metric == 'accuracy' else 'Macro-F1'} against FLOPs speedup, "
+                         f"{DATASET_NAMES.get(dataset, dataset)}, n = {n}", metric=metric, full_label=inference_head)
         for f in extra:  # reference heads (inference-only regime), dotted grey
             import plotly.graph_objects as go
 
@@ -98,7 +111,8 @@ def render() -> None:
                                          marker=dict(size=5, symbol="square")))
         st.plotly_chart(fig, key="bench-acc", width="stretch")
         st.caption(
-            "Accuracy against the gold labels. FLOPs speedup: mean over the examples of the full encoder's FLOPs over "
+            "Accuracy against the gold labels; error bars: 95% percentile bootstrap intervals over the examples "
+            "(docs/methods.md 9; files made before the intervals existed have none). FLOPs speedup: mean over the examples of the full encoder's FLOPs over "
             "the pyramid's, the selector's own cost included (docs/methods.md 0.3). Each fixed-schedule selector is a "
             "curve over the final retention ρ (1.0 at the left); a learned selector sets its own lengths and is one "
             "point (a diamond: open for inference-only, filled for Train-Select); open markers and dashed lines: "
@@ -107,15 +121,19 @@ def render() -> None:
                "(Pyramid-BERT's own setting: fine-tuned from the pre-trained model at one fixed ρ)." if extra else "")
         )
         st.markdown("**Matched speedup**: each run's accuracy (%) at the same FLOPs speedup, interpolated on its curve "
-                    "(blank: outside the speedups it reaches); a learned selector's own operating point on the right.")
+                    "(blank: outside the speedups it reaches), with its 95% paired bootstrap interval; ▼: "
+                    "distinguishably below the same regime's full-length model on the same examples (the interval "
+                    "of the difference excludes 0). A learned selector's own operating point on the right.")
         table = []
         for m in matched_table([r for r in rows if r["selector"] in show]):
             own = m.pop("own point")
             table.append({"selector": selector_label(m["selector"]),
                           "regime": figures.REGIME_NAMES.get(m["regime"], m["regime"]), "model": m["head"],
-                          **{k: _pct(v) for k, v in m.items() if k.endswith("x")},
+                          **{k: panels.matched_cell(m[k], m["intervals"].get(k), m["vs full"].get(k))
+                             for k in m if k.endswith("x")},
                           "own operating point": "" if own is None else f"{100 * own[0]:.1f}% at {own[1]:.2f}x"})
         st.dataframe(pd.DataFrame(table), hide_index=True, width="stretch", key="bench-matched")
+        panels.pairwise_panel([r for r in rows if r["selector"] in show], show_regimes, key="bench")
         with st.expander("Every row of the result file"):
             frame = pd.DataFrame(rows)
             frame["accuracy"] = (100 * frame["accuracy"]).round(2)

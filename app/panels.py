@@ -7,6 +7,9 @@ import json
 import pandas as pd
 import streamlit as st
 
+from pyramid.data import spreadsheet_safe
+from pyramid.results import MATCHED_SPEEDUPS, pairwise_at_speedup
+from pyramid.selectors import SELECTORS, selector_label
 from pyramid.trace import Trace, compare_traces, trace_rows
 from pyramid.words import Groups, word_rows
 
@@ -141,6 +144,14 @@ def prediction_panel(rows: list[dict], labels: list[str], head: str, *, multi_la
     )
 
 
+def safe_csv(rows) -> str:
+    """Rows (dicts) or a DataFrame as CSV text that is safe to open in a spreadsheet: a text cell starting
+    like a formula (``=``, ``+``, ``-``, ``@``) gets a leading ``'`` (:func:`pyramid.data.spreadsheet_safe`).
+    Tokens and words come from user text, so every download that holds them goes through here."""
+    frame = rows if isinstance(rows, pd.DataFrame) else pd.DataFrame(rows)
+    return frame.map(spreadsheet_safe).to_csv(index=False)
+
+
 def _standalone_html(fig) -> str:
     """A plotly figure as one HTML file that opens offline (plotly.js embedded)."""
     return fig.to_html(include_plotlyjs=True, full_html=True)
@@ -158,13 +169,12 @@ def downloads_panel(trace: Trace, groups: Groups, words: bool, coverage_fig, ste
         return json.dumps(data, ensure_ascii=False)
 
     def csv() -> str:
-        rows = word_rows(trace, groups) if words else trace_rows(trace)
-        return pd.DataFrame(rows).to_csv(index=False)
+        return safe_csv(word_rows(trace, groups) if words else trace_rows(trace))
 
     def prediction_csv() -> str:
         pred = trace.prediction
-        return pd.DataFrame([{"label": label, "probability": p, "full_length_probability": f}
-                             for label, p, f in zip(pred.labels, pred.probs, pred.full_probs)]).to_csv(index=False)
+        return safe_csv([{"label": label, "probability": p, "full_length_probability": f}
+                         for label, p, f in zip(pred.labels, pred.probs, pred.full_probs)])
 
     with st.expander("Download this run"):
         c1, c2, c3, c4, c5 = st.columns(5)
@@ -186,3 +196,46 @@ def downloads_panel(trace: Trace, groups: Groups, words: bool, coverage_fig, ste
                            file_name=f"{stem}_pyramid.html", mime="text/html", on_click="ignore", key=f"{key}-pyr")
         st.caption("HTML files open offline in any browser (plotly.js is embedded). The embedding chart has its own "
                    "download under it.")
+
+
+def matched_cell(value, interval, vs_full) -> str:
+    """A matched-speedup cell: ``86.8 [84.6, 89.0]``, with ``▼`` when it is distinguishably below its regime's
+    full-length model on the same examples (the paired interval of the difference excludes 0)."""
+    if value is None:
+        return ""
+    if interval is None:
+        return f"{100 * value:.1f}"
+    mark = " ▼" if vs_full is not None and vs_full.excludes(0.0) and vs_full.value < 0 else ""
+    return f"{100 * value:.1f} [{100 * interval.low:.1f}, {100 * interval.high:.1f}]{mark}"
+
+
+def pairwise_panel(rows: list[dict], regimes: list[str], *, key: str) -> None:
+    """Paired differences between selectors at one matched speedup, and which are distinguishable."""
+    if not any(r.get("correct") for r in rows) or not regimes:
+        return
+    with st.expander("Which differences between selectors are real? (paired comparisons at matched speedup)"):
+        c1, c2 = st.columns(2)
+        regime = c1.selectbox("Regime", regimes, format_func=lambda g: figures.REGIME_NAMES.get(g, g),
+                              key=f"{key}_pair_regime")
+        learned = {name for name, cls in SELECTORS.items() if not cls.uses_retention}
+        own = sorted({r["flops_speedup"] for r in rows if r.get("regime") == regime and r["selector"] in learned})
+        options = list(MATCHED_SPEEDUPS) + [x for x in own if x not in MATCHED_SPEEDUPS]
+        speedup = c2.selectbox("FLOPs speedup", options, format_func=lambda x: f"{x:.2f}x", key=f"{key}_pair_speedup",
+                               help="The table's speedups, and the operating points of the learned selectors.")
+        pairs = pairwise_at_speedup(rows, float(speedup), regime)
+        if not pairs:
+            st.info("No two selectors of this regime reach that speedup with per-example results.")
+            return
+        names = list(dict.fromkeys(p["a"] for p in pairs))
+        grid = {(p["a"], p["b"]): p["diff"] for p in pairs}
+        frame = pd.DataFrame([{"selector (row) minus column": selector_label(a, True),
+                               **{selector_label(b, True): ("" if (a, b) not in grid else
+                                  f"{100 * grid[a, b].value:+.1f} [{100 * grid[a, b].low:+.1f}, "
+                                  f"{100 * grid[a, b].high:+.1f}]{' *' if grid[a, b].excludes(0.0) else ''}")
+                                  for b in names}} for a in names])
+        st.dataframe(frame, hide_index=True, width="stretch", key=f"{key}-pairs")
+        st.caption("Accuracy points of the row's selector minus the column's, both at this FLOPs speedup (interpolated "
+                   "on their curves; a learned selector only at its own speedup), with the 95% interval of a paired "
+                   "bootstrap over the same examples; *: distinguishable (the interval excludes 0). Not corrected for "
+                   "the many comparisons of a table, and blind to training noise: seeds are a separate spread "
+                   "(README).")

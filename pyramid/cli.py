@@ -186,9 +186,10 @@ def cmd_evaluate(args) -> int:
         _write_meta(args.out, {
             "command": _command_line(args), "data": args.data, "regimes": list(regimes), "head": head,
             "model": model.name, "start_layer": args.start_layer, "limit": args.limit, "n": len(data),
-            "seed": args.seed,
+            "seed": args.seed, "labels": list(data.label_names),
         })
-    _print_rows(rows, args.json)
+    # the terminal table leaves out the per-example bits (the JSON and the CSV keep them)
+    _print_rows(rows if args.json else [{k: v for k, v in r.items() if k != "correct"} for r in rows], args.json)
     return 0
 
 

@@ -196,3 +196,186 @@ def read_texts(path: str, text_column: str | None = None) -> list[str]:
     if not texts:
         raise DataError(f"{path} has a header but no rows.")
     return texts
+
+
+# ---------------------------------------------------------------------------------------------------
+# Uploaded tables (the app's Evaluate page): bytes -> header and rows, with a clear message for every
+# way a file can be wrong, and labels mapped onto a model's labels.
+# ---------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class Table:
+    """A delimited text file as a header and rows of cells.
+
+    Attributes:
+        header: column names. rows: ``[[cell, ...], ...]``, each as long as the header.
+        name: the file's name. truncated: more rows than the limit were in the file (the first ones kept).
+        total_rows: data rows in the file (before the limit).
+    """
+
+    header: list[str]
+    rows: list[list[str]]
+    name: str
+    truncated: bool = False
+    total_rows: int = 0
+
+    def column(self, name: str) -> list[str]:
+        """Every cell of one column.
+
+        Raises:
+            DataError: no such column.
+        """
+        if name not in self.header:
+            raise DataError(f"{self.name}: no column '{name}'; the columns are {self.header}.")
+        i = self.header.index(name)
+        return [r[i] for r in self.rows]
+
+    def guess(self, candidates: Sequence[str]) -> str | None:
+        """The first column whose name is one of ``candidates`` (any case), or None."""
+        lower = {c.lower().strip(): c for c in self.header}
+        return next((lower[c] for c in candidates if c in lower), None)
+
+
+def parse_table(raw: bytes, name: str, *, max_bytes: int, max_rows: int) -> Table:
+    """Parse an uploaded CSV or TSV file (a header row, then one row per example).
+
+    The delimiter is a tab for ``.tsv``/``.tab`` files, else sniffed from the first lines among comma,
+    semicolon and tab. Text must be UTF-8 (a byte-order mark is allowed).
+
+    Args:
+        raw: the file's bytes. name: its name (for messages and the delimiter).
+        max_bytes: the size limit. max_rows: rows kept (the first ones; ``Table.truncated`` says so).
+
+    Raises:
+        DataError: empty, too large, binary, not UTF-8, no header, a header with empty or repeated names,
+            rows with too few or too many cells, or no data rows.
+    """
+    import io
+
+    if not raw or not raw.strip():
+        raise DataError(f"{name} is empty.")
+    if len(raw) > max_bytes:
+        raise DataError(f"{name} is {len(raw) / 1e6:.1f} MB; this server takes files up to {max_bytes / 1e6:.0f} MB "
+                        "(PYRAMID_LENS_MAX_UPLOAD_MB).")
+    if raw.startswith((b"\xff\xfe", b"\xfe\xff")):
+        raise DataError(f"{name} is UTF-16 text; save it as CSV with UTF-8 encoding.")
+    if b"\x00" in raw[:65536]:
+        raise DataError(f"{name} is a binary file (a spreadsheet or an archive?); save it as CSV (UTF-8) first.")
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise DataError(f"{name} is not UTF-8 text (byte {exc.start} cannot be read): save it as CSV with UTF-8 "
+                        "encoding.") from None
+    if name.lower().endswith((".tsv", ".tab")):
+        delimiter = "\t"
+    else:
+        try:
+            delimiter = csv.Sniffer().sniff(text[:8192], delimiters=",;\t").delimiter
+        except csv.Error:
+            delimiter = ","
+    csv.field_size_limit(min(sys.maxsize, 2**31 - 1))
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
+    try:
+        header = [h.strip() for h in next(reader)]
+    except StopIteration:
+        raise DataError(f"{name} has no header row.") from None
+    except csv.Error as exc:
+        raise DataError(f"{name} is not a well-formed CSV file: {exc}.") from None
+    if len(header) < 2:
+        raise DataError(f"{name} has one column ({header[0]!r}); it needs a text column and a label column, "
+                        "with a header row naming them.")
+    if any(not h for h in header):
+        raise DataError(f"{name}: the header has an empty column name ({header}).")
+    if len(set(header)) != len(header):
+        raise DataError(f"{name}: the header repeats a column name ({header}).")
+    rows, total = [], 0
+    try:
+        for lineno, row in enumerate(reader, start=2):
+            if not row or all(not c.strip() for c in row):
+                continue
+            if len(row) != len(header):
+                raise DataError(f"{name}, line {lineno}: {len(row)} cells where the header has {len(header)}; "
+                                "is a text cell missing its quotes?")
+            total += 1
+            if len(rows) < max_rows:
+                rows.append(row)
+    except csv.Error as exc:
+        raise DataError(f"{name} is not a well-formed CSV file: {exc}.") from None
+    if not rows:
+        raise DataError(f"{name} has a header but no rows.")
+    return Table(header, rows, name, truncated=total > len(rows), total_rows=total)
+
+
+def map_labels(values: Sequence[str], label_names: Sequence[str]) -> tuple[list[int], dict[str, int], list[str]]:
+    """Map a label column onto a model's labels: by name (any case, surrounding spaces ignored) or by id
+    (``0..C-1``).
+
+    Returns:
+        ``(ids, mapping, unmapped)``: the label id of every row (-1 where unmapped), the mapping of every
+        distinct value, and the distinct values that map to no label (in order of appearance).
+    """
+    names = [str(n).strip().lower() for n in label_names]
+    mapping: dict[str, int] = {}
+    unmapped: list[str] = []
+    ids = []
+    for v in values:
+        key = v.strip()
+        if key not in mapping and key not in unmapped:
+            low = key.lower()
+            if low in names:
+                mapping[key] = names.index(low)
+            else:
+                try:
+                    i = int(float(key))
+                    ok = float(key) == i and 0 <= i < len(names)
+                except ValueError:
+                    ok = False
+                if ok:
+                    mapping[key] = i
+                else:
+                    unmapped.append(key)
+        ids.append(mapping.get(key, -1))
+    return ids, mapping, unmapped
+
+
+def labelled_from_table(table: Table, text_column: str, label_column: str, label_names: Sequence[str]) -> LabelledData:
+    """The table's texts and labels for a model with ``label_names``.
+
+    Raises:
+        DataError: a missing column, the same column twice, label values that map to no label of the model
+            (named, with the model's labels), empty texts only, or a single class (every metric would
+            describe that one class).
+    """
+    if text_column == label_column:
+        raise DataError("The text column and the label column must be two different columns.")
+    texts = table.column(text_column)
+    values = table.column(label_column)
+    ids, mapping, unmapped = map_labels(values, label_names)
+    if unmapped:
+        shown = ", ".join(repr(u) for u in unmapped[:8]) + (f" and {len(unmapped) - 8} more" if len(unmapped) > 8 else "")
+        raise DataError(f"Label values that match none of the model's labels: {shown}. The model's labels are "
+                        f"{list(label_names)} (ids 0..{len(label_names) - 1}); a value must be one of them (any case) "
+                        "or its id.")
+    keep = [i for i, t in enumerate(texts) if t.strip()]
+    if not keep:
+        raise DataError(f"The text column '{text_column}' is empty in every row.")
+    classes = {ids[i] for i in keep}
+    if len(classes) < 2:
+        only = label_names[next(iter(classes))]
+        raise DataError(f"Every row has the same label ('{only}'): with one class, accuracy is the recall of that "
+                        "class and macro-F1 is meaningless. Evaluate on a file with at least two classes.")
+    return LabelledData([_BR.sub(" ", texts[i]) for i in keep], [ids[i] for i in keep], list(label_names), table.name,
+                        text_column, label_column)
+
+
+FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
+"""Cell starts that spreadsheets read as formulas (OWASP, CSV injection)."""
+
+
+def spreadsheet_safe(value):
+    """A cell value safe to open in a spreadsheet: text that starts like a formula gets a leading ``'`` (the
+    usual neutraliser, OWASP); numbers and other values are returned as they are."""
+    if isinstance(value, str) and value.startswith(FORMULA_PREFIXES):
+        return "'" + value
+    return value

@@ -4,11 +4,20 @@ One row per (regime, selector, retention) with the keys :data:`ROW_KEYS`:
 
 * ``regime``: ``inference`` (the selector on the full-length ``sst2-lora`` head) or ``train-select``
   (on the head fine-tuned with it); ``head``: the head that ran;
-* ``accuracy``: share of examples whose predicted label equals the gold label;
+* ``accuracy``: share of examples whose predicted label equals the gold label, with ``ci_low``, ``ci_high``
+  its 95% percentile bootstrap interval over examples (docs/methods.md 9);
+* ``macro_f1``: the unweighted mean of the per-class F1, with ``f1_low``, ``f1_high``;
 * ``agreement``: share whose prediction equals the full-length model's;
+* ``diff_full``: accuracy minus the full-length model's on the same examples, with ``diff_low``,
+  ``diff_high`` its paired bootstrap interval (an interval that excludes 0: distinguishable from full length);
 * ``flops_speedup``: mean over examples of the analytic speedup of the pyramid over the full encoder,
   ``sum_j c(n) / (sum_j c(alive_j) + selection FLOPs)`` (docs/methods.md 1.3 and 6, item 4);
-* ``wall_s``: measured encoder + head time over the whole set, batches sorted by length (seconds).
+* ``wall_s``: measured encoder + head time over the whole set, batches sorted by length (seconds);
+* ``correct``: which examples were right, in the data's order, as packed bits in base64
+  (:func:`pack_correct`), so that any two rows of a file can be compared pairwise later (the Benchmarks
+  page's matched-speedup comparisons).
+
+A multi-label classifier is scored by its most probable label against the one gold label of a row.
 
 At retention 1.0 no selector drops anything, so those rows reuse the full-length run (same
 computation) instead of repeating it.
@@ -29,7 +38,55 @@ from .encoder import PyramidOutput
 from .schedule import Schedule, flops_speedup
 from .selectors import Selector, full_length_selector, get_selector
 
-ROW_KEYS = ("regime", "head", "selector", "retention", "n", "accuracy", "agreement", "flops_speedup", "wall_s")
+ROW_KEYS = ("regime", "head", "selector", "retention", "n", "accuracy", "ci_low", "ci_high", "macro_f1", "f1_low",
+            "f1_high", "agreement", "diff_full", "diff_low", "diff_high", "flops_speedup", "wall_s", "correct")
+
+
+def pack_correct(correct) -> str:
+    """``(n,)`` bools -> base64 of the bits packed 8 per byte (``numpy.packbits``, big-endian bit order)."""
+    import base64
+
+    import numpy as np
+
+    return base64.b64encode(np.packbits(np.asarray(correct, dtype=bool)).tobytes()).decode("ascii")
+
+
+def unpack_correct(text: str, n: int):
+    """Inverse of :func:`pack_correct`: ``(n,)`` bool numpy array.
+
+    Raises:
+        ValueError: the text is not base64 of at least ``n`` bits.
+    """
+    import base64
+    import binascii
+
+    import numpy as np
+
+    try:
+        raw = np.frombuffer(base64.b64decode(text.encode("ascii"), validate=True), dtype=np.uint8)
+    except (binascii.Error, UnicodeEncodeError) as exc:
+        raise ValueError(f"not packed bits: {exc}") from None
+    bits = np.unpackbits(raw)
+    if bits.size < n:
+        raise ValueError(f"{bits.size} bits for {n} examples")
+    return bits[:n].astype(bool)
+
+
+def score_row(pred: torch.Tensor, gold: torch.Tensor, full_pred: torch.Tensor, n_classes: int) -> dict:
+    """The scored columns of a row: accuracy, macro-F1 and the paired difference with the full-length run,
+    each with its 95% interval (:mod:`pyramid.stats`), the agreement, and the packed correctness."""
+    from .stats import accuracy_interval, macro_f1_interval, paired_difference
+
+    correct = (pred == gold).numpy()
+    full_correct = (full_pred == gold).numpy()
+    acc = accuracy_interval(correct)
+    f1 = macro_f1_interval(gold.numpy(), pred.numpy(), n_classes=n_classes)
+    diff = paired_difference(correct, full_correct)
+    return {"accuracy": acc.value, "ci_low": acc.low, "ci_high": acc.high,
+            "macro_f1": f1.value, "f1_low": f1.low, "f1_high": f1.high,
+            "agreement": float((pred == full_pred).double().mean()),
+            "diff_full": diff.value, "diff_low": diff.low, "diff_high": diff.high,
+            "correct": pack_correct(correct)}
 
 
 @dataclass
@@ -78,6 +135,7 @@ def run_dataset(
     batch_size: int = 16,
     seed: int = 0,
     progress: Callable[[int], None] | None = None,
+    runner: Callable | None = None,
 ) -> DatasetRun:
     """Run one pyramid over pre-tokenised texts.
 
@@ -87,7 +145,9 @@ def run_dataset(
         selector, schedule: the pyramid (``Schedule(retention=1.0)`` = full length).
         batch_size: examples per batch (batches hold texts of similar length).
         seed: selector seed (the same for every batch).
-        progress: called with the number of examples done after each batch.
+        progress: called with the number of examples done after each batch (it may raise to stop).
+        runner: ``runner(fn, *args, **kwargs)`` runs each batch's forward (the app: on its torch thread,
+            one batch at a time, so that other users' requests run between batches); None: directly.
 
     Returns:
         :class:`DatasetRun`.
@@ -102,7 +162,10 @@ def run_dataset(
     pad = pad_id_of(classifier.encoder)
     for batch in length_sorted_batches(ids, batch_size, pad):
         t0 = time.perf_counter()
-        p, out = classifier.predict(batch.input_ids, batch.attention_mask, selector, schedule, seed=seed)
+        if runner is None:
+            p, out = classifier.predict(batch.input_ids, batch.attention_mask, selector, schedule, seed=seed)
+        else:
+            p, out = runner(classifier.predict, batch.input_ids, batch.attention_mask, selector, schedule, seed=seed)
         wall += time.perf_counter() - t0
         s, a = example_speedups(out, classifier.encoder.config)
         probs[batch.index], speed[batch.index], alive[batch.index] = p, s, a
@@ -121,7 +184,8 @@ def evaluate(
     batch_size: int = 16,
     seed: int = 0,
     max_length: int | None = None,
-    progress: bool = True,
+    progress: bool | Callable[[int, int, str], None] = True,
+    runner: Callable | None = None,
 ) -> list[dict]:
     """Evaluate every (selector, retention) pair on ``data``.
 
@@ -137,7 +201,10 @@ def evaluate(
         batch_size: examples per forward.
         seed: seed of stochastic selectors.
         max_length: truncation in tokens (the model's limit when None).
-        progress: show a tqdm bar on stderr.
+        progress: True for a tqdm bar on stderr, False for none, or a callable
+            ``progress(done, total, what)`` called after every batch with the examples done over all runs
+            (it may raise to stop the evaluation: the exception propagates).
+        runner: how each batch's forward runs (see :func:`run_dataset`).
 
     Returns:
         One dict per pair with the keys :data:`ROW_KEYS`, selectors outermost, in the order given.
@@ -146,8 +213,6 @@ def evaluate(
         KeyError: an unknown selector. ScheduleError: a bad retention or start layer.
         ValueError: a selector tied to another head than ``classifier``'s.
     """
-    from tqdm.auto import tqdm
-
     sels = [get_selector(s) for s in selectors]
     for sel in sels:
         if sel.head is not None and sel.head != classifier.name:
@@ -159,14 +224,13 @@ def evaluate(
     ids = encode_texts(classifier.encoder, data.texts, max_length)
     gold = torch.tensor(data.labels)
     n = len(ids)
-    runs_needed = 1 + sum(1 for sel in sels for r in retentions if float(r) < 1.0 and sel.uses_retention)
-    runs_needed += sum(1 for sel in sels if not sel.uses_retention)
-    bar = tqdm(total=n * runs_needed, desc="evaluate", unit="ex", disable=not progress)
+    bar = _Progress(n * runs_needed(sels, retentions), progress)
 
     bar.set_postfix_str("full length")
     full = run_dataset(classifier, ids, full_length_selector(), Schedule(retention=1.0), batch_size=batch_size, seed=seed,
-                       progress=bar.update)
+                       progress=bar.update, runner=runner)
     full_pred = full.predictions
+    C = len(classifier.labels)
     rows = []
     n_tok = torch.tensor([len(x) for x in ids], dtype=torch.float64)  # (n,)
     for sel in sels:
@@ -175,16 +239,9 @@ def evaluate(
             # measured mean share of tokens entering the last layer.
             bar.set_postfix_str(sel.name)
             run = run_dataset(classifier, ids, sel, Schedule(retention=1.0), batch_size=batch_size, seed=seed,
-                              progress=bar.update)
-            pred = run.predictions
-            rows.append({
-                "regime": sel.regime, "head": classifier.name,
-                "selector": sel.name, "retention": float((run.alive[:, -1].double() / n_tok).mean()), "n": n,
-                "accuracy": float((pred == gold).double().mean()),
-                "agreement": float((pred == full_pred).double().mean()),
-                "flops_speedup": float(run.speedup.mean()),
-                "wall_s": float(run.wall_s),
-            })
+                              progress=bar.update, runner=runner)
+            rows.append(_row(sel, classifier.name, float((run.alive[:, -1].double() / n_tok).mean()), n,
+                             score_row(run.predictions, gold, full_pred, C), run))
             continue
         for r in retentions:
             if float(r) >= 1.0:
@@ -192,18 +249,48 @@ def evaluate(
             else:
                 bar.set_postfix_str(f"{sel.name} rho={r}")
                 run = run_dataset(classifier, ids, sel, schedules[r], batch_size=batch_size, seed=seed,
-                                  progress=bar.update)
-            pred = run.predictions
-            rows.append({
-                "regime": sel.regime, "head": classifier.name,
-                "selector": sel.name, "retention": float(r), "n": n,
-                "accuracy": float((pred == gold).double().mean()),
-                "agreement": float((pred == full_pred).double().mean()),
-                "flops_speedup": float(run.speedup.mean()),
-                "wall_s": float(run.wall_s),
-            })
+                                  progress=bar.update, runner=runner)
+            rows.append(_row(sel, classifier.name, float(r), n, score_row(run.predictions, gold, full_pred, C), run))
     bar.close()
     return rows
+
+
+class _Progress:
+    """A tqdm bar, or the caller's ``progress(done, total, what)`` callback (see :func:`evaluate`)."""
+
+    def __init__(self, total: int, progress) -> None:
+        from tqdm.auto import tqdm
+
+        self.total, self.done, self.what = total, 0, ""
+        self.callback = progress if callable(progress) else None
+        self.bar = tqdm(total=total, desc="evaluate", unit="ex", disable=not (progress is True))
+
+    def set_postfix_str(self, what: str) -> None:
+        self.what = what
+        self.bar.set_postfix_str(what)
+
+    def update(self, k: int) -> None:
+        self.done += k
+        self.bar.update(k)
+        if self.callback is not None:
+            self.callback(self.done, self.total, self.what)
+
+    def close(self) -> None:
+        self.bar.close()
+
+
+def runs_needed(selectors: Sequence[Selector], retentions: Sequence[float]) -> int:
+    """Passes over the data set that :func:`evaluate` makes: the full-length run, one per (fixed-schedule
+    selector, retention below 1), one per learned selector."""
+    fixed = sum(1 for sel in selectors for r in retentions if float(r) < 1.0 and sel.uses_retention)
+    return 1 + fixed + sum(1 for sel in selectors if not sel.uses_retention)
+
+
+def _row(sel: Selector, head: str, retention: float, n: int, scores: dict, run: DatasetRun) -> dict:
+    """One result row in :data:`ROW_KEYS` order."""
+    row = {"regime": sel.regime, "head": head, "selector": sel.name, "retention": retention, "n": n, **scores,
+           "flops_speedup": float(run.speedup.mean()), "wall_s": float(run.wall_s)}
+    return {k: row[k] for k in ROW_KEYS}
 
 
 def accuracy_of(classifier: Classifier, data: LabelledData, selector: str | Selector | None = None,
@@ -257,7 +344,8 @@ def evaluate_regimes(
     batch_size: int = 16,
     seed: int = 0,
     max_length: int | None = None,
-    progress: bool = True,
+    progress: bool | Callable[[int, int, str], None] = True,
+    runner: Callable | None = None,
 ) -> list[dict]:
     """:func:`evaluate` in each regime: every selector on ``head`` (inference-only), and each selector
     on the head fine-tuned with it (Train-Select, :attr:`Selector.head` of its train-select form).
@@ -281,7 +369,8 @@ def evaluate_regimes(
     if not isinstance(model, Model):
         model = Model(model)
     rows = []
-    kwargs = dict(start_layer=start_layer, batch_size=batch_size, seed=seed, max_length=max_length, progress=progress)
+    kwargs = dict(start_layer=start_layer, batch_size=batch_size, seed=seed, max_length=max_length, progress=progress,
+                  runner=runner)
     for regime in regimes:
         if regime == "inference":
             name = head or model.inference_head

@@ -337,38 +337,53 @@ def comparison_figure(rows: Sequence[dict], name_a: str, name_b: str, selector_a
 # Benchmarks
 # --------------------------------------------------------------------------------------------
 
-def accuracy_figure(rows: Sequence[dict], full_accuracy: float | None, title: str) -> go.Figure:
-    """Accuracy (percent) against FLOPs speedup, one line per (selector, regime): solid Train-Select,
-    dashed inference-only (open markers); a learned selector is one point per regime (a diamond).
+def accuracy_figure(rows: Sequence[dict], full_accuracy: float | None, title: str, *, metric: str = "accuracy",
+                    full_label: str = "sst2-lora") -> go.Figure:
+    """Accuracy (or macro-F1), times 100, against FLOPs speedup, one line per (selector, regime): solid
+    Train-Select, dashed inference-only (open markers); a learned selector is one point per regime (a diamond).
+    Rows with a 95% interval (``ci_low``/``ci_high``, or ``f1_low``/``f1_high`` for macro-F1) get error bars.
 
     Args:
         rows: evaluation rows (:data:`pyramid.evaluation.ROW_KEYS`).
-        full_accuracy: the ``sst2-lora`` model's full-length accuracy, a reference line.
+        full_accuracy: the inference-only model's full-length value, a reference line.
+        metric: ``accuracy`` or ``macro_f1``.
+        full_label: what the reference line is called (the model at full length).
     """
+    lo_key, hi_key = ("ci_low", "ci_high") if metric == "accuracy" else ("f1_low", "f1_high")
+    metric_name = "accuracy" if metric == "accuracy" else "macro-F1"
     fig = go.Figure()
     keys = list(dict.fromkeys((r.get("regime", "inference"), r["selector"]) for r in rows))
     for regime, name in keys:
         pts = sorted((r for r in rows if r["selector"] == name and r.get("regime", "inference") == regime),
                      key=lambda r: (r["flops_speedup"] if r["retention"] < 1.0 else 1.0))
         label = run_name(name, regime)
+        values = [100 * r[metric] if r.get(metric) is not None else None for r in pts]
+        bars = None
+        if pts and all(r.get(lo_key) is not None and r.get(hi_key) is not None for r in pts):
+            bars = dict(type="data", symmetric=False, thickness=1, width=3,
+                        array=[100 * (r[hi_key] - r[metric]) for r in pts],
+                        arrayminus=[100 * (r[metric] - r[lo_key]) for r in pts])
         fig.add_trace(go.Scatter(
-            x=[r["flops_speedup"] if r["retention"] < 1.0 else 1.0 for r in pts], y=[100 * r["accuracy"] for r in pts],
+            x=[r["flops_speedup"] if r["retention"] < 1.0 else 1.0 for r in pts], y=values, error_y=bars,
             mode="lines+markers", name=html.escape(label),
             line=dict(color=color_of(name), dash=REGIME_DASH.get(regime, "solid")),
             # one point (a learned selector): a diamond, open for inference-only and filled for Train-Select
             marker=dict(size=9 if len(pts) == 1 else 6,
                         symbol=("diamond" if len(pts) == 1 else "circle") + ("-open" if regime == "inference" else "")),
-            customdata=[[r["retention"], 100 * r["agreement"]] for r in pts],
-            hovertemplate=(f"{html.escape(label)}<br>FLOPs speedup %{{x:.2f}}x<br>accuracy %{{y:.1f}}%<br>retention "
-                           "%{customdata[0]:.2f}<br>agreement with its full model %{customdata[1]:.1f}%<extra></extra>"),
+            customdata=[[r["retention"], 100 * r["agreement"],
+                         "" if r.get(lo_key) is None else f" [{100 * r[lo_key]:.1f}, {100 * r[hi_key]:.1f}]"]
+                        for r in pts],
+            hovertemplate=(f"{html.escape(label)}<br>FLOPs speedup %{{x:.2f}}x<br>{metric_name} %{{y:.1f}}"
+                           "%{customdata[2]}<br>retention %{customdata[0]:.2f}<br>agreement with its full model "
+                           "%{customdata[1]:.1f}%<extra></extra>"),
         ))
     if full_accuracy is not None:
         fig.add_hline(y=100 * full_accuracy, line_dash="dash", line_color="#444",
-                      annotation_text=f"sst2-lora, full length: {100 * full_accuracy:.1f}%",
+                      annotation_text=f"{html.escape(full_label)}, full length: {100 * full_accuracy:.1f}",
                       annotation_position="top right")
     fig.update_layout(title=title, height=460, margin=dict(l=10, r=10, t=50, b=40), legend_title_text="selector (regime)",
                       xaxis_title="FLOPs speedup over the full model (x; selector cost included)",
-                      yaxis_title="accuracy (%)")
+                      yaxis_title="accuracy (%)" if metric == "accuracy" else "macro-F1 (x 100)")
     return fig
 
 

@@ -16,9 +16,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .artifacts import ASSETS_DIR
-from .evaluation import ROW_KEYS
+
 
 RESULTS_DIR = ASSETS_DIR / "results"
+REQUIRED_KEYS = ("selector", "retention", "n", "accuracy", "agreement", "flops_speedup", "wall_s")
+"""Columns every evaluation file has; the others of :data:`ROW_KEYS` came later (regimes, intervals)."""
+INTERVAL_KEYS = ("ci_low", "ci_high", "macro_f1", "f1_low", "f1_high", "diff_full", "diff_low", "diff_high")
 
 
 class ResultsError(ValueError):
@@ -72,18 +75,21 @@ def read_eval_csv(path: str | Path) -> list[dict]:
     try:
         with open(path, newline="", encoding="utf-8") as fh:
             reader = csv.DictReader(fh)
-            optional = ("regime", "head")  # files written before the regimes existed are inference-only
-            missing = [k for k in ROW_KEYS if k not in (reader.fieldnames or []) and k not in optional]
+            missing = [k for k in REQUIRED_KEYS if k not in (reader.fieldnames or [])]
             if missing:
                 raise ResultsError(f"{path.name}: missing columns {missing}")
             rows = []
             for r in reader:
-                rows.append({
+                row = {
                     "regime": r.get("regime") or "inference", "head": r.get("head") or "",
                     "selector": r["selector"], "retention": float(r["retention"]), "n": int(r["n"]),
                     "accuracy": float(r["accuracy"]), "agreement": float(r["agreement"]),
                     "flops_speedup": float(r["flops_speedup"]), "wall_s": float(r["wall_s"]),
-                })
+                    "correct": r.get("correct") or None,
+                }
+                for k in INTERVAL_KEYS:  # files written before the intervals existed have none
+                    row[k] = float(r[k]) if r.get(k) not in (None, "") else None
+                rows.append(row)
     except (OSError, ValueError, KeyError) as exc:
         if isinstance(exc, ResultsError):
             raise
@@ -146,6 +152,32 @@ def load_saliency_report(folder: str | Path = RESULTS_DIR, name: str = "saliency
     return rows, _meta(path)
 
 
+def _curve(rows: list[dict], selector: str, regime: str | None) -> list[dict]:
+    """A selector's rows sorted by speedup (the full-length row at 1.0)."""
+    own = [r for r in rows if r["selector"] == selector and (regime is None or r.get("regime") == regime)]
+    return sorted(own, key=lambda r: (r["flops_speedup"] if r["retention"] < 1.0 else 1.0, -r["retention"]))
+
+
+def _speed(r: dict) -> float:
+    return r["flops_speedup"] if r["retention"] < 1.0 else 1.0
+
+
+def _bracket(rows: list[dict], selector: str, speedup: float, regime: str | None) -> list[tuple[float, dict]] | None:
+    """``[(weight, row)]`` whose weighted accuracies give the selector's accuracy at ``speedup`` by linear
+    interpolation between the two measured points around it (None outside the measured range)."""
+    pts = _curve(rows, selector, regime)
+    for a, b in zip(pts, pts[1:]):
+        x0, x1 = _speed(a), _speed(b)
+        if x0 <= speedup <= x1:
+            if x1 == x0:
+                return [(1.0, a)]
+            w = (speedup - x0) / (x1 - x0)
+            return [(1.0 - w, a), (w, b)]
+    if len(pts) == 1 and abs(_speed(pts[0]) - speedup) < 1e-9:
+        return [(1.0, pts[0])]
+    return None
+
+
 def accuracy_at_speedup(rows: list[dict], selector: str, speedup: float, regime: str | None = None) -> float | None:
     """A fixed-schedule selector's accuracy at a given FLOPs speedup, by linear interpolation of
     its (flops_speedup, accuracy) curve in ``rows`` (the full-length row counts as speedup 1.0).
@@ -157,12 +189,43 @@ def accuracy_at_speedup(rows: list[dict], selector: str, speedup: float, regime:
     Used to compare a learned selector's single operating point with core-set "at matched speedup",
     and every selector at 1.6x, 2.0x and 2.3x.
     """
-    pts = sorted({(r["flops_speedup"] if r["retention"] < 1.0 else 1.0, r["accuracy"])
-                  for r in rows if r["selector"] == selector and (regime is None or r.get("regime") == regime)})
-    for (x0, y0), (x1, y1) in zip(pts, pts[1:]):
-        if x0 <= speedup <= x1:
-            return y0 if x1 == x0 else y0 + (y1 - y0) * (speedup - x0) / (x1 - x0)
-    return None
+    parts = _bracket(rows, selector, speedup, regime)
+    return None if parts is None else sum(w * r["accuracy"] for w, r in parts)
+
+
+def _vectors(parts: list[tuple[float, dict]]):
+    from .evaluation import unpack_correct
+
+    if any(not r.get("correct") for _, r in parts):
+        return None
+    return [(w, unpack_correct(r["correct"], r["n"])) for w, r in parts]
+
+
+def interval_at_speedup(rows: list[dict], selector: str, speedup: float, regime: str | None = None):
+    """:func:`accuracy_at_speedup` with its 95% paired bootstrap interval (:func:`pyramid.stats.blended_accuracy_interval`
+    on the per-example correctness of the two rows around it); None outside the range or for rows written
+    without per-example correctness."""
+    from .stats import blended_accuracy_interval
+
+    parts = _bracket(rows, selector, speedup, regime)
+    vectors = None if parts is None else _vectors(parts)
+    return None if vectors is None else blended_accuracy_interval(vectors)
+
+
+def difference_at_speedup(rows: list[dict], a: tuple[str, str], b: tuple[str, str], speedup: float):
+    """Accuracy of run ``a = (selector, regime)`` minus run ``b`` at the same FLOPs speedup, each interpolated on
+    its curve (a learned selector's single point counts at its own speedup only), with the paired bootstrap
+    interval over the shared examples; None when either run does not reach that speedup or lacks per-example
+    correctness, or the runs are on different examples."""
+    from .stats import blended_accuracy_interval
+
+    pa, pb = _bracket(rows, a[0], speedup, a[1]), _bracket(rows, b[0], speedup, b[1])
+    if pa is None or pb is None:
+        return None
+    va, vb = _vectors(pa), _vectors(pb)
+    if va is None or vb is None or va[0][1].size != vb[0][1].size:
+        return None
+    return blended_accuracy_interval(va, minus=vb)
 
 
 MATCHED_SPEEDUPS = (1.6, 2.0, 2.3)
@@ -174,15 +237,55 @@ def matched_table(rows: list[dict], speedups=MATCHED_SPEEDUPS) -> list[dict]:
     outside its range); a selector with one operating point (learned lengths) gives that point.
 
     Returns:
-        Rows ``{selector, regime, head, "1.6x": acc | None, ..., "own point": (acc, speedup) | None}``.
+        Rows ``{selector, regime, head, "1.6x": acc | None, ..., "own point": (acc, speedup) | None,
+        "intervals": {"1.6x": Interval | None, ...}, "vs full": {"1.6x": Interval | None, ...}}``: the
+        95% paired bootstrap interval of each interpolated accuracy, and of its difference with the same
+        regime's full-length model (the selector's own ρ = 1 row) on the same examples, where the file
+        holds per-example correctness (None otherwise).
     """
     out = []
     for regime, selector in dict.fromkeys((r.get("regime", "inference"), r["selector"]) for r in rows):
         own = [r for r in rows if r["selector"] == selector and r.get("regime", "inference") == regime]
-        row = {"selector": selector, "regime": regime, "head": own[0].get("head", "")}
+        row = {"selector": selector, "regime": regime, "head": own[0].get("head", ""), "intervals": {}, "vs full": {}}
         single = len(own) == 1  # learned lengths: one operating point
+        full = next((r for r in rows if r.get("regime", "inference") == regime and r["retention"] >= 1.0
+                     and r.get("head") == own[0].get("head") and r.get("correct")), None)
         for x in speedups:
-            row[f"{x:g}x"] = None if single else accuracy_at_speedup(rows, selector, x, regime)
+            key = f"{x:g}x"
+            row[key] = None if single else accuracy_at_speedup(rows, selector, x, regime)
+            row["intervals"][key] = None if single else interval_at_speedup(rows, selector, x, regime)
+            row["vs full"][key] = None if single or full is None else _minus_full(rows, selector, x, regime, full)
         row["own point"] = (own[0]["accuracy"], own[0]["flops_speedup"]) if single else None
         out.append(row)
+    return out
+
+
+def _minus_full(rows: list[dict], selector: str, speedup: float, regime: str, full: dict):
+    """The selector's interpolated accuracy at ``speedup`` minus its regime's full-length accuracy, paired."""
+    from .stats import blended_accuracy_interval
+
+    parts = _bracket(rows, selector, speedup, regime)
+    vectors = None if parts is None else _vectors(parts)
+    full_vec = _vectors([(1.0, full)])
+    if vectors is None or full_vec is None or vectors[0][1].size != full_vec[0][1].size:
+        return None
+    return blended_accuracy_interval(vectors, minus=full_vec)
+
+
+def pairwise_at_speedup(rows: list[dict], speedup: float, regime: str) -> list[dict]:
+    """Paired differences between every two selectors of ``regime`` at one FLOPs speedup (each interpolated on
+    its curve; a learned selector's single point only at its own speedup).
+
+    Returns:
+        ``[{a, b, diff: Interval}]`` for every ordered pair that reaches ``speedup`` with per-example
+        correctness; ``diff.excludes(0)`` marks a distinguishable difference (docs/methods.md 9).
+    """
+    names = list(dict.fromkeys(r["selector"] for r in rows if r.get("regime", "inference") == regime))
+    out = []
+    for a in names:
+        for b in names:
+            if a != b:
+                d = difference_at_speedup(rows, (a, regime), (b, regime), speedup)
+                if d is not None:
+                    out.append({"a": a, "b": b, "diff": d})
     return out
