@@ -381,3 +381,33 @@ def test_umap_warmup_waits_after_the_first_answer_and_starts_at_once_when_the_ta
     t0 = time.perf_counter()
     warm.wait()
     assert len(calls) == 1 and time.perf_counter() - t0 < 5.0 and not warm.is_alive()
+
+
+def test_a_fine_tuned_classifier_in_the_model_cache_predicts_its_own_labels(tmp_path, monkeypatch, minilm):
+    """A *ForSequenceClassification folder in the model cache: chosen in the sidebar, it predicts with its own
+    head and labels; the selectors that need the project's heads are listed as unavailable, with why."""
+    import torch
+    from transformers import AutoModelForSequenceClassification, BertConfig
+
+    torch.manual_seed(0)
+    labels = {0: "sport", 1: "politics", 2: "weather"}
+    cfg = BertConfig(vocab_size=30522, hidden_size=32, num_hidden_layers=3, num_attention_heads=4, intermediate_size=64,
+                     max_position_embeddings=512, num_labels=3, id2label=labels, label2id={v: k for k, v in labels.items()})
+    AutoModelForSequenceClassification.from_config(cfg).save_pretrained(tmp_path / "topics")
+    minilm.tokenizer.save_pretrained(tmp_path / "topics")
+    monkeypatch.setenv("PYRAMID_LENS_MODEL_ROOT", str(tmp_path))
+    at = fresh().run()
+    at.selectbox(key="pl_model_choice").set_value("topics").run()
+    assert len(at.selectbox(key="w_selector").options) == 4  # the four rule-based selectors
+    at.text_area(key="w_text").input("The match ended in a draw after heavy rain.")
+    run_button(at).click()
+    at.run()
+    assert not at.exception and not at.error
+    table = table_with(at, "run")
+    assert set(table["inference-only: label"]) <= set(labels.values())
+    assert "Train-Select: label" not in table.columns  # no Train-Select models for this classifier
+    assert table["inference-only: top classes"].str.contains("sport|politics|weather").all()
+    assert any("its own classification head (3 labels" in c.value for c in at.sidebar.caption)
+    missing = next(e for e in at.sidebar.expander if e.label.startswith("Not available on this model"))
+    assert "fine-tuned classifier with its own head" in " ".join(m.value for m in missing.markdown)
+    assert at.radio(key="w_regime").options[0] == "Inference-only (its own head)"
