@@ -173,7 +173,7 @@ def render() -> None:
 
 def _token_dropping_claim() -> None:
     """Token Dropping's own claim (pre-training compute), next to its fine-tuning figures."""
-    cls = next((c for c in SELECTORS.values() if c.rejoin_at_last_layer), None)
+    cls = next((c for c in SELECTORS.values() if c.routing == "rejoin"), None)
     if cls is None:
         return
     try:

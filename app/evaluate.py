@@ -129,8 +129,8 @@ def render() -> None:
         regimes_here = ["inference"] + (["train-select"] if selectors_for(model, model.name, "train-select") else [])
         c3, c4, c5 = st.columns([3, 2, 2])
         names = selectors_for(model, model.name, "inference")
-        fixed = [n for n in names if SELECTORS[n].uses_retention]
-        chosen = c3.multiselect("Selectors", names, default=[n for n in fixed if not SELECTORS[n].rejoin_at_last_layer],
+        plain = [n for n in names if SELECTORS[n].fixed_length and SELECTORS[n].routing == "drop"]
+        chosen = c3.multiselect("Selectors", names, default=plain,
                                 format_func=selector_label, key="ev_selectors")
         regimes = c4.multiselect("Regimes", regimes_here, default=["inference"], key="ev_regimes",
                                  format_func=lambda g: figures.REGIME_NAMES.get(g, g),

@@ -21,7 +21,8 @@ from pyramid.artifacts import REGIMES, model_cards
 from pyramid.classifier import OWN_HEAD, HeadLoadError
 from pyramid.schedule import ScheduleError
 from pyramid.selectors import SELECTORS, get_selector, selector_label
-from pyramid.trace import EmptyTextError, trace_flops
+from pyramid.tokenization import EmptyTextError
+from pyramid.trace import trace_flops
 from pyramid.words import trace_groups
 
 from pyramid import figures

@@ -25,7 +25,8 @@ from pyramid.loading import load_encoder, quiet_transformers
 from pyramid.projection import Projection, project_trace, warm_up
 from pyramid.schedule import Schedule
 from pyramid.selectors import get_selector
-from pyramid.trace import Trace, TokenizedText
+from pyramid.tokenization import TokenizedText
+from pyramid.trace import Trace
 
 
 def freeze_long_lived() -> None:

@@ -7,7 +7,7 @@ import streamlit as st
 
 from pyramid.classifier import HeadLoadError
 from pyramid.selectors import SELECTORS, selector_label
-from pyramid.trace import EmptyTextError
+from pyramid.tokenization import EmptyTextError
 from pyramid.words import word_groups
 
 from pyramid import figures

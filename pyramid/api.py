@@ -38,7 +38,8 @@ from .classifier import (OWN_HEAD, CheckpointClassifier, Classifier, HeadLoadErr
 from .loading import DEFAULT_MODEL, LoadedEncoder, load_encoder
 from .schedule import Schedule
 from .selectors import SELECTORS, Selector, get_selector
-from .trace import TokenizedText, Trace, tokenize, trace_text
+from .tokenization import TokenizedText, tokenize
+from .trace import Trace, trace_text
 
 FULL_CACHE_ENTRIES = 1024
 """Full-length probability vectors a :class:`Model` keeps (one per classifier and text; a few floats each)."""
@@ -311,7 +312,7 @@ class Model:
             return self.tokenize(text, max_length)
         ids = [int(i) for i in (text.tolist() if isinstance(text, torch.Tensor) else text)]
         if len(ids) < 3:
-            from .trace import EmptyTextError
+            from .tokenization import EmptyTextError
 
             raise EmptyTextError("The token ids hold no token between [CLS] and [SEP].")
         tok = self.tokenizer

@@ -134,10 +134,17 @@ def _attention_with_significance(module, query, key, value, attention_mask, quer
 
 
 def _pyramid_attention(module, query, key, value, attention_mask, output_attention_probs=False,
-                       output_significance=False, query_valid=None, significance_include_self=False, **kwargs):
+                       output_significance=False, query_valid=None, significance_include_self=False,
+                       output_keys=False, **kwargs):
     """The ``"pyramid"`` attention implementation: SDPA; eager when probabilities are asked for;
-    chunked with significance (:func:`_attention_with_significance`) when only that is asked for."""
+    chunked with significance (:func:`_attention_with_significance`) when only that is asked for; SDPA
+    and the keys averaged over heads ``(B, N, head_dim)`` when ``output_keys`` (ToMe's similarity metric,
+    docs/methods.md 10.2: they come free with the attention)."""
     from transformers.integrations.sdpa_attention import sdpa_attention_forward
+
+    if output_keys:
+        out, _ = sdpa_attention_forward(module, query, key, value, attention_mask, **kwargs)
+        return out, key.mean(1)  # (B, h, N, hd) -> (B, N, hd)
 
     if output_attention_probs:
         return _eager_attention_with_probs(

@@ -287,7 +287,7 @@ def selector_scores(classifier: Classifier, selector, input_ids: list[int]) -> d
     valid = torch.ones_like(ids, dtype=torch.bool)
     positions = torch.arange(ids.shape[1]).unsqueeze(0)
     rows: dict[str, torch.Tensor] = {}
-    include_self = selector.significance_includes_self
+    include_self = selector.reads == "attention_with_self"
 
     def score(j: int, hidden: torch.Tensor, probs: torch.Tensor | None) -> None:
         if j >= L or not selector.selects_after(j, L):
@@ -297,7 +297,7 @@ def selector_scores(classifier: Classifier, selector, input_ids: list[int]) -> d
                                num_layers=L, significance=sig)
         rows[selector.score_label(j)] = selector.select(ctx).scores[0].float()
 
-    run_layers(enc.model, ids, after=score, output_attention_probs=selector.needs_attention_probs)
+    run_layers(enc.model, ids, after=score, output_attention_probs=selector.reads.startswith("attention"))
     return rows
 
 

@@ -34,7 +34,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from .artifacts import DEFAULT_HEAD, HEADS_DIR, JsonConfig
+from .artifacts import HEADS_DIR, JsonConfig
 from .encoder import PyramidEncoder, PyramidOutput
 from .loading import DEFAULT_MODEL, LoadedEncoder, encoder_from_model
 from .schedule import Schedule

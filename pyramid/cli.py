@@ -433,7 +433,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point; returns the process exit code (0, or 2 after one ``error:`` line)."""
-    from .trace import EmptyTextError
+    from .tokenization import EmptyTextError
 
     parser = build_parser()
     try:

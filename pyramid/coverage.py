@@ -34,17 +34,25 @@ class Coverage:
     distance: torch.Tensor
 
 
-def coverage(hidden: torch.Tensor, valid: torch.Tensor, keep: torch.Tensor) -> Coverage:
+def coverage(hidden: torch.Tensor, valid: torch.Tensor, keep: torch.Tensor,
+             assign: torch.Tensor | None = None) -> Coverage:
     """Coverage of the valid tokens by the kept ones, in Euclidean distance.
 
     Computed in float64 on mean-centred states so that radii of different selectors compare
     exactly. The same function scores every selector.
+
+    For a merge (``assign``), a merged token is covered by the token it merged into, not by its nearest
+    kept token: the coverage radius of a merge is the largest distance from a merged token to the token
+    that absorbed it (docs/methods.md 10.4: the same notion, since a dropped token is *represented* by its
+    nearest kept token and a merged one by its target; for core-set pooling the two are the same token
+    unless the nearest is [CLS]).
 
     Args:
         hidden: ``(B, N, d)`` states the selection was made on (the layer's output).
         valid: ``(B, N)`` bool.
         keep: ``(B, N)`` bool, a subset of ``valid`` with at least one kept token per example
             that has a valid token.
+        assign: ``(B, N)`` long merge targets (slot of the absorbing token, -1 where none), or None.
 
     Returns:
         :class:`Coverage`.
@@ -55,10 +63,15 @@ def coverage(hidden: torch.Tensor, valid: torch.Tensor, keep: torch.Tensor) -> C
         x = x - (x * w).sum(1, keepdim=True) / w.sum(1, keepdim=True).clamp_min(1.0)
         sq = (x * x).sum(-1)  # (B, N)
         d2 = torch.baddbmm(sq.unsqueeze(2) + sq.unsqueeze(1), x, x.transpose(1, 2), alpha=-2.0)  # (B, N, N)
-        d2 = d2.clamp_min(0.0)
+        full_d2 = d2.clamp_min(0.0)
         keep = keep & valid
-        d2 = d2.masked_fill(~keep.unsqueeze(1), float("inf"))  # only kept columns count
+        d2 = full_d2.masked_fill(~keep.unsqueeze(1), float("inf"))  # only kept columns count
         dist2, nearest = d2.min(dim=2)  # (B, N)
+        if assign is not None:  # merged tokens: the distance to the token that absorbed them
+            merged = (assign >= 0) & valid & ~keep
+            to_target = full_d2.gather(2, assign.clamp_min(0).unsqueeze(2)).squeeze(2)  # (B, N)
+            dist2 = torch.where(merged, to_target, dist2)
+            nearest = torch.where(merged, assign, nearest)
         dist = dist2.sqrt()
         dist = torch.where(keep, torch.zeros_like(dist), dist)
         nearest = torch.where(keep, torch.arange(keep.shape[1], device=keep.device).expand_as(nearest), nearest)

@@ -1,9 +1,11 @@
-"""The pyramid encoder: a BERT encoder that drops tokens layer by layer.
+"""The pyramid encoder: a BERT encoder that reduces tokens layer by layer.
 
 It owns the loop over the Hugging Face layers (docs/methods.md 0.3): embeddings, then for each layer
 ``j = 1..L`` the layer (through the model family's adapter, :mod:`pyramid.families`), and, after its
-output, the selector's choice of tokens to keep. Kept rows of the hidden states, the padding mask, the original positions and the
-token ids are gathered into physically shorter tensors, so the next layer really computes less.
+output, the selector's choice of tokens to keep. What happens to the others is the selector's routing
+(:mod:`pyramid.routing`: dropped, parked until they rejoin, or merged into kept tokens); the kept rows of
+the hidden states, the padding mask, the original positions and the token ids are gathered into
+physically shorter tensors, so the next layer really computes less.
 
 Rules enforced whatever the selector answers: [CLS] (slot 0) is always kept; pads are never kept;
 kept tokens stay in ascending original order (docs/methods.md 1.4). With retention 1.0 the output equals
@@ -24,6 +26,7 @@ import torch
 from .coverage import Coverage, coverage
 from .layers import additive_mask
 from .loading import LoadedEncoder
+from .routing import RouteState, make_routing
 from .schedule import Schedule, config_dims, cross_layer_flops, layer_flops
 from .selectors.base import Selection, SelectionContext, Selector
 
@@ -43,9 +46,14 @@ class LayerOutput:
         coverage: :class:`pyramid.coverage.Coverage` of ``keep`` over ``valid``, when asked for.
         scores: ``(B, N_j)`` the selector's scores, when it made a selection here.
         attention_probs: ``(B, heads, N_j, N_j)`` when the selector asked for them.
-        selection_seconds: wall time of the selector's ``select`` call (seconds; 0.0 if none).
+        selection_seconds: wall time of the selector's ``select`` call and its merge targets (seconds;
+            0.0 if none).
         selected: the selector ran after this layer.
         layer_seconds: wall time of the layer's forward (seconds).
+        merged_into: ``(B, N_j)`` long, the slot each token merged into at this selection (-1: kept, or
+            dropped without a target), for a merging routing; None otherwise.
+        size: ``(B, N_j)`` float, how many original tokens each slot stands for after this layer's routing
+            (a kept token's grown size; a merged token's own), for a merging routing; None otherwise.
     """
 
     layer: int
@@ -59,6 +67,8 @@ class LayerOutput:
     selection_seconds: float = 0.0
     layer_seconds: float = 0.0
     selected: bool = False
+    merged_into: torch.Tensor | None = None
+    size: torch.Tensor | None = None
 
 
 @dataclass
@@ -78,7 +88,10 @@ class PyramidOutput:
         selection_flops: ``(B,)`` float64, FLOPs the selector itself spent on each example
             (:meth:`Selector.selection_flops` of the selector that ran, summed over its selections).
         routing_flops: ``(B,)`` float64, FLOPs of the layers beyond what the alive counts say: a
-            cross layer's keys and values over the tokens before the selection (Token Dropping).
+            cross layer's keys and values over the tokens before the selection (Token Dropping), and a
+            merging routing's weighted sums.
+        size: ``(B, N_L)`` float, how many original tokens each last-layer state stands for (merging
+            routings), or None.
     """
 
     last_hidden_state: torch.Tensor
@@ -91,6 +104,7 @@ class PyramidOutput:
     embedding_selection: LayerOutput | None = None
     selection_flops: torch.Tensor | None = None
     routing_flops: torch.Tensor | None = None
+    size: torch.Tensor | None = None
 
     @property
     def cls_hidden(self) -> torch.Tensor:
@@ -102,37 +116,6 @@ class PyramidOutput:
         return torch.stack([lo.valid.sum(1) for lo in self.layers], dim=1)
 
 
-def _gather_rows(x: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
-    """``x (B, N, ...)`` gathered along dim 1 with ``idx (B, M)`` -> ``(B, M, ...)``.
-
-    Whole rows are copied with one ``index_select`` on the flattened ``(B * N, ...)`` view: an
-    element-wise ``gather`` with the index expanded over the hidden size took ~8x longer on CPU
-    (115 against 15 microseconds for 512 x 384 states). Differentiable like ``gather``.
-    """
-    if x.dim() == 2:
-        return x.gather(1, idx)
-    B, N = x.shape[:2]
-    flat = (idx + torch.arange(B, device=idx.device).unsqueeze(1) * N).reshape(-1)  # (B * M,) rows of the flat view
-    return x.reshape(B * N, *x.shape[2:]).index_select(0, flat).view(B, idx.shape[1], *x.shape[2:])
-
-
-def compact(keep: torch.Tensor) -> torch.Tensor:
-    """Slots to gather so that kept slots come first, in ascending order.
-
-    Args:
-        keep: ``(B, N)`` bool.
-
-    Returns:
-        ``(B, M)`` long with ``M = max kept count``; rows with fewer kept slots are filled with
-        dropped slots, which the gathered ``keep`` marks as pads.
-    """
-    if keep.shape[0] == 1 and bool(keep.any()):
-        return keep[0].nonzero().reshape(1, -1)  # (1, M): one example, no sort needed
-    m = int(keep.sum(1).max())
-    order = torch.argsort((~keep).to(torch.int8), dim=1, stable=True)  # kept first, ascending
-    return order[:, :max(m, 1)]
-
-
 class PyramidEncoder:
     """A BERT-family encoder whose sequence shrinks after each layer.
 
@@ -140,6 +123,8 @@ class PyramidEncoder:
         encoder: a :class:`pyramid.loading.LoadedEncoder`.
         selector: a :class:`pyramid.selectors.base.Selector`.
         schedule: a :class:`pyramid.schedule.Schedule` (used by fixed-length selectors).
+        proportional_attention: with a merging routing, add ``log(size)`` to the attention logits of every
+            later layer (ToMe's ``prop_attn``, docs/methods.md 10.1; default on).
 
     Example::
 
@@ -150,12 +135,14 @@ class PyramidEncoder:
         out.cls_hidden  # (1, 384)
     """
 
-    def __init__(self, encoder: LoadedEncoder, selector: Selector, schedule: Schedule | None = None):
+    def __init__(self, encoder: LoadedEncoder, selector: Selector, schedule: Schedule | None = None, *,
+                 proportional_attention: bool = True):
         self.encoder = encoder
         self.model = encoder.model
         self.selector = selector
         self.schedule = schedule or Schedule(retention=1.0)
         self.num_layers = encoder.num_layers
+        self.proportional_attention = proportional_attention
         self.schedule.validate(self.num_layers)
 
     def __call__(self, *args, **kwargs) -> PyramidOutput:
@@ -180,15 +167,16 @@ class PyramidEncoder:
         """Run the pyramid.
 
         Not wrapped in ``no_grad``: selection runs on detached states, and gradients flow through
-        the gathered rows (docs/methods.md 1.2), so the same forward fine-tunes with the pyramid in the
-        loop. Wrap calls in ``torch.inference_mode()`` for inference.
+        the gathered (and merged) rows (docs/methods.md 1.2), so the same forward fine-tunes with the
+        pyramid in the loop. Wrap calls in ``torch.inference_mode()`` for inference.
 
         Args:
             input_ids: ``(B, N)`` long, [CLS] first (as the tokenizer gives it).
             attention_mask: ``(B, N)`` 1 for real tokens, 0 for pads (right padding); all ones if None.
             token_type_ids: ``(B, N)`` or None.
             output_hidden_states: keep every layer's output and the embedding output.
-            output_coverage: compute the coverage radius of every layer's kept set.
+            output_coverage: compute the coverage radius of every layer's kept set (for a merge, over the
+                merge targets).
             output_attention_probs: keep the probabilities a selector asked for.
             seed: seed of the generator passed to stochastic selectors.
 
@@ -209,6 +197,7 @@ class PyramidEncoder:
             raise ValueError("every example must start with a real token ([CLS]); use right padding")
         L = self.num_layers
         selector = self.selector
+        routing = make_routing(selector.routing, proportional_attention=self.proportional_attention)
         generator = torch.Generator().manual_seed(int(seed))
         retention = float(self.schedule.retention) if self.schedule.is_geometric else None
 
@@ -216,9 +205,9 @@ class PyramidEncoder:
         hidden = family.embed(self.model, input_ids, token_type_ids, attention_mask)  # (B, N, d)
         arange = torch.arange(N, device=device).expand(B, N)
         positions = torch.where(valid, arange, torch.full_like(arange, -1))  # (B, N)
-        ids = input_ids
         n_real = valid.sum(1)  # (B,)
         lengths = self.schedule_lengths(n_real)  # (B, L)
+        state = routing.start(RouteState(hidden, valid, positions, input_ids))
 
         out = PyramidOutput(last_hidden_state=hidden, positions=positions, valid=valid, lengths=lengths,
                             n_tokens=n_real, selection_flops=torch.zeros(B, dtype=torch.float64),
@@ -227,35 +216,25 @@ class PyramidEncoder:
         if output_hidden_states:
             out.embedding_output = hidden
 
-        cross_kv = None  # (hidden, valid) of every token before a selection, for a following cross layer
-        parked = None
-        if selector.rejoin_at_last_layer:
-            parked = torch.zeros_like(hidden)  # (B, N, d) states of dropped tokens, where they left
-            full_valid, full_positions, full_ids = valid, positions, ids
-
         if not selector.fixed_length and selector.selects_after(0, L):
-            ctx = SelectionContext(hidden=hidden.detach(), valid=valid, positions=positions, input_ids=ids,
-                                   layer=0, num_layers=L, generator=generator, retention=retention)
+            ctx = SelectionContext(hidden=state.hidden.detach(), valid=state.valid, positions=state.positions,
+                                   input_ids=state.ids, layer=0, num_layers=L, generator=generator,
+                                   retention=retention, size=state.size)
             t0 = time.perf_counter()
             selection = selector.select(ctx)
-            keep = self._enforce(selection.keep, valid)
+            keep = self._enforce(selection.keep, state.valid)
+            targets = routing.targets(state, keep, selection)
             seconds = time.perf_counter() - t0
-            self._count_flops(out.selection_flops, valid, keep, None, d)
-            out.embedding_selection = LayerOutput(
-                layer=0, positions=positions, valid=valid, keep=keep, scores=selection.scores,
-                selection_seconds=seconds, selected=True,
-                hidden=hidden if output_hidden_states else None,
-            )
-            hidden, valid, positions, ids = self._shrink(keep, hidden, valid, positions, ids, parked)
+            self._count_flops(out, routing, state.valid, keep, None, d)
+            record = LayerOutput(layer=0, positions=state.positions, valid=state.valid, keep=keep,
+                                 scores=selection.scores, selection_seconds=seconds, selected=True,
+                                 hidden=state.hidden if output_hidden_states else None, merged_into=targets)
+            state, record.size = routing.route(0, L, state, keep, targets)
+            out.embedding_selection = record
 
         for j in range(1, L + 1):
-            if parked is not None and j == L:
-                # Dropped tokens rejoin: full sequence, dropped rows hold their parked states.
-                b, slot = valid.nonzero(as_tuple=True)
-                full = parked.clone()  # (B, N, d)
-                full[b, positions[b, slot]] = hidden[b, slot]
-                hidden, valid, positions, ids = full, full_valid, full_positions, full_ids
-
+            state, kv = routing.enter(j, L, state)
+            valid = state.valid
             k = None
             will_select = False
             if j < L and selector.selects_after(j, L):
@@ -264,70 +243,86 @@ class PyramidEncoder:
                     will_select = bool((k < valid.sum(1)).any())
                 else:
                     will_select = True
-            # Attention selectors get the probabilities (eager) only when they were asked for or
-            # when the selector cannot work from significance alone; else the chunked path.
-            attn = will_select and selector.needs_attention_probs
-            need_probs = attn and (output_attention_probs or not selector.accepts_significance)
-            rows = valid if attn and not need_probs else None
+            request = self._request(will_select, output_attention_probs, valid)
 
             t0 = time.perf_counter()
-            if cross_kv is not None:
-                kv_hidden, kv_valid, kv_positions = cross_kv
-                cross_kv = None
-                hidden, extra = family.run_layer(self.model, j, hidden, additive_mask(kv_valid, hidden.dtype), positions,
-                                                 kv_hidden=kv_hidden, kv_positions=kv_positions)  # queries: the kept
-                self._count_cross(out.routing_flops, valid, kv_valid)
+            if kv is not None:  # a cross layer: queries the kept tokens, keys and values every token before
+                mask = additive_mask(kv.valid, state.hidden.dtype, routing.bias(kv))
+                hidden, extra = family.run_layer(self.model, j, state.hidden, mask, state.positions,
+                                                 kv_hidden=kv.hidden, kv_positions=kv.positions)
+                self._count_cross(out.routing_flops, valid, kv.valid)
             else:
-                hidden, extra = family.run_layer(self.model, j, hidden, additive_mask(valid, hidden.dtype), positions,
-                                                 output_attention_probs=need_probs, significance_rows=rows,
-                                                 include_self=selector.significance_includes_self)  # (B, N_j, d)
-            probs = extra if need_probs else None
-            sig = extra if rows is not None else None
+                mask = additive_mask(valid, state.hidden.dtype, routing.bias(state))
+                hidden, extra = family.run_layer(self.model, j, state.hidden, mask, state.positions,
+                                                 **request)  # (B, N_j, d)
+            state = RouteState(hidden, valid, state.positions, state.ids, state.size)
             t1 = time.perf_counter()
 
             selection: Selection | None = None
+            targets = None
             if will_select:
-                ctx = SelectionContext(hidden=hidden.detach(), valid=valid, positions=positions, input_ids=ids,
-                                       layer=j, num_layers=L, k=k, attention_probs=probs, significance=sig,
-                                       generator=generator, retention=retention)
+                ctx = SelectionContext(hidden=hidden.detach(), valid=valid, positions=state.positions,
+                                       input_ids=state.ids, layer=j, num_layers=L, k=k,
+                                       attention_probs=extra if request.get("output_attention_probs") else None,
+                                       significance=extra if request.get("significance_rows") is not None else None,
+                                       keys=extra if request.get("output_keys") else None,
+                                       generator=generator, retention=retention, size=state.size)
                 selection = selector.select(ctx)
                 keep = self._enforce(selection.keep, valid)
+                targets = routing.targets(state, keep, selection)
                 t2 = time.perf_counter()  # the selection's time ends here; the FLOPs bookkeeping is not in it
-                self._count_flops(out.selection_flops, valid, keep, k, d)
+                self._count_flops(out, routing, valid, keep, k, d)
             else:
                 keep = valid
                 t2 = t1
 
             record = LayerOutput(
-                layer=j, positions=positions, valid=valid, keep=keep,
+                layer=j, positions=state.positions, valid=valid, keep=keep,
                 hidden=hidden if output_hidden_states else None,
                 scores=selection.scores if selection is not None else None,
-                attention_probs=probs if output_attention_probs else None,
+                attention_probs=extra if output_attention_probs and request.get("output_attention_probs") else None,
                 selection_seconds=(t2 - t1) if will_select else 0.0,
-                layer_seconds=t1 - t0, selected=will_select,
+                layer_seconds=t1 - t0, selected=will_select, merged_into=targets,
             )
             if output_coverage:
-                record.coverage = coverage(hidden, valid, keep)
+                record.coverage = coverage(hidden, valid, keep, assign=targets)
             out.layers.append(record)
 
             if will_select:
-                if selector.cross_layer_after_selection and j < L - 1:
-                    cross_kv = (hidden, valid, positions)
-                hidden, valid, positions, ids = self._shrink(keep, hidden, valid, positions, ids, parked)
+                state, record.size = routing.route(j, L, state, keep, targets)
+            elif routing.merges:
+                record.size = state.size
 
-        out.last_hidden_state, out.positions, out.valid = hidden, positions, valid
+        out.last_hidden_state, out.positions, out.valid, out.size = state.hidden, state.positions, state.valid, state.size
         return out
 
-    def _count_flops(self, total: torch.Tensor, valid: torch.Tensor, keep: torch.Tensor, k: torch.Tensor | None,
-                     d: int) -> None:
-        """Add one selection's FLOPs per example to ``total (B,)``: the selector's own cost model on
-        the alive and kept counts. A fixed-length selector costs nothing where it had nothing to drop
-        (``k`` equal to the alive count); a per-example selector scores every alive token."""
+    def _request(self, will_select: bool, output_attention_probs: bool, valid: torch.Tensor) -> dict:
+        """What the layer must return for the selector (:attr:`Selector.reads`): nothing, the attention
+        probabilities (eager; only when the caller asked for them), PoWER-BERT significance (chunked,
+        without the probabilities) or the keys averaged over heads."""
+        reads = self.selector.reads
+        if not will_select or reads == "states":
+            return {}
+        if reads == "keys":
+            return {"output_keys": True}
+        if output_attention_probs:
+            return {"output_attention_probs": True}
+        return {"significance_rows": valid, "include_self": reads == "attention_with_self"}
+
+    def _count_flops(self, out: PyramidOutput, routing, valid: torch.Tensor, keep: torch.Tensor,
+                     k: torch.Tensor | None, d: int) -> None:
+        """Add one selection's FLOPs per example: the selector's own cost model on the alive and kept counts
+        to ``out.selection_flops``, the routing's (a merge's weighted sums) to ``out.routing_flops``. A
+        fixed-length selector costs nothing where it had nothing to drop (``k`` equal to the alive count); a
+        per-example selector scores every alive token."""
         alive = valid.sum(1)  # (B,)
         active = (k < alive).tolist() if k is not None else [True] * len(alive)
-        cost = [self.selector.selection_flops(int(na), int(nk), d) if on else 0.0
-                for na, nk, on in zip(alive.tolist(), keep.sum(1).tolist(), active)]
-        total += torch.tensor(cost, dtype=total.dtype)  # one add, not one per example
+        pairs = list(zip(alive.tolist(), keep.sum(1).tolist(), active))
+        cost = [self.selector.selection_flops(int(na), int(nk), d) if on else 0.0 for na, nk, on in pairs]
+        out.selection_flops += torch.tensor(cost, dtype=out.selection_flops.dtype)  # one add, not one per example
+        if routing.merges:
+            extra = [routing.route_flops(int(na), int(nk), d) if on else 0.0 for na, nk, on in pairs]
+            out.routing_flops += torch.tensor(extra, dtype=out.routing_flops.dtype)
 
     def _count_cross(self, total: torch.Tensor, q_valid: torch.Tensor, kv_valid: torch.Tensor) -> None:
         """Add a cross layer's extra FLOPs per example (over a layer on the queries alone) to ``total (B,)``."""
@@ -341,16 +336,3 @@ class PyramidEncoder:
         keep = keep.to(torch.bool) & valid
         keep[:, 0] = valid[:, 0]
         return keep
-
-    @staticmethod
-    def _shrink(keep, hidden, valid, positions, ids, parked):
-        """Gather the kept slots into shorter tensors; park dropped states when they rejoin later."""
-        if parked is not None:
-            b, slot = (valid & ~keep).nonzero(as_tuple=True)
-            parked[b, positions[b, slot]] = hidden[b, slot].detach()
-        if bool((keep == valid).all()):
-            return hidden, valid, positions, ids
-        idx = compact(keep)  # (B, M)
-        new_valid = keep.gather(1, idx)
-        new_positions = torch.where(new_valid, positions.gather(1, idx), torch.full_like(idx, -1))
-        return _gather_rows(hidden, idx), new_valid, new_positions, ids.gather(1, idx)

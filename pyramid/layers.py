@@ -16,12 +16,20 @@ import torch
 from .families import family_of
 
 
-def additive_mask(valid: torch.Tensor, dtype: torch.dtype) -> torch.Tensor | None:
+def additive_mask(valid: torch.Tensor, dtype: torch.dtype, bias: torch.Tensor | None = None) -> torch.Tensor | None:
     """``(B, N)`` bool -> ``(B, 1, 1, N)`` additive attention mask (0 or the dtype's minimum), or
-    None when nothing is padded."""
-    if bool(valid.all()):
+    None when nothing is padded and there is no bias.
+
+    Args:
+        bias: ``(B, N)`` added to the logits of every query towards each key (proportional attention's
+            ``log(size)``, docs/methods.md 10.1), or None.
+    """
+    if bias is None and bool(valid.all()):
         return None
-    return (~valid)[:, None, None, :].to(dtype) * torch.finfo(dtype).min
+    mask = (~valid)[:, None, None, :].to(dtype) * torch.finfo(dtype).min
+    if bias is not None:
+        mask = mask + torch.where(valid, bias.to(dtype), torch.zeros_like(bias, dtype=dtype))[:, None, None, :]
+    return mask
 
 
 def embed(model, input_ids: torch.Tensor, token_type_ids: torch.Tensor | None = None,
@@ -33,7 +41,7 @@ def embed(model, input_ids: torch.Tensor, token_type_ids: torch.Tensor | None = 
 def run_layer(model, j: int, hidden: torch.Tensor, mask: torch.Tensor | None, positions: torch.Tensor | None = None,
               *, output_attention_probs: bool = False, significance_rows: torch.Tensor | None = None,
               include_self: bool = False, kv_hidden: torch.Tensor | None = None,
-              kv_positions: torch.Tensor | None = None):
+              kv_positions: torch.Tensor | None = None, output_keys: bool = False):
     """Layer ``j`` (1-based) of ``model`` on the given tokens.
 
     Args:
@@ -45,9 +53,10 @@ def run_layer(model, j: int, hidden: torch.Tensor, mask: torch.Tensor | None, po
         include_self: the significance keeps the self-attention term (LTP's score).
         kv_hidden, kv_positions: a cross layer (Token Dropping's middle layer, docs/methods.md 4.1): the
             ``N`` rows of ``hidden`` are the queries, these ``M`` rows the keys and values.
+        output_keys: return the attention's keys averaged over heads ``(B, N, head_dim)`` (ToMe).
 
     Returns:
-        ``(output (B, N, d), extra)``: ``extra`` is the probabilities, the significance, or None.
+        ``(output (B, N, d), extra)``: ``extra`` is the probabilities, the significance, the keys, or None.
     """
     if positions is None:
         B, N = hidden.shape[:2]
@@ -55,7 +64,7 @@ def run_layer(model, j: int, hidden: torch.Tensor, mask: torch.Tensor | None, po
     return family_of(model.config).run_layer(
         model, j, hidden, mask, positions, output_attention_probs=output_attention_probs,
         significance_rows=significance_rows, include_self=include_self, kv_hidden=kv_hidden,
-        kv_positions=kv_positions)
+        kv_positions=kv_positions, output_keys=output_keys)
 
 
 BeforeHook = Callable[[int, torch.Tensor], "torch.Tensor | None"]

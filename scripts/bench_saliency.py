@@ -19,9 +19,10 @@ import torch
 
 from pyramid.bench import median_seconds
 from pyramid.attribution import attention_importance, gradient_saliency, saliency_report
-from pyramid.classifier import DEFAULT_HEAD, load_classifier
+from pyramid.artifacts import DEFAULT_HEAD
+from pyramid.classifier import load_classifier
 from pyramid.loading import load_encoder
-from pyramid.trace import tokenize
+from pyramid.tokenization import tokenize
 from bench_explorer import text_of_tokens
 
 

@@ -44,7 +44,7 @@ def test_every_selector_keeps_the_contract(minilm, name, regime):
         pos = lo.positions.masked_fill(~lo.valid, 10 ** 6)
         assert bool((pos[:, 1:] >= pos[:, :-1]).all()), "alive tokens stay in ascending order"
     for prev, nxt in zip(out.layers, out.layers[1:]):
-        if sel.rejoin_at_last_layer and nxt.layer == len(out.layers):
+        if sel.routing == "rejoin" and nxt.layer == len(out.layers):
             continue  # Token Dropping: everyone is back for the last layer
         for bi in range(len(TEXTS)):
             kept = set(prev.positions[bi][prev.keep[bi]].tolist())

@@ -3,7 +3,8 @@
 import pytest
 import torch
 
-from pyramid.encoder import PyramidEncoder, _gather_rows, compact
+from pyramid.encoder import PyramidEncoder
+from pyramid.routing.base import compact, gather_rows as _gather_rows
 from pyramid.loading import encoder_from_model
 from pyramid.schedule import Schedule
 from pyramid.selectors import SELECTORS, Selection, Selector, get_selector
@@ -123,7 +124,7 @@ class EveryOtherRejoin(Selector):
 
     name = "toy-rejoin"
     fixed_length = False
-    rejoin_at_last_layer = True
+    routing = "rejoin"
 
     def selects_after(self, layer, num_layers):
         return layer == 1

@@ -139,10 +139,12 @@ def test_every_selector_is_one_registry_line_and_one_file():
         module = entry.split(":")[0]
         assert (PKG / "selectors" / f"{module}.py").is_file()
         assert cls.__module__ == f"pyramid.selectors.{module}"
-    colours = [cls.color for cls in REGISTRY]
+    colours = [info.color for info in SELECTORS.values()]
     assert len(set(colours)) == len(colours)  # no two selectors share a colour
-    for cls in REGISTRY:
-        assert cls.label and cls.short and cls.description and cls.__doc__
+    for info in SELECTORS.values():
+        assert info.label and info.short and info.description and info.cls.__doc__
+        # the class is the algorithm only: its display text lives in the descriptor beside it
+        assert not {"label", "short", "description", "color"} & set(vars(info.cls))
 
 
 @pytest.mark.parametrize("trainer", ["train", "train-adapler", "train-trbert", "train-token-dropping"])

@@ -23,11 +23,9 @@ class AlbertFamily(Family):
         group = int((j - 1) / (cfg.num_hidden_layers / cfg.num_hidden_groups))
         return model.encoder.albert_layer_groups[group]
 
-    def attention_module(self, model, j):
-        return self.layer(model, j).albert_layers[-1].attention
 
     def run_layer(self, model, j, hidden, mask, positions, *, output_attention_probs=False, significance_rows=None,
-                  include_self=False, kv_hidden=None, kv_positions=None):
+                  include_self=False, kv_hidden=None, kv_positions=None, output_keys=False):
         inner = list(self.layer(model, j).albert_layers)
         if kv_hidden is not None and len(inner) > 1:
             raise NotImplementedError("a cross layer over an ALBERT group of several inner layers")
@@ -45,7 +43,7 @@ class AlbertFamily(Family):
                 context, _ = softmax_attention(q, k, v, mask, None, att.scaling, att.attention_dropout.p, att.training)
                 attention_output = att.LayerNorm(hidden + att.output_dropout(att.dense(context)))
             else:
-                kwargs = kernel_kwargs(output_attention_probs, significance_rows, include_self) if last else {}
+                kwargs = kernel_kwargs(output_attention_probs, significance_rows, include_self, output_keys) if last else {}
                 attention_output, probs = att(hidden, mask, **kwargs)
                 if kwargs:
                     extra = probs

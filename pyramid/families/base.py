@@ -20,14 +20,11 @@ class Family:
         model_types: the ``config.model_type`` values it serves.
         relative_positions: its layers need the original positions of the tokens they see.
         lora_targets: module names of every linear layer inside its layers (LoRA goes on all of them).
-        position_offset: positions reserved before the first token (RoBERTa-style padding offset),
-            subtracted from ``max_position_embeddings`` for the longest input.
     """
 
     model_types: tuple[str, ...] = ()
     relative_positions: bool = False
     lora_targets: tuple[str, ...] = ()
-    position_offset: int = 0
 
     def embed(self, model, input_ids: torch.Tensor, token_type_ids: torch.Tensor | None = None,
               attention_mask: torch.Tensor | None = None) -> torch.Tensor:
@@ -45,26 +42,25 @@ class Family:
     def run_layer(self, model, j: int, hidden: torch.Tensor, mask: torch.Tensor | None, positions: torch.Tensor | None,
                   *, output_attention_probs: bool = False, significance_rows: torch.Tensor | None = None,
                   include_self: bool = False, kv_hidden: torch.Tensor | None = None,
-                  kv_positions: torch.Tensor | None = None):
+                  kv_positions: torch.Tensor | None = None, output_keys: bool = False):
         """Run layer ``j`` on the alive tokens.
 
         Args:
             model: the base model. j: 1-based layer. hidden: ``(B, N, d)``.
-            mask: additive ``(B, 1, 1, M)`` mask over the keys (``M = N``, or the cross layer's keys).
+            mask: additive ``(B, 1, 1, M)`` mask over the keys (``M = N``, or the cross layer's keys); it
+                also carries proportional attention's ``log(size)`` (docs/methods.md 10.1).
             positions: ``(B, N)`` original positions of the query tokens (-1 for pads).
             output_attention_probs: also return ``(B, heads, N, N)`` probabilities.
             significance_rows: ``(B, N)`` valid query rows: return significance ``(B, N)`` instead.
             include_self: the significance keeps the self-attention term (LTP).
             kv_hidden, kv_positions: a cross layer's keys and values ``(B, M, d)`` and their positions.
+            output_keys: return the attention's keys averaged over heads ``(B, N, head_dim)`` instead (ToMe).
 
         Returns:
-            ``(output (B, N, d), extra)``: the probabilities, the significance, or None.
+            ``(output (B, N, d), extra)``: the probabilities, the significance, the keys, or None.
         """
         raise NotImplementedError
 
-    def attention_module(self, model, j: int):
-        """The self-attention module of layer ``j`` (for the memory of its dropout, tests)."""
-        raise NotImplementedError
 
     def classification_logits(self, classifier, hidden: torch.Tensor) -> torch.Tensor:
         """The logits of a ``*ForSequenceClassification`` checkpoint of this family from the last layer's
@@ -115,9 +111,12 @@ def softmax_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: t
     return context.transpose(1, 2).reshape(B, N, h * hd), probs
 
 
-def kernel_kwargs(output_attention_probs: bool, significance_rows: torch.Tensor | None, include_self: bool) -> dict:
+def kernel_kwargs(output_attention_probs: bool, significance_rows: torch.Tensor | None, include_self: bool,
+                  output_keys: bool = False) -> dict:
     """What to ask the project's attention kernel (:mod:`pyramid.attention`) for: the probabilities, the
-    chunked significance, or nothing extra."""
+    chunked significance, the keys averaged over heads, or nothing extra."""
+    if output_keys:
+        return {"output_keys": True}
     if output_attention_probs:
         return {"output_attention_probs": True}
     if significance_rows is not None:
@@ -126,8 +125,11 @@ def kernel_kwargs(output_attention_probs: bool, significance_rows: torch.Tensor 
 
 
 def extra_from_probs(probs: torch.Tensor, output_attention_probs: bool, significance_rows: torch.Tensor | None,
-                     include_self: bool):
-    """For families whose attention is written out: the probabilities or the significance asked for, or None."""
+                     include_self: bool, keys: torch.Tensor | None = None, output_keys: bool = False):
+    """For families whose attention is written out: the probabilities, the significance or the keys averaged
+    over heads (``keys (B, h, N, hd)`` -> ``(B, N, hd)``) asked for, or None."""
+    if output_keys:
+        return keys.mean(1)
     if output_attention_probs:
         return probs
     if significance_rows is not None:

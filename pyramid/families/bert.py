@@ -27,16 +27,14 @@ class BertFamily(Family):
     def layer(self, model, j):
         return model.encoder.layer[j - 1]
 
-    def attention_module(self, model, j):
-        return self.layer(model, j).attention.self
 
     def run_layer(self, model, j, hidden, mask, positions, *, output_attention_probs=False, significance_rows=None,
-                  include_self=False, kv_hidden=None, kv_positions=None):
+                  include_self=False, kv_hidden=None, kv_positions=None, output_keys=False):
         layer = self.layer(model, j)
         if kv_hidden is not None:
             context = cross_attention(layer.attention.self, hidden, kv_hidden, mask)  # (B, N, d)
             return layer.feed_forward_chunk(layer.attention.output(context, hidden)), None
-        kwargs = kernel_kwargs(output_attention_probs, significance_rows, include_self)
+        kwargs = kernel_kwargs(output_attention_probs, significance_rows, include_self, output_keys)
         context, extra = layer.attention.self(hidden, attention_mask=mask, **kwargs)  # (B, N, d)
         attention_output = layer.attention.output(context, hidden)  # (B, N, d)
         return layer.feed_forward_chunk(attention_output), extra

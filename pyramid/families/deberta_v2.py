@@ -30,11 +30,9 @@ class DebertaV2Family(Family):
     def layer(self, model, j):
         return model.encoder.layer[j - 1]
 
-    def attention_module(self, model, j):
-        return self.layer(model, j).attention.self
 
     def run_layer(self, model, j, hidden, mask, positions, *, output_attention_probs=False, significance_rows=None,
-                  include_self=False, kv_hidden=None, kv_positions=None):
+                  include_self=False, kv_hidden=None, kv_positions=None, output_keys=False):
         from transformers.models.deberta_v2.modeling_deberta_v2 import make_log_bucket_position
 
         enc = model.encoder
@@ -69,7 +67,8 @@ class DebertaV2Family(Family):
             out = enc.conv(hidden, out, valid)
         if kv_hidden is not None:
             return out, None
-        return out, extra_from_probs(probs, output_attention_probs, significance_rows, include_self)
+        return out, extra_from_probs(probs, output_attention_probs, significance_rows, include_self,
+                                     k.view(B, h, M, -1) if output_keys else None, output_keys)
 
     def classification_logits(self, classifier, hidden):
         # DebertaV2ForSequenceClassification: ContextPooler (first token, dropout, dense, activation),

@@ -23,11 +23,9 @@ class DistilBertFamily(Family):
     def layer(self, model, j):
         return model.transformer.layer[j - 1]
 
-    def attention_module(self, model, j):
-        return self.layer(model, j).attention
 
     def run_layer(self, model, j, hidden, mask, positions, *, output_attention_probs=False, significance_rows=None,
-                  include_self=False, kv_hidden=None, kv_positions=None):
+                  include_self=False, kv_hidden=None, kv_positions=None, output_keys=False):
         layer = self.layer(model, j)
         sa = layer.attention
         extra = None
@@ -41,7 +39,7 @@ class DistilBertFamily(Family):
             context, _ = softmax_attention(q, k, v, mask, None, sa.scaling, sa.dropout.p, sa.training)
             attn = sa.out_lin(context)
         else:
-            kwargs = kernel_kwargs(output_attention_probs, significance_rows, include_self)
+            kwargs = kernel_kwargs(output_attention_probs, significance_rows, include_self, output_keys)
             attn, extra = sa(hidden, attention_mask=mask, **kwargs)  # (B, N, d), out_lin applied
         attention_output = layer.sa_layer_norm(attn + hidden)
         return layer.output_layer_norm(layer.ffn(attention_output) + attention_output), extra

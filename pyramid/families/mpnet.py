@@ -19,7 +19,6 @@ class MPNetFamily(Family):
     model_types = ("mpnet",)
     relative_positions = True
     lora_targets = ("q", "k", "v", "o", "intermediate.dense", "output.dense")
-    position_offset = 2
 
     def embed(self, model, input_ids, token_type_ids=None, attention_mask=None):
         return model.embeddings(input_ids=input_ids)  # (B, N, d); positions from the ids, as MPNetModel does
@@ -27,8 +26,6 @@ class MPNetFamily(Family):
     def layer(self, model, j):
         return model.encoder.layer[j - 1]
 
-    def attention_module(self, model, j):
-        return self.layer(model, j).attention.attn
 
     @staticmethod
     def position_bias(model, q_pos: torch.Tensor, k_pos: torch.Tensor) -> torch.Tensor:
@@ -40,7 +37,7 @@ class MPNetFamily(Family):
         return enc.relative_attention_bias(bucket).permute(0, 3, 1, 2)  # (B, N, M, h) -> (B, h, N, M)
 
     def run_layer(self, model, j, hidden, mask, positions, *, output_attention_probs=False, significance_rows=None,
-                  include_self=False, kv_hidden=None, kv_positions=None):
+                  include_self=False, kv_hidden=None, kv_positions=None, output_keys=False):
         layer = self.layer(model, j)
         sa = layer.attention.attn
         kv = hidden if kv_hidden is None else kv_hidden
@@ -57,7 +54,7 @@ class MPNetFamily(Family):
         out = layer.output(layer.intermediate(attention_output), attention_output)
         if kv_hidden is not None:
             return out, None
-        return out, extra_from_probs(probs, output_attention_probs, significance_rows, include_self)
+        return out, extra_from_probs(probs, output_attention_probs, significance_rows, include_self, k, output_keys)
 
     def classification_logits(self, classifier, hidden):
         # MPNetForSequenceClassification: MPNetClassificationHead reads hidden[:, 0] itself

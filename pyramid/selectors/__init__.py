@@ -1,8 +1,9 @@
 """Token selectors: one file per method, and the registry.
 
-Adding a selector is one file (a :class:`Selector` subclass with its name, label, description and,
-for a learned one, its weights and loader) plus one line in :data:`REGISTRY` below. The app, the
-command line, evaluation, benchmarks and the saliency report take every selector from here.
+Adding a selector is one file (a :class:`Selector` subclass, the algorithm, with its name and, for a
+learned one, its weights and loader; and beside it a ``DESCRIPTOR``: label, description, the artifacts it
+needs shipped) plus one line in :data:`_ENTRIES` below. The app, the command line, evaluation, benchmarks
+and the saliency report take every selector from here (:data:`SELECTORS`: name -> :class:`SelectorInfo`).
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ from __future__ import annotations
 from importlib import import_module
 
 from ..artifacts import REGIMES
-from .base import LearnedSelector, Selection, SelectionContext, Selector, keep_top_k
+from .base import Descriptor, LearnedSelector, Selection, SelectionContext, Selector, SelectorInfo, keep_top_k
 
 _ENTRIES = (
     "coreset:CoresetSelector",
@@ -24,22 +25,23 @@ _ENTRIES = (
 )
 """``module:Class`` of every selector, in the order menus and legends show them: one line each."""
 
-REGISTRY: tuple[type[Selector], ...] = tuple(
-    getattr(import_module(f"{__name__}.{module}"), cls) for module, cls in (e.split(":") for e in _ENTRIES))
-"""Every selector class, in registry order."""
-
 PALETTE = ("#1f77b4", "#d62728", "#7f7f7f", "#9467bd", "#2ca02c", "#8c564b", "#e377c2", "#17becf",
            "#bcbd22", "#393b79", "#8c6d31", "#843c39")
 """Plot colours, assigned in registry order (the explorer's kept/dropped colours are blue/orange)."""
 
-for _i, _cls in enumerate(REGISTRY):
-    _cls.color = PALETTE[_i % len(PALETTE)]
+_MODULES = [import_module(f"{__name__}.{e.split(':')[0]}") for e in _ENTRIES]
 
-SELECTORS: dict[str, type[Selector]] = {cls.name: cls for cls in REGISTRY}
-"""Registry of selector classes by name."""
+REGISTRY: tuple[type[Selector], ...] = tuple(getattr(m, e.split(":")[1]) for m, e in zip(_MODULES, _ENTRIES))
+"""Every selector class, in registry order."""
+
+SELECTORS: dict[str, SelectorInfo] = {
+    cls.name: SelectorInfo(cls.name, cls, module.DESCRIPTOR, PALETTE[i % len(PALETTE)])
+    for i, (cls, module) in enumerate(zip(REGISTRY, _MODULES))}
+"""Every registered selector by name: its class, descriptor and colour (:class:`SelectorInfo`)."""
 
 __all__ = [
     "REGISTRY", "SELECTORS", "PALETTE", "REGIMES", "Selector", "LearnedSelector", "Selection", "SelectionContext",
+    "Descriptor", "SelectorInfo",
     "keep_top_k", "get_selector", "full_length_selector", "unavailable_reason", "usable_selectors", "selector_label",
 ]
 
@@ -56,7 +58,7 @@ def get_selector(name: str | Selector, regime: str = "inference") -> Selector:
         return name
     if name not in SELECTORS:
         raise KeyError(f"unknown selector '{name}'; choose one of: {', '.join(SELECTORS)}")
-    return SELECTORS[name](regime=regime)
+    return SELECTORS[name].cls(regime=regime)
 
 
 def full_length_selector() -> Selector:
@@ -64,7 +66,7 @@ def full_length_selector() -> Selector:
 
     (A per-example-length selector such as AdapLeR ignores the schedule, so it cannot stand in.)
     """
-    return next(cls for cls in REGISTRY if cls.fixed_length and not cls.needs_attention_probs)()
+    return next(cls for cls in REGISTRY if cls.fixed_length and cls.reads == "states" and cls.routing == "drop")()
 
 
 def unavailable_reason(name: str, model_name: str | None = None, regime: str = "inference") -> str | None:

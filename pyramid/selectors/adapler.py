@@ -19,7 +19,7 @@ import torch
 from torch import nn
 
 from ..artifacts import ASSETS_DIR, JsonConfig, freeze, load_weights_artifact
-from .base import LearnedSelector, Selection, SelectionContext
+from .base import Descriptor, LearnedSelector, Selection, SelectionContext
 
 ADAPLER_DIR = ASSETS_DIR / "adapler"
 DEFAULT_ADAPLER = "sst2-lora-adapler"
@@ -157,11 +157,6 @@ class AdaplerSelector(LearnedSelector):
     """
 
     name = "adapler"
-    label = "AdapLeR (contribution predictors)"
-    short = "AdapLeR"
-    description = ("AdapLeR: small learned contribution predictors score every token before each layer; a token "
-                   "stays if its predicted share of the saliency is at least eta/n. Each text gets its own lengths.")
-    artifacts = {"inference": DEFAULT_ADAPLER, "train-select": JOINT_ADAPLER}
 
     @classmethod
     def load(cls, name):
@@ -188,3 +183,12 @@ class AdaplerSelector(LearnedSelector):
 
     def score_label(self, layer: int) -> str:
         return f"AdapLeR CP{layer}"
+
+DESCRIPTOR = Descriptor(
+    label="AdapLeR (contribution predictors)",
+    short="AdapLeR",
+    description=("AdapLeR: small learned contribution predictors score every token before each layer; a token "
+                 "stays if its predicted share of the saliency is at least eta/n. Each text gets its own lengths."),
+    artifacts={"inference": DEFAULT_ADAPLER, "train-select": JOINT_ADAPLER},
+)
+"""How people see this selector (menus, legends, help) and what it needs shipped."""

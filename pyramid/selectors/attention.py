@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from ..attention import significance
-from .base import Selection, SelectionContext, Selector, keep_top_k
+from .base import Descriptor, Selection, SelectionContext, Selector, keep_top_k
 
 
 class AttentionSelector(Selector):
@@ -19,12 +19,7 @@ class AttentionSelector(Selector):
     """
 
     name = "attention"
-    label = "Attention (PoWER-BERT significance)"
-    short = "Attention"
-    description = ("PoWER-BERT: keep the tokens that receive the most attention from the other tokens "
-                   "(significance), averaged over the layer's heads.")
-    needs_attention_probs = True
-    accepts_significance = True
+    reads = "attention"
 
     def select(self, ctx: SelectionContext) -> Selection:
         if ctx.significance is not None:
@@ -37,3 +32,11 @@ class AttentionSelector(Selector):
 
     def selection_flops(self, n_alive: int, n_kept: int, hidden_size: int) -> float:
         return float(n_alive * n_alive)  # summing received attention; the probabilities exist anyway
+
+DESCRIPTOR = Descriptor(
+    label="Attention (PoWER-BERT significance)",
+    short="Attention",
+    description=("PoWER-BERT: keep the tokens that receive the most attention from the other tokens "
+                 "(significance), averaged over the layer's heads."),
+)
+"""How people see this selector (menus, legends, help) and what it needs shipped."""

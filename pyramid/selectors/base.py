@@ -11,18 +11,23 @@ The interface covers every method of docs/methods.md section 6:
 * per-example-length selectors decide the count themselves (``fixed_length = False``; AdapLeR's
   threshold eta/n, TR-BERT's pi >= 0.5, LTP's learned thresholds); they say where they act through
   :meth:`Selector.selects_after`, layer 0 meaning before the first layer (AdapLeR's CP_0);
-* selectors that read attention set ``needs_attention_probs = True`` and receive the layer's
-  probabilities ``(B, heads, N, N)``, or only the significance vector when they set
-  ``accepts_significance``;
+* what a selector reads from the layer besides its output states is :attr:`Selector.reads`:
+  ``"attention"`` (PoWER-BERT significance, or the probabilities ``(B, heads, N, N)`` when the caller
+  asks for them), ``"attention_with_self"`` (LTP's significance with the self term) or ``"keys"`` (the
+  attention's keys averaged over heads: ToMe's similarity);
+* what happens to the tokens it does not keep is its :attr:`Selector.routing`, a name in
+  :mod:`pyramid.routing`: ``"drop"`` (the default), ``"rejoin"`` (Token Dropping parks them and they
+  rejoin before the last layer, docs/methods.md 4.1), ``"merge"`` (averaged into kept tokens, ToMe and
+  core-set pooling, docs/methods.md 10); a merging selector may name each dropped token's target
+  (:attr:`Selection.merge_into`);
 * learned selectors (:class:`LearnedSelector`) carry their weights (an ``nn.Module``) and the head
-  whose fine-tuned encoder they read;
-* routing where dropped tokens rejoin before the last layer (Token Dropping, docs/methods.md 4.1)
-  sets ``rejoin_at_last_layer = True``; the encoder parks dropped states and re-inserts them.
+  whose fine-tuned encoder they read.
 
-Each selector also describes itself for people (``label``, ``short``, ``description``, and a
-``color`` from the registry's palette) and names the model it needs in each regime
-(:data:`pyramid.artifacts.REGIMES`): the app and the command line take all of this from the
-selector, never from a list of names.
+A selector class is the algorithm only. How people see it (``label``, ``short``, ``description``) and
+the artifacts it needs shipped per regime live in a :class:`Descriptor` beside the class in its file; the
+registry (:mod:`pyramid.selectors`) joins them, with a ``color`` from its palette, into a
+:class:`SelectorInfo`: the app and the command line take all of this from there, never from a list of
+names.
 
 [CLS] (slot 0) is always kept and pads are never kept: the encoder enforces both whatever a
 selector answers.
@@ -30,7 +35,7 @@ selector answers.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 
@@ -53,11 +58,15 @@ class SelectionContext:
         attention_probs: ``(B, heads, N, N)`` this layer's attention probabilities (rows are
             queries) when the selector asked for them, else None.
         significance: ``(B, N)`` PoWER-BERT significance of this layer, computed inside the
-            attention without the probabilities, given instead of them to selectors that set
-            ``accepts_significance`` (unless the caller asked for the probabilities).
+            attention without the probabilities, given instead of them to selectors that read
+            ``"attention"`` (unless the caller asked for the probabilities).
+        keys: ``(B, N, head_dim)`` this layer's attention keys averaged over heads, for selectors that
+            read ``"keys"`` (ToMe).
         generator: a seeded ``torch.Generator`` for stochastic selectors.
         retention: the schedule's final retention ratio (None for explicit schedules), for
             selectors that read it as a keep fraction (Token Dropping).
+        size: ``(B, N)`` how many original tokens each state stands for, under a merging routing
+            (None otherwise).
     """
 
     hidden: torch.Tensor
@@ -69,8 +78,10 @@ class SelectionContext:
     k: torch.Tensor | None = None
     attention_probs: torch.Tensor | None = None
     significance: torch.Tensor | None = None
+    keys: torch.Tensor | None = None
     generator: torch.Generator | None = None
     retention: float | None = None
+    size: torch.Tensor | None = None
 
 
 @dataclass
@@ -81,10 +92,59 @@ class Selection:
         keep: ``(B, N)`` bool, slots that go on to the next layer.
         scores: ``(B, N)`` float importance scores (higher = more worth keeping) where the method
             has them, for the app's comparisons; None otherwise.
+        merge_into: ``(B, N)`` long, for a merging selector, the slot of the kept token each dropped
+            token merges into (-1: none); None lets the routing choose (the nearest kept token).
     """
 
     keep: torch.Tensor
     scores: torch.Tensor | None = None
+    merge_into: torch.Tensor | None = None
+
+
+@dataclass(frozen=True)
+class Descriptor:
+    """How people see a selector and what it needs shipped, beside its class in its file (``DESCRIPTOR``).
+
+    Attributes:
+        label: full name for menus (``"Core-set (Pyramid-BERT, greedy k-center)"``).
+        short: short name for legends and table columns (``"Core-set"``).
+        description: one or two plain sentences: how it chooses tokens (the app's help text).
+        artifacts: the shipped artifact (learned weights, a table) it loads in each regime, by name;
+            empty for a rule-based selector.
+    """
+
+    label: str
+    short: str
+    description: str
+    artifacts: dict = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class SelectorInfo:
+    """A registered selector: its class, its :class:`Descriptor`, and its colour from the registry's palette.
+
+    The algorithm's facts the app needs before building one (``fixed_length``, ``uses_retention``,
+    ``uses_start_layer``, ``routing``, ``reads``) are read from the class. Calling it builds the selector.
+    """
+
+    name: str
+    cls: type
+    descriptor: Descriptor
+    color: str
+
+    label = property(lambda self: self.descriptor.label, doc="Full name for menus.")
+    short = property(lambda self: self.descriptor.short, doc="Short name for legends.")
+    description = property(lambda self: self.descriptor.description, doc="The app's help text.")
+    artifacts = property(lambda self: dict(self.descriptor.artifacts), doc="Shipped artifact per regime.")
+    fixed_length = property(lambda self: self.cls.fixed_length, doc="Obeys the schedule's lengths.")
+    uses_retention = property(lambda self: self.cls.uses_retention, doc="The retention changes what it keeps.")
+    uses_start_layer = property(lambda self: self.cls.uses_start_layer, doc="The start layer changes where.")
+    routing = property(lambda self: self.cls.routing, doc="What happens to the tokens it does not keep.")
+    reads = property(lambda self: self.cls.reads, doc="What it reads from the layer besides the states.")
+
+    def __call__(self, *args, **kwargs):
+        """A new selector of this kind (``regime=...``, or a learned selector's weights)."""
+        return self.cls(*args, **kwargs)
 
 
 class Selector:
@@ -92,18 +152,12 @@ class Selector:
 
     Class attributes:
         name: registry name (``"coreset"``...), the one used on the command line and in files.
-        label: full name for menus (``"Core-set (Pyramid-BERT, greedy k-center)"``).
-        short: short name for legends and table columns (``"Core-set"``).
-        description: one or two plain sentences: how it chooses tokens (the app's help text).
-        color: plot colour, set by the registry from its palette (no two selectors share one).
         fixed_length: obeys the schedule's per-layer lengths.
-        needs_attention_probs: wants the layer's attention probabilities.
-        accepts_significance: can work from the significance vector alone (cheaper than the
-            probabilities: no ``(B, heads, N, N)`` tensor).
-        significance_includes_self: that vector keeps the self-attention term (LTP's score).
-        rejoin_at_last_layer: dropped tokens are re-inserted before the last layer.
-        cross_layer_after_selection: the layer after a selection is a cross layer: the kept tokens
-            are its queries, every token before the selection its keys and values (Token Dropping).
+        reads: what it needs from the layer besides its output: ``"states"`` (nothing more),
+            ``"attention"`` (PoWER-BERT significance, or the probabilities when the caller asks),
+            ``"attention_with_self"`` (significance with the self term: LTP), ``"keys"`` (ToMe).
+        routing: what happens to the tokens it does not keep: a name in :mod:`pyramid.routing`
+            (``"drop"``, ``"rejoin"``, ``"merge"``).
         uses_retention: the schedule's retention ratio changes what it keeps (False for the learned
             selectors, whose thresholds decide).
         uses_start_layer: the schedule's start layer changes where it drops.
@@ -117,16 +171,9 @@ class Selector:
     """
 
     name: str = "selector"
-    label: str = "Selector"
-    short: str = "Selector"
-    description: str = ""
-    color: str = "#444444"
     fixed_length: bool = True
-    needs_attention_probs: bool = False
-    accepts_significance: bool = False
-    significance_includes_self: bool = False
-    rejoin_at_last_layer: bool = False
-    cross_layer_after_selection: bool = False
+    reads: str = "states"
+    routing: str = "drop"
     uses_retention: bool = True
     uses_start_layer: bool = True
 
@@ -134,6 +181,28 @@ class Selector:
         if regime not in REGIMES:
             raise ValueError(f"unknown regime '{regime}'; choose one of: {', '.join(REGIMES)}")
         self.regime = regime
+
+    @property
+    def info(self) -> "SelectorInfo | None":
+        """This selector's registry entry (descriptor and colour), or None for an unregistered one."""
+        from . import SELECTORS
+
+        return SELECTORS.get(self.name)
+
+    @property
+    def short(self) -> str:
+        """Short display name (from the registry's descriptor; the name itself if unregistered)."""
+        return self.info.short if self.info is not None else self.name
+
+    @property
+    def label(self) -> str:
+        """Full display name (from the registry's descriptor; the name itself if unregistered)."""
+        return self.info.label if self.info is not None else self.name
+
+    @property
+    def artifacts(self) -> dict:
+        """The shipped artifact it loads in each regime (from its descriptor; empty when none)."""
+        return self.info.artifacts if self.info is not None else {}
 
     @property
     def head(self) -> str | None:
@@ -211,8 +280,8 @@ def keep_top_k(scores: torch.Tensor, valid: torch.Tensor, k: torch.Tensor) -> to
 class LearnedSelector(Selector):
     """A selector with trained weights that belong to one sentiment head's fine-tuned encoder.
 
-    Subclasses set :attr:`artifacts` (the shipped artifact of each regime) and :meth:`load` (read
-    one artifact: ``(weights, config)``); they hold ``self.weights`` (an ``nn.Module``) and
+    Their descriptor names the shipped artifact of each regime (:attr:`Descriptor.artifacts`); subclasses
+    set :meth:`load` (read one artifact: ``(weights, config)``); they hold ``self.weights`` (an ``nn.Module``) and
     ``self.config`` (with ``head``, ``base_model``, ``hidden_size``, ``num_layers``). They run on
     their head's encoder.
 
@@ -227,8 +296,6 @@ class LearnedSelector(Selector):
     fixed_length = False
     uses_retention = False
     uses_start_layer = False
-    artifacts: dict[str, str] = {}
-    """Shipped artifact name per regime."""
 
     def __init__(self, weights=None, config=None, regime: str = "inference"):
         super().__init__(regime)

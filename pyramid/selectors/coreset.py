@@ -24,7 +24,7 @@ import numba
 import numpy as np
 import torch
 
-from .base import Selection, SelectionContext, Selector
+from .base import Descriptor, Selection, SelectionContext, Selector
 
 
 @numba.njit(cache=True, nogil=True, fastmath=True)
@@ -211,10 +211,6 @@ class CoresetSelector(Selector):
     """
 
     name = "coreset"
-    label = "Core-set (Pyramid-BERT, greedy k-center)"
-    short = "Core-set"
-    description = ("Pyramid-BERT: greedy k-center on the hidden states. Starting from [CLS], it keeps the token "
-                   "furthest from everything kept so far, so the kept tokens cover all the others.")
 
     def select(self, ctx: SelectionContext) -> Selection:
         result = greedy_k_center(ctx.hidden, ctx.valid, ctx.k)
@@ -222,3 +218,11 @@ class CoresetSelector(Selector):
 
     def selection_flops(self, n_alive: int, n_kept: int, hidden_size: int) -> float:
         return 2.0 * n_alive * n_alive * hidden_size + 3.0 * n_alive * n_kept
+
+DESCRIPTOR = Descriptor(
+    label="Core-set (Pyramid-BERT, greedy k-center)",
+    short="Core-set",
+    description=("Pyramid-BERT: greedy k-center on the hidden states. Starting from [CLS], it keeps the token "
+                 "furthest from everything kept so far, so the kept tokens cover all the others."),
+)
+"""How people see this selector (menus, legends, help) and what it needs shipped."""

@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
-from .base import Selection, SelectionContext, Selector, keep_top_k
+from .base import Descriptor, Selection, SelectionContext, Selector, keep_top_k
 
 
 class FirstKSelector(Selector):
     """The first ``k`` valid positions, [CLS] included: truncation."""
 
     name = "first-k"
-    label = "First-k (truncation)"
-    short = "First-k"
-    description = "Keep the first tokens of the text and cut the rest (truncation)."
 
     def select(self, ctx: SelectionContext) -> Selection:
         scores = -ctx.positions.float()  # earlier = higher
         return Selection(keep=keep_top_k(scores, ctx.valid, ctx.k), scores=scores)
+
+DESCRIPTOR = Descriptor(
+    label="First-k (truncation)",
+    short="First-k",
+    description="Keep the first tokens of the text and cut the rest (truncation).",
+)
+"""How people see this selector (menus, legends, help) and what it needs shipped."""

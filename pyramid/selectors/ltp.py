@@ -30,7 +30,7 @@ import torch
 from torch import nn
 
 from ..artifacts import ASSETS_DIR, JsonConfig, freeze, load_weights_artifact
-from .base import LearnedSelector, Selection, SelectionContext
+from .base import Descriptor, LearnedSelector, Selection, SelectionContext
 
 LTP_DIR = ASSETS_DIR / "ltp"
 INFERENCE_LTP = "sst2-lora-ltp"
@@ -115,14 +115,7 @@ class LtpSelector(LearnedSelector):
     """
 
     name = "ltp"
-    label = "LTP (learned attention thresholds)"
-    short = "LTP"
-    description = ("Learned Token Pruning: after each layer a token stays if the attention it receives is above a "
-                   "learned threshold for that layer; each text gets its own lengths.")
-    artifacts = {"inference": INFERENCE_LTP, "train-select": JOINT_LTP}
-    needs_attention_probs = True
-    accepts_significance = True
-    significance_includes_self = True
+    reads = "attention_with_self"
 
     @classmethod
     def load(cls, name):
@@ -170,3 +163,12 @@ def load_thresholds(name: str | Path = JOINT_LTP) -> tuple[LtpThresholds, LtpCon
     return load_weights_artifact(name, shipped_dir=LTP_DIR, what="LTP thresholds", command="python -m pyramid train-ltp",
                                  error=LtpLoadError, config_cls=LtpConfig, config_file="ltp_config.json",
                                  weights_file="thresholds.safetensors", build=build)
+
+DESCRIPTOR = Descriptor(
+    label="LTP (learned attention thresholds)",
+    short="LTP",
+    description=("Learned Token Pruning: after each layer a token stays if the attention it receives is above a "
+                 "learned threshold for that layer; each text gets its own lengths."),
+    artifacts={"inference": INFERENCE_LTP, "train-select": JOINT_LTP},
+)
+"""How people see this selector (menus, legends, help) and what it needs shipped."""

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from .base import Selection, SelectionContext, Selector, keep_top_k
+from .base import Descriptor, Selection, SelectionContext, Selector, keep_top_k
 
 
 class RandomSelector(Selector):
@@ -15,10 +15,14 @@ class RandomSelector(Selector):
     """
 
     name = "random"
-    label = "Random"
-    short = "Random"
-    description = "A seeded uniform random draw of tokens: the baseline a selector must beat."
 
     def select(self, ctx: SelectionContext) -> Selection:
         scores = torch.rand(ctx.valid.shape, generator=ctx.generator, device="cpu").to(ctx.hidden.device)
         return Selection(keep=keep_top_k(scores, ctx.valid, ctx.k), scores=scores)
+
+DESCRIPTOR = Descriptor(
+    label="Random",
+    short="Random",
+    description="A seeded uniform random draw of tokens: the baseline a selector must beat.",
+)
+"""How people see this selector (menus, legends, help) and what it needs shipped."""

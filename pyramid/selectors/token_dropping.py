@@ -24,7 +24,7 @@ from pathlib import Path
 import torch
 
 from ..artifacts import ASSETS_DIR, JsonConfig, load_weights_artifact
-from .base import Selection, SelectionContext, Selector, keep_top_k
+from .base import Descriptor, Selection, SelectionContext, Selector, keep_top_k
 
 TOKEN_DROPPING_DIR = ASSETS_DIR / "token_dropping"
 DEFAULT_TOKEN_DROPPING = "minilm-mlm-importance"
@@ -96,16 +96,9 @@ class TokenDroppingSelector(Selector):
     """
 
     name = "token-dropping"
-    label = "Token Dropping (MLM-loss importance, rejoin)"
-    short = "Token Dropping"
-    description = ("Token Dropping: through the middle layers keep the share rho of tokens whose words are hardest "
-                   "to predict (highest masked-LM loss); the others skip them and rejoin before the last layer.")
     fixed_length = False
-    rejoin_at_last_layer = True
-    cross_layer_after_selection = True
+    routing = "rejoin"
     uses_start_layer = False
-    artifacts = {"inference": DEFAULT_TOKEN_DROPPING, "train-select": DEFAULT_TOKEN_DROPPING}
-    """The shipped importance table of each regime (the same one; the head differs)."""
 
     def __init__(self, table=None, config=None, regime: str = "inference"):
         super().__init__(regime)
@@ -140,3 +133,12 @@ class TokenDroppingSelector(Selector):
 
     def selection_flops(self, n_alive: int, n_kept: int, hidden_size: int) -> float:
         return float(n_alive)
+
+DESCRIPTOR = Descriptor(
+    label="Token Dropping (MLM-loss importance, rejoin)",
+    short="Token Dropping",
+    description=("Token Dropping: through the middle layers keep the share rho of tokens whose words are hardest "
+                 "to predict (highest masked-LM loss); the others skip them and rejoin before the last layer."),
+    artifacts={"inference": DEFAULT_TOKEN_DROPPING, "train-select": DEFAULT_TOKEN_DROPPING},
+)
+"""How people see this selector (menus, legends, help) and what it needs shipped."""

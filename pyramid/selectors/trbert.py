@@ -19,7 +19,7 @@ import torch
 from torch import nn
 
 from ..artifacts import ASSETS_DIR, JsonConfig, freeze, load_weights_artifact
-from .base import LearnedSelector, Selection, SelectionContext
+from .base import Descriptor, LearnedSelector, Selection, SelectionContext
 
 TRBERT_DIR = ASSETS_DIR / "trbert"
 DEFAULT_TRBERT = "sst2-lora-trbert"
@@ -133,11 +133,6 @@ class TrbertSelector(LearnedSelector):
     """
 
     name = "trbert"
-    label = "TR-BERT (policy network)"
-    short = "TR-BERT"
-    description = ("TR-BERT: a small policy network, trained with reinforcement learning, gives each token a "
-                   "probability of staying after layer 1 and after the middle layer; it stays if that is >= 0.5.")
-    artifacts = {"inference": DEFAULT_TRBERT, "train-select": JOINT_TRBERT}
 
     @classmethod
     def load(cls, name):
@@ -157,3 +152,12 @@ class TrbertSelector(LearnedSelector):
 
     def score_label(self, layer: int) -> str:
         return f"TR-BERT π after L{layer}"
+
+DESCRIPTOR = Descriptor(
+    label="TR-BERT (policy network)",
+    short="TR-BERT",
+    description=("TR-BERT: a small policy network, trained with reinforcement learning, gives each token a "
+                 "probability of staying after layer 1 and after the middle layer; it stays if that is >= 0.5."),
+    artifacts={"inference": DEFAULT_TRBERT, "train-select": JOINT_TRBERT},
+)
+"""How people see this selector (menus, legends, help) and what it needs shipped."""
