@@ -23,6 +23,7 @@ KEPT_COLOR = "#1f77b4"
 DROPPED_COLOR = "#ff7f0e"
 GONE_COLOR = "#e5e7eb"
 REJOINED_COLOR = "#16a34a"
+MERGED_COLOR = "#7c3aed"
 LABEL_LIMIT = 60
 """Charts with more items than this show token text on hover only."""
 REGIME_NAMES = {"inference": "inference-only", "train-select": "Train-Select"}
@@ -54,28 +55,29 @@ def display_token(token: str) -> str:
 # Which tokens each layer keeps
 # --------------------------------------------------------------------------------------------
 
-STATE_GONE, STATE_KEPT, STATE_DROPPED, STATE_REJOINED = 0, 1, 2, 3
+STATE_GONE, STATE_KEPT, STATE_DROPPED, STATE_REJOINED, STATE_MERGED = 0, 1, 2, 3, 4
 STATE_NAMES = {STATE_GONE: "gone", STATE_KEPT: "kept", STATE_DROPPED: "dropped after this layer",
-               STATE_REJOINED: "rejoined"}
+               STATE_REJOINED: "rejoined", STATE_MERGED: "merged after this layer"}
 
 
 def layer_states(trace: Trace, groups: Groups) -> tuple[list[str], np.ndarray]:
     """The state of every group (token or word) at every row of the pyramid.
 
     Rows: ``embed`` (only for a selection on the embedding output), then layers 1..L. A group is kept
-    when any of its pieces is kept, dropped when it is alive and none is kept, rejoined when it is back
-    after being dropped (Token Dropping), gone otherwise.
+    when any of its pieces is kept, merged when it is alive, none is kept and a piece merged into another
+    token (merging routings), dropped when it is alive and none is kept, rejoined when it is back after
+    being dropped (Token Dropping), gone otherwise.
 
     Returns:
         ``(row labels [R], states (R, W) int)``.
     """
-    rows: list[tuple[str, set[int], set[int]]] = []
+    rows: list[tuple[str, set[int], set[int], set[int]]] = []
     if trace.embedding_kept is not None:
-        rows.append(("embeddings", set(range(trace.n_tokens)), set(trace.embedding_kept)))
-    rows += [(f"layer {lt.layer}", set(lt.alive), set(lt.kept)) for lt in trace.layers]
+        rows.append(("embeddings", set(range(trace.n_tokens)), set(trace.embedding_kept), set()))
+    rows += [(f"layer {lt.layer}", set(lt.alive), set(lt.kept), set(lt.merged)) for lt in trace.layers]
     states = np.zeros((len(rows), len(groups)), dtype=int)
     prev_kept = set(range(trace.n_tokens))
-    for r, (_, alive, kept) in enumerate(rows):
+    for r, (_, alive, kept, merged) in enumerate(rows):
         for g, members in enumerate(groups.members):
             if not any(i in alive for i in members):
                 continue
@@ -83,9 +85,9 @@ def layer_states(trace: Trace, groups: Groups) -> tuple[list[str], np.ndarray]:
                 back = not any(i in prev_kept for i in members)
                 states[r, g] = STATE_REJOINED if back else STATE_KEPT
             else:
-                states[r, g] = STATE_DROPPED
+                states[r, g] = STATE_MERGED if any(i in merged for i in members) else STATE_DROPPED
         prev_kept = kept
-    return [label for label, _, _ in rows], states
+    return [row[0] for row in rows], states
 
 
 def pyramid_overview(trace: Trace, groups: Groups, title: str) -> go.Figure:
@@ -93,15 +95,15 @@ def pyramid_overview(trace: Trace, groups: Groups, title: str) -> go.Figure:
     state; hover tells the token; drag to zoom into a stretch of the text. Fits any panel width."""
     labels, states = layer_states(trace, groups)
     n = len(groups)
-    colors = [GONE_COLOR, KEPT_COLOR, DROPPED_COLOR, REJOINED_COLOR]
+    colors = [GONE_COLOR, KEPT_COLOR, DROPPED_COLOR, REJOINED_COLOR, MERGED_COLOR]
     scale = []
-    for k, c in enumerate(colors):  # a discrete colour scale over 0..3
-        scale += [[k / 4, c], [(k + 1) / 4, c]]
+    for k, c in enumerate(colors):  # a discrete colour scale over 0..4
+        scale += [[k / 5, c], [(k + 1) / 5, c]]
     words = [display_token(t) for t in groups.labels]
     hover = [[f"#{g} {words[g]}<br>{labels[r]}: {STATE_NAMES[int(states[r, g])]}" for g in range(n)]
              for r in range(len(labels))]
     fig = go.Figure(go.Heatmap(
-        z=states, x=list(range(n)), y=labels, zmin=-0.5, zmax=3.5, colorscale=scale, showscale=False,
+        z=states, x=list(range(n)), y=labels, zmin=-0.5, zmax=4.5, colorscale=scale, showscale=False,
         text=hover, hovertemplate="%{text}<extra></extra>", xgap=1 if n <= 150 else 0, ygap=2))
     unit = "word" if len(groups) != trace.n_tokens else "token"
     fig.update_layout(title=title, height=90 + 30 * len(labels), margin=dict(l=10, r=10, t=40, b=40))
@@ -111,8 +113,11 @@ def pyramid_overview(trace: Trace, groups: Groups, title: str) -> go.Figure:
                          tickfont=dict(size=10), title=None)
     else:
         fig.update_xaxes(title=f"{unit} position in the text (hover for the {unit}; drag to zoom)")
-    for state, color in ((STATE_KEPT, KEPT_COLOR), (STATE_DROPPED, DROPPED_COLOR), (STATE_REJOINED, REJOINED_COLOR),
-                         (STATE_GONE, GONE_COLOR)):
+    shown = {int(v) for v in np.unique(states)}
+    for state, color in ((STATE_KEPT, KEPT_COLOR), (STATE_DROPPED, DROPPED_COLOR), (STATE_MERGED, MERGED_COLOR),
+                         (STATE_REJOINED, REJOINED_COLOR), (STATE_GONE, GONE_COLOR)):
+        if state not in shown and state not in (STATE_KEPT, STATE_GONE):
+            continue  # only the states this run has
         fig.add_trace(go.Scatter(x=[None], y=[None], mode="markers", name=STATE_NAMES[state],
                                  marker=dict(color=color, size=10, symbol="square")))
     # legend to the right of the layers, where neither the token labels nor the axis title can reach it
@@ -133,20 +138,24 @@ PYRAMID_CSS = """
 .pl-x {background:#fff; color:#b45309; border-color:#f59e0b; text-decoration: line-through;}
 .pl-g {color:#c4c4c4;}
 .pl-r {background:#dcfce7; color:#14532d; border-color:#86efac;}
+.pl-m {background:#ede9fe; color:#5b21b6; border-color:#a78bfa; text-decoration: line-through;}
+.pl-t sub {font-size:9px; color:#5b21b6; margin-left:1px;}
 .pl-legend {font-family:sans-serif; font-size:12px; color:#444; margin:4px 0 8px 0;}
 </style>
 """
-STATE_CLASS = {STATE_GONE: "pl-g", STATE_KEPT: "pl-k", STATE_DROPPED: "pl-x", STATE_REJOINED: "pl-r"}
+STATE_CLASS = {STATE_GONE: "pl-g", STATE_KEPT: "pl-k", STATE_DROPPED: "pl-x", STATE_REJOINED: "pl-r",
+               STATE_MERGED: "pl-m"}
 
 
 def pyramid_html(trace: Trace, groups: Groups, caption: str | None = None, window: tuple[int, int] | None = None) -> str:
     """The token pyramid as HTML: one row per layer, tokens (or words) in reading order, wrapping to
     the panel's width.
 
-    Each item is kept (blue), dropped after this layer (orange, struck through), gone (grey) or back
-    after a rejoin (green). Hovering an item (``title``) tells its state, and for a dropped token the
-    kept token nearest to it. ``window = (start, end)`` shows only items ``start..end-1``. All text is
-    HTML-escaped.
+    Each item is kept (blue), dropped after this layer (orange, struck through), merged into another
+    token (violet, struck through), gone (grey) or back after a rejoin (green). Hovering an item
+    (``title``) tells its state, for a dropped token the kept token nearest to it, for a merged one the
+    token that absorbed it; a kept token that stands for several tokens shows its size as a subscript.
+    ``window = (start, end)`` shows only items ``start..end-1``. All text is HTML-escaped.
     """
     labels, states = layer_states(trace, groups)
     n = len(groups)
@@ -154,31 +163,45 @@ def pyramid_html(trace: Trace, groups: Groups, caption: str | None = None, windo
     start, end = max(0, start), min(n, end)
     words = [display_token(t) for t in groups.labels]
     nearest: list[dict[int, tuple[int, float]]] = []
+    sizes: list[dict[int, float]] = []
     offset = 1 if trace.embedding_kept is not None else 0
     if offset:
         nearest.append({})
+        sizes.append({})
     for lt in trace.layers:
         nearest.append({i: (nb, d) for i, nb, d in zip(lt.alive, lt.nearest, lt.distance)})
+        sizes.append(dict(zip(lt.alive, lt.size)) if lt.size is not None else {})
     rows = []
     for r, label in enumerate(labels):
         cells = []
         for g in range(start, end):
             st_ = int(states[r, g])
             tip = f"{words[g]} (#{g}), {label}: {STATE_NAMES[st_]}"
-            if st_ == STATE_DROPPED and r < len(nearest):
+            badge = ""
+            if st_ in (STATE_DROPPED, STATE_MERGED) and r < len(nearest):
                 near = [nearest[r][i] for i in groups.members[g] if i in nearest[r]]
                 if near:
                     nb, d = min(near, key=lambda t: t[1])
-                    tip += f"; nearest kept token {display_token(trace.tokens[nb])} (#{nb}) at distance {d:.3f}"
-            cells.append(f'<span class="pl-t {STATE_CLASS[st_]}" title="{tip}">{words[g]}</span>')
+                    what = "merged into" if st_ == STATE_MERGED else "nearest kept token"
+                    tip += f"; {what} {display_token(trace.tokens[nb])} (#{nb}) at distance {d:.3f}"
+            elif st_ == STATE_KEPT and r < len(sizes) and sizes[r]:
+                size = sum(sizes[r].get(i, 0.0) for i in groups.members[g] if i in sizes[r])
+                if size > 1:
+                    tip += f"; stands for {size:g} tokens (merged into it so far)"
+                    badge = f"<sub>{size:g}</sub>"
+            cells.append(f'<span class="pl-t {STATE_CLASS[st_]}" title="{tip}">{words[g]}{badge}</span>')
         alive = int((states[r] != STATE_GONE).sum())
         rows.append(f'<div class="pl-row"><span class="pl-lab">{html.escape(label)} · {alive}</span>'
                     f'<div class="pl-toks">{"".join(cells)}</div></div>')
     unit = "words" if n != trace.n_tokens else "tokens"
+    merges = trace.routing == "merge"
     legend = ('<div class="pl-legend"><span class="pl-t pl-k">kept</span> '
-              '<span class="pl-t pl-x">dropped after this layer</span> <span class="pl-t pl-g">gone</span> '
-              f'<span class="pl-t pl-r">rejoined</span> &nbsp; row label: layer · {unit} alive there. '
-              'Hover an item for details.</div>')
+              + ('<span class="pl-t pl-m">merged into another token</span> <span class="pl-t pl-k">kept'
+                 '<sub>3</sub></span> = stands for 3 tokens ' if merges else
+                 '<span class="pl-t pl-x">dropped after this layer</span> ')
+              + '<span class="pl-t pl-g">gone</span> '
+              + ('<span class="pl-t pl-r">rejoined</span> ' if trace.routing == "rejoin" else '')
+              + f'&nbsp; row label: layer · {unit} alive there. Hover an item for details.</div>')
     shown = "" if (start, end) == (0, n) else f'<div class="pl-legend">Showing {unit} {start + 1}-{end} of {n}.</div>'
     cap = f'<div class="pl-legend">{html.escape(caption)}</div>' if caption else ""
     return PYRAMID_CSS + cap + legend + shown + '<div class="pl-pyr">' + "".join(rows) + "</div>"
@@ -266,18 +289,23 @@ def embedding_figure(trace: Trace, projection: Projection, layer: int) -> go.Fig
     fig.add_trace(go.Scatter(x=allxy[:, 0], y=allxy[:, 1], mode="markers", name="other layers",
                              marker={"color": "#e5e7eb", "size": 3}, hoverinfo="skip"))
     tokens = [display_token(trace.tokens[i]) for i in idx]
+    merged: dict[int, int] = {}
     if layer == 0:
         kept = set(idx)
         nearest = {i: (i, 0.0) for i in idx}
     else:
         lt = trace.layers[layer - 1]
         kept = set(lt.kept)
+        merged = lt.merged
         nearest = {i: (n, d) for i, n, d in zip(lt.alive, lt.nearest, lt.distance)}
     pos = {i: xy[k] for k, i in enumerate(idx)}
     many = len(idx) > LABEL_LIMIT
     size = 6 if len(idx) > 200 else 9
-    for is_kept, name, color, symbol in ((True, "kept", KEPT_COLOR, "circle"), (False, "dropped", DROPPED_COLOR, "x")):
-        sel = [k for k, i in enumerate(idx) if (i in kept) == is_kept]
+    groups = (("kept", KEPT_COLOR, "circle", "nearest kept", lambda i: i in kept),
+              ("dropped", DROPPED_COLOR, "x", "nearest kept", lambda i: i not in kept and i not in merged),
+              ("merged", MERGED_COLOR, "diamond-open", "merged into", lambda i: i in merged))
+    for name, color, symbol, relation, member in groups:
+        sel = [k for k, i in enumerate(idx) if member(i)]
         if not sel:
             continue
         text = [tokens[k] for k in sel]
@@ -287,18 +315,22 @@ def embedding_figure(trace: Trace, projection: Projection, layer: int) -> go.Fig
             textposition="top center", textfont={"size": 10},
             marker={"color": color, "size": size, "symbol": symbol, "opacity": 0.8 if many else 1.0},
             customdata=custom,
-            hovertemplate="%{text} (#%{customdata[0]})<br>nearest kept: %{customdata[1]} at %{customdata[2]:.3f}"
+            hovertemplate="%{text} (#%{customdata[0]})<br>" + relation + ": %{customdata[1]} at %{customdata[2]:.3f}"
                           "<extra>" + name + "</extra>",
         ))
-    seg_x, seg_y = [], []
-    for i in idx:
-        if i not in kept:
-            n, _ = nearest[i]
-            seg_x += [pos[i][0], pos[n][0], None]
-            seg_y += [pos[i][1], pos[n][1], None]
-    if seg_x:
-        fig.add_trace(go.Scatter(x=seg_x, y=seg_y, mode="lines", name="dropped → covering kept token",
-                                 line={"color": "rgba(180, 83, 9, 0.55)", "width": 1}, hoverinfo="skip"))
+    for label, color, member in (("dropped → covering kept token", "rgba(180, 83, 9, 0.55)",
+                                  lambda i: i not in kept and i not in merged),
+                                 ("merged → the token that absorbed it", "rgba(124, 58, 237, 0.6)",
+                                  lambda i: i in merged)):
+        seg_x, seg_y = [], []
+        for i in idx:
+            if member(i):
+                n, _ = nearest[i]
+                seg_x += [pos[i][0], pos[n][0], None]
+                seg_y += [pos[i][1], pos[n][1], None]
+        if seg_x:
+            fig.add_trace(go.Scatter(x=seg_x, y=seg_y, mode="lines", name=label, line={"color": color, "width": 1},
+                                     hoverinfo="skip"))
     title = "embedding output" if layer == 0 else f"output of layer {layer}"
     fig.update_layout(
         title=f"Token states, {title} ({projection.method.upper()} fitted on every layer's states)",

@@ -39,6 +39,10 @@ class LayerTrace:
         scores: the selector's score per alive token, when it made a selection here.
         selection_seconds: wall time of the selection (seconds).
         layer_seconds: wall time of the layer's forward (seconds).
+        merged_into: for a merging routing, for each alive token the token index it merged into after
+            this layer (None: kept, or dropped without a target); None for other routings.
+        size: for a merging routing, for each alive token how many original tokens it stands for after
+            this layer's merge (a kept token's grown size, a merged token's own); None otherwise.
     """
 
     layer: int
@@ -52,12 +56,21 @@ class LayerTrace:
     scores: list[float] | None = None
     selection_seconds: float = 0.0
     layer_seconds: float = 0.0
+    merged_into: list[int | None] | None = None
+    size: list[float] | None = None
 
     @property
     def dropped(self) -> list[int]:
-        """Tokens alive here and not kept."""
+        """Tokens alive here and not kept (merged ones included)."""
         kept = set(self.kept)
         return [i for i in self.alive if i not in kept]
+
+    @property
+    def merged(self) -> dict[int, int]:
+        """``{token: token it merged into}`` for the tokens merged after this layer (empty when none)."""
+        if self.merged_into is None:
+            return {}
+        return {i: t for i, t in zip(self.alive, self.merged_into) if t is not None}
 
 
 @dataclass
@@ -69,6 +82,8 @@ class Trace:
     is then ``embedding_kept``. ``word_ids`` and ``words`` group the tokens into words
     (:mod:`pyramid.words`). ``selection_flops`` is what the selector that ran spent (FLOPs);
     ``routing_flops`` what a cross layer's keys and values over every token add (Token Dropping).
+    ``routing`` is what happened to the tokens not kept (``drop``, ``rejoin``, ``merge``: then each layer
+    records ``merged_into`` and ``size``).
     ``prediction`` is the classifier's answer computed from this same pass (the last layer's first-token
     state fed to its head) next to its full-length answer, when a classifier ran; ``prediction_note``
     says why there is none otherwise. ``regime`` is the regime the selector ran in.
@@ -94,6 +109,7 @@ class Trace:
     selection_flops: float = 0.0
     routing_flops: float = 0.0
     regime: str = "inference"
+    routing: str = "drop"
     prediction: Prediction | None = None
     prediction_note: str | None = None
 
@@ -114,6 +130,9 @@ class Trace:
                 "layer": lt.layer, "alive": list(lt.alive), "kept": list(lt.kept),
                 "coverage_radius": float(lt.coverage_radius),
             }
+            if lt.merged_into is not None:
+                item["merged_into"] = list(lt.merged_into)
+                item["size"] = [round(float(x), 6) for x in lt.size]
             if hidden:
                 item["hidden"] = lt.hidden.astype(float).round(6).tolist()
             layers.append(item)
@@ -122,6 +141,7 @@ class Trace:
                     "lengths": list(self.lengths)}
         result = {
             "model": self.model, "num_layers": self.num_layers, "selector": self.selector, "regime": self.regime,
+            "routing": self.routing,
             "schedule": schedule, "tokens": list(self.tokens), "truncated": bool(self.truncated),
             "layers": layers,
         }
@@ -131,8 +151,10 @@ class Trace:
         return result
 
 
-TRACE_CSV_COLUMNS = ("layer", "token_index", "token", "kept", "nearest_kept", "distance", "score")
-"""Columns of :func:`trace_rows`: one row per token alive at a layer."""
+TRACE_CSV_COLUMNS = ("layer", "token_index", "token", "kept", "nearest_kept", "distance", "score", "merged_into",
+                     "size")
+"""Columns of :func:`trace_rows`: one row per token alive at a layer (``merged_into`` and ``size`` filled for a
+merging routing)."""
 
 
 def trace_rows(trace: "Trace") -> list[dict]:
@@ -148,13 +170,16 @@ def trace_rows(trace: "Trace") -> list[dict]:
         scores0 = trace.embedding_scores or [None] * trace.n_tokens
         for i, tok in enumerate(trace.tokens):
             rows.append({"layer": 0, "token_index": i, "token": tok, "kept": i in kept0, "nearest_kept": None,
-                         "distance": None, "score": scores0[i]})
+                         "distance": None, "score": scores0[i], "merged_into": None, "size": None})
     for lt in trace.layers:
         kept = set(lt.kept)
         scores = lt.scores or [None] * len(lt.alive)
-        for i, near, dist, score in zip(lt.alive, lt.nearest, lt.distance, scores):
+        merged = lt.merged_into or [None] * len(lt.alive)
+        sizes = lt.size or [None] * len(lt.alive)
+        for i, near, dist, score, into, size in zip(lt.alive, lt.nearest, lt.distance, scores, merged, sizes):
             rows.append({"layer": lt.layer, "token_index": i, "token": trace.tokens[i], "kept": i in kept,
-                         "nearest_kept": near, "distance": round(float(dist), 6), "score": score})
+                         "nearest_kept": near, "distance": round(float(dist), 6), "score": score,
+                         "merged_into": into, "size": size})
     return rows
 
 
@@ -217,6 +242,11 @@ def trace_text(
         cov = lo.coverage
         nearest_slot = cov.nearest[0][valid].tolist()
         all_pos = lo.positions[0].tolist()
+        merged_into = size = None
+        if lo.merged_into is not None or lo.size is not None:
+            slots = lo.merged_into[0][valid].tolist() if lo.merged_into is not None else [-1] * len(pos)
+            merged_into = [all_pos[t] if t >= 0 else None for t in slots]
+            size = [float(x) for x in lo.size[0][valid].tolist()] if lo.size is not None else [1.0] * len(pos)
         layers.append(LayerTrace(
             layer=lo.layer,
             alive=pos,
@@ -229,6 +259,7 @@ def trace_text(
             scores=lo.scores[0][valid].float().tolist() if lo.scores is not None else None,
             selection_seconds=lo.selection_seconds,
             layer_seconds=lo.layer_seconds,
+            merged_into=merged_into, size=size,
         ))
     emb_kept = emb_scores = None
     if out.embedding_selection is not None:
@@ -238,7 +269,7 @@ def trace_text(
     return Trace(
         embedding_kept=emb_kept, embedding_scores=emb_scores,
         model=encoder.name, num_layers=runs_on.num_layers, selector=selector.name, schedule=schedule,
-        regime=selector.regime, prediction=prediction,
+        regime=selector.regime, routing=selector.routing, prediction=prediction,
         lengths=out.lengths[0].tolist(), tokens=tt.tokens, truncated=tt.truncated,
         original_length=tt.original_length, max_length=tt.max_length, seed=int(seed),
         embedding=out.embedding_output[0].float().numpy().copy(), layers=layers, input_ids=list(tt.input_ids),

@@ -20,7 +20,8 @@ for ds in $DATASETS; do
     # with transformers' Trainer), every fixed-schedule selector that runs on it, inference-only.
     [ -f "$BBC_MODEL/config.json" ] || python scripts/train_bbc.py --out "$BBC_MODEL"
     python -m pyramid evaluate --model "$BBC_MODEL" --data "$DATA/bbc/dev.csv" --regime inference --batch-size 16 \
-      --selectors coreset,attention,random,first-k --retention 1.0,0.5,0.3,0.2,0.1,0.05 --out assets/results/eval__bbc-dev.csv
+      --selectors coreset,attention,random,first-k,tome,coreset-pool --retention 1.0,0.5,0.3,0.2,0.1,0.05 \
+      --out assets/results/eval__bbc-dev.csv
     continue
   fi
   case $ds in

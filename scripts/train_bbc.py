@@ -38,16 +38,15 @@ def main() -> None:
     parser.add_argument("--max-length", type=int, default=512)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--device", default="cpu", help="cpu or cuda")
+    parser.add_argument("--card-only", action="store_true",
+                        help="do not train: measure the model already in --out on dev and rewrite its card")
     args = parser.parse_args()
 
-    import numpy as np
-    import torch
     from transformers import (AutoModelForSequenceClassification, AutoTokenizer, DataCollatorWithPadding, Trainer,
                               TrainingArguments)
 
     from pyramid.data import read_labelled
     from pyramid.loading import default_model_path, quiet_transformers
-    from pyramid.stats import accuracy_interval, macro_f1_interval
 
     quiet_transformers()
     train = read_labelled(os.path.join(args.data, "train.csv"))
@@ -64,7 +63,14 @@ def main() -> None:
         return [{"input_ids": ids, "attention_mask": m, "labels": y}
                 for ids, m, y in zip(enc["input_ids"], enc["attention_mask"], data.labels)]
 
-    train_set, dev_set = encode(train), encode(dev)
+    out = Path(os.path.expanduser(args.out))
+    if args.card_only:
+        record = json.loads((out / "training.json").read_text(encoding="utf-8"))
+        model = AutoModelForSequenceClassification.from_pretrained(out, use_safetensors=True)
+        _finish(out, model, tokenizer, dev, labels, len(train), record["metrics"]["train_seconds"],
+                record["command"], record["args"])
+        return
+    train_set = encode(train)
     with tempfile.TemporaryDirectory() as scratch:
         targs = TrainingArguments(
             output_dir=scratch, num_train_epochs=args.epochs, learning_rate=args.lr, weight_decay=0.01,
@@ -76,23 +82,39 @@ def main() -> None:
         t0 = time.perf_counter()
         trainer.train()
         train_seconds = time.perf_counter() - t0
-        pred = trainer.predict(dev_set)
-    y_pred = np.asarray(pred.predictions).argmax(-1)
-    y_true = np.asarray(dev.labels)
-    acc = accuracy_interval(y_pred == y_true)
-    f1 = macro_f1_interval(y_true, y_pred, n_classes=len(labels))
-    out = Path(os.path.expanduser(args.out))
     out.mkdir(parents=True, exist_ok=True)
     model = trainer.model.to("cpu")
     model.save_pretrained(out)
     tokenizer.save_pretrained(out)
     command = "python scripts/train_bbc.py " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+    _finish(out, model, tokenizer, dev, labels, len(train), train_seconds, command, vars(args))
+
+
+def _finish(out, model, tokenizer, dev, labels, n_train, train_seconds, command, args) -> None:
+    """Dev figures in data order (a plain loop: ``Trainer.predict`` with length-grouped sampling returns
+    predictions in another order), then ``training.json`` and the model card."""
+    import numpy as np
+    import torch
+
+    from pyramid.stats import accuracy_interval, macro_f1_interval
+
+    model.eval()
+    y_pred = []
+    with torch.inference_mode():
+        for i in range(0, len(dev), 16):
+            batch = tokenizer(dev.texts[i:i + 16], truncation=True, max_length=args["max_length"], padding=True,
+                              return_tensors="pt")
+            y_pred += model(**batch).logits.argmax(-1).tolist()
+    y_pred, y_true = np.asarray(y_pred), np.asarray(dev.labels)
+    acc = accuracy_interval(y_pred == y_true)
+    f1 = macro_f1_interval(y_true, y_pred, n_classes=len(labels))
     metrics = {"dev_accuracy": acc.value, "dev_accuracy_ci": [acc.low, acc.high], "dev_macro_f1": f1.value,
                "dev_macro_f1_ci": [f1.low, f1.high], "dev_n": acc.n, "train_seconds": round(train_seconds, 1)}
-    (out / "training.json").write_text(json.dumps({"command": command, "args": vars(args), "labels": labels,
-                                                   "train_rows": len(train), "metrics": metrics,
+    (out / "training.json").write_text(json.dumps({"command": command, "args": args, "labels": labels,
+                                                   "train_rows": n_train, "metrics": metrics,
                                                    "torch": torch.__version__}, indent=2), encoding="utf-8")
-    (out / "README.md").write_text(_card(args, labels, len(train), acc, f1, train_seconds, command), encoding="utf-8")
+    (out / "README.md").write_text(_card(argparse.Namespace(**args), labels, n_train, acc, f1, train_seconds, command),
+                                   encoding="utf-8")
     print(json.dumps({"out": str(out), **metrics}))
 
 

@@ -398,7 +398,7 @@ def test_a_fine_tuned_classifier_in_the_model_cache_predicts_its_own_labels(tmp_
     monkeypatch.setenv("PYRAMID_LENS_MODEL_ROOT", str(tmp_path))
     at = fresh().run()
     at.selectbox(key="pl_model_choice").set_value("topics").run()
-    assert len(at.selectbox(key="w_selector").options) == 4  # the four rule-based selectors
+    assert len(at.selectbox(key="w_selector").options) == 6  # the rule-based selectors, dropping and merging
     at.text_area(key="w_text").input("The match ended in a draw after heavy rain.")
     run_button(at).click()
     at.run()

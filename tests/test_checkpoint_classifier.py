@@ -147,7 +147,7 @@ def test_the_model_predicts_with_its_own_labels_and_explains_unavailable_selecto
     _save(tmp_path / "topics", "bert", minilm.tokenizer)
     model = Model(load_encoder(str(tmp_path / "topics")))
     assert model.inference_head == OWN_HEAD
-    assert model.selectors() == ["coreset", "attention", "random", "first-k"]
+    assert model.selectors() == ["coreset", "attention", "random", "first-k", "tome", "coreset-pool"]
     for learned in ("adapler", "trbert", "ltp", "token-dropping"):
         reason = model.unavailable(learned)
         assert reason and "fine-tuned classifier with its own head" in reason

@@ -27,8 +27,8 @@ def test_trace_json_on_real_text_in_a_subprocess():
         cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr
     data = json.loads(proc.stdout)
-    assert set(data) == {"model", "num_layers", "selector", "regime", "schedule", "tokens", "truncated", "layers",
-                         "prediction"}
+    assert set(data) == {"model", "num_layers", "selector", "regime", "routing", "schedule", "tokens", "truncated",
+                         "layers", "prediction"}
     pred = data["prediction"]  # the shipped sst2-lora head, from the same pass as the trace
     assert pred["labels"] == ["negative", "positive"] and pred["head"] == "sst2-lora"
     assert pred["full_label"] == "positive" and pred["label"] in pred["labels"] and pred["multi_label"] is False

@@ -31,6 +31,8 @@ def record(minilm) -> dict:
 
     out = {}
     for name in SELECTORS:
+        if SELECTORS[name].routing == "merge":
+            continue  # added with the routing (issue 30): nothing to compare with
         for regime in REGIMES:
             if unavailable_reason(name, None, regime) is not None:
                 continue
@@ -56,7 +58,7 @@ def test_traces_are_unchanged(minilm):
         pytest.fail(f"{GOLDEN} is missing: record it with `python {Path(__file__).name} --write`")
     expected = json.loads(GOLDEN.read_text(encoding="utf-8"))
     got = record(minilm)
-    assert set(got) == set(expected)
+    assert set(expected) <= set(got)  # selectors added since (merging ones) have no recorded trace
     for key, exp in expected.items():
         g = got[key]
         assert [lo["kept"] for lo in g["layers"]] == [lo["kept"] for lo in exp["layers"]], key

@@ -18,7 +18,8 @@ def ctx(B=2, N=8, d=4, k=(3, 5), valid_n=(8, 6), probs=None, seed=0):
     return SelectionContext(
         hidden=torch.randn(B, N, d, generator=g), valid=valid, positions=positions,
         input_ids=torch.zeros(B, N, dtype=torch.long), layer=1, num_layers=6,
-        k=torch.tensor(k), attention_probs=probs, generator=torch.Generator().manual_seed(seed))
+        k=torch.tensor(k), attention_probs=probs, generator=torch.Generator().manual_seed(seed),
+        keys=torch.randn(B, N, d, generator=g))
 
 
 def test_keep_top_k_counts_cls_and_pads():

@@ -76,7 +76,9 @@ def shrink(state: RouteState, keep: torch.Tensor) -> RouteState:
     idx = compact(keep)  # (B, M)
     valid = keep.gather(1, idx)
     positions = torch.where(valid, state.positions.gather(1, idx), torch.full_like(idx, -1))
-    size = state.size.gather(1, idx) if state.size is not None else None
+    size = None
+    if state.size is not None:  # pads (the filler slots of shorter rows) stand for nothing
+        size = torch.where(valid, state.size.gather(1, idx), torch.zeros_like(idx, dtype=state.size.dtype))
     return RouteState(gather_rows(state.hidden, idx), valid, positions, state.ids.gather(1, idx), size)
 
 

@@ -22,6 +22,8 @@ _ENTRIES = (
     "trbert:TrbertSelector",
     "token_dropping:TokenDroppingSelector",
     "ltp:LtpSelector",
+    "tome:TomeSelector",
+    "coreset_pool:CoresetPoolSelector",
 )
 """``module:Class`` of every selector, in the order menus and legends show them: one line each."""
 

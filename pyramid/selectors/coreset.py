@@ -155,15 +155,34 @@ class KCenterResult:
         radius: ``(B,)`` float32, coverage radius of the centres over the valid tokens (0.0 when
             every valid token is a centre).
         rank: ``(B, N)`` float32, N for the first centre, N - 1 for the second, ..., 0 for the rest.
+        nearest: ``(B, N)`` long, with ``assign``: the centre other than [CLS] nearest to each non-centre
+            (the k-center assignment; -1 for centres, pads, and when [CLS] is the only centre); else None.
     """
 
     keep: torch.Tensor
     order: torch.Tensor
     radius: torch.Tensor
     rank: torch.Tensor
+    nearest: torch.Tensor | None = None
 
 
-def greedy_k_center(hidden: torch.Tensor, valid: torch.Tensor, k: torch.Tensor) -> KCenterResult:
+def _assignment(gram: np.ndarray, sq: np.ndarray, valid: np.ndarray, keep: np.ndarray) -> np.ndarray:
+    """For each valid non-centre, the nearest centre other than slot 0 ([CLS]), from the Gram matrix already
+    computed (``||x_i - x_j||^2 = sq_i + sq_j - 2 gram_ij``; an ``(n, k)`` read, no new product); -1 elsewhere."""
+    B, N = valid.shape
+    out = np.full((B, N), -1, dtype=np.int64)
+    for b in range(B):
+        centres = np.flatnonzero(keep[b])
+        centres = centres[centres != 0]
+        rows = np.flatnonzero(valid[b] & ~keep[b])
+        if not centres.size or not rows.size:
+            continue
+        d2 = sq[b, centres][None, :] - 2.0 * gram[b][np.ix_(rows, centres)]  # (rows, k): sq_i is constant per row
+        out[b, rows] = centres[np.argmin(d2, axis=1)]
+    return out
+
+
+def greedy_k_center(hidden: torch.Tensor, valid: torch.Tensor, k: torch.Tensor, assign: bool = False) -> KCenterResult:
     """Greedy furthest-point k-center, seeded with [CLS] (slot 0), per example.
 
     Args:
@@ -171,6 +190,7 @@ def greedy_k_center(hidden: torch.Tensor, valid: torch.Tensor, k: torch.Tensor) 
         valid: ``(B, N)`` bool; pads are never chosen.
         k: ``(B,)`` int, number of centres per example ([CLS] included); an example with fewer
             valid tokens keeps all of them.
+        assign: also return each non-centre's nearest centre other than [CLS] (core-set pooling).
 
     Returns:
         A :class:`KCenterResult` on ``hidden``'s device.
@@ -186,9 +206,9 @@ def greedy_k_center(hidden: torch.Tensor, valid: torch.Tensor, k: torch.Tensor) 
     order = np.empty((B, N), dtype=np.int64)
     rank = np.empty((B, N), dtype=np.float32)
     radius2 = np.empty(B, dtype=np.float32)
+    valid_np = valid.detach().cpu().numpy().astype(np.bool_)
     _greedy_k_center_kernel(
-        gram, sq, valid.detach().cpu().numpy().astype(np.bool_), k.detach().cpu().numpy().astype(np.int64),
-        keep, order, rank, radius2,
+        gram, sq, valid_np, k.detach().cpu().numpy().astype(np.int64), keep, order, rank, radius2,
     )
     dev = hidden.device
     return KCenterResult(
@@ -196,6 +216,7 @@ def greedy_k_center(hidden: torch.Tensor, valid: torch.Tensor, k: torch.Tensor) 
         order=torch.from_numpy(order).to(dev),
         radius=torch.from_numpy(np.sqrt(radius2)).to(dev),
         rank=torch.from_numpy(rank).to(dev),
+        nearest=torch.from_numpy(_assignment(gram, sq, valid_np, keep)).to(dev) if assign else None,
     )
 
 

@@ -1,0 +1,146 @@
+"""ToMe, Token Merging (Bolya et al., "Token Merging: Your ViT But Faster", ICLR 2023; code
+facebookresearch/ToMe, ``tome/merge.py``), on text: bipartite soft matching on the attention keys, and the
+matched tokens merged (docs/methods.md 10.2).
+
+After layer j the alive tokens are split alternately into two sets, A (slots 0, 2, 4, ...) and B (slots 1,
+3, 5, ...). Each A token's best match in B is the one with the highest cosine similarity of the layer's
+keys averaged over heads (``k.mean(1)`` in ``tome/patch/timm.py``); the ``r`` A tokens with the best matches
+are merged into their B partners (the merge routing averages them by size, :mod:`pyramid.routing.merge`).
+[CLS] is slot 0, in A, and its row of similarities is ``-inf``: it is never merged, and nothing merges into
+it (ToMe's ``class_token``). ``r`` comes from the project's length schedule (``r = alive - k``), not ToMe's
+constant ``r`` per layer.
+
+ToMe merges at most half the tokens of a layer (one matching). Where the schedule asks a layer to lose
+more, the matching is repeated on what is left, each round on the size-weighted mean keys of the merged
+groups, until ``r`` tokens are gone (a project extension, docs/methods.md 10.2). When only [CLS] and one
+token would remain and one more must go, that token is dropped (nothing may merge into [CLS]).
+
+Differences from ToMe, stated in docs/methods.md 10.2: ToMe merges inside each block, after the attention
+and before the MLP, with that block's keys; here the selection happens after the layer's output (the
+insertion point of every selector, docs/methods.md 0.1), with the keys of the same layer's attention, so
+the layer's MLP still runs on the tokens that are then merged.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from .base import Descriptor, Selection, SelectionContext, Selector
+
+
+def bipartite_merge(metric: torch.Tensor, size: torch.Tensor, r: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Bipartite soft matching on one example, repeated until ``r`` tokens are merged away.
+
+    Args:
+        metric: ``(n, c)`` the alive tokens' keys (slot 0 is [CLS]). size: ``(n,)`` their sizes.
+        r: tokens to remove (``0 <= r < n``).
+
+    Returns:
+        ``(target (n,) long, score (n,) float)``: the slot each token merges into (its own slot when it is
+        kept; -1 when it is dropped without a target), and each token's distinctiveness in the first
+        round, ``1 - `` its best cosine similarity to the other set (2.0 for [CLS]), the selector's scores.
+    """
+    n = metric.shape[0]
+    m = metric.float()
+    m = m / m.norm(dim=-1, keepdim=True).clamp_min(1e-12)  # (n, c) unit keys
+    s = size.float().clone()
+    owner = torch.arange(n)
+    alive = torch.arange(n)
+    score = torch.zeros(n)
+    first = True
+    while r > 0:
+        t = alive.numel()
+        rr = min(r, (t - 1) // 2)  # at most half, [CLS] protected (ToMe: min(r, (t - protected) // 2))
+        if rr <= 0:
+            break
+        a, b = alive[0::2], alive[1::2]
+        sim = m[a] @ m[b].T  # (|A|, |B|) cosine similarities
+        sim[0, :] = float("-inf")  # alive[0] is [CLS]: never merged
+        best, partner = sim.max(dim=-1)  # (|A|,)
+        if first:
+            score[a] = 1.0 - best
+            score[b] = 1.0 - sim[1:].max(dim=0).values if a.numel() > 1 else 1.0
+            score[0] = 2.0
+            first = False
+        order = best.argsort(descending=True, stable=True)
+        src, dst = a[order[:rr]], b[partner[order[:rr]]]
+        weighted = m * s.unsqueeze(-1)  # size-weighted mean keys of the merged groups for the next round
+        weighted.index_add_(0, dst, weighted[src])
+        s.index_add_(0, dst, s[src])
+        m = weighted / s.clamp_min(1e-12).unsqueeze(-1)
+        m = m / m.norm(dim=-1, keepdim=True).clamp_min(1e-12)
+        owner[src] = dst
+        gone = torch.zeros(n, dtype=torch.bool)
+        gone[src] = True
+        alive = alive[~gone[alive]]
+        r -= rr
+    target = owner.clone()
+    while True:  # a token merged into one that merged later: follow the chain to the final group
+        nxt = target[target]
+        if torch.equal(nxt, target):
+            break
+        target = nxt
+    if r > 0:  # only [CLS] and r tokens are left, and nothing merges into [CLS]: the rest is dropped
+        rest = alive[1:1 + r]
+        target[torch.isin(target, rest)] = -1
+    return target, score
+
+
+class TomeSelector(Selector):
+    """ToMe: bipartite soft matching on the layer's keys; matched tokens merge into their partners
+    (see the module docstring; docs/methods.md 10.2).
+
+    Selection FLOPs: the cosine similarities of each matching round, ``2 (t/2)^2 c`` for ``t`` alive tokens
+    and keys of width ``c`` (the head dimension), plus normalising the keys (``3 t c``).
+    """
+
+    name = "tome"
+    reads = "keys"
+    routing = "merge"
+
+    def __init__(self, regime: str = "inference"):
+        super().__init__(regime)
+        self._key_width: int | None = None
+
+    def select(self, ctx: SelectionContext) -> Selection:
+        if ctx.keys is None:
+            raise ValueError("ToMe needs the layer's attention keys (the encoder gives them when reads == 'keys')")
+        B, N = ctx.valid.shape
+        self._key_width = int(ctx.keys.shape[-1])
+        size = ctx.size if ctx.size is not None else torch.ones(B, N)
+        keep = ctx.valid.clone()
+        merge_into = torch.full((B, N), -1, dtype=torch.long)
+        scores = torch.zeros(B, N)
+        keys = ctx.keys.detach().cpu()
+        for b in range(B):
+            n = int(ctx.valid[b].sum())
+            r = n - int(ctx.k[b])
+            if r <= 0:
+                continue
+            target, score = bipartite_merge(keys[b, :n], size[b, :n].detach().cpu(), r)
+            scores[b, :n] = score
+            slots = torch.arange(n)
+            gone = target != slots
+            keep[b, :n] = ~gone
+            merge_into[b, :n] = torch.where(gone, target, torch.full_like(target, -1))
+        dev = ctx.valid.device
+        return Selection(keep=keep, scores=scores.to(dev), merge_into=merge_into.to(dev))
+
+    def selection_flops(self, n_alive: int, n_kept: int, hidden_size: int) -> float:
+        c = self._key_width or max(1, hidden_size // 12)
+        flops, t, r = 0.0, n_alive, n_alive - n_kept
+        while r > 0 and t > 2:
+            rr = min(r, (t - 1) // 2)
+            flops += 2.0 * (t / 2) ** 2 * c + 3.0 * t * c
+            t, r = t - rr, r - rr
+        return flops
+
+
+DESCRIPTOR = Descriptor(
+    label="ToMe (token merging, bipartite matching)",
+    short="ToMe",
+    description=("ToMe: tokens are split alternately into two sets; each token of the first set finds its most "
+                 "similar token of the second (cosine of the attention keys), and the best-matched pairs are "
+                 "merged into their size-weighted average instead of being dropped."),
+)
+"""How people see this selector (menus, legends, help) and what it needs shipped."""
