@@ -11,7 +11,7 @@ import html
 import pandas as pd
 import streamlit as st
 
-from pyramid.results import RESULTS_DIR, load_bench, load_eval_results, matched_table
+from pyramid.results import RESULTS_DIR, drop_vs_merge, load_bench, load_eval_results, matched_table
 from pyramid.selectors import SELECTORS, selector_label
 
 from pyramid import figures
@@ -133,6 +133,7 @@ def render() -> None:
                              for k in m if k.endswith("x")},
                           "own operating point": "" if own is None else f"{100 * own[0]:.1f}% at {own[1]:.2f}x"})
         st.dataframe(pd.DataFrame(table), hide_index=True, width="stretch", key="bench-matched")
+        _drop_vs_merge([r for r in rows if r.get("regime", "inference") in show_regimes])
         panels.pairwise_panel([r for r in rows if r["selector"] in show], show_regimes, key="bench")
         with st.expander("Every row of the result file"):
             frame = pd.DataFrame(rows)
@@ -169,6 +170,25 @@ def render() -> None:
         memory["selector"] = [selector_label(s, True) for s in memory["selector"]]
         st.dataframe(memory.rename(columns=MEMORY_COLUMNS), hide_index=True, width="stretch", key="bench-memory")
     _meta_caption(meta)
+
+
+def _drop_vs_merge(rows: list[dict]) -> None:
+    """Merging minus dropping at the matched speedups, with paired intervals (docs/methods.md 10)."""
+    pairs = drop_vs_merge(rows)
+    if not pairs:
+        return
+    st.markdown("**Merge or drop?** Each merging selector's accuracy minus each dropping selector's, in points, at "
+                "the same FLOPs speedup on the same examples (95% paired bootstrap interval; *: distinguishable).")
+    table = []
+    for p in pairs:
+        cells = {}
+        for k, v in p.items():
+            if k.endswith("x"):
+                cells[k] = "" if v is None else (f"{100 * v.value:+.1f} [{100 * v.low:+.1f}, {100 * v.high:+.1f}]"
+                                                 + (" *" if v.excludes(0.0) else ""))
+        table.append({"regime": figures.REGIME_NAMES.get(p["regime"], p["regime"]),
+                      "merge": selector_label(p["merge"], True), "minus drop": selector_label(p["drop"], True), **cells})
+    st.dataframe(pd.DataFrame(table), hide_index=True, width="stretch", key="bench-merge")
 
 
 def _token_dropping_claim() -> None:

@@ -25,7 +25,7 @@ EXAMPLE = "even horror fans will most likely not find what they 're seeking ; th
 
 STEPS = ("1 · Tokens and layers", "2 · The pyramid schedule", "3 · Core-set: covering balls",
          "4 · Attention significance and LTP", "5 · AdapLeR's predictors", "6 · TR-BERT's policy", "7 · Token Dropping",
-         "8 · Train-Select", "9 · Measuring honestly")
+         "8 · Merge, not drop", "9 · Train-Select", "10 · Measuring honestly")
 
 REFERENCES = """
 **Papers**
@@ -41,6 +41,9 @@ REFERENCES = """
 * Sener and Savarese. *Active Learning for Convolutional Neural Networks: A Core-Set Approach.* ICLR 2018
   (greedy k-center as a core-set).
 * Jain and Wallace. *Attention is not Explanation.* NAACL 2019.
+* Bolya, Fu, Dai, Zhang, Feichtenhofer, Hoffman. *Token Merging: Your ViT But Faster.* ICLR 2023 (ToMe).
+* Marin, Chang, Ranjan, Prabhu, Rastegari, Tuzel. *Token Pooling in Vision Transformers for Image
+  Classification.* WACV 2023.
 """
 
 
@@ -239,6 +242,8 @@ def render() -> None:
                     "(green in the token pyramid). Its paper's claim is pre-training compute (about 25% less on "
                     "BERT-base); here it serves classification.")
     elif step == STEPS[7]:
+        _merge_step()
+    elif step == STEPS[8]:
         _train_select_step()
     else:
         st.subheader("Measuring honestly")
@@ -291,3 +296,38 @@ def _train_select_step() -> None:
                 f"{100 * (res.full_accuracy or 0):.1f}%); blank where a selector does not reach that speedup:")
     st.dataframe(pd.DataFrame(table), hide_index=True, width="stretch", key="learn-ts")
     st.caption("From the shipped result file (the Benchmarks page has every point and the command that made it).")
+
+
+def _merge_step() -> None:
+    """Merge vs drop: ToMe's bipartite soft matching, the size-weighted mean and proportional attention."""
+    st.subheader("Merge, not drop: ToMe and core-set pooling")
+    st.markdown(
+        "Dropping throws a token's state away. **Merging** keeps its information: the token is averaged into a "
+        "similar kept token, which from then on stands for both. A **size** `s` (how many original tokens a state "
+        "stands for) travels with the states; a merge replaces the target by the size-weighted mean "
+        "(docs/methods.md 10.1):")
+    st.latex(r"x_t \leftarrow \frac{s_t\,x_t + \sum_{i \to t} s_i\,x_i}{s_t + \sum_{i \to t} s_i},\qquad "
+             r"s_t \leftarrow s_t + \sum_{i \to t} s_i")
+    st.markdown(
+        "So that a merged state weighs as much as the tokens inside it, **proportional attention** adds "
+        "`log s` to every later attention logit towards it:")
+    st.latex(r"A = \mathrm{softmax}\!\left(\frac{QK^\top}{\sqrt{d_h}} + \log s\right)")
+    st.markdown(
+        "**ToMe** (Bolya et al., ICLR 2023) chooses what to merge by **bipartite soft matching**: the alive tokens "
+        "are split alternately into sets A and B; each A token finds its most similar B token, by the cosine of "
+        "the layer's attention keys averaged over heads; the `r` best-matched A tokens merge into their partners. "
+        "It is cheap (one `|A| x |B|` product, no iteration) and needs no training. [CLS] is never merged, and "
+        "nothing merges into it: the classifier reads it. Where the schedule asks for more than half of a layer's "
+        "tokens, the matching runs again on what is left (docs/methods.md 10.2).")
+    st.latex(r"\mathrm{sim}(a, b) = \frac{\bar k_a \cdot \bar k_b}{\lVert \bar k_a\rVert\,\lVert \bar k_b\rVert},"
+             r"\quad \bar k = \tfrac1H \textstyle\sum_h k_h,\qquad a \to \arg\max_b \mathrm{sim}(a, b)")
+    st.markdown(
+        "**Core-set pooling** (the idea of Token Pooling, Marin et al., WACV 2023) keeps Pyramid-BERT's k-center "
+        "centres and merges every dropped token into the centre that covers it: each kept token becomes the mean "
+        "of its cluster. Its coverage radius is the same notion as for dropping: the largest distance from a "
+        "token to the kept token that represents it (docs/methods.md 10.4).")
+    st.markdown(
+        "In the explorer, choose **ToMe** or **Core-set pooling**: merged tokens are violet (hover says which "
+        "token absorbed them), a kept token that stands for several shows its size as a subscript, and the "
+        "embeddings view joins each merged token to its absorber. Compare **Core-set** with **Core-set pooling** "
+        "on the same text to see drop against merge; the Benchmarks page compares them at equal FLOPs speedup.")

@@ -43,8 +43,9 @@ def coverage_panel(runs: dict[str, Trace], chosen: str, groups: dict[str, Groups
     """
     st.plotly_chart(figures.coverage_figure(runs, chosen), key=f"{key}-radii", width="stretch")
     st.caption(
-        "The coverage radius of a layer is the largest distance from a dropped token to its nearest kept token "
-        "(docs/methods.md 1.2): small means the kept tokens still stand for every token. Greedy k-center (core-set) "
+        "The coverage radius of a layer is the largest distance from a dropped token to its nearest kept token, or "
+        "from a merged token to the token that absorbed it (docs/methods.md 1.2, 10.4): small means the kept tokens "
+        "still stand for every token. Greedy k-center (core-set) "
         "keeps it within 2x of the best possible for the same number of tokens; the other selectors ignore "
         "geometry. Lines appear only at layers where the run dropped tokens."
     )
@@ -81,8 +82,9 @@ def embedding_panel(trace: Trace, projection, *, key: str) -> None:
                        on_click="ignore", key=f"{key}-dl")
     st.caption(
         f"One {projection.method.upper()} projection fitted on every token at every layer, so the axes are the same "
-        "for all layers. Blue circles are kept after this layer, orange crosses are dropped; a thin line joins each "
-        "dropped token to the kept token that covers it. Grey dots are the other layers' points. Distances in 2-D "
+        "for all layers. Blue circles are kept after this layer, orange crosses are dropped, violet diamonds are "
+        "merged into another token; a thin line joins each dropped token to the kept token that covers it, and "
+        "each merged token to the token that absorbed it. Grey dots are the other layers' points. Distances in 2-D "
         "only roughly reflect distances in the hidden space."
     )
 

@@ -239,7 +239,7 @@ class Model:
 
     def trace(self, text: str | Sequence[int] | TokenizedText, selector: str | Selector = "coreset",
               regime: str = "inference", schedule: Schedule | None = None, *, seed: int = 0,
-              max_length: int | None = None, head: str | None = None) -> Trace:
+              max_length: int | None = None, head: str | None = None, proportional_attention: bool = True) -> Trace:
         """Run the pyramid on one text and return its trace with the prediction from the same pass.
 
         Args:
@@ -251,6 +251,8 @@ class Model:
             max_length: token limit for a text (the model's when None).
             head: the classifier that predicts: None for the regime's (see :meth:`prediction_head`),
                 ``"none"`` for no prediction, :data:`OWN_HEAD`, or a head name or folder.
+            proportional_attention: with a merging selector (ToMe, core-set pooling), add ``log(size)`` to
+                the attention logits of later layers (docs/methods.md 10.1; on by default).
 
         Returns:
             :class:`Trace` with ``prediction`` (None, with ``prediction_note`` saying why, when no
@@ -270,7 +272,8 @@ class Model:
             with self._full_lock:
                 full = list(self._full[key]) if key in self._full else None
         encoder = runs_on.encoder if (clf is None and runs_on is not None) else self.encoder
-        trace = trace_text(encoder, "", sel, schedule, seed=seed, tokenized=tokenized, classifier=clf, full_probs=full)
+        trace = trace_text(encoder, "", sel, schedule, seed=seed, tokenized=tokenized, classifier=clf, full_probs=full,
+                           proportional_attention=proportional_attention)
         trace.model = self.name
         if trace.prediction is not None and full is None:
             self._remember((clf.name, tuple(tokenized.input_ids)), trace.prediction.full_probs)
@@ -339,7 +342,7 @@ def load(name: str | None = None, *, allow_hub: bool = True) -> Model:
 def run(text: str | Sequence[int] | TokenizedText, model: str | Model | LoadedEncoder | None = None,
         selector: str | Selector = "coreset", *, regime: str = "inference", retention: float = 0.5,
         start_layer: int = 1, schedule: Schedule | None = None, seed: int = 0, max_length: int | None = None,
-        head: str | None = None) -> Trace:
+        head: str | None = None, proportional_attention: bool = True) -> Trace:
     """Run a pyramid encoder on one text: the trace of every layer with the prediction from the same pass.
 
     Args:
@@ -353,6 +356,7 @@ def run(text: str | Sequence[int] | TokenizedText, model: str | Model | LoadedEn
         seed: seed of stochastic selectors.
         max_length: token limit (the model's own when None); longer texts are truncated.
         head: which classifier predicts (see :meth:`Model.trace`).
+        proportional_attention: merging selectors add ``log(size)`` to later attention logits (default on).
 
     Returns:
         :class:`pyramid.trace.Trace`; ``trace.prediction`` is a :class:`pyramid.classifier.Prediction`
@@ -368,7 +372,8 @@ def run(text: str | Sequence[int] | TokenizedText, model: str | Model | LoadedEn
         model = load(model)
     if schedule is None:
         schedule = Schedule(retention=float(retention), start_layer=int(start_layer))
-    return model.trace(text, selector, regime, schedule, seed=seed, max_length=max_length, head=head)
+    return model.trace(text, selector, regime, schedule, seed=seed, max_length=max_length, head=head,
+                       proportional_attention=proportional_attention)
 
 
 def show(trace: Trace, view: str = "pyramid", *, words: bool = False):

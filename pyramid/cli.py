@@ -79,11 +79,11 @@ def cmd_trace(args) -> int:
         raise CliError(f"the {args.selector} selector cannot run on '{model.name}' in the {args.regime} regime: {reason}")
     try:
         trace = model.trace(text, args.selector, args.regime, schedule, seed=args.seed, max_length=args.max_length,
-                            head=args.head)
+                            head=args.head, proportional_attention=args.proportional_attention)
     except HeadLoadError as exc:  # an explicit --head that does not load: the trace without a prediction
         print(f"note: no prediction: {exc}", file=sys.stderr)
         trace = model.trace(text, args.selector, args.regime, schedule, seed=args.seed, max_length=args.max_length,
-                            head="none")
+                            head="none", proportional_attention=args.proportional_attention)
     if trace.truncated:
         print(f"note: the text has {trace.original_length} tokens; truncated to {trace.max_length}.", file=sys.stderr)
     if trace.prediction is None and trace.prediction_note:
@@ -343,6 +343,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-length", type=at.max_length, default=None,
                    help="token limit, [CLS]/[SEP] included, at least 3 (default: the model's, 512)")
     p.add_argument("--hidden", action="store_true", help="include every layer's hidden states")
+    p.add_argument("--proportional-attention", type=at.boolean, default=True,
+                   help="merging selectors (tome, coreset-pool): add log(size) to later attention logits (default true)")
     p.add_argument("--head", default=None,
                    help="classifier for the prediction: 'own' (a fine-tuned checkpoint's own head), a shipped head's "
                         "name or folder, or 'none' (trace the model as loaded, no prediction); default: the "

@@ -289,3 +289,28 @@ def pairwise_at_speedup(rows: list[dict], speedup: float, regime: str) -> list[d
                 if d is not None:
                     out.append({"a": a, "b": b, "diff": d})
     return out
+
+
+def drop_vs_merge(rows: list[dict], speedups=MATCHED_SPEEDUPS) -> list[dict]:
+    """Merging against dropping at matched FLOPs speedup: every merging selector (ToMe, core-set pooling)
+    minus every fixed-schedule dropping selector of the same regime, each interpolated on its curve, with the
+    paired bootstrap interval over the shared examples (docs/methods.md 9, 10).
+
+    Returns:
+        ``[{regime, merge, drop, "1.6x": Interval | None, ...}]`` (None where either does not reach that
+        speedup or the file has no per-example correctness).
+    """
+    from .selectors import SELECTORS
+
+    out = []
+    for regime in dict.fromkeys(r.get("regime", "inference") for r in rows):
+        names = list(dict.fromkeys(r["selector"] for r in rows if r.get("regime", "inference") == regime))
+        merging = [n for n in names if n in SELECTORS and SELECTORS[n].routing == "merge"]
+        dropping = [n for n in names if n in SELECTORS and SELECTORS[n].routing == "drop" and SELECTORS[n].fixed_length]
+        for m in merging:
+            for d in dropping:
+                row = {"regime": regime, "merge": m, "drop": d}
+                for x in speedups:
+                    row[f"{x:g}x"] = difference_at_speedup(rows, (m, regime), (d, regime), x)
+                out.append(row)
+    return out

@@ -195,6 +195,7 @@ def trace_text(
     tokenized: TokenizedText | None = None,
     classifier: Classifier | None = None,
     full_probs: list[float] | None = None,
+    proportional_attention: bool = True,
 ) -> Trace:
     """Run the pyramid on one text and record every layer (and, with a classifier, its prediction
     from the same pass).
@@ -212,6 +213,8 @@ def trace_text(
             ``prediction`` comes from this pass's last-layer states (one pass per answer).
         full_probs: the classifier's full-length probabilities on this text when already known;
             otherwise they come from this pass when it dropped nothing, else from one more pass.
+        proportional_attention: with a merging selector, add ``log(size)`` to later attention logits
+            (docs/methods.md 10.1; on by default).
 
     Returns:
         :class:`Trace`.
@@ -224,7 +227,7 @@ def trace_text(
     tt = tokenized or tokenize(encoder, text, max_length)
     ids = torch.tensor([tt.input_ids], dtype=torch.long)
     runs_on = classifier.encoder if classifier is not None else encoder
-    pyr = PyramidEncoder(runs_on, selector, schedule)
+    pyr = PyramidEncoder(runs_on, selector, schedule, proportional_attention=proportional_attention)
     out = pyr(ids, torch.ones_like(ids), output_hidden_states=True, output_coverage=True, seed=seed)
     prediction = None
     if classifier is not None:

@@ -1,14 +1,35 @@
-"""Print the shipped evaluation results (assets/results/eval__*.csv) as Markdown tables: accuracy %
-(FLOPs speedup) per selector, regime and retention, learned selectors' operating points, and the
-matched-speedup table. Used to refresh the README."""
+"""Print the shipped evaluation results (assets/results/eval__*.csv) as Markdown tables: accuracy % with its
+95% interval (FLOPs speedup) per selector, regime and retention (▼: distinguishably below the same model at
+full length, paired), learned selectors' operating points, the matched-speedup table with intervals, and
+merging minus dropping at matched speedup. Used to refresh the README."""
 
 import sys
 
 
-from pyramid.results import load_bench, load_eval_results, matched_table
+from pyramid.results import drop_vs_merge, load_bench, load_eval_results, matched_table
 from pyramid.selectors import SELECTORS, selector_label
 
 REGIME = {"inference": "inference-only", "train-select": "Train-Select"}
+
+
+def cell(r: dict, speed: bool = True) -> str:
+    """``86.8 [84.6, 89.0] (1.63x)``; ▼ when distinguishably below the same model at full length."""
+    text = f"{100 * r['accuracy']:.1f}"
+    if r.get("ci_low") is not None:
+        text += f" [{100 * r['ci_low']:.1f}, {100 * r['ci_high']:.1f}]"
+    if r.get("diff_high") is not None and r["diff_high"] < 0:
+        text += " ▼"
+    return text + (f" ({r['flops_speedup']:.2f}x)" if speed else "")
+
+
+def interval_cell(value, interval, vs_full) -> str:
+    """A matched-speedup cell with its interval; ▼ when distinguishably below full length."""
+    if value is None:
+        return ""
+    if interval is None:
+        return f"{100 * value:.1f}"
+    mark = " ▼" if vs_full is not None and vs_full.high < 0 else ""
+    return f"{100 * interval.value:.1f} [{100 * interval.low:.1f}, {100 * interval.high:.1f}]{mark}"
 
 
 def main() -> None:
@@ -31,14 +52,14 @@ def main() -> None:
             for ret in rets:
                 r = next((x for x in rows if x["selector"] == sel and x.get("regime", "inference") == regime
                           and x["retention"] == ret), None)
-                cells.append("" if r is None else f"{100 * r['accuracy']:.1f} ({r['flops_speedup']:.2f}x)")
+                cells.append("" if r is None else cell(r))
             print(f"| {selector_label(sel, True)} | {REGIME.get(regime, regime)} | " + " | ".join(cells) + " |")
         if learned:
             print("\n| learned selector | regime | accuracy | FLOPs speedup | tokens reaching the last layer |")
             print("|---|---|---|---|---|")
             for regime, sel in learned:
                 r = next(x for x in rows if x["selector"] == sel and x.get("regime", "inference") == regime)
-                print(f"| {selector_label(sel, True)} | {REGIME.get(regime, regime)} | {100 * r['accuracy']:.1f}% | "
+                print(f"| {selector_label(sel, True)} | {REGIME.get(regime, regime)} | {cell(r, speed=False)} | "
                       f"{r['flops_speedup']:.2f}x | {100 * r['retention']:.0f}% |")
         if not res.head:
             table = matched_table(rows)
@@ -48,9 +69,19 @@ def main() -> None:
             print("|---" * (len(cols) + 3) + "|")
             for m in table:
                 own = m["own point"]
-                cells = ["" if m[c] is None else f"{100 * m[c]:.1f}" for c in cols]
+                cells = [interval_cell(m[c], m["intervals"][c], m["vs full"][c]) for c in cols]
                 print(f"| {selector_label(m['selector'], True)} | {REGIME.get(m['regime'], m['regime'])} | "
                       + " | ".join(cells) + " | " + ("" if own is None else f"{100 * own[0]:.1f} at {own[1]:.2f}x") + " |")
+            pairs = drop_vs_merge(rows)
+            if pairs:
+                print("\nMerging minus dropping at matched speedup, accuracy points [95% paired interval], * distinguishable:\n")
+                print("| regime | merge | minus drop | " + " | ".join(cols) + " |")
+                print("|---" * (len(cols) + 3) + "|")
+                for p in pairs:
+                    cells = ["" if p[c] is None else f"{100 * p[c].value:+.1f} [{100 * p[c].low:+.1f}, "
+                             f"{100 * p[c].high:+.1f}]{' *' if p[c].excludes(0.0) else ''}" for c in cols]
+                    print(f"| {REGIME.get(p['regime'], p['regime'])} | {selector_label(p['merge'], True)} | "
+                          f"{selector_label(p['drop'], True)} | " + " | ".join(cells) + " |")
     bench, _ = load_bench()
     if bench:
         print("\n| config | tokens | batch | selector | full ms | pyramid ms | selection share | measured | FLOPs | ratio |")

@@ -73,3 +73,20 @@ def test_long_text_is_truncated_visibly(capsys):
     assert "truncated" in err
 
 
+
+
+def test_trace_json_of_a_merge_records_targets_and_sizes(capsys):
+    code, out, err = run_main(capsys, "trace", TEXT, "--selector", "tome", "--retention", "0.3")
+    assert code == 0, err
+    data = json.loads(out)
+    assert data["routing"] == "merge"
+    first = data["layers"][0]
+    kept = set(first["kept"])
+    for tok, into, size in zip(first["alive"], first["merged_into"], first["size"]):
+        if tok in kept:
+            assert into is None and size >= 1
+        else:
+            assert into in kept and into != 0
+    assert sum(s for t, s in zip(first["alive"], first["size"]) if t in kept) == len(data["tokens"])
+    code, out, _ = run_main(capsys, "trace", TEXT, "--selector", "coreset", "--retention", "0.3")
+    assert "merged_into" not in json.loads(out)["layers"][0]

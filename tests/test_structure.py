@@ -161,3 +161,23 @@ def test_trainer_commands_come_from_their_settings(trainer):
     for f in dataclasses.fields(t.settings):
         if f.metadata.get("cli"):
             assert getattr(args, f.name) == f.default, f.name  # each default lives in the settings only
+
+
+def test_every_routing_is_one_registry_line_and_one_file():
+    from pyramid.routing import ROUTINGS, _ENTRIES
+    from pyramid.selectors import SELECTORS
+
+    assert len(_ENTRIES) == len(ROUTINGS)
+    for entry in _ENTRIES:
+        module, cls = entry.split(":")
+        assert (PKG / "routing" / f"{module}.py").is_file()
+        assert ROUTINGS[getattr(__import__(f"pyramid.routing.{module}", fromlist=[cls]), cls).name]
+    assert {info.routing for info in SELECTORS.values()} <= set(ROUTINGS)  # every selector names a known routing
+
+
+def test_the_encoder_loop_has_no_selector_flags():
+    """Routing lives in routing objects: the encoder asks the selector only what it reads and how it routes."""
+    source = (PKG / "encoder.py").read_text(encoding="utf-8")
+    for flag in ("rejoin_at_last_layer", "cross_layer_after_selection", "needs_attention_probs",
+                 "accepts_significance", "significance_includes_self", "parked ="):
+        assert flag not in source, flag
