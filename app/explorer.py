@@ -29,8 +29,8 @@ from pyramid import figures
 
 from . import panels
 from .model_menu import load_chosen_model
-from .resources import (prediction_for, projection_for, selectors_for, tokenize_cached, trace_for, umap_warmup_thread,
-                        why_unavailable)
+from .resources import (prediction_for, projection_for, selectors_for, tokenize_cached, torch_thread, trace_for,
+                        umap_warmup_thread, why_unavailable)
 from .settings import load_settings
 
 ASSETS = Path(__file__).resolve().parent.parent / "assets"
@@ -254,7 +254,13 @@ def _results(model, model_name: str, run: dict, settings, t_start: float) -> Non
         st.warning(note)
     args = (run["retention"], run["start_layer"], run["seed"], max_tokens)
     try:
-        with st.spinner("Running the pyramid encoder…"):
+        queued = torch_thread().pending
+        if queued:  # overload is visible: the Run waits behind the others' passes
+            st.caption(f"The server is busy: {queued} computation{'s' if queued > 1 else ''} of other users "
+                       "ahead of this Run; it starts when they are done.")
+        with st.spinner("Running the pyramid encoder…" if not queued else
+                        f"Waiting behind {queued} computation{'s' if queued > 1 else ''}, then running the pyramid "
+                        "encoder…"):
             trace = trace_for(model, model_name, run["text"], sel_a, reg_a, *args)
             other = trace_for(model, model_name, run["text"], sel_b, reg_b, *args)
     except (ScheduleError, HeadLoadError, ValueError) as exc:

@@ -20,6 +20,8 @@ import threading
 import streamlit as st
 
 from pyramid.api import Model
+
+from .cache import ByteBudgetCache
 from pyramid.classifier import HeadLoadError, Prediction
 from pyramid.loading import load_encoder, quiet_transformers
 from pyramid.projection import Projection, project_trace, warm_up
@@ -58,6 +60,17 @@ class TorchThread:
         from concurrent.futures import ThreadPoolExecutor
 
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix=TORCH_THREAD, initializer=self._setup)
+        self._lock = threading.Lock()
+        self._pending = 0
+
+    @property
+    def pending(self) -> int:
+        """Jobs submitted and not finished (the one running included): the queue a new Run waits behind."""
+        return self._pending
+
+    def _done(self, _future) -> None:
+        with self._lock:
+            self._pending -= 1
 
     @staticmethod
     def _setup() -> None:
@@ -73,7 +86,11 @@ class TorchThread:
         """``fn(*args, **kwargs)`` on the torch thread (directly when already on it); its result or exception."""
         if threading.current_thread().name.startswith(TORCH_THREAD):
             return fn(*args, **kwargs)
-        return self._pool.submit(fn, *args, **kwargs).result()
+        with self._lock:
+            self._pending += 1
+        future = self._pool.submit(fn, *args, **kwargs)
+        future.add_done_callback(self._done)
+        return future.result()
 
 
 TORCH_THREAD = "pyramid-torch"
@@ -163,14 +180,26 @@ def why_unavailable(_model: Model, name: str, model_name: str, regime: str) -> s
     return _model.unavailable(name, regime)
 
 
-@st.cache_data(show_spinner=False, max_entries=256)
+@st.cache_resource(show_spinner=False)
+def result_cache() -> ByteBudgetCache:
+    """The server's byte-bounded cache of traces and projections (``PYRAMID_LENS_CACHE_MB``)."""
+    from .settings import load_settings
+
+    return ByteBudgetCache(int(load_settings().cache_mb * 1e6))
+
+
 def trace_for(_model: Model, model_name: str, text: str, selector: str, regime: str, retention: float,
               start_layer: int, seed: int, max_tokens: int) -> Trace:
-    """One selector's trace of one text on its regime's model, with the prediction of the same pass
-    (raises ``HeadLoadError``, ``ValueError``)."""
-    tokenized = _model.tokenize(text, max_tokens)
-    return on_torch(_model.trace, tokenized, selector, regime, Schedule(retention=retention, start_layer=start_layer),
-                    seed=seed)
+    """One selector's trace of one text on its regime's model, with the prediction of the same pass, from the
+    byte-bounded cache (raises ``HeadLoadError``, ``ValueError``). The trace is shared: do not modify it."""
+
+    def compute() -> Trace:
+        tokenized = _model.tokenize(text, max_tokens)
+        return on_torch(_model.trace, tokenized, selector, regime,
+                        Schedule(retention=retention, start_layer=start_layer), seed=seed)
+
+    key = ("trace", model_name, text, selector, regime, float(retention), int(start_layer), int(seed), int(max_tokens))
+    return result_cache().get_or_compute(key, compute)
 
 
 @st.cache_data(show_spinner=False, max_entries=256)
@@ -188,10 +217,10 @@ def prediction_for(_model: Model, model_name: str, input_ids: tuple[int, ...], s
         return None
 
 
-@st.cache_data(show_spinner=False, max_entries=64)
 def projection_for(_trace: Trace, key: tuple) -> Projection:
-    """UMAP of a trace (``key`` identifies the trace: model, text, selector, regime, schedule, seed)."""
-    return project_trace(_trace)
+    """UMAP of a trace (``key`` identifies the trace: model, text, selector, regime, schedule, seed), from the
+    byte-bounded cache."""
+    return result_cache().get_or_compute(("projection",) + tuple(key), lambda: project_trace(_trace))
 
 
 @st.cache_data(show_spinner=False, max_entries=64)

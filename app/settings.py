@@ -13,6 +13,8 @@ limit; longer texts are truncated with a visible notice).
 ``PYRAMID_LENS_MAX_UPLOAD_MB``: largest file the Evaluate page takes (default 20 MB; Streamlit's own cap,
 ``server.maxUploadSize`` in ``.streamlit/config.toml``, is 50).
 ``PYRAMID_LENS_MAX_EVAL_ROWS``: rows of a file the Evaluate page evaluates (the first ones; default 2,000).
+``PYRAMID_LENS_CACHE_MB``: the memory the server's cache of traces and projections may hold (default 400 MB;
+least recently used first out; ``app/cache.py``).
 ``PYRAMID_LENS_DATA_ROOT``: the folder whose CSV/TSV files the Evaluate page offers as data sets on this
 server (default ``../shared/data`` beside the checkout, when it exists); nothing outside it is listed.
 
@@ -49,6 +51,7 @@ class Settings:
     max_upload_mb: float = 20.0
     max_eval_rows: int = 2000
     data_root: Path | None = None
+    cache_mb: float = 400.0
 
 
 def load_settings() -> Settings:
@@ -68,6 +71,7 @@ def load_settings() -> Settings:
         max_upload_mb=max(0.1, _number("PYRAMID_LENS_MAX_UPLOAD_MB", 20.0)),
         max_eval_rows=max(10, int(_number("PYRAMID_LENS_MAX_EVAL_ROWS", 2000))),
         data_root=data_root,
+        cache_mb=max(16.0, _number("PYRAMID_LENS_CACHE_MB", 400.0)),
     )
 
 

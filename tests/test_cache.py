@@ -1,0 +1,58 @@
+"""The byte-bounded cache of traces and projections (app/cache.py), and the torch thread's queue count."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from app.cache import ByteBudgetCache, approx_nbytes
+
+
+def test_the_cache_stays_under_its_budget_and_drops_the_least_recently_used():
+    cache = ByteBudgetCache(budget_bytes=3_500_000)
+    calls = []
+
+    def make(i):
+        calls.append(i)
+        return {"states": np.zeros((1000, 250), np.float32)}  # 1 MB
+
+    for i in range(3):
+        cache.get_or_compute(i, lambda i=i: make(i))
+    cache.get_or_compute(0, lambda: make(0))  # a hit: 0 becomes the most recent
+    cache.get_or_compute(3, lambda: make(3))  # over the budget: 1, the least recently used, goes
+    assert calls == [0, 1, 2, 3] and len(cache) == 3 and cache.bytes <= cache.budget
+    cache.get_or_compute(1, lambda: make(1))
+    assert calls[-1] == 1  # recomputed
+    cache.get_or_compute(0, lambda: make(0))
+    assert calls[-1] == 1  # 0 was kept
+    huge = cache.get_or_compute("huge", lambda: np.zeros(2_000_000, np.float32))  # larger than the budget
+    assert huge.nbytes == 8_000_000 and "huge" not in cache._items
+    cache.clear()
+    assert len(cache) == 0 and cache.bytes == 0
+
+
+def test_a_trace_is_sized_by_its_states(minilm):
+    from pyramid.schedule import Schedule
+    from pyramid.trace import trace_text
+
+    tr = trace_text(minilm, "a gripping , funny film with a weak ending .", "coreset", Schedule(retention=0.3))
+    states = tr.embedding.nbytes + sum(lt.hidden.nbytes for lt in tr.layers)
+    assert states < approx_nbytes(tr) < 3 * states
+
+
+def test_the_torch_thread_counts_what_is_queued():
+    import threading
+
+    from app.resources import TorchThread
+
+    t = TorchThread()
+    gate = threading.Event()
+    runner = threading.Thread(target=lambda: t.run(gate.wait, 10))
+    runner.start()
+    for _ in range(100):
+        if t.pending == 1:
+            break
+        threading.Event().wait(0.01)
+    assert t.pending == 1
+    gate.set()
+    runner.join()
+    assert t.pending == 0 and t.run(lambda: 41 + 1) == 42
