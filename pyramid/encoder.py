@@ -125,6 +125,8 @@ class PyramidEncoder:
         schedule: a :class:`pyramid.schedule.Schedule` (used by fixed-length selectors).
         proportional_attention: with a merging routing, add ``log(size)`` to the attention logits of every
             later layer (ToMe's ``prop_attn``, docs/methods.md 10.1; default on).
+        routing_options: further options of the selector's routing (``{"detach_parked": True}`` for the
+            rejoin routing), or None.
 
     Example::
 
@@ -136,13 +138,14 @@ class PyramidEncoder:
     """
 
     def __init__(self, encoder: LoadedEncoder, selector: Selector, schedule: Schedule | None = None, *,
-                 proportional_attention: bool = True):
+                 proportional_attention: bool = True, routing_options: dict | None = None):
         self.encoder = encoder
         self.model = encoder.model
         self.selector = selector
         self.schedule = schedule or Schedule(retention=1.0)
         self.num_layers = encoder.num_layers
         self.proportional_attention = proportional_attention
+        self.routing_options = dict(routing_options or {})
         self.schedule.validate(self.num_layers)
 
     def __call__(self, *args, **kwargs) -> PyramidOutput:
@@ -163,6 +166,7 @@ class PyramidEncoder:
         output_coverage: bool = False,
         output_attention_probs: bool = False,
         seed: int = 0,
+        skip_layers: frozenset[int] = frozenset(),
     ) -> PyramidOutput:
         """Run the pyramid.
 
@@ -179,6 +183,9 @@ class PyramidEncoder:
                 merge targets).
             output_attention_probs: keep the probabilities a selector asked for.
             seed: seed of the generator passed to stochastic selectors.
+            skip_layers: layers to skip (their output is their input): LayerDrop in training
+                (docs/methods.md 8.5). A layer the selector must read (attention, keys) after it selects,
+                and a cross layer, always run.
 
         Returns:
             :class:`PyramidOutput`.
@@ -197,7 +204,8 @@ class PyramidEncoder:
             raise ValueError("every example must start with a real token ([CLS]); use right padding")
         L = self.num_layers
         selector = self.selector
-        routing = make_routing(selector.routing, proportional_attention=self.proportional_attention)
+        routing = make_routing(selector.routing, proportional_attention=self.proportional_attention,
+                               **self.routing_options)
         generator = torch.Generator().manual_seed(int(seed))
         retention = float(self.schedule.retention) if self.schedule.is_geometric else None
 
@@ -246,7 +254,9 @@ class PyramidEncoder:
             request = self._request(will_select, output_attention_probs, valid)
 
             t0 = time.perf_counter()
-            if kv is not None:  # a cross layer: queries the kept tokens, keys and values every token before
+            if j in skip_layers and kv is None and not request:  # LayerDrop: the layer is the identity
+                hidden, extra = state.hidden, None
+            elif kv is not None:  # a cross layer: queries the kept tokens, keys and values every token before
                 mask = additive_mask(kv.valid, state.hidden.dtype, routing.bias(kv))
                 hidden, extra = family.run_layer(self.model, j, state.hidden, mask, state.positions,
                                                  kv_hidden=kv.hidden, kv_positions=kv.positions)

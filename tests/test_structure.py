@@ -181,3 +181,31 @@ def test_the_encoder_loop_has_no_selector_flags():
     for flag in ("rejoin_at_last_layer", "cross_layer_after_selection", "needs_attention_probs",
                  "accepts_significance", "significance_includes_self", "parked ="):
         assert flag not in source, flag
+
+
+def test_no_trainer_reads_an_evaluation_file_as_training_input():
+    """No evaluation text in any training input: every trainer's default training files (its ``data`` and
+    ``--init``-like inputs) are disjoint from the files the result files and model cards measure on."""
+    import dataclasses
+    import json
+    import os
+
+    from pyramid.artifacts import ASSETS_DIR
+    from pyramid.training import TRAINERS
+    from pyramid.training.common import DEFAULT_DEV, EVALUATION_FILES
+
+    measured = {os.path.normpath(f) for f in EVALUATION_FILES} | {os.path.normpath(DEFAULT_DEV)}
+    for meta in (ASSETS_DIR / "results").glob("*.meta.json"):
+        data = json.loads(meta.read_text(encoding="utf-8")).get("data")
+        if data:
+            measured.add(os.path.normpath(data))
+    assert any("imdb" in m for m in measured) and any("sst2/dev" in m for m in measured)
+    for trainer in TRAINERS:
+        for f in dataclasses.fields(trainer.settings):
+            if f.name not in ("data", "train", "texts"):
+                continue
+            default = f.default
+            files = default if isinstance(default, (tuple, list)) else (default,)
+            for path in files:
+                assert os.path.normpath(str(path)) not in measured, f"{trainer.name} --{f.name} reads {path}"
+                assert not os.path.basename(str(path)).startswith("dev."), f"{trainer.name} --{f.name} reads {path}"

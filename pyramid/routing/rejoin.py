@@ -18,13 +18,13 @@ class RejoinRouting(Routing):
     """Park dropped tokens, run a cross layer after each selection, rejoin everyone at the last layer.
 
     Args:
-        detach_parked: parked states carry no gradient to the layers before they left (the project's
-            choice so far; docs/methods.md 4.1).
+        detach_parked: parked states carry no gradient to the layers before they left (the project's first
+            version); by default they keep it, as in the authors' code (docs/methods.md 4.1).
     """
 
     name = "rejoin"
 
-    def __init__(self, proportional_attention: bool = True, detach_parked: bool = True):
+    def __init__(self, proportional_attention: bool = True, detach_parked: bool = False):
         super().__init__(proportional_attention)
         self.detach_parked = detach_parked
         self.full: RouteState | None = None

@@ -23,7 +23,12 @@ from ..artifacts import files_table, key_value_rows
 DEFAULT_TRAIN = "../shared/data/sst2/train.tsv"
 """SST-2 train, read from the shared data folder beside the project (never copied into it)."""
 DEFAULT_DEV = "../shared/data/sst2/dev.tsv"
-"""SST-2 dev, likewise."""
+"""SST-2 dev, likewise: only ever measured on (model cards' figures, result files), never trained on."""
+BBC_TRAIN = "../shared/data/bbc/train.csv"
+"""BBC News train (long articles), a training text source; its dev split is an evaluation set."""
+EVALUATION_FILES = ("../shared/data/sst2/dev.tsv", "../shared/data/imdb/dev.csv", "../shared/data/bbc/dev.csv")
+"""The files the result tables and model cards measure on: no trainer reads them as training input
+(``tests/test_structure.py`` checks every trainer's defaults and the result files' sidecars)."""
 
 
 def option(default: Any, help: str = "", *, parse: Callable[[str], Any] | None = None, cli: bool = True,

@@ -77,6 +77,12 @@ class TrainSettings:
                               "random retention with the label loss")
     init_head: str | None = option(None, "start from this trained head's LoRA and head weights (shipped name or "
                                          "folder); its LoRA rank and alpha replace --lora-r and --lora-alpha")
+    layer_drop: float = option(0.0, "LengthDrop's LayerDrop: each layer of a sub-model's pass is skipped with this "
+                                     "probability (the authors train with 0.2; 0 = off, the shipped models)",
+                               parse=at.share)
+    detach_rejoined: bool = option(False, "Token Dropping: rejoined states carry no gradient to the layers before "
+                                          "the drop (the shipped model's training; the authors keep it)",
+                                   parse=at.boolean)
     init_head_label: str | None = option(None, "how the model card names the starting head (default: its path)",
                                          cli=False)
     fp16_weights: bool = option(True, "store the LoRA weights in float16 (half the file; loaded back into float32)",
@@ -165,7 +171,16 @@ def train_classifier(base: LoadedEncoder, settings: TrainSettings, *, progress: 
         """The pyramid with the run's selector at final retention ``rho`` (full length without one)."""
         if selector is None or (rho >= 1.0 and selector.uses_retention):
             return full_pyramid
-        return PyramidEncoder(encoder, selector, Schedule(retention=rho, start_layer=s.start_layer))
+        options = {"detach_parked": True} if s.detach_rejoined and selector.routing == "rejoin" else None
+        return PyramidEncoder(encoder, selector, Schedule(retention=rho, start_layer=s.start_layer),
+                              routing_options=options)
+
+    layer_draw = random.Random(s.seed + 2)  # LayerDrop's skipped layers (sub-models only)
+
+    def skipped() -> frozenset:
+        if s.layer_drop <= 0:
+            return frozenset()
+        return frozenset(j for j in range(1, encoder.num_layers + 1) if layer_draw.random() < s.layer_drop)
 
     ids = encode_texts(encoder, texts, s.max_length)
     pad = pad_id_of(encoder)
@@ -203,7 +218,8 @@ def train_classifier(base: LoadedEncoder, settings: TrainSettings, *, progress: 
                     p_full = torch.softmax(logits.detach().float(), -1)  # (B, C)
                     for i in range(s.sandwich + 1):
                         rho = lo_hi[0] if i == 0 else draw.uniform(*lo_hi)
-                        sub = pyramid_at(rho)(batch.input_ids, batch.attention_mask, seed=s.seed + step * 31 + i)
+                        sub = pyramid_at(rho)(batch.input_ids, batch.attention_mask, seed=s.seed + step * 31 + i,
+                                              skip_layers=skipped())
                         log_p_sub = torch.log_softmax(head(sub.cls_hidden).float(), -1)  # (B, C)
                         # KL(p_sub || p_full), batch mean: the authors' KLDivLoss(log p_full, p_sub)
                         kl = (log_p_sub.exp() * (log_p_sub - p_full.clamp_min(1e-12).log())).sum(-1).mean()
@@ -400,6 +416,16 @@ def model_card(config: HeadConfig) -> ModelCard:
     else:
         how = (f"Fine-tuned with `{tw['selector']}` selection in the loop (Train-Select) at the fixed final retention "
                f"{tw['retention']}, start layer {tw['start_layer']} (Pyramid-BERT's procedure, docs/methods.md 1.5).")
+    if tw.get("selector") and tw.get("retention_range"):
+        if "layer_drop" in t:
+            how += (f" LayerDrop {t['layer_drop']:g} on the sub-models' passes (the authors train with 0.2)."
+                    if t["layer_drop"] else " No LayerDrop (the authors train with 0.2: a stated project choice, "
+                                             "docs/methods.md 8.5).")
+        else:
+            how += " No LayerDrop (the authors train with 0.2: a stated project choice, docs/methods.md 8.5)."
+        if tw["selector"] == "token-dropping" and t.get("detach_rejoined", True):  # older artifacts: detached
+            how += (" The rejoined tokens' states carried no gradient to the layers before the drop (the authors keep "
+                    "it; docs/methods.md 4.1).")
     if tw.get("init_head"):
         start = tw["init_head"]
         start = start if " " in start else f"the trained head `{start}`"  # a path or name, or a label in words
@@ -411,7 +437,7 @@ def model_card(config: HeadConfig) -> ModelCard:
                f"the last layer. Labels: {', '.join(f'{i} = {n}' for i, n in enumerate(config.labels))}.")
     hyper = {k: t[k] for k in ("epochs", "limit", "examples", "steps", "batch_size", "lr", "head_lr", "weight_decay",
                                "warmup", "lora_r", "lora_alpha", "lora_dropout", "max_length", "seed", "sandwich",
-                               "fp16_weights", "train_seconds", "torch") if k in t}
+                               "layer_drop", "detach_rejoined", "fp16_weights", "train_seconds", "torch") if k in t}
     return ModelCard(
         title=f"{config.name}: binary sentiment head for {config.base_model}",
         summary=summary, method=how,

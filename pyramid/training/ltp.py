@@ -3,9 +3,12 @@
 **Soft stage** ([code, L1]): after each layer j where LTP acts, every token's output is multiplied by
 the soft mask ``m_j(t) = sigmoid((s_j(t) - theta_j) / T)`` (``s_j`` the mean attention it receives,
 :mod:`pyramid.selectors.ltp`; [CLS] kept at 1 by the encoder's rule); the attention mask is left
-unchanged, so nothing is removed yet. The loss is ``CE + lambda * sum_j mean_t m_j(t)`` over the valid
-tokens; the gradient trains the LoRA weights, the head and the threshold offsets, which have their
-own, much smaller learning rate (the thresholds are ~0.01). No warm-up, no weight decay, linear decay.
+unchanged, so nothing is removed yet. The loss is ``CE + lambda * sum_j mean m_j``, the mean over the
+padded batch as in the authors' code (``--mask-mean valid`` averages over the real tokens only, the
+project's first version, which made lambda several times stronger on short texts); the gradient trains
+the LoRA weights, the head and the threshold offsets, which have their own, much smaller learning rate
+(the thresholds are ~0.01), all clipped together to norm 1 as the authors do. No warm-up, no weight decay,
+linear decay.
 
 **Hard stage**: the thresholds are frozen; the model is fine-tuned with hard pruning (tokens below the
 threshold physically removed, as at inference) by :func:`pyramid.training.heads.train_classifier`.
@@ -54,6 +57,9 @@ class LtpSettings:
     limit: int | None = option(None, "use only this many shuffled training rows (0 = all)", parse=at.limit_or_all)
     batch_size: int = option(32, "examples per step", parse=at.int_at_least(1, "--batch-size"))
     max_length: int = option(64, "truncation in tokens", parse=at.max_length)
+    mask_mean: str = option("padded", "the regulariser's mean soft mask over the padded batch (the authors') or over "
+                                      "the valid tokens only (valid; the shipped model's training)",
+                            parse=at.choice("padded", "valid"))
     lam: float = option(0.1, "weight lambda of the mean soft mask in the loss: larger = fewer tokens "
                              "(the README's range 0.01-0.2)", parse=at.nonneg_float)
     theta_final: float = option(0.02, "base threshold of the last layer (scores average 1/N_ref = 0.0156)",
@@ -144,12 +150,15 @@ def train_ltp(base: LoadedEncoder, settings: LtpSettings, *, progress: bool = Tr
                                                   s.temperature, points)
                 ce = torch.nn.functional.cross_entropy(logits, labels[idx].to(device))
                 valid = batch.attention_mask.float()
-                mean_mask = torch.stack([(m * valid).sum() / valid.sum() for m in masks])  # (points,)
+                if s.mask_mean == "valid":
+                    mean_mask = torch.stack([(m * valid).sum() / valid.sum() for m in masks])  # (points,)
+                else:  # the authors': the mean over every position of the padded batch
+                    mean_mask = torch.stack([m.mean() for m in masks])  # (points,)
                 loss = ce + s.lam * mean_mask.sum()
                 opt_model.zero_grad(set_to_none=True)
                 opt_theta.zero_grad(set_to_none=True)
                 loss.backward()
-                torch.nn.utils.clip_grad_norm_(model_params + list(head.parameters()), 1.0)
+                torch.nn.utils.clip_grad_norm_(model_params + list(head.parameters()) + [thresholds.offset], 1.0)
                 opt_model.step()
                 opt_theta.step()
                 for sch in scheds:
@@ -238,6 +247,11 @@ def model_card(config: LtpConfig, transplanted_from: str | None = None) -> Model
                   f"`assets/heads/{config.head}`. Deviations: one epoch per stage (the authors: 1 soft epoch for "
                   "large GLUE sets and 5 hard ones, best dev epoch); LoRA instead of full fine-tuning; the score "
                   f"divides by a fixed N_ref = {config.reference_length} because tokens are removed physically.")
+    if t.get("mask_mean", "valid") == "valid":
+        method += (" This artifact predates two corrections to the authors' code (docs/methods.md 8.4): its "
+                   "regulariser averaged the soft masks over the real tokens only (the authors: over the padded batch, "
+                   "which makes lambda weaker on batches of short texts), and its thresholds were left out of the "
+                   "gradient clipping (the authors clip them with the rest).")
     return ModelCard(
         title=f"{config.name}: LTP thresholds for `{config.head}`",
         summary=(f"Learned per-layer thresholds on the mean attention a token receives, for the `{config.head}` head on "

@@ -34,7 +34,7 @@ from ..schedule import config_dims, cross_layer_flops, layer_flops
 from ..selectors.token_dropping import (ALWAYS_DROP, ALWAYS_KEEP, BETA, DEFAULT_TOKEN_DROPPING, INIT_VALUE,
                                         TOKEN_DROPPING_DIR, TokenDroppingConfig, drop_layer)
 from .. import argtypes as at
-from .common import DEFAULT_TRAIN, DEVICE_HELP, ModelCard, TrainerCommand, comma_strings, on_device, option
+from .common import BBC_TRAIN, DEFAULT_TRAIN, DEVICE_HELP, ModelCard, TrainerCommand, comma_strings, on_device, option
 
 
 class MLMHead(nn.Module):
@@ -115,8 +115,10 @@ def special_table(encoder: LoadedEncoder) -> tuple[torch.Tensor, list[int]]:
 class TokenDroppingSettings:
     """Settings of one run of ``train-token-dropping`` (recorded in the model card)."""
 
-    data: tuple[str, ...] = option((DEFAULT_TRAIN, "../shared/data/imdb/dev.csv"),
-                                   "comma-separated TSV/CSV files whose text column is used", parse=comma_strings)
+    data: tuple[str, ...] = option((DEFAULT_TRAIN, BBC_TRAIN),
+                                   "comma-separated TSV/CSV files whose text column is used (training text only: "
+                                   "SST-2 train for short sentences, BBC train for long documents)",
+                                   parse=comma_strings)
     name: str = option(DEFAULT_TOKEN_DROPPING, "artifact name")
     out: str | None = option(None, "artifact folder (default assets/token_dropping/NAME)")
     limit: int | None = option(20000, "texts per file (0 = all)", parse=at.limit_or_all)

@@ -87,6 +87,13 @@ class TrbertSettings:
                                parse=at.share)
     temperature: float = option(1.0, "joint: distillation temperature of the soft cross-entropy",
                                 parse=at.positive_float)
+    rl_train_mode: bool = option(True, "rl: run the frozen encoder in train mode (dropout on) during the rollouts, as "
+                                       "the authors; false: eval mode (the shipped RL policy's training)",
+                                 parse=at.boolean)
+    rl_weight_decay: float = option(0.0, "rl: AdamW weight decay of the policies (the authors: none; the shipped RL "
+                                         "policy: 0.01)", parse=at.nonneg_float)
+    cls_in_log_pi: bool = option(True, "count [CLS]'s (forced) keep action in log pi, as the authors; false: leave it "
+                                       "out (the shipped policies' training)", parse=at.boolean)
     seed: int = option(0, "shuffling, initialisation and sampling", parse=at.seed)
     group_by_length: bool = option(True, "batches of texts of similar length (less padding), shuffled", parse=at.boolean)
     device: str = option("cpu", DEVICE_HELP, parse=at.device)
@@ -142,7 +149,8 @@ class Rollouts:
 
 
 def rollout(model, head, policy: PolicyNetworks, input_ids: torch.Tensor, attention_mask: torch.Tensor, samples: int,
-            guide: dict[int, torch.Tensor] | None = None, encoder_grad: bool = False) -> Rollouts:
+            guide: dict[int, torch.Tensor] | None = None, encoder_grad: bool = False,
+            cls_in_log_pi: bool = True) -> Rollouts:
     """Run K sampled rollouts per example with token skipping by masking (docs/methods.md 3.2).
 
     Args:
@@ -152,6 +160,8 @@ def rollout(model, head, policy: PolicyNetworks, input_ids: torch.Tensor, attent
         guide: heuristic scores per point: copy 0 of each example then takes the top
             ``round(sum pi)`` tokens by them instead of sampling (imitation).
         encoder_grad: let gradients reach the encoder and the policies' inputs (joint phase).
+        cls_in_log_pi: [CLS]'s keep action (always 1) counts in ``log pi`` as in the authors' code; False leaves
+            it out (docs/methods.md 3.2).
 
     Returns:
         :class:`Rollouts`.
@@ -189,8 +199,11 @@ def rollout(model, head, policy: PolicyNetworks, input_ids: torch.Tensor, attent
             action[:, 0] = valid[:, 0]
         a = action.float()
         eps = 1e-6
-        ll = (a * (pi + eps).log() + (1 - a) * (1 - pi + eps).log()) * removable.float()
-        state["log_pi"] = state["log_pi"] + ll.sum(1) / removable.sum(1).clamp_min(1).float()
+        scored = removable.clone()
+        if cls_in_log_pi:
+            scored[:, 0] = valid[:, 0]
+        ll = (a * (pi + eps).log() + (1 - a) * (1 - pi + eps).log()) * scored.float()
+        state["log_pi"] = state["log_pi"] + ll.sum(1) / scored.sum(1).clamp_min(1).float()
         state["valid"] = valid & action
         state["removable"] = removable & action
         state["fractions"].append(state["valid"].sum(1).float() / n0)
@@ -275,7 +288,7 @@ def train_trbert(classifier, settings: TrbertSettings, *, base: LoadedEncoder | 
         policy = PolicyNetworks(enc.config.hidden_size, points)
         groups = [{"params": list(policy.parameters()), "lr": s.lr}]
     params = [p for g in groups for p in g["params"]]
-    opt = torch.optim.AdamW(groups, weight_decay=0.01 if not joint else 0.0)
+    opt = torch.optim.AdamW(groups, weight_decay=s.rl_weight_decay if not joint else 0.0)
     forwards = math.ceil(len(ids) / s.batch_size) * s.epochs
     total = max(1, int(round(forwards / s.accumulate)))
     if s.max_steps:
@@ -287,8 +300,8 @@ def train_trbert(classifier, settings: TrbertSettings, *, base: LoadedEncoder | 
     bar = tqdm(total=total, desc=f"train TR-BERT ({s.phase})", unit="step", disable=not progress)
     history = {"loss": [], "kept": []}
     step, micro = 0, 0
-    model.train(joint)
-    head.train(joint)
+    model.train(joint or s.rl_train_mode)
+    head.train(joint or s.rl_train_mode)
     with on_device(s.device, model, head, policy, teacher_model, teacher_head) as device, \
             frozen(frozen_params if not joint else list(teacher_model.parameters()) + list(teacher_head.parameters())):
         while step < total:
@@ -302,7 +315,7 @@ def train_trbert(classifier, settings: TrbertSettings, *, base: LoadedEncoder | 
                     guide = guide_scores(teacher_model, teacher_head, batch.input_ids, batch.attention_mask, y,
                                          points, guide_at)
                 ro = rollout(model, head, policy, batch.input_ids, batch.attention_mask, s.samples, guide,
-                             encoder_grad=joint)
+                             encoder_grad=joint, cls_in_log_pi=s.cls_in_log_pi)
                 if joint:
                     with torch.no_grad():
                         teacher = teacher_head(run_layers(teacher_model, batch.input_ids, batch.attention_mask)[:, 0])
@@ -393,7 +406,11 @@ def model_card(config: TrbertConfig) -> ModelCard:
                   f"alpha = {t.get('alpha')}, per-example mean baseline). {t.get('batch_size')} examples per forward, "
                   f"{t.get('accumulate')} forwards per step, {t.get('steps')} steps (the authors train 3 epochs; on 2 CPU "
                   f"cores this run covers {t.get('steps', 0) * t.get('batch_size', 0) * t.get('accumulate', 0)} examples, "
-                  f"a stated shortcut). The head it trained is `assets/heads/{config.name}`.")
+                  f"a stated shortcut). The head it trained is `assets/heads/{config.name}`."
+                  + ("" if t.get("alpha") in (None, 1.0) else
+                     f"\n\n**Chosen with SST-2 dev known**: alpha = {t.get('alpha'):g} (the authors' IMDB value is 1.0) was "
+                     "picked among 0.25, 0.5 and 1.0 after their SST-2 dev figures were seen (docs/methods.md 8.2); the "
+                     "dev figures below are therefore not held out for that choice."))
     else:
         method = (f"**Policy-only RL phase against the frozen fine-tuned head** `{config.head}` (docs/methods.md 3.3 step "
                   f"3): REINFORCE with K = {t.get('samples')} rollouts per example, reward = -CE - alpha x mean kept "
@@ -401,6 +418,10 @@ def model_card(config: TrbertConfig) -> ModelCard:
                   f"baseline, heuristic imitation for the first {t.get('guide_rate')} of the steps (gradient of the loss "
                   f"at layer {t.get('guide_layer')}). Policy lr {t.get('lr')} (fresh MLPs; the authors' 3e-5 belongs to "
                   "their joint phase). The Train-Select model is `sst2-lora-ts-trbert`.")
+    if "cls_in_log_pi" not in t:
+        method += ("\n\nThis artifact predates three corrections to the authors' code (docs/methods.md 3.2, 3.3): its RL "
+                   "phase ran the frozen encoder in eval mode (no dropout) with weight decay 0.01 on the policies, and "
+                   "left [CLS]'s forced keep action out of log pi.")
     return ModelCard(
         title=f"{config.name}: TR-BERT policy networks for `{config.head}`",
         summary=(f"Two policy networks (Linear {config.hidden_size} -> {config.policy_hidden}, GELU, Linear -> 1, sigmoid) "
