@@ -26,7 +26,7 @@ want token-dropping-table && python -m pyramid train-token-dropping
 
 # Train-Select for the fixed-schedule selectors: LengthDrop from sst2-lora, one model for every rho in [0.1, 0.5].
 if want train-select; then
-  for sel in coreset attention random first-k token-dropping; do
+  for sel in coreset attention random first-k token-dropping tome coreset-pool; do
     python -m pyramid train --selector "$sel" --retention-range 0.1,0.5 --init-head sst2-lora
   done
 fi
