@@ -77,10 +77,23 @@ def peak_rss_mb(pid: int) -> float | None:
     return None
 
 
+def _long_review() -> str:
+    """~480 tokens of the shipped example reviews (real text)."""
+    import json
+
+    examples = json.loads((ROOT / "assets" / "examples.json").read_text(encoding="utf-8"))["examples"]
+    text = " ".join(e["text"] for e in sorted(examples, key=lambda e: -len(e["text"]))[:3])
+    return " ".join(text.split()[:330])
+
+
 def text_for(i: int, r: int) -> tuple[str, str]:
+    """Session ``i``'s text in round ``r``: ~25 tokens for even sessions, ~500 for odd ones (a class pastes both),
+    each with its own marker word."""
     marker = MARKERS[(i + r) % len(MARKERS)]
     text = (f"the {marker} in this film is a delight , and the cast around the {marker} is wonderful , "
             f"though the plot drags in the middle ({i}, round {r}) .")
+    if i % 2:
+        text = f"{text} {_long_review()}"
     return marker, text
 
 
