@@ -180,6 +180,33 @@ def _rss_bytes() -> int:
         return int(fh.read().split()[1]) * resource.getpagesize()
 
 
+def _reset_peak() -> bool:
+    """Return freed heap to the system and reset the kernel's peak resident size (``VmHWM``).
+
+    Without it the peak of loading the model (freed afterwards) can exceed a small step's, and freed pages
+    still resident hide the step's own allocations. Linux only; returns False where the reset is unavailable.
+    """
+    import ctypes
+
+    try:
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+        with open("/proc/self/clear_refs", "w") as fh:
+            fh.write("5")  # 5: reset the peak resident set size to the current one (proc(5))
+        return True
+    except OSError:
+        return False
+
+
+def _peak_bytes(reset: bool) -> int:
+    """Peak resident bytes since :func:`_reset_peak` (``VmHWM``), else the process's ``ru_maxrss``."""
+    if reset:
+        with open("/proc/self/status") as fh:
+            for line in fh:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) * 1024  # kB
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # ru_maxrss is in KiB on Linux
+
+
 def _train_step_peak(config: str, seq_len: int, batch_size: int, selector: str | None, retention: float,
                      start_layer: int) -> float:
     """Peak memory increase of one training step, in MB (runs in a fresh process)."""
@@ -194,11 +221,12 @@ def _train_step_peak(config: str, seq_len: int, batch_size: int, selector: str |
     ids, mask = bench_batch(encoder, seq_len, batch_size)
     if torch.cuda.is_available():  # pragma: no cover - no GPU in CI
         raise RuntimeError("memory bench runs on CPU")
+    reset = _reset_peak()
     before = _rss_bytes()
     out = pyr(ids, mask)
     loss = out.cls_hidden.float().pow(2).mean()
     loss.backward()
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # ru_maxrss is in KiB on Linux
+    peak = _peak_bytes(reset)
     return max(0.0, (peak - before) / 2**20)
 
 
@@ -213,7 +241,8 @@ def train_step_peak_mb(config: str, seq_len: int, batch_size: int, selector: str
                        retention: float, start_layer: int = 1) -> float:
     """Peak resident memory added by one training step (forward + backward, all weights trainable).
 
-    Measured in a fresh process (``multiprocessing`` spawn) as ``ru_maxrss`` after the step minus the
+    Measured in a fresh process (``multiprocessing`` spawn) as the peak resident size during the step
+    (``VmHWM`` reset just before it, freed heap trimmed; ``ru_maxrss`` where that is unavailable) minus the
     resident size just before it, so earlier work in this process cannot hide the peak. In MB (2**20
     bytes). ``selector=None`` measures the full model.
 

@@ -177,7 +177,8 @@ def _assignment(gram: np.ndarray, sq: np.ndarray, valid: np.ndarray, keep: np.nd
         rows = np.flatnonzero(valid[b] & ~keep[b])
         if not centres.size or not rows.size:
             continue
-        d2 = sq[b, centres][None, :] - 2.0 * gram[b][np.ix_(rows, centres)]  # (rows, k): sq_i is constant per row
+        sub = gram[b].take(rows, axis=0).take(centres, axis=1)  # (rows, k); take is ~2x faster than np.ix_
+        d2 = sq[b, centres][None, :] - 2.0 * sub  # sq_i is constant per row: left out of the arg min
         out[b, rows] = centres[np.argmin(d2, axis=1)]
     return out
 

@@ -48,6 +48,7 @@ def bipartite_merge(metric: torch.Tensor, size: torch.Tensor, r: int) -> tuple[t
     alive = torch.arange(n)
     score = torch.zeros(n)
     first = True
+    rounds = 0
     while r > 0:
         t = alive.numel()
         rr = min(r, (t - 1) // 2)  # at most half, [CLS] protected (ToMe: min(r, (t - protected) // 2))
@@ -64,18 +65,21 @@ def bipartite_merge(metric: torch.Tensor, size: torch.Tensor, r: int) -> tuple[t
             first = False
         order = best.argsort(descending=True, stable=True)
         src, dst = a[order[:rr]], b[partner[order[:rr]]]
+        owner[src] = dst
+        r -= rr
+        rounds += 1
+        if r <= 0:
+            break  # the last round: no keys to merge for another one
         weighted = m * s.unsqueeze(-1)  # size-weighted mean keys of the merged groups for the next round
         weighted.index_add_(0, dst, weighted[src])
         s.index_add_(0, dst, s[src])
         m = weighted / s.clamp_min(1e-12).unsqueeze(-1)
         m = m / m.norm(dim=-1, keepdim=True).clamp_min(1e-12)
-        owner[src] = dst
         gone = torch.zeros(n, dtype=torch.bool)
         gone[src] = True
         alive = alive[~gone[alive]]
-        r -= rr
-    target = owner.clone()
-    while True:  # a token merged into one that merged later: follow the chain to the final group
+    target = owner
+    while rounds > 1:  # a token merged into one that merged later: follow the chain to the final group
         nxt = target[target]
         if torch.equal(nxt, target):
             break
