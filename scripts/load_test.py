@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import re
 import socket
 import statistics
 import subprocess
@@ -146,8 +147,10 @@ async def one_session(browser, url: str, i: int, r: int, ready: list, start: asy
         shown = await page.locator(".pl-pyr").first.inner_text()
         others = [m for m in MARKERS if m != marker and m in shown]
         exceptions = await page.get_by_test_id("stException").count()
-        result = {"session": i, "marker": marker, "seconds": seconds, "own": marker in shown, "others": others,
-                  "exceptions": exceptions}
+        metric = await page.get_by_test_id("stMetric").filter(has_text="Answered in").inner_text()
+        server = float(re.search(r"([\d.]+) s", metric.split("Answered in")[-1]).group(1))
+        result = {"session": i, "marker": marker, "seconds": seconds, "server_seconds": server, "own": marker in shown,
+                  "others": others, "exceptions": exceptions}
         if done is not None:
             finished.append(i)
             await done.wait()
@@ -157,14 +160,15 @@ async def one_session(browser, url: str, i: int, r: int, ready: list, start: asy
 
 
 async def run_load(url: str, sessions: int, rounds: int = 1, timeout_s: float = 600,
-                   server_pid: int | None = None, cpu: dict | None = None) -> list[dict]:
+                   server_pid: int | None = None, cpu: dict | None = None, browser_nice: int = 0) -> list[dict]:
     """Run ``rounds`` x ``sessions`` concurrent sessions against ``url``; one result dict each.
 
     The sessions load the page together (racing on a fresh server's first model load), then press
     Run at the same moment. When ``cpu`` is a dict, it receives, summed over the rounds, the wall
     seconds from the presses to the last rendered result (``wall_s``) and the CPU seconds used in
     that time by the server process ``server_pid`` (``server_s``, when given) and by the browser's
-    processes (``browser_s``).
+    processes (``browser_s``). ``browser_nice`` > 0 lowers the browser processes' CPU priority once the pages
+    are loaded (``nice``), as if the browsers ran on the students' own machines.
     """
     from playwright.async_api import async_playwright
 
@@ -184,6 +188,12 @@ async def run_load(url: str, sessions: int, rounds: int = 1, timeout_s: float = 
                 while len(ready) < sessions and not any(t.done() for t in tasks) and time.monotonic() < deadline:
                     await asyncio.sleep(0.1)
                 pages = browser_processes()
+                if browser_nice:
+                    for proc in pages:
+                        try:
+                            proc.nice(browser_nice)
+                        except psutil.Error:
+                            continue
                 before = time.perf_counter(), cpu_seconds(server), cpu_seconds(pages)
                 start.set()
                 try:
@@ -206,7 +216,10 @@ async def run_load(url: str, sessions: int, rounds: int = 1, timeout_s: float = 
 def summarize(results: list[dict]) -> dict:
     times = sorted(r["seconds"] for r in results)
     p95 = times[min(len(times) - 1, int(round(0.95 * (len(times) - 1))))]
+    server = sorted(r["server_seconds"] for r in results)
+    server_p95 = server[min(len(server) - 1, int(round(0.95 * (len(server) - 1))))]
     return {"sessions": len(results), "p50_s": statistics.median(times), "p95_s": p95, "max_s": times[-1],
+            "server_p50_s": statistics.median(server), "server_p95_s": server_p95,
             "all_own": all(r["own"] for r in results), "cross_talk": sum(bool(r["others"]) for r in results),
             "exceptions": sum(r["exceptions"] for r in results)}
 
@@ -226,6 +239,9 @@ def main() -> int:
     ap.add_argument("--sessions", type=int, default=8)
     ap.add_argument("--rounds", type=int, default=1)
     ap.add_argument("--url", default=None, help="an app already running on loopback (default: start one)")
+    ap.add_argument("--browser-nice", type=int, default=0,
+                    help="CPU priority (nice, 0-19) of the browsers once the pages are loaded; 19 approximates a "
+                         "classroom, where each browser runs on a student's machine, not on the server's cores")
     args = ap.parse_args()
     if not 1 <= args.sessions <= len(MARKERS):
         ap.error(f"--sessions must be 1..{len(MARKERS)}")
@@ -239,7 +255,7 @@ def main() -> int:
     try:
         cpu: dict = {}
         results = asyncio.run(run_load(url, args.sessions, args.rounds, server_pid=proc.pid if proc else None,
-                                       cpu=cpu))
+                                       cpu=cpu, browser_nice=args.browser_nice))
         peak = peak_rss_mb(proc.pid) if proc is not None else None
     finally:
         if proc is not None:
@@ -247,7 +263,10 @@ def main() -> int:
             proc.wait(timeout=30)
     s = summarize(results)
     print(f"{s['sessions']} sessions ({args.sessions} concurrent x {args.rounds} round(s)), {os.cpu_count()} CPU threads")
-    print(f"time from Run to rendered result: p50 {s['p50_s']:.1f} s, p95 {s['p95_s']:.1f} s, max {s['max_s']:.1f} s")
+    print(f"server's answer time (the page's 'Answered in'): p50 {s['server_p50_s']:.1f} s, "
+          f"p95 {s['server_p95_s']:.1f} s (target <= 5: {'met' if s['server_p95_s'] <= 5 else 'MISSED'})")
+    print(f"browsers' time from Run to rendered result: p50 {s['p50_s']:.1f} s, p95 {s['p95_s']:.1f} s, "
+          f"max {s['max_s']:.1f} s (browsers at nice {args.browser_nice})")
     print(f"own result in every session: {s['all_own']}; sessions showing another's text: {s['cross_talk']}; "
           f"exceptions: {s['exceptions']}")
     if peak is not None:
