@@ -166,20 +166,37 @@ class KCenterResult:
     nearest: torch.Tensor | None = None
 
 
+@numba.njit(cache=True, nogil=True)
+def _assignment_kernel(gram, sq, valid, keep, out):  # pragma: no cover - compiled
+    """For each valid non-centre, the nearest centre other than slot 0; -1 elsewhere (see :func:`_assignment`).
+
+    An ``(n - k) x k`` read of the Gram matrix already computed; a strict ``<`` in slot order gives ties to
+    the earlier centre.
+    """
+    B, N = valid.shape
+    two = np.float32(2.0)
+    for b in range(B):
+        centres = np.flatnonzero(keep[b, 1:]) + 1
+        sqc = sq[b][centres]
+        for i in range(N):
+            out[b, i] = -1
+            if not valid[b, i] or keep[b, i] or centres.size == 0:
+                continue
+            row = gram[b, i]
+            best, arg = np.float32(np.inf), -1
+            for j in range(centres.size):  # sq_i is constant per token: left out of the arg min
+                d = sqc[j] - two * row[centres[j]]
+                if d < best:
+                    best, arg = d, centres[j]
+            out[b, i] = arg
+
+
 def _assignment(gram: np.ndarray, sq: np.ndarray, valid: np.ndarray, keep: np.ndarray) -> np.ndarray:
     """For each valid non-centre, the nearest centre other than slot 0 ([CLS]), from the Gram matrix already
-    computed (``||x_i - x_j||^2 = sq_i + sq_j - 2 gram_ij``; an ``(n, k)`` read, no new product); -1 elsewhere."""
-    B, N = valid.shape
-    out = np.full((B, N), -1, dtype=np.int64)
-    for b in range(B):
-        centres = np.flatnonzero(keep[b])
-        centres = centres[centres != 0]
-        rows = np.flatnonzero(valid[b] & ~keep[b])
-        if not centres.size or not rows.size:
-            continue
-        sub = gram[b].take(rows, axis=0).take(centres, axis=1)  # (rows, k); take is ~2x faster than np.ix_
-        d2 = sq[b, centres][None, :] - 2.0 * sub  # sq_i is constant per row: left out of the arg min
-        out[b, rows] = centres[np.argmin(d2, axis=1)]
+    computed (``||x_i - x_j||^2 = sq_i + sq_j - 2 gram_ij``; an ``(n, k)`` read, no new product); -1 elsewhere.
+    Ties go to the earlier slot (``argmin``'s rule)."""
+    out = np.empty(valid.shape, dtype=np.int64)
+    _assignment_kernel(gram, sq, valid, keep, out)
     return out
 
 
