@@ -83,14 +83,46 @@ class TorchThread:
             torch.set_num_threads(int(n))
 
     def run(self, fn, *args, **kwargs):
-        """``fn(*args, **kwargs)`` on the torch thread (directly when already on it); its result or exception."""
+        """``fn(*args, **kwargs)`` on the torch thread (directly when already on it); its result or exception.
+
+        A job waits in the queue behind the others; when its turn comes and the browser session that asked for
+        it has gone (tab closed, :func:`_session_alive`), it is skipped (:class:`SessionGone`), so a student who
+        leaves frees the cores for those still waiting.
+
+        Raises:
+            SessionGone: the asking session disconnected before the job started.
+        """
         if threading.current_thread().name.startswith(TORCH_THREAD):
             return fn(*args, **kwargs)
+        alive = _session_alive()
+
+        def job():
+            if alive is not None and not alive():
+                raise SessionGone("the session that asked for this computation has gone")
+            return fn(*args, **kwargs)
+
         with self._lock:
             self._pending += 1
-        future = self._pool.submit(fn, *args, **kwargs)
+        future = self._pool.submit(job)
         future.add_done_callback(self._done)
         return future.result()
+
+
+class SessionGone(RuntimeError):
+    """A queued computation was skipped because the browser session that asked for it had disconnected."""
+
+
+def _session_alive():
+    """A callable telling whether the calling script run's browser session is still connected, or None outside
+    a Streamlit server (tests, bare mode)."""
+    from streamlit import runtime
+    from streamlit.runtime.scriptrunner import get_script_run_ctx
+
+    ctx = get_script_run_ctx(suppress_warning=True)
+    if ctx is None or not runtime.exists():
+        return None
+    rt, session_id = runtime.get_instance(), ctx.session_id
+    return lambda: rt.is_active_session(session_id)
 
 
 TORCH_THREAD = "pyramid-torch"

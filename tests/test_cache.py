@@ -56,3 +56,38 @@ def test_the_torch_thread_counts_what_is_queued():
     gate.set()
     runner.join()
     assert t.pending == 0 and t.run(lambda: 41 + 1) == 42
+
+
+def test_the_torch_thread_skips_the_jobs_of_a_session_that_left(monkeypatch):
+    import threading
+
+    import app.resources as resources
+
+    connected = {"value": True}
+    monkeypatch.setattr(resources, "_session_alive", lambda: (lambda: connected["value"]))
+    t = resources.TorchThread()
+    gate, ran = threading.Event(), []
+    first = threading.Thread(target=lambda: t.run(gate.wait, 10))
+    first.start()
+    errors = []
+
+    def queued():
+        try:
+            t.run(ran.append, "queued job ran")
+        except resources.SessionGone as exc:
+            errors.append(exc)
+
+    second = threading.Thread(target=queued)
+    second.start()
+    for _ in range(100):
+        if t.pending == 2:
+            break
+        threading.Event().wait(0.01)
+    assert t.pending == 2
+    connected["value"] = False  # the second job's session disconnects while it waits
+    gate.set()
+    first.join()
+    second.join()
+    assert ran == [] and len(errors) == 1 and t.pending == 0
+    connected["value"] = True
+    assert t.run(lambda: 6 * 7) == 42
