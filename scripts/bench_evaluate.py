@@ -125,7 +125,7 @@ def browser_rate(model_dir: Path, data_file: Path) -> float:
             # the page's defaults are the sweep measured in process: the four fixed-schedule selectors, retentions
             # 0.5, 0.3 and 0.1 (1.0 always added), the inference-only regime
             page.get_by_role("button", name="Run the sweep").click()
-            page.wait_for_function("() => document.body.innerText.includes('examples/s; model')", timeout=1_800_000)
+            page.wait_for_function("() => document.body.innerText.includes('examples/s); model')", timeout=1_800_000)
             text = page.inner_text("body")
             browser.close()
     finally:
