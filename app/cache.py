@@ -9,7 +9,10 @@ nothing in the app mutates a trace or a projection once made.
 
 from __future__ import annotations
 
+import ctypes
+import gc
 import threading
+import weakref
 from collections import OrderedDict
 from typing import Any, Callable, Hashable
 
@@ -45,6 +48,41 @@ def approx_nbytes(value: Any) -> int:
     return total + 1024
 
 
+def release_memory() -> None:
+    """Give freed memory back to the operating system: a full garbage collection (frozen objects included:
+    ``gc.freeze`` after a model load keeps them out of every pass, so a cleared model in a reference cycle
+    would otherwise stay), then glibc's ``malloc_trim(0)``, which returns the free pages of the heap and its
+    arenas (without it the server's resident memory stays at its peak after the caches are cleared). What
+    survives is frozen again, as after a model load (``app.resources``). A no-op for the trim where the C
+    library is not glibc."""
+    gc.unfreeze()
+    gc.collect()
+    gc.freeze()
+    trim_heap()
+
+
+def trim_heap() -> None:
+    """glibc's ``malloc_trim(0)``: return the free pages of the heap and its arenas to the system (a few ms);
+    a no-op where the C library is not glibc."""
+    try:
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):
+        pass
+
+
+TRIM_EVERY_BYTES = 64_000_000
+"""After evicting this many bytes, the cache trims the heap (:func:`trim_heap`): freed traces otherwise leave
+holes that glibc keeps, and the resident memory creeps above the budget."""
+
+
+def _release_soon(delay_s: float = 2.0, fn: Callable[[], None] | None = None) -> None:
+    """``fn`` (:func:`release_memory` by default) on a timer thread, once the dropped objects' last references
+    have gone."""
+    timer = threading.Timer(delay_s, fn or (lambda: release_memory()))
+    timer.daemon = True
+    timer.start()
+
+
 class ByteBudgetCache:
     """Least-recently-used cache whose entries' estimated sizes (:func:`approx_nbytes`) stay under a budget.
 
@@ -62,6 +100,10 @@ class ByteBudgetCache:
         self._lock = threading.Lock()
         self.bytes = 0
         self.hits = self.misses = 0
+        self._evicted = 0
+        # Streamlit's "Clear caches" drops this cache (and the models) with every st.cache_resource: the
+        # memory they held goes back to the system shortly after (release_memory)
+        weakref.finalize(self, _release_soon)
 
     def get_or_compute(self, key: Hashable, compute: Callable[[], Any]) -> Any:
         """The cached value of ``key``, or ``compute()`` kept under the budget."""
@@ -85,6 +127,12 @@ class ByteBudgetCache:
             while self.bytes > self.budget and self._items:
                 _, (_, dropped) = self._items.popitem(last=False)
                 self.bytes -= dropped
+                self._evicted += dropped
+            trim = self._evicted >= TRIM_EVERY_BYTES
+            if trim:
+                self._evicted = 0
+        if trim:
+            _release_soon(0.5, trim_heap)
         return value
 
     def clear(self) -> None:
@@ -92,6 +140,7 @@ class ByteBudgetCache:
         with self._lock:
             self._items.clear()
             self.bytes = 0
+        _release_soon()
 
     def __len__(self) -> int:
         return len(self._items)

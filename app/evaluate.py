@@ -3,7 +3,7 @@ and retention, on the chosen model, with intervals and paired comparisons.
 
 Flow: the model (sidebar) -> the file (upload, or one of the server's data sets) -> its columns and how its
 labels map onto the model's -> selectors, regimes, retentions -> Run: a :class:`app.sweep.SweepJob` in a
-background thread (one per session), its progress drawn by a fragment that reruns every half second, with a
+background thread (one per session), its progress drawn by a fragment that reruns every second, with a
 Cancel button -> the accuracy and macro-F1 against FLOPs speedup chart with 95% intervals, the table, the
 paired comparisons, and CSV/JSON downloads (CSV cells safe to open in a spreadsheet).
 """
@@ -167,9 +167,9 @@ def render() -> None:
     _results(job, labels)
 
 
-@st.fragment(run_every=0.5)
+@st.fragment(run_every=1.0)
 def _progress(job: SweepJob) -> None:
-    """The running sweep: a progress bar, its pace and a Cancel button (redrawn every half second)."""
+    """The running sweep: a progress bar, its pace and a Cancel button (redrawn every second)."""
     if not job.running:
         st.rerun()  # the whole page, now with the results
     frac = job.done / job.total if job.total else 0.0

@@ -179,6 +179,38 @@ def app_timings() -> None:
     finally:
         proc.terminate()
         proc.wait(timeout=30)
+    cold_start_parts()
+
+
+COLD_PARTS = """
+import time
+t0 = time.perf_counter()
+import streamlit, torch, transformers, plotly.graph_objects  # noqa: E401
+import pyramid
+from app import benchmarks, evaluate, explorer, learn, saliency  # noqa: F401  (what streamlit_app.py imports)
+t1 = time.perf_counter()
+model = pyramid.load()
+t2 = time.perf_counter()
+trace = pyramid.run(TEXT, model, selector="coreset", retention=0.3)
+t3 = time.perf_counter()
+html, overview, coverage = (pyramid.show(trace, v) for v in ("pyramid", "overview", "coverage"))
+overview.to_json(), coverage.to_json()
+t4 = time.perf_counter()
+print(t1 - t0, t2 - t1, t3 - t2, t4 - t3)
+"""
+
+
+def cold_start_parts() -> None:
+    """Where a cold start's time goes, in a fresh process: imports, model load, first trace, first figures."""
+    import json
+
+    text = json.loads((ROOT / "assets" / "examples.json").read_text(encoding="utf-8"))["examples"][0]["text"]
+    out = subprocess.run([sys.executable, "-c", COLD_PARTS.replace("TEXT", repr(text))], cwd=ROOT,
+                         capture_output=True, text=True, check=True)
+    imports, load, trace, figs = (float(x) for x in out.stdout.strip().splitlines()[-1].split())
+    print(f"    the cold start's parts (a fresh process, the same steps without the server): imports {imports:.1f} s, model "
+          f"load {load:.1f} s, first trace {trace:.2f} s, first figures {figs:.2f} s; the rest is the server's start, "
+          f"the browser and Streamlit's first page")
 
 
 def passes_per_run() -> None:

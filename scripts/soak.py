@@ -5,9 +5,10 @@
 Starts ``streamlit run`` on a free loopback port, opens one Chromium page, and presses Run ``--runs`` times,
 each with a different ~``--tokens``-token text (real reviews, shuffled with the run's number), opening the
 Embeddings tab (UMAP) on every ``--embeddings-every``-th Run. Prints the server's resident memory (RSS) at
-the start and every 25 Runs, and the cache's size (``PYRAMID_LENS_CACHE_MB`` bounds the traces and
-projections); then clears the caches through Streamlit's menu (the "Clear caches" command) and prints the
-memory once more. Run it on a quiet machine.
+the start, after the first Embeddings view (UMAP loaded) and every 25 Runs (``PYRAMID_LENS_CACHE_MB`` bounds
+the traces and projections the server keeps); then clears the caches through Streamlit's menu (the "Clear
+caches" command, which also drops the models) and prints the memory once more, 5 s later. Run it on a quiet
+machine.
 """
 
 from __future__ import annotations
@@ -67,12 +68,14 @@ def main() -> None:
                     page.get_by_role("tab", name="Kept tokens per layer").click()
                     time.sleep(0.2)
                     page.wait_for_selector(IDLE, timeout=300_000)
+                if i == args.embeddings_every:
+                    print(f"after the first Embeddings view (UMAP loaded): {rss_mb(proc.pid):.0f} MB", flush=True)
                 if i % 25 == 0:
                     print(f"after {i:3d} Runs ({time.perf_counter() - t0:5.0f} s): {rss_mb(proc.pid):.0f} MB", flush=True)
             page.keyboard.press("c")  # Streamlit's "Clear caches" command
             page.get_by_role("button", name="Clear caches").click()
-            time.sleep(3)
-            print(f"after clearing the caches: {rss_mb(proc.pid):.0f} MB")
+            time.sleep(5)
+            print(f"after clearing the caches (5 s later): {rss_mb(proc.pid):.0f} MB")
             browser.close()
     finally:
         proc.terminate()

@@ -30,6 +30,32 @@ def test_the_cache_stays_under_its_budget_and_drops_the_least_recently_used():
     assert len(cache) == 0 and cache.bytes == 0
 
 
+def test_the_cache_gives_memory_back_after_evictions_and_when_dropped(monkeypatch):
+    import gc
+    import time
+
+    import app.cache as cache_module
+
+    gc.collect()  # the earlier tests' caches are dropped, and their releases run, before the patches
+    time.sleep(2.5)
+    calls = []
+    monkeypatch.setattr(cache_module, "trim_heap", lambda: calls.append("trim"))
+    monkeypatch.setattr(cache_module, "release_memory", lambda: calls.append("release"))
+    monkeypatch.setattr(cache_module, "TRIM_EVERY_BYTES", 2_500_000)
+    cache = ByteBudgetCache(budget_bytes=1_500_000)
+    for i in range(3):  # 1 MB each: the second and third evict one entry each (2 MB evicted)
+        cache.get_or_compute(i, lambda: {"states": np.zeros((1000, 250), np.float32)})
+    time.sleep(1.0)
+    assert calls == []  # under TRIM_EVERY_BYTES evicted so far
+    cache.get_or_compute(3, lambda: {"states": np.zeros((1000, 250), np.float32)})  # 3 MB evicted: a trim
+    time.sleep(1.0)
+    assert calls == ["trim"]
+    del cache  # what Streamlit's "Clear caches" does to it: a full collection and a trim follow
+    gc.collect()
+    time.sleep(2.5)
+    assert calls == ["trim", "release"]
+
+
 def test_a_trace_is_sized_by_its_states(minilm):
     from pyramid.schedule import Schedule
     from pyramid.trace import trace_text
