@@ -107,7 +107,7 @@ def browser_rate(model_dir: Path, data_file: Path, browser_nice: int = 0) -> flo
     import psutil
     from playwright.sync_api import sync_playwright
 
-    from load_test import CHROMIUM, IDLE, LAUNCH_ARGS, browser_processes, cpu_seconds, start_server
+    from load_test import CHROMIUM, IDLE, LAUNCH_ARGS, browser_processes, cpu_seconds, lower_priority, start_server
 
     env = {"PYRAMID_LENS_MODEL_ROOT": str(model_dir.parent), "PYRAMID_LENS_DATA_ROOT": str(data_file.parent.parent)}
     old = {k: os.environ.get(k) for k in env}
@@ -130,11 +130,8 @@ def browser_rate(model_dir: Path, data_file: Path, browser_nice: int = 0) -> flo
             # the page's defaults are the sweep measured in process: the four fixed-schedule selectors, retentions
             # 0.5, 0.3 and 0.1 (1.0 always added), the inference-only regime
             browsers, server = browser_processes(), [psutil.Process(proc.pid)]
-            for b in browsers if browser_nice else []:
-                try:
-                    b.nice(browser_nice)
-                except psutil.Error:
-                    continue
+            if browser_nice:
+                lower_priority(browsers, browser_nice)
             before = time.perf_counter(), cpu_seconds(server), cpu_seconds(browsers)
             page.get_by_role("button", name="Run the sweep").click()
             page.wait_for_function("() => document.body.innerText.includes('examples/s); model')", timeout=1_800_000)

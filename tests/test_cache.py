@@ -117,3 +117,44 @@ def test_the_torch_thread_skips_the_jobs_of_a_session_that_left(monkeypatch):
     assert ran == [] and len(errors) == 1 and t.pending == 0
     connected["value"] = True
     assert t.run(lambda: 6 * 7) == 42
+
+
+def test_the_torch_thread_runs_a_job_on_one_thread_while_others_wait_and_on_all_when_alone(monkeypatch):
+    import threading
+
+    import torch
+
+    import app.resources as resources
+
+    monkeypatch.setenv("PYRAMID_LENS_TORCH_THREADS", "2")
+    before = torch.get_num_threads()
+    t = resources.TorchThread()
+    assert t.run(torch.get_num_threads) == 2  # alone
+    gate, seen = threading.Event(), []
+
+    def first_job():
+        gate.wait(10)
+        return torch.get_num_threads()
+
+    first = threading.Thread(target=lambda: seen.append(("first", t.run(first_job))))
+    first.start()
+    for _ in range(100):
+        if t.pending == 1:
+            break
+        threading.Event().wait(0.01)
+    waiting = [threading.Thread(target=lambda: seen.append(("queued", t.run(torch.get_num_threads))))
+               for _ in range(2)]
+    for w in waiting:
+        w.start()
+    for _ in range(100):
+        if t.pending == 3:
+            break
+        threading.Event().wait(0.01)
+    gate.set()
+    for th in [first, *waiting]:
+        th.join()
+    # the first job started alone (2 threads); the second started with one more behind it (1 thread); the
+    # last ran alone again (2 threads)
+    assert dict(seen)["first"] == 2 and sorted(n for k, n in seen if k == "queued") == [1, 2]
+    assert t.run(torch.get_num_threads) == 2
+    torch.set_num_threads(before)  # in case the setting is process-wide in this torch build
