@@ -165,7 +165,7 @@ def render() -> None:
     _unavailable_note(model, model_name, names)
     st.session_state.setdefault("pl_text", examples[0]["text"])
     _state_from_url(names, L)
-    form = _init_widgets(names, L)
+    _init_widgets(names, L)
 
     chosen_example = next((e for e in examples if e["title"] == st.session_state.get("w_example")), None)
     if chosen_example is not None and chosen_example["text"] != st.session_state.get("w_text"):

@@ -46,7 +46,7 @@ import torch
 from ..artifacts import DEFAULT_HEAD, HEADS_DIR
 from ..layers import additive_mask, run_layers
 from ..loading import LoadedEncoder
-from ..selectors.adapler import (ADAPLER_DIR, DEFAULT_ADAPLER, ETA_RANGE, JOINT_ADAPLER, AdaplerConfig,
+from ..selectors.adapler import (ADAPLER_DIR, DEFAULT_ADAPLER, JOINT_ADAPLER, AdaplerConfig,
                                  AdaplerSelector, ContributionPredictors)
 from .. import argtypes as at
 from .common import (DEFAULT_DEV, DEFAULT_TRAIN, DEVICE_HELP, ModelCard, TrainerCommand, card_data, epoch_batches,

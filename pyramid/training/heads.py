@@ -38,8 +38,8 @@ from ..loading import LoadedEncoder, encoder_from_model
 from ..schedule import Schedule
 from ..selectors import Selector, full_length_selector, get_selector
 from .. import argtypes as at
-from .common import (DEFAULT_DEV, DEFAULT_TRAIN, DEVICE_HELP, ModelCard, TrainerCommand, comma_floats, epoch_batches,
-                     none_or_int, on_device, option, shuffled_rows, warmup_scheduler)
+from .common import (DEFAULT_DEV, DEFAULT_TRAIN, DEVICE_HELP, ModelCard, TrainerCommand, epoch_batches, on_device, option,
+                     shuffled_rows, warmup_scheduler)
 
 
 @dataclass
