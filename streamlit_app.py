@@ -1,16 +1,13 @@
-"""Pyramid Lens: entry point of the Streamlit app (`streamlit run streamlit_app.py`)."""
+"""Pyramid Lens: entry point of the Streamlit app (`streamlit run streamlit_app.py`).
+
+The pages are in ``app/main.py``; this file serves them with Streamlit's ``st.App``, whose lifespan starts the
+server's warm-up (imports, the default model, the first page's answer) in the background as the server starts,
+so the first visitor does not wait for it (``app/warmup.py``; ``PYRAMID_LENS_WARM_UP=0`` turns it off).
+"""
 
 import streamlit as st
 
-from app import benchmarks, evaluate, explorer, learn, saliency
+from app.warmup import lifespan
 
-st.set_page_config(page_title="Pyramid Lens", page_icon=":material/change_history:", layout="wide")
-
-pages = [
-    st.Page(explorer.render, title="Explorer", icon=":material/change_history:", url_path="explorer", default=True),
-    st.Page(saliency.render, title="Saliency", icon=":material/local_fire_department:", url_path="saliency"),
-    st.Page(evaluate.render, title="Evaluate", icon=":material/fact_check:", url_path="evaluate"),
-    st.Page(benchmarks.render, title="Benchmarks", icon=":material/monitoring:", url_path="benchmarks"),
-    st.Page(learn.render, title="Learn", icon=":material/school:", url_path="learn"),
-]
-st.navigation(pages).run()
+# `streamlit run` finds this st.App by its name; it is not the `app` package imported above.
+app = st.App("app/main.py", lifespan=lifespan)

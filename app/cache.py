@@ -14,6 +14,7 @@ import gc
 import threading
 import weakref
 from collections import OrderedDict
+from concurrent.futures import Future
 from typing import Any, Callable, Hashable
 
 import numpy as np
@@ -86,8 +87,10 @@ def _release_soon(delay_s: float = 2.0, fn: Callable[[], None] | None = None) ->
 class ByteBudgetCache:
     """Least-recently-used cache whose entries' estimated sizes (:func:`approx_nbytes`) stay under a budget.
 
-    Thread-safe; a value is computed outside the lock (two sessions asking for the same new key at the same
-    moment may both compute it; the second result is kept).
+    Thread-safe; a value is computed outside the lock, once: a caller asking for a key that another caller is
+    computing waits for that result instead of computing it again (a class opening the first page together, or
+    the server's warm-up and the first visitor, share one computation). When that computation fails, each waiting
+    caller computes the key itself (the first one's error may be its own, e.g. its session left the queue).
 
     Args:
         budget_bytes: the most the entries may hold together. An entry larger than the whole budget is
@@ -98,6 +101,7 @@ class ByteBudgetCache:
         self.budget = int(budget_bytes)
         self._items: OrderedDict[Hashable, tuple[Any, int]] = OrderedDict()
         self._lock = threading.Lock()
+        self._computing: dict[Hashable, Future] = {}
         self.bytes = 0
         self.hits = self.misses = 0
         self._evicted = 0
@@ -106,18 +110,46 @@ class ByteBudgetCache:
         weakref.finalize(self, _release_soon)
 
     def get_or_compute(self, key: Hashable, compute: Callable[[], Any]) -> Any:
-        """The cached value of ``key``, or ``compute()`` kept under the budget."""
+        """The cached value of ``key``, or ``compute()`` kept under the budget (computed once while other
+        callers of the same key wait for it).
+
+        Raises:
+            Exception: whatever ``compute`` raised (not cached).
+        """
+        while True:
+            with self._lock:
+                found = self._items.get(key)
+                if found is not None:
+                    self._items.move_to_end(key)
+                    self.hits += 1
+                    return found[0]
+                running = self._computing.get(key)
+                if running is None:
+                    self.misses += 1
+                    mine = self._computing[key] = Future()
+            if running is None:
+                break
+            try:
+                return running.result()
+            except Exception:  # noqa: BLE001 - the other caller's failure: compute it here (loop)
+                continue
+        try:
+            value = compute()
+        except BaseException as exc:
+            with self._lock:
+                self._computing.pop(key, None)
+            mine.set_exception(exc)
+            raise
+        self._keep(key, value)
         with self._lock:
-            found = self._items.get(key)
-            if found is not None:
-                self._items.move_to_end(key)
-                self.hits += 1
-                return found[0]
-            self.misses += 1
-        value = compute()
+            self._computing.pop(key, None)
+        mine.set_result(value)
+        return value
+
+    def _keep(self, key: Hashable, value: Any) -> None:
         size = approx_nbytes(value)
         if size > self.budget:
-            return value
+            return
         with self._lock:
             old = self._items.pop(key, None)
             if old is not None:
@@ -133,7 +165,6 @@ class ByteBudgetCache:
                 self._evicted = 0
         if trim:
             _release_soon(0.5, trim_heap)
-        return value
 
     def clear(self) -> None:
         """Forget every entry."""

@@ -346,6 +346,23 @@ def run_args(run: dict, max_tokens: int) -> tuple:
     return run["retention"], run["start_layer"], run["seed"], max_tokens
 
 
+def _prediction_of(model, model_name: str, ids: tuple[int, ...], name: str, regime: str, sched: tuple,
+                   traces: dict):
+    """One cell of the prediction table: from the run's own trace when it is shown, else one pass (None when the
+    selector has no model in this regime)."""
+    if (name, regime) in traces:
+        return traces[(name, regime)].prediction
+    if why_unavailable(model, name, model_name, regime) is None:
+        return prediction_for(model, model_name, ids, name, regime, *sched)
+    return None
+
+
+def _full_prediction(model, model_name: str, ids: tuple[int, ...], sched: tuple, traces: dict):
+    """The full-length answer: from an inference-only trace's own pass, else one pass (None: no classifier)."""
+    full = next((t.prediction for (_, r), t in traces.items() if r == "inference" and t.prediction is not None), None)
+    return full if full is not None else prediction_for(model, model_name, ids, None, "inference", *sched)
+
+
 def _predictions(model, model_name: str, tokenized, run: dict, traces: dict) -> None:
     """The predictions: full length, and the selectors shown in both regimes (or every selector), each with
     its label, the label's probability and the most probable classes. The shown runs' predictions come
@@ -359,10 +376,7 @@ def _predictions(model, model_name: str, tokenized, run: dict, traces: dict) -> 
         sched = (run["retention"], run["start_layer"], run["seed"])
         regimes = [r for r in REGIMES if r == "inference" or selectors_for(model, model_name, r)]
         with st.spinner("Classifying…"):
-            full = next((t.prediction for (_, r), t in traces.items() if r == "inference" and t.prediction is not None),
-                        None)
-            if full is None:
-                full = prediction_for(model, model_name, ids, None, "inference", *sched)
+            full = _full_prediction(model, model_name, ids, sched, traces)
             if full is None:
                 st.info(f"No prediction: '{model_name}' is a plain encoder with no classifier trained on it (a "
                         "fine-tuned classifier checkpoint in the model cache predicts with its own head).")
@@ -374,14 +388,43 @@ def _predictions(model, model_name: str, tokenized, run: dict, traces: dict) -> 
             for name in names:
                 row = {"run": ("▶ " if name == run["selector"] else "") + selector_label(name)}
                 for regime in regimes:
-                    pred = None
-                    if (name, regime) in traces:
-                        pred = traces[(name, regime)].prediction
-                    elif why_unavailable(model, name, model_name, regime) is None:
-                        pred = prediction_for(model, model_name, ids, name, regime, *sched)
+                    pred = _prediction_of(model, model_name, ids, name, regime, sched, traces)
                     row.update(panels.prediction_cells(pred, panels.REGIME_COLUMN[regime]))
                 rows.append(row)
         panels.prediction_panel(rows, full.labels, model.describe_head(), multi_label=full.multi_label, key="pred")
+
+
+def first_run(model, model_name: str) -> dict:
+    """The run a new visitor's page shows before any Run: the first example text with the form's defaults
+    (the first two selectors, ``FORM_DEFAULTS``), as :func:`render` builds it."""
+    names = selectors_for(model, model_name, "inference")
+    form = {"selector": names[0], "compare": names[min(1, len(names) - 1)], **FORM_DEFAULTS}
+    form["start_layer"] = int(min(max(1, model.num_layers - 1), form["start_layer"]))
+    return {"text": load_examples()[0]["text"], **form, "retention": float(form["retention"]),
+            "seed": int(form["seed"]), "model": model_name, "id": 1}
+
+
+def precompute(model, model_name: str, run: dict, settings) -> None:
+    """Every computation the page makes to show ``run`` with its default tabs (tokens, the two traces, the
+    prediction table's passes), without drawing anything: the server's warm-up (:mod:`app.warmup`) puts the
+    first page's answer into the shared caches before the first visitor asks for it.
+
+    Raises:
+        EmptyTextError, ScheduleError, HeadLoadError, ValueError: as the page would show them.
+    """
+    max_tokens = min(settings.max_tokens, model.max_length)
+    tokenized = tokenize_cached(model, model_name, run["text"], max_tokens)
+    (sel_a, reg_a), (sel_b, reg_b), _ = _runs(model, model_name, run)
+    args = run_args(run, max_tokens)
+    traces = {(sel, reg): trace_for(model, model_name, run["text"], sel, reg, *args)
+              for sel, reg in ((sel_a, reg_a), (sel_b, reg_b))}
+    ids, sched = tuple(tokenized.input_ids), args[:3]
+    if _full_prediction(model, model_name, ids, sched, traces) is None:
+        return
+    regimes = [r for r in REGIMES if r == "inference" or selectors_for(model, model_name, r)]
+    for name in dict.fromkeys(sel for sel, _ in traces):
+        for regime in regimes:
+            _prediction_of(model, model_name, ids, name, regime, sched, traces)
 
 
 def _model_cards(runs) -> None:

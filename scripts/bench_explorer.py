@@ -187,7 +187,7 @@ import time
 t0 = time.perf_counter()
 import streamlit, torch, transformers, plotly.graph_objects  # noqa: E401
 import pyramid
-from app import benchmarks, evaluate, explorer, learn, saliency  # noqa: F401  (what streamlit_app.py imports)
+from app import benchmarks, evaluate, explorer, learn, saliency  # noqa: F401  (what app/main.py imports)
 t1 = time.perf_counter()
 model = pyramid.load()
 t2 = time.perf_counter()
@@ -226,7 +226,7 @@ def passes_per_run() -> None:
 
     PyramidEncoder.forward = counting
     try:
-        at = AppTest.from_file(str(ROOT / "streamlit_app.py"), default_timeout=300).run()
+        at = AppTest.from_file(str(ROOT / "app" / "main.py"), default_timeout=300).run()
         enc = load_encoder()
         for n in (128, 512):
             at.text_area(key="w_text").input(f"passes {n} {text_of_tokens(enc, n - 4)}")

@@ -121,6 +121,14 @@ def test_the_readme_notebook_example_runs(capsys):
     assert "pl-pyr" in namespace["figure"]._repr_html_()
 
 
+def test_pyproject_packages_every_subpackage_of_pyramid():
+    import tomllib
+
+    listed = set(tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["tool"]["setuptools"]["packages"])
+    found = {".".join(init.parent.relative_to(ROOT).parts) for init in (ROOT / "pyramid").rglob("__init__.py")}
+    assert found <= listed, f"missing from pyproject.toml's packages (pip install . would leave them out): {found - listed}"
+
+
 @pytest.mark.slow
 def test_pip_install_gives_the_package_its_assets_and_the_command(tmp_path):
     pytest.importorskip("setuptools")
@@ -128,6 +136,12 @@ def test_pip_install_gives_the_package_its_assets_and_the_command(tmp_path):
     subprocess.run([sys.executable, "-m", "pip", "wheel", str(ROOT), "--no-deps", "--no-build-isolation", "-q",
                     "-w", str(wheel_dir)], check=True, capture_output=True, timeout=600)
     wheel = next(wheel_dir.glob("pyramid_lens-*.whl"))
+    import zipfile
+
+    # every subpackage is in the wheel (an editable install beside the test would hide a missing one below)
+    names = set(zipfile.ZipFile(wheel).namelist())
+    for init in (ROOT / "pyramid").rglob("__init__.py"):
+        assert init.relative_to(ROOT).as_posix() in names, f"{init.parent.name} is missing from the wheel (pyproject)"
     subprocess.run([sys.executable, "-m", "pip", "install", "--no-deps", "-q", "--target", str(target), str(wheel)],
                    check=True, capture_output=True, timeout=600)
     assert (target / "bin" / "pyramid-lens").is_file()

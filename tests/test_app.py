@@ -8,7 +8,7 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 ROOT = Path(__file__).resolve().parent.parent
-APP = str(ROOT / "streamlit_app.py")
+APP = str(ROOT / "app" / "main.py")  # the pages (streamlit_app.py serves them with st.App)
 TIMEOUT = 300  # first run loads the model
 
 pytestmark = pytest.mark.slow

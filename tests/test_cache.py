@@ -30,6 +30,67 @@ def test_the_cache_stays_under_its_budget_and_drops_the_least_recently_used():
     assert len(cache) == 0 and cache.bytes == 0
 
 
+def test_callers_of_a_key_being_computed_wait_for_that_one_computation():
+    import threading
+    import time
+
+    cache = ByteBudgetCache(10**6)
+    calls, started, release = [], threading.Event(), threading.Event()
+
+    def slow():
+        calls.append(1)
+        started.set()
+        release.wait(5)
+        return np.ones(10)
+
+    results = []
+    owner = threading.Thread(target=lambda: results.append(cache.get_or_compute("k", slow)))
+    owner.start()
+    assert started.wait(5)
+    waiters = [threading.Thread(target=lambda: results.append(cache.get_or_compute("k", slow))) for _ in range(3)]
+    for t in waiters:
+        t.start()
+    time.sleep(0.1)
+    assert len(results) == 0  # the three wait for the first caller's computation
+    release.set()
+    for t in [owner, *waiters]:
+        t.join(5)
+    assert len(calls) == 1 and len(results) == 4
+    assert all(r is results[0] for r in results)  # one shared value
+    assert cache.misses == 1 and len(cache) == 1
+
+
+def test_when_the_computing_caller_fails_a_waiting_caller_computes_the_key_itself():
+    import threading
+
+    cache = ByteBudgetCache(10**6)
+    started, release = threading.Event(), threading.Event()
+
+    def fails():
+        started.set()
+        release.wait(5)
+        raise RuntimeError("this caller's own failure (its session left)")
+
+    errors, results = [], []
+
+    def first():
+        try:
+            cache.get_or_compute("k", fails)
+        except RuntimeError as exc:
+            errors.append(exc)
+
+    owner = threading.Thread(target=first)
+    owner.start()
+    assert started.wait(5)
+    waiter = threading.Thread(target=lambda: results.append(cache.get_or_compute("k", lambda: np.zeros(3))))
+    waiter.start()
+    release.set()
+    owner.join(5)
+    waiter.join(5)
+    assert len(errors) == 1 and len(results) == 1 and np.array_equal(results[0], np.zeros(3))
+    assert np.array_equal(cache.get_or_compute("k", fails), np.zeros(3))  # kept: no new computation
+
+
 def test_the_cache_gives_memory_back_after_evictions_and_when_dropped(monkeypatch):
     import gc
     import time
@@ -130,18 +191,16 @@ def test_the_torch_thread_runs_a_job_on_one_thread_while_others_wait_and_on_all_
     before = torch.get_num_threads()
     t = resources.TorchThread()
     assert t.run(torch.get_num_threads) == 2  # alone
-    gate, seen = threading.Event(), []
+    gate, started, seen = threading.Event(), threading.Event(), []
 
     def first_job():
+        started.set()
         gate.wait(10)
         return torch.get_num_threads()
 
     first = threading.Thread(target=lambda: seen.append(("first", t.run(first_job))))
     first.start()
-    for _ in range(100):
-        if t.pending == 1:
-            break
-        threading.Event().wait(0.01)
+    assert started.wait(10)  # the first job has begun (alone) before the others are queued
     waiting = [threading.Thread(target=lambda: seen.append(("queued", t.run(torch.get_num_threads))))
                for _ in range(2)]
     for w in waiting:
