@@ -1,0 +1,95 @@
+"""Seed spread of trained heads: each head's own dev figures (``metrics`` in its ``head_config.json``, written by
+``python -m pyramid train``), grouped by recipe, with the mean and standard deviation over seeds.
+
+    python scripts/seed_summary.py assets/heads/sst2-lora assets/heads/sst2-lora-ts-coreset /work/seeds/*
+    python scripts/seed_summary.py ... --out assets/results/seeds__sst2-dev.json
+
+Heads group by name, a ``-sK`` suffix marking seed K of the head named without it (``sst2-lora-s1`` is seed 1
+of ``sst2-lora``; ``sst2-lora-ts-coreset-s1``, trained from ``sst2-lora-s1``, seed 1 of ``sst2-lora-ts-coreset``).
+A warning is printed when the members of a group differ in a setting of the recipe (``RECIPE_KEYS``). Figures are accuracies on the head's dev file (SST-2 dev, 872
+sentences), in percent; the standard deviation is the sample one (n - 1), over the seeds present.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import statistics
+import sys
+from pathlib import Path
+
+RECIPE_KEYS = ("data", "selector", "retention_range", "sandwich", "epochs", "limit", "batch_size", "lr", "head_lr",
+               "weight_decay", "warmup", "lora_r", "lora_alpha", "lora_dropout", "max_length")
+"""Training settings the seeds of one recipe share (``head_config.json``'s ``training``)."""
+
+
+def group_name(name: str) -> str:
+    """The head's name without a ``-sK`` seed suffix."""
+    return re.sub(r"-s\d+$", "", name)
+
+
+def read_head(folder: Path) -> dict:
+    """``{"name", "seed", "recipe", "selector", "metrics": {column: accuracy %}}`` of one head folder.
+
+    Raises:
+        FileNotFoundError: no ``head_config.json`` in ``folder``.
+    """
+    cfg = json.loads((folder / "head_config.json").read_text(encoding="utf-8"))
+    training = cfg.get("training", {})
+    metrics = {k.removeprefix("dev_accuracy_"): 100.0 * v for k, v in cfg.get("metrics", {}).items()
+               if k.startswith("dev_accuracy_") and isinstance(v, (int, float))}
+    selector = (cfg.get("trained_with") or {}).get("selector") or "none (full length)"
+    name = cfg.get("name", folder.name)
+    return {"name": name, "seed": training.get("seed"), "selector": selector, "recipe": group_name(name),
+            "settings": {k: training.get(k) for k in RECIPE_KEYS}, "metrics": metrics, "folder": str(folder)}
+
+
+def summarize(heads: list[dict]) -> list[dict]:
+    """One row per (recipe, figure): the seeds' values, their mean and standard deviation."""
+    groups: dict[str, list[dict]] = {}
+    for h in heads:
+        groups.setdefault(h["recipe"], []).append(h)
+    rows = []
+    for rec, members in groups.items():
+        members.sort(key=lambda h: (h["seed"] is None, h["seed"]))
+        for key in RECIPE_KEYS:
+            seen = {json.dumps(h["settings"][key]) for h in members}
+            if len(seen) > 1:
+                print(f"warning: {rec}: the seeds differ in {key}: {sorted(seen)}", file=sys.stderr)
+        columns = list(dict.fromkeys(c for h in members for c in h["metrics"]))
+        for col in columns:
+            values = {h["seed"]: h["metrics"][col] for h in members if col in h["metrics"]}
+            vals = list(values.values())
+            rows.append({"recipe": rec, "selector": members[0]["selector"], "figure": col,
+                         "seeds": sorted(values), "values": [round(v, 2) for v in vals],
+                         "mean": round(statistics.fmean(vals), 2),
+                         "std": round(statistics.stdev(vals), 2) if len(vals) > 1 else None,
+                         "heads": [h["name"] for h in members if col in h["metrics"]]})
+    return rows
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("folders", nargs="+", help="head folders (each with a head_config.json)")
+    parser.add_argument("--out", help="also write the rows as JSON here")
+    args = parser.parse_args(argv)
+    heads = []
+    for f in args.folders:
+        try:
+            heads.append(read_head(Path(f)))
+        except (FileNotFoundError, json.JSONDecodeError) as exc:
+            print(f"skipped {f}: {exc}", file=sys.stderr)
+    rows = summarize(heads)
+    for r in rows:
+        spread = f"{r['mean']:.2f} +- {r['std']:.2f}" if r["std"] is not None else f"{r['mean']:.2f} (one seed)"
+        print(f"{r['recipe']:>22}  {r['figure']:<22} seeds {','.join(map(str, r['seeds'])):<6} "
+              f"{' / '.join(f'{v:.2f}' for v in r['values']):<24} {spread}")
+    if args.out:
+        Path(args.out).write_text(json.dumps({"rows": rows, "note": __doc__.strip().splitlines()[0]}, indent=1),
+                                  encoding="utf-8")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

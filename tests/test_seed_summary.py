@@ -1,0 +1,44 @@
+"""scripts/seed_summary.py: heads group by name without their -sK suffix; mean and sample deviation over seeds."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "scripts"))
+
+import seed_summary  # noqa: E402
+
+
+def _head(tmp_path: Path, name: str, seed: int, acc: dict, lr: float = 1e-3) -> Path:
+    folder = tmp_path / name
+    folder.mkdir()
+    cfg = {"name": name, "trained_with": {"selector": "coreset"},
+           "training": {"seed": seed, "lr": lr, "command": f"python -m pyramid train --seed {seed}"},
+           "metrics": {"dev": "dev.tsv", **{f"dev_accuracy_{k}": v for k, v in acc.items()}}}
+    (folder / "head_config.json").write_text(json.dumps(cfg), encoding="utf-8")
+    return folder
+
+
+def test_seeds_of_one_head_group_together_with_mean_and_sample_std(tmp_path, capsys):
+    folders = [_head(tmp_path, "ts-coreset", 0, {"coreset_rho0.3": 0.86}),
+               _head(tmp_path, "ts-coreset-s1", 1, {"coreset_rho0.3": 0.87}),
+               _head(tmp_path, "ts-coreset-s2", 2, {"coreset_rho0.3": 0.88}),
+               _head(tmp_path, "ts-random", 0, {"random_rho0.3": 0.85})]
+    out = tmp_path / "seeds.json"
+    assert seed_summary.main([str(f) for f in folders] + ["--out", str(out)]) == 0
+    rows = {(r["recipe"], r["figure"]): r for r in json.loads(out.read_text())["rows"]}
+    r = rows[("ts-coreset", "coreset_rho0.3")]
+    assert r["seeds"] == [0, 1, 2] and r["mean"] == pytest.approx(87.0) and r["std"] == pytest.approx(1.0)
+    assert rows[("ts-random", "random_rho0.3")]["std"] is None  # one seed: no spread
+    assert "87.00 +- 1.00" in capsys.readouterr().out
+
+
+def test_a_seed_trained_with_other_settings_is_flagged(tmp_path, capsys):
+    folders = [_head(tmp_path, "h", 0, {"full_length": 0.9}), _head(tmp_path, "h-s1", 1, {"full_length": 0.9}, lr=5e-4)]
+    seed_summary.main([str(f) for f in folders])
+    assert "differ in lr" in capsys.readouterr().err
