@@ -11,7 +11,8 @@ import html
 import pandas as pd
 import streamlit as st
 
-from pyramid.results import RESULTS_DIR, drop_vs_merge, load_bench, load_eval_results, matched_table
+from pyramid.results import (RESULTS_DIR, drop_vs_merge, load_bench, load_eval_results, load_seed_spread,
+                             matched_table)
 from pyramid.selectors import SELECTORS, selector_label
 
 from pyramid import figures
@@ -133,6 +134,7 @@ def render() -> None:
                              for k in m if k.endswith("x")},
                           "own operating point": "" if own is None else f"{100 * own[0]:.1f}% at {own[1]:.2f}x"})
         st.dataframe(pd.DataFrame(table), hide_index=True, width="stretch", key="bench-matched")
+        _seed_spread(dataset)
         _drop_vs_merge([r for r in rows if r.get("regime", "inference") in show_regimes])
         panels.pairwise_panel([r for r in rows if r["selector"] in show], show_regimes, key="bench")
         with st.expander("Every row of the result file"):
@@ -169,6 +171,23 @@ def render() -> None:
         memory = pd.DataFrame(bench["memory"])
         memory["selector"] = [selector_label(s, True) for s in memory["selector"]]
         st.dataframe(memory.rename(columns=MEMORY_COLUMNS), hide_index=True, width="stretch", key="bench-memory")
+    _meta_caption(meta)
+
+
+def _seed_spread(dataset: str) -> None:
+    """How much the same training recipe moves between seeds (``seeds__DATASET.json``), where it was measured."""
+    rows, meta = load_seed_spread(dataset, RESULTS_DIR)
+    if not rows:
+        return
+    st.markdown("**Seed spread**: the same training recipe with other seeds (each model's own accuracy on this "
+                "set, %, at full length and at ρ 0.5, 0.3, 0.1): mean ± standard deviation over the seeds. A "
+                "difference between two selectors smaller than this spread may be the seed, not the selector.")
+    table = [{"model": r["recipe"], "figure": r["figure"].replace("_", " "),
+              "seeds": ", ".join(str(s) for s in r["seeds"]),
+              "accuracy per seed %": " / ".join(f"{v:.2f}" for v in r["values"]),
+              "mean ± sd %": f"{r['mean']:.2f}" + (f" ± {r['std']:.2f}" if r["std"] is not None else " (one seed)")}
+             for r in rows]
+    st.dataframe(pd.DataFrame(table), hide_index=True, width="stretch", key="bench-seeds")
     _meta_caption(meta)
 
 

@@ -136,6 +136,22 @@ def load_bench(folder: str | Path = RESULTS_DIR) -> tuple[dict | None, dict]:
     return data, _meta(path)
 
 
+def load_seed_spread(dataset: str, folder: str | Path = RESULTS_DIR) -> tuple[list[dict] | None, dict]:
+    """``(rows, meta)`` of ``seeds__DATASET.json`` (written by ``scripts/seed_summary.py --out``): one row per
+    recipe and figure with ``recipe, selector, figure, seeds, values, mean, std`` (accuracy %, std None for one
+    seed); ``(None, {})`` if absent or unreadable."""
+    path = Path(folder) / f"seeds__{dataset}.json"
+    if not path.is_file():
+        return None, {}
+    try:
+        rows = json.loads(path.read_text(encoding="utf-8"))["rows"]
+        rows = [{**r, "values": [float(v) for v in r["values"]], "mean": float(r["mean"]),
+                 "std": None if r.get("std") is None else float(r["std"])} for r in rows]
+    except (OSError, ValueError, KeyError, TypeError):
+        return None, {}
+    return rows, _meta(path)
+
+
 def load_saliency_report(folder: str | Path = RESULTS_DIR, name: str = "saliency__sst2-dev__sst2-lora.csv"
                          ) -> tuple[list[dict] | None, dict]:
     """``(rows, meta)`` of a ``saliency-report --out`` CSV (rows of

@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import json
 import re
+import shlex
 import statistics
 import sys
 from pathlib import Path
@@ -86,8 +87,15 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{r['recipe']:>22}  {r['figure']:<22} seeds {','.join(map(str, r['seeds'])):<6} "
               f"{' / '.join(f'{v:.2f}' for v in r['values']):<24} {spread}")
     if args.out:
+        import datetime
+        import platform
+
         Path(args.out).write_text(json.dumps({"rows": rows, "note": __doc__.strip().splitlines()[0]}, indent=1),
                                   encoding="utf-8")
+        meta = {"command": " ".join(["python", "scripts/seed_summary.py", *map(shlex.quote, argv or sys.argv[1:])]),
+                "date": datetime.date.today().isoformat(), "machine": platform.machine(),
+                "heads": {h["name"]: h["folder"] for h in heads}}
+        Path(args.out + ".meta.json").write_text(json.dumps(meta, indent=2), encoding="utf-8")
     return 0
 
 

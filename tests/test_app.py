@@ -261,6 +261,36 @@ def test_benchmarks_page_draws_curves_from_shipped_results():
     assert not at.exception and chart_specs(at)
 
 
+def test_benchmarks_page_shows_the_seed_spread_where_it_was_measured(tmp_path):
+    import shutil
+    import subprocess
+    import sys
+
+    from pyramid.results import RESULTS_DIR
+
+    for f in RESULTS_DIR.glob("eval__sst2-dev.csv*"):
+        shutil.copy(f, tmp_path / f.name)
+    heads = []
+    for seed, acc in ((0, 0.86), (1, 0.88)):
+        folder = tmp_path / ("h" if seed == 0 else f"h-s{seed}")
+        folder.mkdir()
+        (folder / "head_config.json").write_text(json.dumps({
+            "name": folder.name, "trained_with": {"selector": "coreset"}, "training": {"seed": seed},
+            "metrics": {"dev_accuracy_coreset_rho0.3": acc}}))
+        heads.append(str(folder))
+    out = tmp_path / "seeds__sst2-dev.json"
+    subprocess.run([sys.executable, str(ROOT / "scripts" / "seed_summary.py"), *heads, "--out", str(out)], check=True,
+                   capture_output=True, timeout=60)
+    script = BENCH_SCRIPT.replace("benchmarks.render()",
+                                  f"benchmarks.RESULTS_DIR = __import__('pathlib').Path({str(tmp_path)!r})\n"
+                                  "benchmarks.render()")
+    at = AppTest.from_string(script, default_timeout=TIMEOUT).run()
+    assert not at.exception
+    seeds = table_with(at, "mean ± sd %")
+    assert seeds.iloc[0]["mean ± sd %"] == "87.00 ± 1.41" and seeds.iloc[0]["seeds"] == "0, 1"
+    assert any("seed_summary.py" in c.value for c in at.code)  # how it was made
+
+
 def test_benchmarks_page_without_results_says_how_to_make_them(tmp_path):
     script = BENCH_SCRIPT.replace("benchmarks.render()",
                                   f"benchmarks.RESULTS_DIR = __import__('pathlib').Path({str(tmp_path)!r})\n"
