@@ -97,8 +97,12 @@ def test_the_cache_gives_memory_back_after_evictions_and_when_dropped(monkeypatc
 
     import app.cache as cache_module
 
+    import threading
+
     gc.collect()  # the earlier tests' caches are dropped, and their releases run, before the patches
     time.sleep(2.5)
+    for timer in [t for t in threading.enumerate() if isinstance(t, threading.Timer)]:
+        timer.join(60)  # a release still running (a full collection after the app's tests can take seconds)
     calls = []
     monkeypatch.setattr(cache_module, "trim_heap", lambda: calls.append("trim"))
     monkeypatch.setattr(cache_module, "release_memory", lambda: calls.append("release"))
