@@ -43,7 +43,8 @@ def read_head(folder: Path) -> dict:
     selector = (cfg.get("trained_with") or {}).get("selector") or "none (full length)"
     name = cfg.get("name", folder.name)
     return {"name": name, "seed": training.get("seed"), "selector": selector, "recipe": group_name(name),
-            "settings": {k: training.get(k) for k in RECIPE_KEYS}, "metrics": metrics, "folder": str(folder)}
+            "settings": {k: training.get(k) for k in RECIPE_KEYS}, "metrics": metrics, "folder": str(folder),
+            "card": {k: training.get(k) for k in ("command", "seed", "init_head", "train_seconds", "torch")}}
 
 
 def summarize(heads: list[dict]) -> list[dict]:
@@ -94,7 +95,7 @@ def main(argv: list[str] | None = None) -> int:
                                   encoding="utf-8")
         meta = {"command": " ".join(["python", "scripts/seed_summary.py", *map(shlex.quote, argv or sys.argv[1:])]),
                 "date": datetime.date.today().isoformat(), "machine": platform.machine(),
-                "heads": {h["name"]: h["folder"] for h in heads}}
+                "heads": {h["name"]: {"folder": h["folder"], **h["card"]} for h in heads}}  # how each seed was made
         Path(args.out + ".meta.json").write_text(json.dumps(meta, indent=2), encoding="utf-8")
     return 0
 
