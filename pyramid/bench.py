@@ -10,6 +10,10 @@ FLOPs-predicted speedup is the analytic one of :func:`pyramid.schedule.flops_spe
 ``selection_ms`` is the median time the selector's ``select`` calls took inside the timed pyramid runs,
 ``selection_share`` its share of the pyramid's time.
 
+:func:`run_selection_pairs` compares two selectors' selection times (``selection_ratio``, e.g. core-set pooling
+against core-set, issue 30) from one run that alternates their pyramids on the same batch, so that drifts of
+a shared machine hit both alike; two selections timed in separate runs moved by up to 25%.
+
 Configurations: ``default`` is the default model (MiniLM-L6-H384, its real weights); ``bert-base`` is
 a 12-layer, 768-wide BERT with random weights (timing does not depend on the weight values).
 The input is real English text (the shipped examples, repeated to the length asked for).
@@ -33,6 +37,8 @@ from .selectors import Selector, get_selector
 
 BENCH_KEYS = ("config", "seq_len", "batch_size", "selector", "retention", "full_ms", "pyramid_ms", "selection_ms",
               "selection_share", "measured_speedup", "flops_speedup", "ratio")
+PAIR_KEYS = ("config", "seq_len", "batch_size", "retention", "selector", "baseline", "pyramid_ms", "baseline_pyramid_ms",
+             "selection_ms", "baseline_selection_ms", "selection_ratio")
 MEMORY_KEYS = ("config", "seq_len", "batch_size", "selector", "retention", "full_mb", "pyramid_mb", "memory_ratio")
 CONFIGS = ("default", "bert-base")
 EXAMPLES = ASSETS_DIR / "examples.json"
@@ -171,6 +177,69 @@ def run_bench(
                             rows.append(row)
                             bar.update(1)
                             bar.set_postfix_str(f"{config} {seq_len} tok b{batch_size} {name}: ratio {row['ratio']:.2f}")
+    bar.close()
+    return rows
+
+
+def run_selection_pairs(
+    pairs: Sequence[tuple[str, str]],
+    configs: Sequence[str] = CONFIGS,
+    seq_lens: Sequence[int] = (512,),
+    batch_sizes: Sequence[int] = (1, 8),
+    retentions: Sequence[float] = (0.3,),
+    start_layer: int = 1,
+    repeats: int = 21,
+    progress: bool = False,
+) -> list[dict]:
+    """A selector's selection time against a baseline selector's, from one alternating run; one row per
+    setting with the keys :data:`PAIR_KEYS`.
+
+    For each ``(selector, baseline)`` pair and setting, the two pyramids run alternately on the same batch
+    (one warm-up each, then ``repeats`` runs each: a, b, a, b, ...). ``selection_ms`` and
+    ``baseline_selection_ms`` are the medians over the runs of each pyramid's summed selection time (as
+    ``selection_ms`` of :func:`run_bench`: the ``select`` call, the encoder's checks and the routing's merge
+    targets); ``selection_ratio = selection_ms / baseline_selection_ms``. ``pyramid_ms`` and
+    ``baseline_pyramid_ms`` are the two pyramids' median wall times. Times are in milliseconds.
+
+    Raises:
+        KeyError: a name that is not a registered selector.
+    """
+    from tqdm.auto import tqdm
+
+    from .encoder import PyramidEncoder
+
+    rows = []
+    bar = tqdm(total=len(configs) * len(seq_lens) * len(batch_sizes) * len(pairs) * len(retentions),
+               desc="bench pairs", unit="setting", disable=not progress)
+    for config in configs:
+        encoder = bench_encoder(config)
+        for seq_len in seq_lens:
+            for batch_size in batch_sizes:
+                ids, mask = bench_batch(encoder, seq_len, batch_size)
+                with torch.inference_mode():
+                    for name, base in pairs:
+                        for r in retentions:
+                            schedule = Schedule(retention=r, start_layer=start_layer)
+                            pyrs = [PyramidEncoder(encoder, get_selector(n), schedule) for n in (name, base)]
+                            selection: tuple[list[float], list[float]] = ([], [])
+
+                            def run(i: int) -> None:
+                                out = pyrs[i](ids, mask)
+                                selection[i].append(sum(lo.selection_seconds for lo in out.layers))
+
+                            a_s, b_s = paired_median_seconds(lambda: run(0), lambda: run(1), repeats)
+                            sel_a = statistics.median(selection[0][-repeats:])
+                            sel_b = statistics.median(selection[1][-repeats:])
+                            rows.append({
+                                "config": config, "seq_len": seq_len, "batch_size": batch_size, "retention": float(r),
+                                "selector": pyrs[0].selector.name, "baseline": pyrs[1].selector.name,
+                                "pyramid_ms": round(a_s * 1e3, 2), "baseline_pyramid_ms": round(b_s * 1e3, 2),
+                                "selection_ms": round(sel_a * 1e3, 3), "baseline_selection_ms": round(sel_b * 1e3, 3),
+                                "selection_ratio": round(sel_a / max(sel_b, 1e-12), 3),
+                            })
+                            bar.update(1)
+                            bar.set_postfix_str(f"{config} {seq_len} tok b{batch_size} {name}/{base}: "
+                                                f"{rows[-1]['selection_ratio']:.2f}x")
     bar.close()
     return rows
 

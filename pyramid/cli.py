@@ -118,6 +118,19 @@ def _names(text: str) -> list[str]:
     return names
 
 
+def _pairs(text: str) -> list[tuple[str, str]]:
+    """``A:B,C:D`` -> ``[(A, B), (C, D)]``: selectors timed against baselines (``bench --pair``)."""
+    pairs = []
+    for item in (x.strip() for x in text.split(",") if x.strip()):
+        parts = [x.strip() for x in item.split(":")]
+        if len(parts) != 2 or not all(parts):
+            raise argparse.ArgumentTypeError(f"--pair takes SELECTOR:BASELINE pairs separated by commas, got '{item}'")
+        pairs.append(tuple(_names(",".join(parts))))
+    if not pairs:
+        raise argparse.ArgumentTypeError("--pair needs at least one SELECTOR:BASELINE pair")
+    return pairs
+
+
 def _print_rows(rows: list[dict], as_json: bool) -> None:
     if as_json:
         json.dump(rows, sys.stdout)
@@ -259,7 +272,8 @@ def cmd_bench(args) -> int:
     for c in args.config + (args.memory_config if args.memory else []):
         if c not in CONFIGS and c != args.model:
             raise CliError(f"--config and --memory-config take {', '.join(CONFIGS)} (or use --model PATH), got '{c}'")
-    variable = [n for n in args.selectors if not SELECTORS[n].fixed_length]
+    names = [n for pair in args.pair for n in pair] if args.pair else args.selectors
+    variable = [n for n in dict.fromkeys(names) if not SELECTORS[n].fixed_length]
     if variable:
         raise CliError(f"bench times fixed-length selectors against a schedule; {', '.join(variable)} sets its own "
                        "lengths per text (see the wall_s column of `evaluate` for its measured time)")
@@ -268,6 +282,17 @@ def cmd_bench(args) -> int:
     from .loading import quiet_transformers
 
     quiet_transformers()
+    if args.pair:
+        from .bench import run_selection_pairs
+
+        if args.memory:
+            raise CliError("--pair times selections only; run --memory without it")
+        rows = run_selection_pairs(args.pair, args.config, args.seq_len, args.batch_size, args.retention,
+                                   args.start_layer, args.repeats, progress=not args.quiet)
+        if args.out:
+            _write_with_meta(args.out, {"pairs": rows}, {"command": _command_line(args)})
+        _print_rows(rows, args.json)
+        return 0
     rows = run_bench(args.config, args.seq_len, args.batch_size, args.selectors, args.retention,
                      args.start_layer, args.repeats, progress=not args.quiet)
     mem = []
@@ -421,6 +446,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model", default=None, help="also time this model (a local folder or hub id)")
     p.add_argument("--repeats", type=at.int_at_least(1, "--repeats"), default=5,
                    help="timed runs of full and pyramid per setting, alternating, after one warm-up (median; default 5)")
+    p.add_argument("--pair", type=_pairs, default=None,
+                   help="SELECTOR:BASELINE[,...]: instead of the speedup rows, time each selector's selection against "
+                        "the baseline's in one alternating run (selection_ratio; e.g. coreset-pool:coreset)")
     p.add_argument("--memory", action="store_true", help="also measure one training step's peak memory")
     p.add_argument("--memory-config", type=lambda t: [c.strip() for c in t.split(",") if c.strip()], default=["default"],
                    help="configs of the memory measurement (default: default; bert-base needs ~10 GB)")

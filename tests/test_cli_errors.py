@@ -70,6 +70,10 @@ BAD = [
     (["bench", "--seq-len", "2"], "sequence length"),
     (["bench", "--batch-size", "0"], "batch size"),
     (["bench", "--selectors", "adapler"], "own"),
+    (["bench", "--pair", "coreset-pool"], "SELECTOR:BASELINE"),
+    (["bench", "--pair", "coreset:nope"], "unknown selector"),
+    (["bench", "--pair", "adapler:coreset"], "own"),
+    (["bench", "--pair", "tome:coreset", "--memory"], "--pair"),
     # trainers
     (["train", "--epochs", "0"], "> 0"),
     (["train", "--lr", "abc"], "number"),

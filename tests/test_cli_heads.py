@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from pyramid.bench import BENCH_KEYS, MEMORY_KEYS
+from pyramid.bench import BENCH_KEYS, MEMORY_KEYS, PAIR_KEYS
 from pyramid.cli import main
 from pyramid.evaluation import ROW_KEYS
 
@@ -104,6 +104,20 @@ def test_bench_cli_json_keys(capsys):
         assert r["full_ms"] > 0 and r["pyramid_ms"] > 0 and r["flops_speedup"] > 1.0
         assert r["measured_speedup"] == pytest.approx(r["full_ms"] / r["pyramid_ms"], rel=0.02)
         assert r["ratio"] == pytest.approx(r["measured_speedup"] / r["flops_speedup"], rel=0.02)
+
+
+@pytest.mark.slow
+def test_bench_pair_times_both_selections_in_one_run(capsys):
+    code, stdout, err = run_main(capsys, "bench", "--config", "default", "--seq-len", "40", "--batch-size", "1,2",
+                                 "--repeats", "3", "--pair", "coreset-pool:coreset, tome:first-k", "--json", "--quiet")
+    assert code == 0, err
+    rows = json.loads(stdout)
+    assert [(r["selector"], r["baseline"], r["batch_size"]) for r in rows] == [
+        ("coreset-pool", "coreset", 1), ("tome", "first-k", 1), ("coreset-pool", "coreset", 2), ("tome", "first-k", 2)]
+    for r in rows:
+        assert tuple(r) == PAIR_KEYS
+        assert r["selection_ms"] > 0 and r["baseline_selection_ms"] > 0 and r["pyramid_ms"] > r["selection_ms"]
+        assert r["selection_ratio"] == pytest.approx(r["selection_ms"] / r["baseline_selection_ms"], rel=0.02)
 
 
 @pytest.mark.slow

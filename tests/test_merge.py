@@ -140,3 +140,24 @@ def test_gradients_flow_through_merges(tiny_encoder):
     grads = [p.grad for p in tiny_encoder.model.encoder.layer[0].parameters() if p.grad is not None]
     assert grads and all(torch.isfinite(g).all() for g in grads)
     tiny_encoder.model.zero_grad()
+
+
+def test_checked_targets_applies_the_merge_rules_on_every_path():
+    from pyramid.routing.merge import _checked_targets_torch, checked_targets
+
+    g = torch.Generator().manual_seed(0)
+    B, N = 4, 30
+    given = torch.randint(-1, N + 3, (B, N), generator=g)  # out-of-range targets too
+    keep = torch.rand(B, N, generator=g) < 0.4
+    valid = torch.ones(B, N, dtype=torch.bool)
+    valid[1, 20:] = False
+    keep &= valid
+    expected = torch.full((B, N), -1)
+    for b in range(B):
+        for i in range(N):
+            t = int(given[b, i])
+            if valid[b, i] and not keep[b, i] and 0 < t < N and keep[b, t]:
+                expected[b, i] = t
+    assert torch.equal(checked_targets(given, keep, valid), expected)
+    assert torch.equal(_checked_targets_torch(given, keep, valid), expected)
+    assert (expected >= 0).any()  # the rules let some merges through

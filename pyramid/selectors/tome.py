@@ -69,16 +69,17 @@ def _bipartite_merge(metric: np.ndarray, size: np.ndarray, r: int) -> tuple[np.n
         ma, mb = (m[0::2], m[1::2]) if first else (m[a], m[b])  # every token is alive in the first round: views
         # (|A|, |B|) cosine similarities; torch's matmul, which keeps to torch's threads (NumPy's BLAS starts its
         # own pool, which fought torch's for the cores: ~10x slower on a busy machine)
-        sim = (torch.from_numpy(np.ascontiguousarray(ma)) @ torch.from_numpy(np.ascontiguousarray(mb)).T).numpy()
+        sim = torch.mm(torch.from_numpy(np.ascontiguousarray(ma)), torch.from_numpy(np.ascontiguousarray(mb.T))).numpy()
         sim[0, :] = -np.inf  # alive[0] is [CLS]: never merged
-        best = sim.max(axis=-1)  # (|A|,) each A token's best similarity
+        match = sim.argmax(axis=-1)  # (|A|,) each A token's partner in B (the first maximum)
+        best = sim[np.arange(match.size), match]  # (|A|,) and its similarity
         if first:
             score[a] = 1.0 - best
             score[b] = 1.0 - sim[1:].max(axis=0) if a.size > 1 else 1.0
             score[0] = 2.0
             first = False
         rows = np.argsort(-best, kind="stable")[:rr]  # the rr best-matched A tokens (ties: the earlier first)
-        src, dst = a[rows], b[sim[rows].argmax(axis=-1)]  # and their partners (the first maximum)
+        src, dst = a[rows], b[match[rows]]  # and their partners
         owner[src] = dst
         r -= rr
         rounds += 1
