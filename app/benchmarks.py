@@ -11,7 +11,8 @@ import html
 import pandas as pd
 import streamlit as st
 
-from pyramid.results import (RESULTS_DIR, drop_vs_merge, load_bench, load_eval_results, load_seed_spread,
+from pyramid.results import (RESULTS_DIR, drop_vs_merge, load_bench, load_eval_results, load_seed_differences,
+                             load_seed_spread,
                              matched_table)
 from pyramid.selectors import SELECTORS, selector_label
 
@@ -188,6 +189,19 @@ def _seed_spread(dataset: str) -> None:
               "mean ± sd %": f"{r['mean']:.2f}" + (f" ± {r['std']:.2f}" if r["std"] is not None else " (one seed)")}
              for r in rows]
     st.dataframe(pd.DataFrame(table), hide_index=True, width="stretch", key="bench-seeds")
+    diffs = load_seed_differences(dataset, RESULTS_DIR)
+    if diffs:
+        st.markdown("**Selector against selector over seeds**: the difference of the two recipes' mean accuracies at "
+                    "the same ρ, in points, with a 95% Welch interval over the seeds (*: it excludes 0), and in how "
+                    "many seeds the first is ahead. Every seed is scored on the same sentences, so this interval "
+                    "counts the training's variation; the paired intervals above count the sentences'.")
+        st.dataframe(pd.DataFrame([{
+            "selector": selector_label(d["selector_a"], True), "minus": selector_label(d["selector_b"], True),
+            "ρ": d["retention"], "seeds": f"{len(d['seeds_a'])} / {len(d['seeds_b'])}",
+            "difference (points)": f"{d['diff']:+.2f} [{d['low']:+.2f}, {d['high']:+.2f}]"
+                                   + (" *" if d["low"] > 0 or d["high"] < 0 else ""),
+            "ahead in": f"{d['a_ahead']} of {d['paired_seeds']} seeds"} for d in diffs]),
+            hide_index=True, width="stretch", key="bench-seed-diffs")
     _meta_caption(meta)
 
 

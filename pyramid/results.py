@@ -152,6 +152,20 @@ def load_seed_spread(dataset: str, folder: str | Path = RESULTS_DIR) -> tuple[li
     return rows, _meta(path)
 
 
+def load_seed_differences(dataset: str, folder: str | Path = RESULTS_DIR) -> list[dict]:
+    """The selector-against-selector rows of ``seeds__DATASET.json`` (``differences``, written by
+    ``scripts/seed_summary.py --out``): ``a, b, selector_a, selector_b, retention, seeds_a, seeds_b, diff, low,
+    high, a_ahead, paired_seeds`` (points; a 95% Welch interval over the seeds); ``[]`` if absent or unreadable."""
+    path = Path(folder) / f"seeds__{dataset}.json"
+    try:
+        rows = json.loads(path.read_text(encoding="utf-8")).get("differences") or []
+        return [{**r, "retention": float(r["retention"]), "diff": float(r["diff"]), "low": float(r["low"]),
+                 "high": float(r["high"]), "a_ahead": int(r["a_ahead"]), "paired_seeds": int(r["paired_seeds"])}
+                for r in rows]
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return []
+
+
 def load_saliency_report(folder: str | Path = RESULTS_DIR, name: str = "saliency__sst2-dev__sst2-lora.csv"
                          ) -> tuple[list[dict] | None, dict]:
     """``(rows, meta)`` of a ``saliency-report --out`` CSV (rows of

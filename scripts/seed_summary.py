@@ -6,8 +6,16 @@
 
 Heads group by name, a ``-sK`` suffix marking seed K of the head named without it (``sst2-lora-s1`` is seed 1
 of ``sst2-lora``; ``sst2-lora-ts-coreset-s1``, trained from ``sst2-lora-s1``, seed 1 of ``sst2-lora-ts-coreset``).
-A warning is printed when the members of a group differ in a setting of the recipe (``RECIPE_KEYS``). Figures are accuracies on the head's dev file (SST-2 dev, 872
-sentences), in percent; the standard deviation is the sample one (n - 1), over the seeds present.
+A warning is printed when the members of a group differ in a setting of the recipe (``RECIPE_KEYS``). Figures are
+accuracies on the head's dev file (SST-2 dev, 872 sentences), in percent; the standard deviation is the sample one
+(n - 1), over the seeds present.
+
+Differences between selectors (``differences`` in the JSON): for two recipes trained with different selectors, at
+each retention both were measured at (``SEL_rhoR`` figures), the difference of their means over seeds with a 95%
+Welch interval over the seeds (``scipy.stats.ttest_ind(..., equal_var=False)``), and in how many seeds (same seed
+number on both sides) the first is ahead. Every seed is measured on the same sentences, so the interval counts the
+training's variation between seeds, not the sampling of the sentences (the paired bootstrap intervals of the
+result files count that).
 """
 
 from __future__ import annotations
@@ -71,6 +79,44 @@ def summarize(heads: list[dict]) -> list[dict]:
     return rows
 
 
+def differences(rows: list[dict]) -> list[dict]:
+    """Selector against selector over seeds, at every retention both recipes were measured at.
+
+    Args:
+        rows: :func:`summarize`'s rows.
+
+    Returns:
+        One dict per (recipe a, recipe b, retention) where both have at least two seeds: ``a, b, selector_a,
+        selector_b, retention, seeds_a, seeds_b, diff`` (mean of a minus mean of b, points), ``low, high`` (95%
+        Welch interval of that difference over the seeds), ``a_ahead`` (seeds, by number, where a is ahead) and
+        ``paired_seeds`` (seed numbers both have).
+    """
+    from scipy import stats
+
+    at: dict[tuple[str, float], dict] = {}
+    for r in rows:
+        m = re.fullmatch(r"(.+)_rho([0-9.]+)", r["figure"])
+        if m and r["std"] is not None and m.group(1) == r["selector"]:
+            at[(r["recipe"], float(m.group(2)))] = r
+    recipes = list(dict.fromkeys(rec for rec, _ in at))
+    out = []
+    for i, a in enumerate(recipes):
+        for b in recipes[i + 1:]:
+            for rho in sorted({x for rec, x in at if rec == a} & {x for rec, x in at if rec == b}, reverse=True):
+                ra, rb = at[(a, rho)], at[(b, rho)]
+                if ra["selector"] == rb["selector"]:
+                    continue
+                ci = stats.ttest_ind(ra["values"], rb["values"], equal_var=False).confidence_interval(0.95)
+                va, vb = dict(zip(ra["seeds"], ra["values"])), dict(zip(rb["seeds"], rb["values"]))
+                both = [k for k in va if k in vb]
+                out.append({"a": a, "b": b, "selector_a": ra["selector"], "selector_b": rb["selector"],
+                            "retention": rho, "seeds_a": ra["seeds"], "seeds_b": rb["seeds"],
+                            "diff": round(ra["mean"] - rb["mean"], 2), "low": round(float(ci.low), 2),
+                            "high": round(float(ci.high), 2), "a_ahead": sum(va[k] > vb[k] for k in both),
+                            "paired_seeds": len(both)})
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("folders", nargs="+", help="head folders (each with a head_config.json)")
@@ -87,11 +133,19 @@ def main(argv: list[str] | None = None) -> int:
         spread = f"{r['mean']:.2f} +- {r['std']:.2f}" if r["std"] is not None else f"{r['mean']:.2f} (one seed)"
         print(f"{r['recipe']:>22}  {r['figure']:<22} seeds {','.join(map(str, r['seeds'])):<6} "
               f"{' / '.join(f'{v:.2f}' for v in r['values']):<24} {spread}")
+    diffs = differences(rows)
+    if diffs:
+        print("\nselector minus selector over seeds (points, 95% Welch interval over the seeds; seeds where the "
+              "first is ahead):")
+    for d in diffs:
+        print(f"  {d['selector_a']:>10} - {d['selector_b']:<10} rho {d['retention']:<4} {d['diff']:+6.2f} "
+              f"[{d['low']:+.2f}, {d['high']:+.2f}]  ahead in {d['a_ahead']} of {d['paired_seeds']} seeds")
     if args.out:
         import datetime
         import platform
 
-        Path(args.out).write_text(json.dumps({"rows": rows, "note": __doc__.strip().splitlines()[0]}, indent=1),
+        Path(args.out).write_text(json.dumps({"rows": rows, "differences": diffs, "note": __doc__.strip().splitlines()[0]},
+                                             indent=1),
                                   encoding="utf-8")
         meta = {"command": " ".join(["python", "scripts/seed_summary.py", *map(shlex.quote, argv or sys.argv[1:])]),
                 "date": datetime.date.today().isoformat(), "machine": platform.machine(),

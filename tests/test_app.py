@@ -271,12 +271,12 @@ def test_benchmarks_page_shows_the_seed_spread_where_it_was_measured(tmp_path):
     for f in RESULTS_DIR.glob("eval__sst2-dev.csv*"):
         shutil.copy(f, tmp_path / f.name)
     heads = []
-    for seed, acc in ((0, 0.86), (1, 0.88)):
-        folder = tmp_path / ("h" if seed == 0 else f"h-s{seed}")
+    for sel, seed, acc in (("coreset", 0, 0.86), ("coreset", 1, 0.88), ("random", 0, 0.84), ("random", 1, 0.85)):
+        folder = tmp_path / (f"h-{sel}" if seed == 0 else f"h-{sel}-s{seed}")
         folder.mkdir()
         (folder / "head_config.json").write_text(json.dumps({
-            "name": folder.name, "trained_with": {"selector": "coreset"}, "training": {"seed": seed},
-            "metrics": {"dev_accuracy_coreset_rho0.3": acc}}))
+            "name": folder.name, "trained_with": {"selector": sel}, "training": {"seed": seed},
+            "metrics": {f"dev_accuracy_{sel}_rho0.3": acc}}))
         heads.append(str(folder))
     out = tmp_path / "seeds__sst2-dev.json"
     subprocess.run([sys.executable, str(ROOT / "scripts" / "seed_summary.py"), *heads, "--out", str(out)], check=True,
@@ -288,6 +288,8 @@ def test_benchmarks_page_shows_the_seed_spread_where_it_was_measured(tmp_path):
     assert not at.exception
     seeds = table_with(at, "mean ± sd %")
     assert seeds.iloc[0]["mean ± sd %"] == "87.00 ± 1.41" and seeds.iloc[0]["seeds"] == "0, 1"
+    diffs = table_with(at, "difference (points)")  # core-set minus random over the two seeds
+    assert diffs.iloc[0]["difference (points)"].startswith("+2.50 [") and diffs.iloc[0]["ahead in"] == "2 of 2 seeds"
     assert any("seed_summary.py" in c.value for c in at.code)  # how it was made
 
 

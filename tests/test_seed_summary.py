@@ -14,10 +14,10 @@ sys.path.insert(0, str(ROOT / "scripts"))
 import seed_summary  # noqa: E402
 
 
-def _head(tmp_path: Path, name: str, seed: int, acc: dict, lr: float = 1e-3) -> Path:
+def _head(tmp_path: Path, name: str, seed: int, acc: dict, lr: float = 1e-3, selector: str = "coreset") -> Path:
     folder = tmp_path / name
     folder.mkdir()
-    cfg = {"name": name, "trained_with": {"selector": "coreset"},
+    cfg = {"name": name, "trained_with": {"selector": selector},
            "training": {"seed": seed, "lr": lr, "command": f"python -m pyramid train --seed {seed}"},
            "metrics": {"dev": "dev.tsv", **{f"dev_accuracy_{k}": v for k, v in acc.items()}}}
     (folder / "head_config.json").write_text(json.dumps(cfg), encoding="utf-8")
@@ -42,3 +42,23 @@ def test_a_seed_trained_with_other_settings_is_flagged(tmp_path, capsys):
     folders = [_head(tmp_path, "h", 0, {"full_length": 0.9}), _head(tmp_path, "h-s1", 1, {"full_length": 0.9}, lr=5e-4)]
     seed_summary.main([str(f) for f in folders])
     assert "differ in lr" in capsys.readouterr().err
+
+
+def test_differences_between_selectors_have_a_welch_interval_over_seeds(tmp_path):
+    from scipy import stats
+
+    cs, rd = [86.0, 87.0, 88.0], [84.0, 84.5, 85.5]
+    folders = [_head(tmp_path, "ts-coreset" + ("" if k == 0 else f"-s{k}"), k,
+                     {"coreset_rho0.3": v / 100, "coreset_rho0.1": 0.8, "full_length": 0.9}) for k, v in enumerate(cs)]
+    folders += [_head(tmp_path, "ts-random" + ("" if k == 0 else f"-s{k}"), k, {"random_rho0.3": v / 100},
+                      selector="random") for k, v in enumerate(rd)]
+    folders += [_head(tmp_path, "ts-attention", 0, {"attention_rho0.3": 0.9}, selector="attention")]  # one seed
+    out = tmp_path / "seeds.json"
+    assert seed_summary.main([str(f) for f in folders] + ["--out", str(out)]) == 0
+    diffs = json.loads(out.read_text())["differences"]
+    assert len(diffs) == 1  # only rho 0.3 is common; one seed of attention gives no interval
+    d = diffs[0]
+    assert (d["selector_a"], d["selector_b"], d["retention"]) == ("coreset", "random", 0.3)
+    assert d["diff"] == pytest.approx(2.33, abs=0.01) and d["a_ahead"] == 3 and d["paired_seeds"] == 3
+    ci = stats.ttest_ind(cs, rd, equal_var=False).confidence_interval(0.95)
+    assert (d["low"], d["high"]) == (round(ci.low, 2), round(ci.high, 2)) and d["low"] < d["diff"] < d["high"]
