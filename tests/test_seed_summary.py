@@ -62,3 +62,17 @@ def test_differences_between_selectors_have_a_welch_interval_over_seeds(tmp_path
     assert d["diff"] == pytest.approx(2.33, abs=0.01) and d["a_ahead"] == 3 and d["paired_seeds"] == 3
     ci = stats.ttest_ind(cs, rd, equal_var=False).confidence_interval(0.95)
     assert (d["low"], d["high"]) == (round(ci.low, 2), round(ci.high, 2)) and d["low"] < d["diff"] < d["high"]
+
+
+def test_cards_get_a_seeds_section_once(tmp_path):
+    folders = [_head(tmp_path, "ts-coreset" + ("" if k == 0 else f"-s{k}"), k, {"coreset_rho0.3": v})
+               for k, v in enumerate((0.86, 0.87, 0.88))]
+    card = folders[0] / "README.md"
+    card.write_text("# ts-coreset\n\n## Metrics\nx\n\n## Hyper-parameters\ny\n", encoding="utf-8")
+    for _ in range(2):  # a second run replaces the section instead of adding one
+        assert seed_summary.main([str(f) for f in folders] + ["--cards"]) == 0
+    text = card.read_text(encoding="utf-8")
+    assert text.count("## Seeds") == 1 and text.index("## Metrics") < text.index("## Seeds") < text.index("## Hyper")
+    assert "| coreset_rho0.3 | 86.00 | 87.00 | 88.00 | 87.00 ± 1.00 |" in text
+    assert "Seed 2: `python -m pyramid train --seed 2`" in text
+    assert not (folders[1] / "README.md").exists()  # only seed 0's card
