@@ -197,9 +197,10 @@ def _seed_spread(dataset: str) -> None:
                     "counts the training's variation; the paired intervals above count the sentences'.")
         st.dataframe(pd.DataFrame([{
             "selector": selector_label(d["selector_a"], True), "minus": selector_label(d["selector_b"], True),
-            "ρ": d["retention"], "seeds": f"{len(d['seeds_a'])} / {len(d['seeds_b'])}",
-            "difference (points)": f"{d['diff']:+.2f} [{d['low']:+.2f}, {d['high']:+.2f}]"
-                                   + (" *" if d["low"] > 0 or d["high"] < 0 else ""),
+            "models": f"{d['a']} − {d['b']}", "ρ": d["retention"], "seeds": f"{len(d['seeds_a'])} / {len(d['seeds_b'])}",
+            "difference (points)": f"{d['diff']:+.2f} " + (
+                "[n/a: every seed scored the same]" if d["low"] is None or d["high"] is None else
+                f"[{d['low']:+.2f}, {d['high']:+.2f}]" + (" *" if d["low"] > 0 or d["high"] < 0 else "")),
             "ahead in": f"{d['a_ahead']} of {d['paired_seeds']} seeds"} for d in diffs]),
             hide_index=True, width="stretch", key="bench-seed-diffs")
     _meta_caption(meta)

@@ -272,6 +272,8 @@ def cmd_bench(args) -> int:
     for c in args.config + (args.memory_config if args.memory else []):
         if c not in CONFIGS and c != args.model:
             raise CliError(f"--config and --memory-config take {', '.join(CONFIGS)} (or use --model PATH), got '{c}'")
+    if args.pair and args.memory:
+        raise CliError("--pair times selections only; run --memory without it")
     names = [n for pair in args.pair for n in pair] if args.pair else args.selectors
     variable = [n for n in dict.fromkeys(names) if not SELECTORS[n].fixed_length]
     if variable:
@@ -285,8 +287,6 @@ def cmd_bench(args) -> int:
     if args.pair:
         from .bench import run_selection_pairs
 
-        if args.memory:
-            raise CliError("--pair times selections only; run --memory without it")
         rows = run_selection_pairs(args.pair, args.config, args.seq_len, args.batch_size, args.retention,
                                    args.start_layer, args.repeats, progress=not args.quiet)
         if args.out:
@@ -447,14 +447,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--repeats", type=at.int_at_least(1, "--repeats"), default=5,
                    help="timed runs of full and pyramid per setting, alternating, after one warm-up (median; default 5)")
     p.add_argument("--pair", type=_pairs, default=None,
-                   help="SELECTOR:BASELINE[,...]: instead of the speedup rows, time each selector's selection against "
-                        "the baseline's in one alternating run (selection_ratio; e.g. coreset-pool:coreset)")
+                   help="SELECTOR:BASELINE[,...]: instead of the speedup rows (--selectors is then unused), time each "
+                        "selector's selection against the baseline's in one alternating run (selection_ratio; e.g. "
+                        "coreset-pool:coreset); --out then writes {pairs}")
     p.add_argument("--memory", action="store_true", help="also measure one training step's peak memory")
     p.add_argument("--memory-config", type=lambda t: [c.strip() for c in t.split(",") if c.strip()], default=["default"],
                    help="configs of the memory measurement (default: default; bert-base needs ~10 GB)")
     p.add_argument("--memory-seq-len", type=at.int_at_least(3, "--memory-seq-len"), default=512)
     p.add_argument("--memory-batch-size", type=at.int_at_least(1, "--memory-batch-size"), default=32)
-    p.add_argument("--out", default=None, help="also write {speed, memory} rows to this JSON file (and OUT.meta.json)")
+    p.add_argument("--out", default=None, help="also write {speed, memory} rows ({pairs} with --pair) to this JSON file (and OUT.meta.json)")
     p.add_argument("--json", action="store_true", help="print the rows as JSON (with --memory: {speed, memory})")
     p.add_argument("--quiet", action="store_true", help="no progress bar on stderr")
     p.set_defaults(func=cmd_bench)

@@ -155,13 +155,17 @@ def load_seed_spread(dataset: str, folder: str | Path = RESULTS_DIR) -> tuple[li
 def load_seed_differences(dataset: str, folder: str | Path = RESULTS_DIR) -> list[dict]:
     """The selector-against-selector rows of ``seeds__DATASET.json`` (``differences``, written by
     ``scripts/seed_summary.py --out``): ``a, b, selector_a, selector_b, retention, seeds_a, seeds_b, diff, low,
-    high, a_ahead, paired_seeds`` (points; a 95% Welch interval over the seeds); ``[]`` if absent or unreadable."""
+    high, a_ahead, paired_seeds`` (points; a 95% Welch interval over the seeds, None when every seed of both
+    scored the same); ``[]`` if absent or unreadable."""
     path = Path(folder) / f"seeds__{dataset}.json"
     try:
         rows = json.loads(path.read_text(encoding="utf-8")).get("differences") or []
-        return [{**r, "retention": float(r["retention"]), "diff": float(r["diff"]), "low": float(r["low"]),
-                 "high": float(r["high"]), "a_ahead": int(r["a_ahead"]), "paired_seeds": int(r["paired_seeds"])}
-                for r in rows]
+        return [{"a": str(r["a"]), "b": str(r["b"]), "selector_a": str(r["selector_a"]),
+                 "selector_b": str(r["selector_b"]), "retention": float(r["retention"]),
+                 "seeds_a": [int(k) for k in r["seeds_a"]], "seeds_b": [int(k) for k in r["seeds_b"]],
+                 "diff": float(r["diff"]), "low": None if r["low"] is None else float(r["low"]),
+                 "high": None if r["high"] is None else float(r["high"]), "a_ahead": int(r["a_ahead"]),
+                 "paired_seeds": int(r["paired_seeds"])} for r in rows]
     except (OSError, ValueError, KeyError, TypeError, AttributeError):
         return []
 

@@ -115,6 +115,7 @@ def speed_ratios(repeats: int) -> None:
         else:
             print(f"; pooling / core-set selection {r['selection_ratio']:.2f}x ({verdict(r['selection_ratio'], 1.1)})")
 
+
 WARMUP_WAIT_S = 14.0
 """Seconds to wait after the first Run so that UMAP's background compile (3 s of delay, then about 8 s) is over."""
 

@@ -92,7 +92,7 @@ def differences(rows: list[dict]) -> list[dict]:
     Returns:
         One dict per (recipe a, recipe b, retention) where both have at least two seeds: ``a, b, selector_a,
         selector_b, retention, seeds_a, seeds_b, diff`` (mean of a minus mean of b, points), ``low, high`` (95%
-        Welch interval of that difference over the seeds), ``a_ahead`` (seeds, by number, where a is ahead) and
+        Welch interval of that difference over the seeds; None when every seed of both scored the same), ``a_ahead`` (seeds, by number, where a is ahead) and
         ``paired_seeds`` (seed numbers both have).
     """
     from scipy import stats
@@ -110,13 +110,17 @@ def differences(rows: list[dict]) -> list[dict]:
                 ra, rb = at[(a, rho)], at[(b, rho)]
                 if ra["selector"] == rb["selector"]:
                     continue
-                ci = stats.ttest_ind(ra["values"], rb["values"], equal_var=False).confidence_interval(0.95)
+                if ra["std"] == 0 and rb["std"] == 0:  # no spread on either side: no interval
+                    low = high = None
+                else:
+                    ci = stats.ttest_ind(ra["values"], rb["values"], equal_var=False).confidence_interval(0.95)
+                    low, high = round(float(ci.low), 2), round(float(ci.high), 2)
                 va, vb = dict(zip(ra["seeds"], ra["values"])), dict(zip(rb["seeds"], rb["values"]))
                 both = [k for k in va if k in vb]
                 out.append({"a": a, "b": b, "selector_a": ra["selector"], "selector_b": rb["selector"],
                             "retention": rho, "seeds_a": ra["seeds"], "seeds_b": rb["seeds"],
-                            "diff": round(ra["mean"] - rb["mean"], 2), "low": round(float(ci.low), 2),
-                            "high": round(float(ci.high), 2), "a_ahead": sum(va[k] > vb[k] for k in both),
+                            "diff": round(ra["mean"] - rb["mean"], 2), "low": low, "high": high,
+                            "a_ahead": sum(va[k] > vb[k] for k in both),
                             "paired_seeds": len(both)})
     return out
 
@@ -140,11 +144,13 @@ def card_section(members: list[dict], rows: list[dict], command: str) -> str:
         lines.append(f"| {r['figure']} | " + " | ".join(f"{by_seed[k]:.2f}" if k in by_seed else "" for k in seeds)
                      + f" | {spread} |")
     lines.append("")
-    for h in members:
+    for h in sorted(members, key=lambda h: (h["seed"] is None, h["seed"])):
         if h["seed"] != 0:
             c = h["card"]
-            lines.append(f"Seed {h['seed']}: `{c.get('command') or '?'}` (from `{c.get('init_head') or 'the pre-trained model'}`, "
-                         f"{(c.get('train_seconds') or 0) / 60:.0f} min, torch {c.get('torch') or '?'}).")
+            start = f"from `{c['init_head']}`" if c.get("init_head") else "from the pre-trained model"
+            took = f"{c['train_seconds'] / 60:.0f} min" if isinstance(c.get("train_seconds"), (int, float)) else "time not recorded"
+            lines.append(f"Seed {h['seed'] if h['seed'] is not None else '(not recorded)'}: "
+                         f"`{c.get('command') or '?'}` ({start}, {took}, torch {c.get('torch') or '?'}).")
     return "\n".join(lines).rstrip() + "\n"
 
 
@@ -185,14 +191,18 @@ def main(argv: list[str] | None = None) -> int:
         print("\nselector minus selector over seeds (points, 95% Welch interval over the seeds; seeds where the "
               "first is ahead):")
     for d in diffs:
-        print(f"  {d['selector_a']:>10} - {d['selector_b']:<10} rho {d['retention']:<4} {d['diff']:+6.2f} "
-              f"[{d['low']:+.2f}, {d['high']:+.2f}]  ahead in {d['a_ahead']} of {d['paired_seeds']} seeds")
+        ci = "[n/a]" if d["low"] is None else f"[{d['low']:+.2f}, {d['high']:+.2f}]"
+        print(f"  {d['a']} - {d['b']}  rho {d['retention']:<4} {d['diff']:+6.2f} {ci}  "
+              f"ahead in {d['a_ahead']} of {d['paired_seeds']} seeds")
     command = " ".join(["python", "scripts/seed_summary.py", *map(shlex.quote, argv if argv is not None else sys.argv[1:])])
     if args.cards:
         for h in heads:
             members = [m for m in heads if m["recipe"] == h["recipe"]]
             card = Path(h["folder"]) / "README.md"
-            if h["seed"] == 0 and len(members) > 1 and card.is_file():
+            if h["seed"] == 0 and len(members) > 1:
+                if not card.is_file():
+                    print(f"warning: no model card {card}: its Seeds section is not written", file=sys.stderr)
+                    continue
                 write_card_section(card, card_section(members, [r for r in rows if r["recipe"] == h["recipe"]], command))
                 print(f"wrote the Seeds section of {card}")
     if args.out:

@@ -76,3 +76,11 @@ def test_cards_get_a_seeds_section_once(tmp_path):
     assert "| coreset_rho0.3 | 86.00 | 87.00 | 88.00 | 87.00 ± 1.00 |" in text
     assert "Seed 2: `python -m pyramid train --seed 2`" in text
     assert not (folders[1] / "README.md").exists()  # only seed 0's card
+
+
+def test_no_interval_when_every_seed_scored_the_same(tmp_path):
+    folders = [_head(tmp_path, "a" + ("" if k == 0 else f"-s{k}"), k, {"coreset_rho0.3": 0.86}) for k in range(2)]
+    folders += [_head(tmp_path, "b" + ("" if k == 0 else f"-s{k}"), k, {"random_rho0.3": 0.85}, selector="random")
+                for k in range(2)]
+    d = seed_summary.differences(seed_summary.summarize([seed_summary.read_head(f) for f in folders]))[0]
+    assert d["diff"] == pytest.approx(1.0) and d["low"] is None and d["high"] is None

@@ -56,13 +56,13 @@ def _checked_targets_kernel(given, keep, valid, out):  # pragma: no cover - comp
 
 def checked_targets(given: torch.Tensor, keep: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
     """A selector's merge targets with the rules of the merge applied: only valid, dropped tokens merge, only
-    into kept slots, never into slot 0 ([CLS]); every other entry becomes -1.
+    into kept slots, never into slot 0 ([CLS]); every other entry becomes -1 (a target outside ``0..N-1`` too).
 
     Args:
         given: ``(B, N)`` long, the slot each token merges into (-1: none). keep, valid: ``(B, N)`` bool.
 
     Returns:
-        ``(B, N)`` long on ``given``'s device.
+        ``(B, N)``, ``given``'s dtype and device.
 
     On a CPU the checks run as one compiled loop: right after a layer, each distinct torch operation costs
     tens of microseconds (its code is out of the caches), and the same checks as tensor operations took nine
@@ -70,9 +70,10 @@ def checked_targets(given: torch.Tensor, keep: torch.Tensor, valid: torch.Tensor
     """
     if given.device.type == "cpu":
         out = np.empty(tuple(given.shape), dtype=np.int64)
-        _checked_targets_kernel(given.detach().numpy().astype(np.int64, copy=False), keep.detach().numpy(),
-                                valid.detach().numpy(), out)
-        return torch.from_numpy(out)
+        _checked_targets_kernel(np.ascontiguousarray(given.detach().numpy(), dtype=np.int64),
+                                np.ascontiguousarray(keep.detach().numpy()), np.ascontiguousarray(valid.detach().numpy()),
+                                out)
+        return torch.from_numpy(out).to(given.dtype)
     return _checked_targets_torch(given, keep, valid)
 
 
