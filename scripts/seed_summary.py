@@ -30,6 +30,7 @@ import re
 import shlex
 import statistics
 import sys
+import warnings
 from pathlib import Path
 
 RECIPE_KEYS = ("data", "selector", "retention_range", "sandwich", "epochs", "limit", "batch_size", "lr", "head_lr",
@@ -113,7 +114,9 @@ def differences(rows: list[dict]) -> list[dict]:
                 if ra["std"] == 0 and rb["std"] == 0:  # no spread on either side: no interval
                     low = high = None
                 else:
-                    ci = stats.ttest_ind(ra["values"], rb["values"], equal_var=False).confidence_interval(0.95)
+                    with warnings.catch_warnings():  # one side without spread: scipy warns of precision loss
+                        warnings.simplefilter("ignore", RuntimeWarning)
+                        ci = stats.ttest_ind(ra["values"], rb["values"], equal_var=False).confidence_interval(0.95)
                     low, high = round(float(ci.low), 2), round(float(ci.high), 2)
                 va, vb = dict(zip(ra["seeds"], ra["values"])), dict(zip(rb["seeds"], rb["values"]))
                 both = [k for k in va if k in vb]
