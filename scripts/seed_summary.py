@@ -151,7 +151,7 @@ def card_section(members: list[dict], rows: list[dict], command: str) -> str:
         if h["seed"] != 0:
             c = h["card"]
             start = f"from `{c['init_head']}`" if c.get("init_head") else "from the pre-trained model"
-            took = f"{c['train_seconds'] / 60:.0f} min" if isinstance(c.get("train_seconds"), (int, float)) else "time not recorded"
+            took = f"{c['train_seconds'] / 60:.0f} min of wall time" if isinstance(c.get("train_seconds"), (int, float)) else "time not recorded"
             lines.append(f"Seed {h['seed'] if h['seed'] is not None else '(not recorded)'}: "
                          f"`{c.get('command') or '?'}` ({start}, {took}, torch {c.get('torch') or '?'}).")
     return "\n".join(lines).rstrip() + "\n"
