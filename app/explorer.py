@@ -17,7 +17,7 @@ from pathlib import Path
 
 import streamlit as st
 
-from pyramid.artifacts import REGIMES, model_cards
+from pyramid.artifacts import REGIMES
 from pyramid.classifier import OWN_HEAD, HeadLoadError
 from pyramid.schedule import ScheduleError
 from pyramid.selectors import SELECTORS, get_selector, selector_label
@@ -283,7 +283,7 @@ def _results(model, model_name: str, run: dict, settings, t_start: float) -> Non
     answered = m4.empty()
 
     predictions = st.container()  # filled after the panels: its other-regime passes do not hold them back
-    _model_cards(((sel_a, reg_a), (sel_b, reg_b)))
+    _model_cards(model, ((sel_a, reg_a), (sel_b, reg_b)))
 
     words = st.toggle("Words, not word pieces", key="w_words", on_change=_on_words,
                       help="Group word pieces into the words they come from (the tokenizer's word ids): a word is kept "
@@ -427,9 +427,9 @@ def precompute(model, model_name: str, run: dict, settings) -> None:
             _prediction_of(model, model_name, ids, name, regime, sched, traces)
 
 
-def _model_cards(runs) -> None:
+def _model_cards(model, runs) -> None:
     """The model cards of what the shown runs ran with: how each was trained, its figures, its deviations."""
-    cards = list(dict.fromkeys(card for sel, regime in runs for card in model_cards(get_selector(sel, regime))))
+    cards = list(dict.fromkeys(card for sel, regime in runs for card in model.model_cards(model.selector(sel, regime))))
     if not cards:
         return
     box = st.expander("How these models were trained (model cards: data, settings, command, deviations)",

@@ -101,7 +101,7 @@ class SweepJob:
             offset = 0
             for regime, head, names in self.plan.runs:
                 classifier = self.runner(self.model.classifier, head)
-                sels = [get_selector(s, regime) for s in names]
+                sels = [self.model.selector(s, regime) for s in names]
                 base = offset
 
                 def progress(done: int, total: int, what: str, _base=base, _regime=regime) -> None:
@@ -142,5 +142,5 @@ def sweep_runs(model, regimes: Sequence[str], selectors: Sequence[str]) -> list[
     if "train-select" in regimes:
         for s in selectors:
             if model.unavailable(s, "train-select") is None:
-                runs.append(("train-select", model.prediction_head(get_selector(s, "train-select")), [s]))
+                runs.append(("train-select", model.prediction_head(model.selector(s, "train-select")), [s]))
     return runs

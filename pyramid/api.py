@@ -65,6 +65,7 @@ class Model:
         self._load_lock = threading.Lock()
         self._full: OrderedDict[tuple, list[float]] = OrderedDict()
         self._full_lock = threading.Lock()
+        self._train_select: dict[str, object] = {}  # name -> folder of a checkpoint's Train-Select models
 
     @classmethod
     def load(cls, name: str | None = None, *, allow_hub: bool = True) -> "Model":
@@ -151,12 +152,69 @@ class Model:
                         note = f" ({self.encoder.head_note})" if self.encoder.head_note else ""
                         raise HeadLoadError(f"'{self.name}' is not a fine-tuned classifier checkpoint{note}.")
                     found = CheckpointClassifier(self.encoder)
+                elif head in self._train_select:  # a checkpoint's own Train-Select model: a checkpoint itself
+                    from .loading import ModelLoadError
+
+                    try:
+                        found = CheckpointClassifier(load_encoder(str(self._train_select[head]), allow_hub=False))
+                    except (ModelLoadError, ValueError) as exc:
+                        raise HeadLoadError(f"Could not load the Train-Select model '{head}': {exc}") from exc
                 else:
                     found = load_classifier(head, self.encoder)
                 self._classifiers[head] = found
                 if self.on_load is not None:
                     self.on_load()
         return found
+
+    def train_select_model(self, name: str) -> str | None:
+        """The name of this checkpoint's own Train-Select model for the selector ``name`` (the folder
+        ``<checkpoint>-ts-<name>`` beside it, made by ``python -m pyramid train --model DIR --selector NAME``;
+        :func:`pyramid.artifacts.checkpoint_train_select`), or None: not a classifier checkpoint, or none made.
+        Looked up on every call (a model trained while the app runs is found), reading no weights."""
+        if not self.has_own_head:
+            return None
+        from .artifacts import checkpoint_train_select
+
+        folder = checkpoint_train_select(self.encoder.path, self.name, name)
+        if folder is None:
+            return None
+        from .loading import model_identity
+
+        key = model_identity(str(folder), str(folder))
+        self._train_select[key] = folder
+        return key
+
+    def selector(self, name: str | Selector, regime: str = "inference") -> Selector:
+        """The registered selector ``name`` in ``regime`` as it runs on this model: in Train-Select on a
+        classifier checkpoint, bound to the checkpoint's own Train-Select model (:meth:`train_select_model`).
+        An instance is returned as it is.
+
+        Raises:
+            KeyError: unknown selector. ValueError: unknown regime, or a learned selector's missing artifact.
+        """
+        sel = get_selector(name, regime)
+        if isinstance(name, str) and regime == "train-select" and self.has_own_head and not sel.artifacts:
+            own = self.train_select_model(name)
+            if own is not None:
+                sel.bind_head(own)
+        return sel
+
+    def model_cards(self, selector: Selector) -> list[tuple[str, "object"]]:
+        """``[(title, path of README.md)]``: the cards of what ``selector`` runs with on this model: a checkpoint's
+        own Train-Select model and the checkpoint's card, or the project's shipped heads and weights
+        (:func:`pyramid.artifacts.model_cards`)."""
+        from pathlib import Path
+
+        from .artifacts import model_cards
+
+        if not self.has_own_head:
+            return model_cards(selector)
+        cards = []
+        bound = selector.bound_head
+        if bound is not None and bound in self._train_select:
+            cards.append((f"Train-Select model `{bound}`", Path(self._train_select[bound]) / "README.md"))
+        cards.append((f"checkpoint `{self.name}`", Path(self.encoder.path) / "README.md"))
+        return [(title, path) for title, path in cards if path.is_file()]
 
     def prediction_head(self, selector: Selector) -> str | None:
         """The head that predicts under ``selector`` in its regime: the head its weights or its Train-Select
@@ -173,13 +231,18 @@ class Model:
 
         if regime not in REGIMES:
             raise ValueError(f"unknown regime '{regime}'; choose one of: {', '.join(REGIMES)}")
+        cls = SELECTORS[name]
+        if regime == "train-select" and self.has_own_head:
+            refusal = selectors.checkpoint_refusal(name)
+            if refusal is not None:
+                return f"it has no Train-Select model for a fine-tuned classifier checkpoint: {refusal}"
+            if self.train_select_model(name) is None:
+                return (f"'{self.name}' has no Train-Select model for {cls.short} yet: make it with `python -m pyramid "
+                        f"train --model {self.encoder.path} --data FILE --selector {name} --retention-range 0.1,0.5`")
+            return None
         reason = selectors.unavailable_reason(name, self.name, regime)
         if reason is None or not self.has_own_head:
             return reason
-        cls = SELECTORS[name]
-        if regime == "train-select":
-            return (f"'{self.name}' is a fine-tuned classifier with its own head, and has no Train-Select model: "
-                    f"those are the project's heads fine-tuned with each selector on {DEFAULT_MODEL}")
         return (f"{cls.short} needs the project's own weights, trained on the states of the {DEFAULT_HEAD} head of "
                 f"{DEFAULT_MODEL}; '{self.name}' is a fine-tuned classifier with its own head, so only the "
                 f"selectors without learned weights run on it ({reason})")
@@ -217,7 +280,7 @@ class Model:
     def _resolve(self, selector: str | Selector, regime: str, head: str | None) -> tuple[Selector, Classifier | None,
                                                                                        Classifier | None, str | None]:
         """``(selector, classifier that predicts or None, classifier whose encoder runs or None, note)``."""
-        sel = get_selector(selector, regime)
+        sel = self.selector(selector, regime)
         reason = self.unavailable(sel.name, sel.regime) if isinstance(selector, str) else None
         if reason is not None:
             raise ValueError(f"the {sel.name} selector cannot run on '{self.name}' in the {sel.regime} regime: {reason}")

@@ -30,6 +30,34 @@ def train_select_head_name(selector: str) -> str:
     return f"{DEFAULT_HEAD}-ts-{selector}"
 
 
+TRAIN_SELECT_FILE = "train_select.json"
+"""In a checkpoint's Train-Select model folder: which checkpoint and selector it was fine-tuned from and with,
+the training settings and the dev figures (:mod:`pyramid.training.checkpoint`)."""
+
+
+def checkpoint_train_select_name(checkpoint: str, selector: str) -> str:
+    """The folder name of a classifier checkpoint's Train-Select model: ``<checkpoint>-ts-<selector>``."""
+    return f"{checkpoint}-ts-{selector}"
+
+
+def checkpoint_train_select(model_path: str | Path, model_name: str, selector: str) -> Path | None:
+    """The Train-Select model of the checkpoint ``model_name`` (at ``model_path``) for ``selector``: the folder
+    ``<checkpoint>-ts-<selector>`` beside the checkpoint (the model cache), when it holds a ``config.json`` and a
+    ``train_select.json`` naming this checkpoint and selector; None otherwise (missing, incomplete, or made
+    from another checkpoint). Reads two small JSON files, no weights."""
+    folder = Path(model_path).parent / checkpoint_train_select_name(model_name, selector)
+    meta = folder / TRAIN_SELECT_FILE
+    if not (meta.is_file() and (folder / "config.json").is_file()):
+        return None
+    try:
+        record = json.loads(meta.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    if record.get("base_model") != model_name or record.get("selector") != selector:
+        return None
+    return folder
+
+
 def head_base_model(name: str) -> str | None:
     """The ``base_model`` recorded in a head's ``head_config.json`` (a shipped name or a folder), or
     None when the head is missing or unreadable. A cheap check that loads no weights."""

@@ -105,6 +105,11 @@ def cmd_train(args) -> int:
     settings = settings_from_args(trainer.settings, args,
                                   command=args.command_line if args.command_line is not None else _command_line(args))
     encoder = _load(args.model)
+    if trainer.name != "train" and encoder.has_own_head:
+        raise CliError(f"{trainer.name} trains weights for a project head (LoRA and a head on [CLS]) of an encoder; "
+                       f"'{encoder.name}' is a fine-tuned classifier checkpoint with its own head, which it does not "
+                       "take. Its Train-Select models: python -m pyramid train --model DIR --data FILE --selector S "
+                       "(every fixed-schedule and merging selector)")
     print(json.dumps(trainer.run(settings, encoder, progress=not args.quiet)))
     return 0
 
@@ -181,7 +186,7 @@ def cmd_evaluate(args) -> int:
         raise CliError(f"'{model.name}' has no classifier to evaluate: it is a plain encoder, not a fine-tuned "
                        "classifier checkpoint; give --head (a head trained on it)")
     first = head if "inference" in regimes else next(
-        (model.prediction_head(get_selector(n, r)) for r, ns in per_regime.items() for n in ns), head)
+        (model.prediction_head(model.selector(n, r)) for r, ns in per_regime.items() for n in ns), head)
     labels = model.classifier(first).labels if first is not None else None
     data = read_labelled(args.data, args.text_column, args.label_column,
                          **({"label_names": labels} if labels else {})).head(args.limit)

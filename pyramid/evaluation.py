@@ -384,7 +384,7 @@ def evaluate_regimes(
             rows += evaluate(clf, data.with_labels(clf.labels), sels, retentions, **kwargs)
         else:
             for n in selectors:
-                sel = get_selector(n, regime)
+                sel = model.selector(n, regime)  # on a checkpoint: bound to its own Train-Select model
                 clf = model.classifier(model.prediction_head(sel))
                 rows += evaluate(clf, data.with_labels(clf.labels), [sel], retentions, **kwargs)
     return rows

@@ -204,11 +204,30 @@ class Selector:
         """The shipped artifact it loads in each regime (from its descriptor; empty when none)."""
         return self.info.artifacts if self.info is not None else {}
 
+    bound_head: str | None = None
+    """The Train-Select model a :class:`pyramid.api.Model` bound this selector to (a classifier checkpoint's
+    ``<checkpoint>-ts-<selector>`` model, :meth:`bind_head`), or None: the project's head by name."""
+
     @property
     def head(self) -> str | None:
-        """The sentiment head whose (fine-tuned) encoder this selector must run on, or None when any
-        encoder will do (a rule-based selector in the inference-only regime)."""
-        return train_select_head_name(self.name) if self.regime == "train-select" else None
+        """The classifier whose (fine-tuned) encoder this selector must run on, or None when any encoder
+        will do (a rule-based selector in the inference-only regime): in Train-Select the head bound by
+        :meth:`bind_head`, else the project's ``sst2-lora-ts-<selector>``."""
+        if self.regime != "train-select":
+            return None
+        return self.bound_head or train_select_head_name(self.name)
+
+    def bind_head(self, head: str) -> "Selector":
+        """Run this (Train-Select) selector with the classifier named ``head`` instead of the project's head:
+        a classifier checkpoint's own Train-Select model. Returns ``self``.
+
+        Raises:
+            ValueError: the selector is not in the Train-Select regime.
+        """
+        if self.regime != "train-select":
+            raise ValueError("only a Train-Select selector is bound to a model of its own")
+        self.bound_head = head
+        return self
 
     @property
     def prediction_head(self) -> str:

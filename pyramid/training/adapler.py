@@ -276,6 +276,7 @@ def train_adapler(classifier, settings: AdaplerSettings, *, base: LoadedEncoder 
             "data": s.data, "command": s.command, "seed": s.seed, "examples": len(ids), "steps": history["steps"],
             "train_seconds": round(seconds, 1),
             "method": "AdapLeR joint training with soft removal and the lambda stages (docs/methods.md 8.1)"},
+            labels=classifier.labels,
             trained_with={"selector": "adapler", "retention": None, "start_layer": None, "init_head": s.head},
             summary_extra=head_summary)
     _save_predictors(out, pred, config)
@@ -405,7 +406,8 @@ def _holdout_accuracy(model, head, enc, ids, labels, pred) -> tuple[float, float
     model.eval()
     head.eval()
     encoder = LoadedEncoder(model=model, tokenizer=enc.tokenizer, name=enc.name, path=enc.path)
-    clf = SequenceClassifier(encoder, head, HeadConfig(name="holdout", labels=["0", "1"], base_model=enc.name,
+    clf = SequenceClassifier(encoder, head, HeadConfig(name="holdout", labels=[str(i) for i in range(head.out.out_features)],
+                                                       base_model=enc.name,
                                                        hidden_size=enc.config.hidden_size,
                                                        num_layers=enc.num_layers, lora={}), "")
     sel = AdaplerSelector(pred, None) if pred is not None else full_length_selector()

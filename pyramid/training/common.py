@@ -26,6 +26,8 @@ DEFAULT_DEV = "../shared/data/sst2/dev.tsv"
 """SST-2 dev, likewise: only ever measured on (model cards' figures, result files), never trained on."""
 BBC_TRAIN = "../shared/data/bbc/train.csv"
 """BBC News train (long articles), a training text source; its dev split is an evaluation set."""
+SST2_LABELS = ("negative", "positive")
+"""What GLUE's SST-2 label ids 0 and 1 mean: the names the shipped sentiment heads give them."""
 EVALUATION_FILES = ("../shared/data/sst2/dev.tsv", "../shared/data/imdb/dev.csv", "../shared/data/bbc/dev.csv")
 """The files the result tables and model cards measure on: no trainer reads them as training input
 (``tests/test_structure.py`` checks every trainer's defaults and the result files' sidecars)."""
@@ -97,6 +99,30 @@ def comma_floats(text: str) -> tuple[float, ...]:
 def comma_strings(text: str) -> tuple[str, ...]:
     """``"a.tsv, b.csv"`` -> ``("a.tsv", "b.csv")``."""
     return tuple(x.strip() for x in text.split(",") if x.strip())
+
+
+def training_labels(path: str, given: Sequence[str] | None, text_column: str | None = None,
+                    label_column: str | None = None) -> list[str]:
+    """The label names a head is trained with: ``given`` when set; SST-2's ``negative, positive`` for a file
+    in an ``sst2`` folder whose labels are the ids 0 and 1; otherwise the names the file itself gives
+    (:func:`pyramid.data.infer_label_names`: integer ids, or the distinct words in sorted order). Any number
+    of labels.
+
+    Raises:
+        DataError: unreadable file; fewer than two distinct labels (nothing to classify).
+    """
+    from ..data import DataError, read_labelled
+
+    if given:
+        return list(given)
+    data = read_labelled(path, text_column, label_column)
+    present = sorted(set(data.labels))
+    if len(present) < 2:
+        raise DataError(f"{path}: every row has the label '{data.label_names[present[0]]}'; a classifier needs at "
+                        "least two classes")
+    if data.label_names == ["0", "1"] and Path(path).parent.name.lower() == "sst2":
+        return list(SST2_LABELS)
+    return list(data.label_names)
 
 
 def none_or_int(text: str) -> int | None:

@@ -20,17 +20,14 @@ every weight at 2e-5 to 5e-5).
 from __future__ import annotations
 
 import copy
-import math
-import random
-import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Sequence
 
 import torch
 
 from ..artifacts import DEFAULT_HEAD, HEADS_DIR
-from ..batching import encode_texts, pad_batch, pad_id_of
+from ..batching import encode_texts, pad_id_of
 from ..classifier import PYRAMID_HEAD, ClassificationHead, HeadConfig, SequenceClassifier, lora_config
 from ..data import read_labelled
 from ..encoder import PyramidEncoder
@@ -38,8 +35,9 @@ from ..loading import LoadedEncoder, encoder_from_model
 from ..schedule import Schedule
 from ..selectors import Selector, full_length_selector, get_selector
 from .. import argtypes as at
-from .common import (DEFAULT_DEV, DEFAULT_TRAIN, DEVICE_HELP, ModelCard, TrainerCommand, epoch_batches, on_device, option,
-                     shuffled_rows, warmup_scheduler)
+from .common import (DEFAULT_TRAIN, DEVICE_HELP, SST2_LABELS, ModelCard, TrainerCommand, comma_strings,
+                     option, shuffled_rows, training_labels)
+from .lengthdrop import Objective, check_settings, dev_file, fit
 
 
 @dataclass
@@ -50,7 +48,8 @@ class TrainSettings:
     out: str | None = option(None, "artifact folder (default assets/heads/NAME)")
     name: str | None = option(None, "artifact name (default sst2-lora; sst2-lora-pyramid with --selector; "
                                     "sst2-lora-ts-SELECTOR with --retention-range)")
-    dev: str | None = option(DEFAULT_DEV, "evaluation file ('' for none)")
+    dev: str | None = option(None, "evaluation file measured after training ('' for none; default: SST-2 dev when "
+                                   "--data is SST-2 train, else none)")
     selector: str | None = option(None, "fine-tune with this selector in the loop (Train-Select), e.g. coreset",
                                   parse=at.selector_name)
     retention: float = option(0.3, "final retention of the schedule with --selector", parse=at.retention)
@@ -87,7 +86,15 @@ class TrainSettings:
                                          cli=False)
     fp16_weights: bool = option(True, "store the LoRA weights in float16 (half the file; loaded back into float32)",
                                 parse=at.boolean)
-    labels: Sequence[str] = option(("negative", "positive"), "label names", cli=False)
+    labels: Sequence[str] | None = option(None, "comma-separated label names in id order (default: from the file; SST-2's "
+                                                "0/1 are negative, positive; a checkpoint's own id2label with --model)",
+                                          parse=comma_strings, metavar="A,B,...")
+    text_column: str | None = option(None, "text column of --data (guessed: sentence, text, review...)")
+    label_column: str | None = option(None, "label column of --data (guessed: label, sentiment...)")
+    full: bool = option(False, "with --model CHECKPOINT: fine-tune every weight instead of LoRA adapters",
+                        parse=at.boolean)
+    full_lr: float = option(2e-5, "learning rate of every weight with --full (the GLUE recipe's)",
+                            parse=at.positive_float)
     command: str = option("", "the command line that ran this", cli=False)
 
 
@@ -103,18 +110,6 @@ def _default_names(s: TrainSettings) -> dict:
     else:
         name = DEFAULT_HEAD
     return {"name": name, "out": s.out or str(HEADS_DIR / name)}
-
-
-def _check(s: TrainSettings) -> None:
-    if s.retention_range is not None:
-        lo_hi = tuple(s.retention_range)
-        if len(lo_hi) != 2 or not 0 < lo_hi[0] <= lo_hi[1] <= 1:
-            raise ValueError(f"--retention-range takes LO,HI with 0 < LO <= HI <= 1, got {s.retention_range}")
-        if s.sandwich < -1:
-            raise ValueError("--sandwich must be -1 (no sandwich) or at least 0")
-    if s.epochs <= 0 or s.batch_size < 1:
-        raise ValueError("--epochs must be > 0 and --batch-size at least 1")
-    Schedule(retention=s.retention, start_layer=s.start_layer)
 
 
 def train_classifier(base: LoadedEncoder, settings: TrainSettings, *, progress: bool = True,
@@ -138,21 +133,17 @@ def train_classifier(base: LoadedEncoder, settings: TrainSettings, *, progress: 
         DataError: unreadable data. KeyError: unknown selector. ScheduleError: bad schedule.
         ValueError: bad settings, or a selector that sets its own lengths given by name.
     """
-    from tqdm.auto import tqdm
-
     s = settings
-    _check(s)
+    check_settings(s)
     names = _default_names(s)
     torch.manual_seed(s.seed)
-    rng = random.Random(s.seed)
-    data = read_labelled(s.data, label_names=s.labels)
+    s = replace(s, labels=training_labels(s.data, s.labels, s.text_column, s.label_column), dev=dev_file(s))
+    data = read_labelled(s.data, s.text_column, s.label_column, label_names=s.labels)
     order = shuffled_rows(len(data), s.seed, s.limit)
     texts = [data.texts[i] for i in order]
     labels = torch.tensor([data.labels[i] for i in order])
 
     if s.init_head:  # the adapter's shape is the starting head's
-        from dataclasses import replace
-
         from ..classifier import resolve_head_path
 
         init_cfg = HeadConfig.from_json((resolve_head_path(s.init_head) / "head_config.json").read_text(encoding="utf-8"))
@@ -175,73 +166,16 @@ def train_classifier(base: LoadedEncoder, settings: TrainSettings, *, progress: 
         return PyramidEncoder(encoder, selector, Schedule(retention=rho, start_layer=s.start_layer),
                               routing_options=options)
 
-    layer_draw = random.Random(s.seed + 2)  # LayerDrop's skipped layers (sub-models only)
-
-    def skipped() -> frozenset:
-        if s.layer_drop <= 0:
-            return frozenset()
-        return frozenset(j for j in range(1, encoder.num_layers + 1) if layer_draw.random() < s.layer_drop)
-
     ids = encode_texts(encoder, texts, s.max_length)
-    pad = pad_id_of(encoder)
-    total = max(1, int(round(math.ceil(len(ids) / s.batch_size) * s.epochs)))
     lora_params = [p for p in model.parameters() if p.requires_grad]
-    optimizer = torch.optim.AdamW(
-        [{"params": lora_params, "lr": s.lr}, {"params": head.parameters(), "lr": s.head_lr}],
-        weight_decay=s.weight_decay,
-    )
-    scheduler = warmup_scheduler(optimizer, total, s.warmup)
-    loss_fn = torch.nn.CrossEntropyLoss()
-    draw = random.Random(s.seed + 1)  # retentions of LengthDrop's sub-models
-
+    objective = Objective(logits=lambda out: head(out.cls_hidden), num_labels=len(s.labels))  # (B, C)
     model.train()
     head.train()
-    t_start = time.perf_counter()
-    bar = tqdm(total=total, desc=f"train {names['name']}", unit="step", disable=not progress)
-    step, ema_loss, ema_acc = 0, None, None
-    with on_device(s.device, model, head, getattr(selector, "weights", None)) as device:
-        while step < total:
-            for chunk in epoch_batches(ids, s.batch_size, rng, s.group_by_length):
-                if step >= total:
-                    break
-                batch = pad_batch([ids[i] for i in chunk], pad).to(device)
-                y = labels[chunk].to(device)
-                optimizer.zero_grad(set_to_none=True)
-                if lo_hi is not None and s.sandwich >= 0:
-                    # LengthDrop's sandwich rule with in-place distillation (docs/methods.md 8.5): the full
-                    # model learns from the labels, each sub-model from the full model's (detached) distribution.
-                    parts = s.sandwich + 2
-                    out = full_pyramid(batch.input_ids, batch.attention_mask, seed=s.seed + step)
-                    logits = head(out.cls_hidden)  # (B, C)
-                    loss = loss_fn(logits, y)
-                    (loss / parts).backward()
-                    p_full = torch.softmax(logits.detach().float(), -1)  # (B, C)
-                    for i in range(s.sandwich + 1):
-                        rho = lo_hi[0] if i == 0 else draw.uniform(*lo_hi)
-                        sub = pyramid_at(rho)(batch.input_ids, batch.attention_mask, seed=s.seed + step * 31 + i,
-                                              skip_layers=skipped())
-                        log_p_sub = torch.log_softmax(head(sub.cls_hidden).float(), -1)  # (B, C)
-                        # KL(p_sub || p_full), batch mean: the authors' KLDivLoss(log p_full, p_sub)
-                        kl = (log_p_sub.exp() * (log_p_sub - p_full.clamp_min(1e-12).log())).sum(-1).mean()
-                        (kl / parts).backward()
-                else:
-                    rho = draw.uniform(*lo_hi) if lo_hi is not None else (s.retention if selector is not None else 1.0)
-                    out = pyramid_at(rho)(batch.input_ids, batch.attention_mask, seed=s.seed + step)
-                    logits = head(out.cls_hidden)  # (B, C)
-                    loss = loss_fn(logits, y)
-                    loss.backward()
-                torch.nn.utils.clip_grad_norm_(lora_params + list(head.parameters()), 1.0)
-                optimizer.step()
-                scheduler.step()
-                step += 1
-                acc = float((logits.argmax(-1) == y).float().mean())
-                lv = loss.item()
-                ema_loss = lv if ema_loss is None else 0.98 * ema_loss + 0.02 * lv
-                ema_acc = acc if ema_acc is None else 0.98 * ema_acc + 0.02 * acc
-                bar.update(1)
-                bar.set_postfix(loss=f"{ema_loss:.3f}", acc=f"{ema_acc:.3f}")
-    bar.close()
-    train_seconds = time.perf_counter() - t_start
+    train_seconds, total = fit(s, ids, labels, groups=[(lora_params, s.lr), (list(head.parameters()), s.head_lr)],
+                        full_pyramid=full_pyramid, pyramid_at=pyramid_at, objective=objective,
+                        num_layers=encoder.num_layers, pad=pad_id_of(encoder), name=names["name"], lo_hi=lo_hi,
+                        fixed_rho=s.retention if selector is not None else 1.0,
+                        modules=(model, head, getattr(selector, "weights", None)), progress=progress)
 
     model.eval()
     head.eval()
@@ -270,7 +204,7 @@ def train_classifier(base: LoadedEncoder, settings: TrainSettings, *, progress: 
     if s.dev:
         from ..evaluation import accuracy_of
 
-        dev = read_labelled(s.dev, label_names=s.labels)
+        dev = read_labelled(s.dev, s.text_column, s.label_column, label_names=s.labels)
         config.metrics["dev"] = s.dev
         config.metrics["dev_accuracy_full_length"] = round(accuracy_of(classifier, dev), 4)
         if selector is not None:
@@ -285,14 +219,15 @@ def train_classifier(base: LoadedEncoder, settings: TrainSettings, *, progress: 
 
 
 def trainable_head(base: LoadedEncoder, init_head: str | None = None, lora_r: int = 16, lora_alpha: int = 32,
-                   lora_dropout: float = 0.05, num_labels: int = 2):
+                   lora_dropout: float = 0.05, num_labels: int | None = None):
     """A private copy of the base model with trainable LoRA adapters, and a classification head.
 
     Args:
         base: the base encoder (not modified).
         init_head: a trained head (shipped name or folder) whose LoRA and head weights to start
-            from; its LoRA shape wins over ``lora_r``/``lora_alpha`` (checked by the caller). None:
-            fresh LoRA (B = 0, so the model starts as the base model) and a fresh head.
+            from; its LoRA shape wins over ``lora_r``/``lora_alpha`` (checked by the caller) and its label
+            count over ``num_labels``. None: fresh LoRA (B = 0, so the model starts as the base model) and
+            a fresh head with ``num_labels`` outputs.
 
     Returns:
         ``(peft_model, model, head)``: ``model`` is the copy with LoRA layers inside (what the
@@ -307,6 +242,11 @@ def trainable_head(base: LoadedEncoder, init_head: str | None = None, lora_r: in
     from ..classifier import resolve_head_path
 
     model = copy.deepcopy(base.model)
+    if init_head is not None:  # the starting head's own label count
+        num_labels = len(HeadConfig.from_json((resolve_head_path(init_head) / "head_config.json")
+                                              .read_text(encoding="utf-8")).labels)
+    if num_labels is None:
+        raise ValueError("a fresh head needs its number of labels")
     head = ClassificationHead(base.config.hidden_size, num_labels, dropout=0.1)
     if init_head is None:
         return get_peft_model(model, lora_config(lora_r, lora_alpha, lora_dropout, family=base.family)), model, head
@@ -320,14 +260,15 @@ def trainable_head(base: LoadedEncoder, init_head: str | None = None, lora_r: in
 
 
 def write_head(out_dir: Path, base: LoadedEncoder, peft_model, head: ClassificationHead, *, name: str,
-               training: dict, trained_with: dict | None = None, labels: Sequence[str] = ("negative", "positive"),
+               training: dict, labels: Sequence[str], trained_with: dict | None = None,
                max_length: int = 128, fp16: bool = True, summary_extra: str = "") -> HeadConfig:
     """Write a head artifact (adapter, head weights, ``head_config.json``, model card) into ``out_dir``.
 
     Args:
         peft_model: the peft wrapper whose adapter to save. head: the trained classification head.
         name: the artifact name. training: what the card's hyper-parameter table shows (with
-            ``data``, ``command``). trained_with: the selector it was fine-tuned with, if any.
+            ``data``, ``command``). labels: the head's label names in id order (any number).
+            trained_with: the selector it was fine-tuned with, if any.
         fp16: store the LoRA weights in float16 (half the size; loaded back into float32).
         summary_extra: a sentence added to the card's summary.
 
@@ -431,7 +372,10 @@ def model_card(config: HeadConfig) -> ModelCard:
         start = start if " " in start else f"the trained head `{start}`"  # a path or name, or a label in words
         how += f" Started from {start} (its LoRA and head weights)."
     lora = config.lora
-    summary = (f"A binary sentiment head for `{config.base_model}`: LoRA adapters (peft) on every linear layer of the "
+    n = len(config.labels)
+    sentiment = [x.lower() for x in config.labels] == list(SST2_LABELS)
+    kind = "binary sentiment head" if sentiment else f"{n}-label classification head"
+    summary = (f"A {kind} for `{config.base_model}`: LoRA adapters (peft) on every linear layer of the "
                f"encoder's {config.num_layers} BERT layers (`{', '.join(lora['target_modules'])}`, r = {lora['r']}, "
                f"alpha = {lora['alpha']}) and a classification head (dense, tanh, linear) on the [CLS] state after "
                f"the last layer. Labels: {', '.join(f'{i} = {n}' for i, n in enumerate(config.labels))}.")
@@ -439,18 +383,35 @@ def model_card(config: HeadConfig) -> ModelCard:
                                "warmup", "lora_r", "lora_alpha", "lora_dropout", "max_length", "seed", "sandwich",
                                "layer_drop", "detach_rejoined", "fp16_weights", "train_seconds", "torch") if k in t}
     return ModelCard(
-        title=f"{config.name}: binary sentiment head for {config.base_model}",
+        title=f"{config.name}: {kind} for {config.base_model}",
         summary=summary, method=how,
         data=(f"Training: `{t.get('data')}` (shuffled with seed {t.get('seed')}, first {t.get('examples')} rows used).\n"
               f"Evaluation: `{config.metrics.get('dev', 'none')}`."),
         metrics=config.metrics, hyper=hyper, command=t.get("command", ""),
         limits=("Trained on SST-2 movie-review phrases: English, short, lower-cased, pre-tokenised text. Long reviews "
-                "(IMDB) are out of its training distribution; expect lower accuracy there. Not for decisions about people."),
+                "(IMDB) are out of its training distribution; expect lower accuracy there. Not for decisions about people."
+                if "sst2" in str(t.get("data", "")).lower() else
+                f"Trained on `{t.get('data')}` only: expect lower accuracy on text unlike it. Not for decisions about "
+                "people."),
     )
 
 
 def run(settings: TrainSettings, base: LoadedEncoder, progress: bool = True) -> dict:
-    """``python -m pyramid train``: train and return the JSON summary."""
+    """``python -m pyramid train``: train and return the JSON summary.
+
+    On a fine-tuned classifier checkpoint (``--model DIR`` whose config names a ``*ForSequenceClassification``)
+    this fine-tunes the checkpoint's own Train-Select model (:func:`pyramid.training.checkpoint.train_checkpoint`);
+    on an encoder, a LoRA head of the project's kind.
+
+    Raises:
+        ValueError: a checkpoint whose head Pyramid Lens cannot train (a regression head), see the trainers.
+    """
+    if base.has_own_head:
+        from .checkpoint import train_checkpoint
+
+        return train_checkpoint(base, settings, progress=progress)
+    if base.head_note:
+        raise ValueError(f"cannot train '{base.name}': {base.head_note}")
     clf = train_classifier(base, settings, progress=progress)
     return {"head": clf.config.name, "out": clf.path, "metrics": clf.config.metrics}
 

@@ -183,10 +183,12 @@ def train_ltp(base: LoadedEncoder, settings: LtpSettings, *, progress: bool = Tr
                        temperature=s.temperature)
     with tempfile.TemporaryDirectory() as tmp:
         soft_head = Path(tmp) / "soft"
-        write_head(soft_head, base, peft_model, head, name=f"{s.name}-soft", training={"data": s.data})
+        write_head(soft_head, base, peft_model, head, name=f"{s.name}-soft", training={"data": s.data},
+                   labels=head_labels)
         hard = TrainSettings(data=s.data, dev=s.dev, out=str(head_out), name=head_out.name, epochs=s.hard_epochs,
                              limit=s.limit, batch_size=s.batch_size, lr=s.hard_lr, head_lr=s.hard_lr,
                              warmup=0.0, max_length=s.max_length, seed=s.seed, init_head=str(soft_head),
+                             labels=head_labels,
                              init_head_label=f"this run's soft stage, itself started from `{s.head}`",
                              device=s.device, command=s.command)
         clf = train_classifier(base, hard, progress=progress, selector=LtpSelector(thresholds, config))

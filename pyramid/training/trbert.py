@@ -366,6 +366,7 @@ def train_trbert(classifier, settings: TrbertSettings, *, base: LoadedEncoder | 
             "data": s.data, "command": s.command, "seed": s.seed, "examples": len(ids), "steps": total,
             "train_seconds": seconds,
             "method": "TR-BERT's joint phase, the policies sampling the kept tokens (docs/methods.md 8.2)"},
+            labels=classifier.labels,
             trained_with={"selector": "trbert", "retention": None, "start_layer": None,
                           "init_head": s.init_head or s.head},
             summary_extra=head_summary)
