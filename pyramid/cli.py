@@ -5,6 +5,7 @@ Commands:
     train, train-adapler, train-trbert, ...   the trainers of :data:`pyramid.training.TRAINERS`
               (a sentiment head, with or without a selector in the loop; each learned selector).
     evaluate  accuracy, agreement and FLOPs speedup per regime, selector and retention on a data set.
+    grid      train and evaluate every (model, selector, seed) of a grid file, one at a time or on Ray.
     saliency-report  over a data set: learned selectors' scores vs gradient x input; top-k salient kept.
     bench     measured vs FLOPs-predicted speedup (and training memory) of the pyramid.
 
@@ -111,6 +112,34 @@ def cmd_train(args) -> int:
                        "take. Its Train-Select models: python -m pyramid train --model DIR --data FILE --selector S "
                        "(every fixed-schedule and merging selector)")
     print(json.dumps(trainer.run(settings, encoder, progress=not args.quiet)))
+    return 0
+
+
+def cmd_grid(args) -> int:
+    """``grid``: train and evaluate every (model, selector, seed) of a grid file, then summarise the seeds."""
+    from pathlib import Path
+
+    from .grid import GridError, load_grid, print_summary, run_grid, write_summary
+    from .results import RESULTS_DIR
+
+    out = args.out or str(Path("grid-runs") / Path(args.grid).stem)
+    grid = load_grid(args.grid, out)
+    print(f"{len(grid.trials)} trials (models x selectors x seeds) in {out}, "
+          + ("on Ray " + (args.ray if args.ray != "local" else "(a local Ray for this run)") if args.ray else
+             "one at a time in this process"), flush=True)
+    try:
+        results, failures = run_grid(grid, use_ray=bool(args.ray), ray_address=None if args.ray in (None, "local")
+                                     else args.ray, num_cpus=args.num_cpus,
+                                     report=lambda line: print(line, flush=True), progress=False)
+    except GridError as exc:
+        raise CliError(str(exc)) from None
+    if results:
+        path, rows, diffs = write_summary(grid, results, args.results or str(RESULTS_DIR), _command_line(args))
+        print_summary(rows, diffs)
+        print(f"wrote {path}")
+    if failures:
+        print(f"{len(failures)} of {len(grid.trials)} trials failed (their error.txt under {out}/trials)", file=sys.stderr)
+        return 1
     return 0
 
 
@@ -389,6 +418,20 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--quiet", action="store_true", help="no progress bar")
         p.add_argument("--command-line", default=None, help=argparse.SUPPRESS)
         p.set_defaults(func=cmd_train, trainer=trainer)
+
+    p = sub.add_parser("grid", help="train and evaluate every (model, selector, seed) of a grid file, here or on Ray")
+    p.add_argument("grid", type=at.existing_file, help="the grid file (TOML: models, selectors, seeds, train, dev, "
+                   "and any option of train; see pyramid/grid.py)")
+    p.add_argument("--ray", nargs="?", const="local", default=None, metavar="ADDRESS",
+                   help="run the trials as Ray tasks: alone, on a local Ray started for the run; with an address "
+                        "(auto, HOST:PORT, ray://HOST:PORT), on that cluster (default: one at a time in this process)")
+    p.add_argument("--num-cpus", type=at.int_at_least(1, "--num-cpus"), default=None,
+                   help="CPUs of the local Ray started by --ray (default: all)")
+    p.add_argument("--out", default=None, help="folder of the trials (default grid-runs/GRID-NAME); a trial done "
+                   "there is not run again")
+    p.add_argument("--results", default=None, help="folder of the seed summary seeds__DATASET.json (default: the "
+                   "shipped results the Benchmarks page reads)")
+    p.set_defaults(func=cmd_grid)
 
     p = sub.add_parser("evaluate", help="accuracy / agreement / FLOPs speedup per regime, selector and retention")
     p.add_argument("--data", required=True, type=at.existing_file, help="labelled TSV or CSV (SST-2 dev, the IMDB reviews...)")

@@ -26,107 +26,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import re
 import shlex
-import statistics
 import sys
-import warnings
 from pathlib import Path
 
-RECIPE_KEYS = ("data", "selector", "retention_range", "sandwich", "epochs", "limit", "batch_size", "lr", "head_lr",
-               "weight_decay", "warmup", "lora_r", "lora_alpha", "lora_dropout", "max_length")
-"""Training settings the seeds of one recipe share (``head_config.json``'s ``training``)."""
-
-
-def group_name(name: str) -> str:
-    """The head's name without a ``-sK`` seed suffix."""
-    return re.sub(r"-s\d+$", "", name)
-
-
-def read_head(folder: Path) -> dict:
-    """``{"name", "seed", "recipe", "selector", "metrics": {column: accuracy %}}`` of one head folder.
-
-    Raises:
-        FileNotFoundError: no ``head_config.json`` in ``folder``.
-    """
-    cfg = json.loads((folder / "head_config.json").read_text(encoding="utf-8"))
-    training = cfg.get("training", {})
-    metrics = {k.removeprefix("dev_accuracy_"): 100.0 * v for k, v in cfg.get("metrics", {}).items()
-               if k.startswith("dev_accuracy_") and isinstance(v, (int, float))}
-    selector = (cfg.get("trained_with") or {}).get("selector") or "none (full length)"
-    name = cfg.get("name", folder.name)
-    return {"name": name, "seed": training.get("seed"), "selector": selector, "recipe": group_name(name),
-            "settings": {k: training.get(k) for k in RECIPE_KEYS}, "metrics": metrics, "folder": str(folder),
-            "card": {k: training.get(k) for k in ("command", "seed", "init_head", "train_seconds", "torch")}}
-
-
-def summarize(heads: list[dict]) -> list[dict]:
-    """One row per (recipe, figure): the seeds' values, their mean and standard deviation."""
-    groups: dict[str, list[dict]] = {}
-    for h in heads:
-        groups.setdefault(h["recipe"], []).append(h)
-    rows = []
-    for rec, members in groups.items():
-        members.sort(key=lambda h: (h["seed"] is None, h["seed"]))
-        for key in RECIPE_KEYS:
-            seen = {json.dumps(h["settings"][key]) for h in members}
-            if len(seen) > 1:
-                print(f"warning: {rec}: the seeds differ in {key}: {sorted(seen)}", file=sys.stderr)
-        columns = list(dict.fromkeys(c for h in members for c in h["metrics"]))
-        for col in columns:
-            values = {h["seed"]: h["metrics"][col] for h in members if col in h["metrics"]}
-            vals = list(values.values())
-            rows.append({"recipe": rec, "selector": members[0]["selector"], "figure": col,
-                         "seeds": sorted(values), "values": [round(v, 2) for v in vals],
-                         "mean": round(statistics.fmean(vals), 2),
-                         "std": round(statistics.stdev(vals), 2) if len(vals) > 1 else None,
-                         "heads": [h["name"] for h in members if col in h["metrics"]]})
-    return rows
-
-
-def differences(rows: list[dict]) -> list[dict]:
-    """Selector against selector over seeds, at every retention both recipes were measured at.
-
-    Args:
-        rows: :func:`summarize`'s rows.
-
-    Returns:
-        One dict per (recipe a, recipe b, retention) where both have at least two seeds: ``a, b, selector_a,
-        selector_b, retention, seeds_a, seeds_b, diff`` (mean of a minus mean of b, points), ``low, high`` (95%
-        Welch interval of that difference over the seeds; None when every seed of both scored the same), ``a_ahead`` (seeds, by number, where a is ahead) and
-        ``paired_seeds`` (seed numbers both have).
-    """
-    from scipy import stats
-
-    at: dict[tuple[str, float], dict] = {}
-    for r in rows:
-        m = re.fullmatch(r"(.+)_rho([0-9.]+)", r["figure"])
-        if m and r["std"] is not None and m.group(1) == r["selector"]:
-            at[(r["recipe"], float(m.group(2)))] = r
-    recipes = list(dict.fromkeys(rec for rec, _ in at))
-    out = []
-    for i, a in enumerate(recipes):
-        for b in recipes[i + 1:]:
-            for rho in sorted({x for rec, x in at if rec == a} & {x for rec, x in at if rec == b}, reverse=True):
-                ra, rb = at[(a, rho)], at[(b, rho)]
-                if ra["selector"] == rb["selector"]:
-                    continue
-                if ra["std"] == 0 and rb["std"] == 0:  # no spread on either side: no interval
-                    low = high = None
-                else:
-                    with warnings.catch_warnings():  # one side without spread: scipy warns of precision loss
-                        warnings.simplefilter("ignore", RuntimeWarning)
-                        ci = stats.ttest_ind(ra["values"], rb["values"], equal_var=False).confidence_interval(0.95)
-                    low, high = round(float(ci.low), 2), round(float(ci.high), 2)
-                va, vb = dict(zip(ra["seeds"], ra["values"])), dict(zip(rb["seeds"], rb["values"]))
-                both = [k for k in va if k in vb]
-                out.append({"a": a, "b": b, "selector_a": ra["selector"], "selector_b": rb["selector"],
-                            "retention": rho, "seeds_a": ra["seeds"], "seeds_b": rb["seeds"],
-                            "diff": round(ra["mean"] - rb["mean"], 2), "low": low, "high": high,
-                            "a_ahead": sum(va[k] > vb[k] for k in both),
-                            "paired_seeds": len(both)})
-    return out
-
+from pyramid.seeds import RECIPE_KEYS, differences, group_name, read_head, summarize  # noqa: F401 (the script's API)
 
 CARD_SECTION = "## Seeds"
 
@@ -191,11 +95,12 @@ def main(argv: list[str] | None = None) -> int:
               f"{' / '.join(f'{v:.2f}' for v in r['values']):<24} {spread}")
     diffs = differences(rows)
     if diffs:
-        print("\nselector minus selector over seeds (points, 95% Welch interval over the seeds; seeds where the "
-              "first is ahead):")
+        print("\nselector minus selector over seeds (points; 95% Welch interval over the seeds; 95% paired interval "
+              "over the seeds both have; seeds where the first is ahead):")
     for d in diffs:
         ci = "[n/a]" if d["low"] is None else f"[{d['low']:+.2f}, {d['high']:+.2f}]"
-        print(f"  {d['a']} - {d['b']}  rho {d['retention']:<4} {d['diff']:+6.2f} {ci}  "
+        paired = "[n/a]" if d.get("paired_low") is None else f"[{d['paired_low']:+.2f}, {d['paired_high']:+.2f}]"
+        print(f"  {d['a']} - {d['b']}  rho {d['retention']:<4} {d['diff']:+6.2f} Welch {ci} paired {paired}  "
               f"ahead in {d['a_ahead']} of {d['paired_seeds']} seeds")
     command = " ".join(["python", "scripts/seed_summary.py", *map(shlex.quote, argv if argv is not None else sys.argv[1:])])
     if args.cards:
