@@ -132,9 +132,15 @@ def render() -> None:
         plain = [n for n in names if SELECTORS[n].fixed_length and SELECTORS[n].routing == "drop"]
         chosen = c3.multiselect("Selectors", names, default=plain,
                                 format_func=selector_label, key="ev_selectors")
-        regimes = c4.multiselect("Regimes", regimes_here, default=["inference"], key="ev_regimes",
-                                 format_func=lambda g: figures.REGIME_NAMES.get(g, g),
-                                 help="Train-Select runs each selector on the project's model fine-tuned with it.")
+        own_ts = selectors_for(model, model.name, "train-select") if model.has_own_head else []
+        regimes = c4.multiselect("Regimes", regimes_here, default=regimes_here if own_ts else ["inference"],
+                                 key="ev_regimes", format_func=lambda g: figures.REGIME_NAMES.get(g, g),
+                                 help="Train-Select runs each selector on the model fine-tuned with it in the loop: "
+                                      "the project's heads on the default model; for your own checkpoint, the "
+                                      "`CHECKPOINT-ts-SELECTOR` models that `python -m pyramid train --model "
+                                      "CHECKPOINT --selector SELECTOR` writes beside it in the model cache"
+                                      + (f" (here: {', '.join(selector_label(s, short=True) for s in own_ts)})"
+                                         if own_ts else "") + ".")
         retentions = c5.multiselect("Final retention ρ", list(RETENTIONS), default=list(DEFAULT_RETENTIONS),
                                     key="ev_retentions", help="Full length (ρ = 1) is always evaluated: every row is "
                                                               "compared with it.")

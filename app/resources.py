@@ -218,13 +218,14 @@ def tokenize_cached(_model: Model, model_name: str, text: str, max_tokens: int) 
     return _model.tokenize(text, max_tokens)
 
 
-@st.cache_data(show_spinner=False, max_entries=64)
+@st.cache_data(show_spinner=False, max_entries=64, ttl=30)
 def selectors_for(_model: Model, model_name: str, regime: str) -> list[str]:
-    """The selectors that run on this model in this regime (one answer, shared with the CLI)."""
+    """The selectors that run on this model in this regime (one answer, shared with the CLI). Kept 30 s, so that a
+    Train-Select model trained while the server runs shows up without a restart."""
     return _model.selectors(regime)
 
 
-@st.cache_data(show_spinner=False, max_entries=64)
+@st.cache_data(show_spinner=False, max_entries=64, ttl=30)
 def why_unavailable(_model: Model, name: str, model_name: str, regime: str) -> str | None:
     """Why a selector cannot run here (None when it can)."""
     return _model.unavailable(name, regime)

@@ -443,3 +443,44 @@ def test_a_fine_tuned_classifier_in_the_model_cache_predicts_its_own_labels(tmp_
     missing = next(e for e in at.sidebar.expander if e.label.startswith("Not available on this model"))
     assert "fine-tuned classifier with its own head" in " ".join(m.value for m in missing.markdown)
     assert at.radio(key="w_regime").options[0] == "Inference-only (its own head)"
+
+
+def test_a_classifier_with_its_train_select_model_shows_both_regimes(tmp_path, monkeypatch, minilm):
+    """A checkpoint in the model cache with `<checkpoint>-ts-coreset` beside it (`python -m pyramid train --model`):
+    the Explorer predicts in both regimes and shows that model's card; the Evaluate page offers Train-Select."""
+    import torch
+    from transformers import AutoModelForSequenceClassification, BertConfig
+
+    from pyramid import cli
+
+    torch.manual_seed(0)
+    labels = {0: "sport", 1: "politics", 2: "weather"}
+    cfg = BertConfig(vocab_size=30522, hidden_size=32, num_hidden_layers=3, num_attention_heads=4, intermediate_size=64,
+                     max_position_embeddings=512, num_labels=3, id2label=labels, label2id={v: k for k, v in labels.items()})
+    AutoModelForSequenceClassification.from_config(cfg).save_pretrained(tmp_path / "topics")
+    minilm.tokenizer.save_pretrained(tmp_path / "topics")
+    data = tmp_path / "train.csv"
+    data.write_text("text,label\n" + "".join(f"\"{w} today\",{y}\n" for w, y in
+                                             [("goal", "sport"), ("vote", "politics"), ("rain", "weather")] * 6))
+    assert cli.main(["train", "--model", str(tmp_path / "topics"), "--data", str(data), "--selector", "coreset",
+                     "--retention-range", "0.2,0.6", "--epochs", "1", "--batch-size", "6", "--lora-r", "2",
+                     "--sandwich", "0", "--quiet"]) == 0
+    monkeypatch.setenv("PYRAMID_LENS_MODEL_ROOT", str(tmp_path))
+    at = fresh().run()
+    at.selectbox(key="pl_model_choice").set_value("topics").run()
+    at.text_area(key="w_text").input("The match ended in a draw after heavy rain.")
+    at.radio(key="w_regime").set_value("train-select")
+    run_button(at).click()
+    at.run()
+    assert not at.exception and not at.error
+    table = table_with(at, "run")
+    ts = set(table["Train-Select: label"])
+    assert ts & set(labels.values()) and ts <= set(labels.values()) | {"", "n/a"}  # n/a: no model for that selector
+    assert any(e.label.startswith("How these models were trained") for e in at.expander)
+
+    from app import evaluate  # noqa: F401 - the page's regime menu reads the same answer
+    from pyramid.api import Model
+
+    m = Model.load(str(tmp_path / "topics"))
+    assert m.selectors("train-select") == ["coreset"]
+    assert [t for t, _ in m.model_cards(m.selector("coreset", "train-select"))] == ["Train-Select model `topics-ts-coreset`"]
