@@ -16,10 +16,10 @@ than [CLS] (core-set pooling: the k-center assignment of the tokens to the centr
 
 from __future__ import annotations
 
-import numba
 import numpy as np
 import torch
 
+from ..jit import njit_cached
 from .base import RouteState, Routing, shrink
 
 
@@ -42,7 +42,7 @@ def nearest_kept(hidden: torch.Tensor, valid: torch.Tensor, keep: torch.Tensor) 
         return torch.where(dropped & torch.isfinite(best), idx, torch.full_like(idx, -1))
 
 
-@numba.njit(cache=True, nogil=True)
+@njit_cached(nogil=True)
 def _checked_targets_kernel(given, keep, valid, out):  # pragma: no cover - compiled
     """``out[b, i] = given[b, i]`` where token i is valid, not kept, and its target is a kept slot other than 0;
     -1 elsewhere (see :meth:`MergeRouting.targets`). given, out (B, N) int64; keep, valid (B, N) bool."""

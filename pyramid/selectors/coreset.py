@@ -20,14 +20,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import numba
 import numpy as np
 import torch
 
+from ..jit import njit_cached
 from .base import Descriptor, Selection, SelectionContext, Selector
 
 
-@numba.njit(cache=True, nogil=True, fastmath=True)
+@njit_cached(nogil=True, fastmath=True)
 def _greedy_k_center_kernel(gram, sq, valid, k, keep, order, rank, radius2):  # pragma: no cover - compiled
     """Furthest-point greedy from a Gram matrix, one example after another.
 
@@ -166,7 +166,7 @@ class KCenterResult:
     nearest: torch.Tensor | None = None
 
 
-@numba.njit(cache=True, nogil=True)
+@njit_cached(nogil=True)
 def _assignment_kernel(gram, sq, valid, keep, out):  # pragma: no cover - compiled
     """For each valid non-centre, the nearest centre other than slot 0; -1 elsewhere (see :func:`_assignment`).
 
