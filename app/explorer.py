@@ -78,34 +78,57 @@ def _other(regime: str) -> str:
     return REGIMES[1 - REGIMES.index(regime)]
 
 
+def _shown(value: str) -> str:
+    """A query-string value as a caption may show it: at most 40 characters, as code (no markdown, no HTML)."""
+    value = str(value).replace("`", "'").replace("\n", " ")
+    return f"`{value[:40]}{'…' if len(value) > 40 else ''}`"
+
+
 def _state_from_url(names: list[str], num_layers: int) -> None:
-    """Fill the persistent state from the query string, once per session (bad values are ignored)."""
+    """Fill the persistent state from the query string, once per session. A value that cannot be used is
+    ignored (or brought into range), and ``pl_url_ignored`` says which, for one caption on the page."""
     if st.session_state.get("pl_url_loaded"):
         return
     st.session_state["pl_url_loaded"] = True
     qp = st.query_params
     form = dict(st.session_state.get("pl_form", {}))
+    ignored = []
     if qp.get("text", "").strip():
         st.session_state["pl_text"] = qp["text"]
     for key in ("selector", "compare"):
-        if qp.get(key) in names:
-            form[key] = qp[key]
-    if qp.get("regime") in REGIMES:
-        form["regime"] = qp["regime"]
-    try:
-        r = round(float(qp["retention"]) / 0.05) * 0.05
-        form["retention"] = float(min(1.0, max(0.05, round(r, 2))))
-    except (KeyError, ValueError):
-        pass
-    try:
-        form["start_layer"] = int(min(max(1, num_layers - 1), max(1, int(qp["start_layer"]))))
-    except (KeyError, ValueError):
-        pass
-    try:
-        form["seed"] = int(min(2**32 - 1, max(0, int(qp["seed"]))))
-    except (KeyError, ValueError):
-        pass
+        if key in qp:
+            if qp[key] in names:
+                form[key] = qp[key]
+            else:
+                ignored.append(f"{key}={_shown(qp[key])} (not a selector that runs on this model)")
+    if "regime" in qp:
+        if qp["regime"] in REGIMES:
+            form["regime"] = qp["regime"]
+        else:
+            ignored.append(f"regime={_shown(qp['regime'])} (inference or train-select)")
+
+    def number(key: str, parse, low, high, step=None):
+        if key not in qp:
+            return
+        try:
+            raw = parse(qp[key])
+            if raw != raw:  # NaN
+                raise ValueError
+        except (ValueError, OverflowError):
+            ignored.append(f"{key}={_shown(qp[key])} (not a number)")
+            return
+        value = min(high, max(low, raw))
+        if step is not None:
+            value = float(round(round(value / step) * step, 2))
+        form[key] = value
+        if value != raw:
+            ignored.append(f"{key}={_shown(qp[key])} (outside {low}..{high} or between steps: {value} used)")
+
+    number("retention", float, 0.05, 1.0, 0.05)
+    number("start_layer", int, 1, max(1, num_layers - 1))
+    number("seed", int, 0, 2**32 - 1)
     st.session_state["pl_form"] = form
+    st.session_state["pl_url_ignored"] = ignored
 
 
 def _state_to_url(run: dict) -> None:
@@ -165,6 +188,8 @@ def render() -> None:
     _unavailable_note(model, model_name, names)
     st.session_state.setdefault("pl_text", examples[0]["text"])
     _state_from_url(names, L)
+    if st.session_state.get("pl_url_ignored"):
+        st.caption("This link's " + "; ".join(st.session_state["pl_url_ignored"]) + ": the defaults are used instead.")
     _init_widgets(names, L)
 
     chosen_example = next((e for e in examples if e["title"] == st.session_state.get("w_example")), None)

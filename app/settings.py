@@ -10,8 +10,8 @@ default model only.
 fails within a few seconds). Default "0".
 ``PYRAMID_LENS_MAX_TOKENS``: token limit per text, [CLS]/[SEP] included (default 512, the model's own
 limit; longer texts are truncated with a visible notice).
-``PYRAMID_LENS_MAX_UPLOAD_MB``: largest file the Evaluate page takes (default 20 MB; Streamlit's own cap,
-``server.maxUploadSize`` in ``.streamlit/config.toml``, is 50).
+``PYRAMID_LENS_MAX_UPLOAD_MB``: largest file the Evaluate page takes (default 20 MB, the same as Streamlit's own
+cap, ``server.maxUploadSize`` in ``.streamlit/config.toml``: raise both together).
 ``PYRAMID_LENS_MAX_EVAL_ROWS``: rows of a file the Evaluate page evaluates (the first ones; default 2,000).
 ``PYRAMID_LENS_CACHE_MB``: the memory the server's cache of traces and projections may hold (default 400 MB;
 least recently used first out; ``app/cache.py``).

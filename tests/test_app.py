@@ -165,6 +165,20 @@ def test_url_query_string_restores_the_view_and_run_updates_it():
     assert qp["start_layer"] == "2" and qp["text"] == "a wonderful , moving film" and qp["regime"] == "inference"
 
 
+def test_a_tampered_link_says_what_it_ignored():
+    at = fresh()
+    at.query_params["retention"] = "abc"
+    at.query_params["start_layer"] = "99"
+    at.query_params["selector"] = "<script>alert(1)</script>"
+    at.run()
+    assert not at.exception and not at.error
+    note = next(c.value for c in at.caption if c.value.startswith("This link's"))
+    assert "retention=`abc` (not a number)" in note and "start_layer=`99`" in note and "5 used" in note
+    assert "selector=`<script>alert(1)</script>`" in note  # as code: shown, never run
+    assert at.slider(key="w_start_layer").value == 5 and at.slider(key="w_retention").value == pytest.approx(0.3)
+    assert not any(c.value.startswith("This link's") for c in fresh().run().caption)  # a plain visit: no caption
+
+
 def test_hostile_text_is_shown_as_text():
     at = fresh().run()
     at.text_area(key="w_text").input('<img src=x onerror=alert(1)> <script>alert("x")</script> fine')
