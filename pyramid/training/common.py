@@ -101,26 +101,25 @@ def comma_strings(text: str) -> tuple[str, ...]:
     return tuple(x.strip() for x in text.split(",") if x.strip())
 
 
-def training_labels(path: str, given: Sequence[str] | None, text_column: str | None = None,
-                    label_column: str | None = None) -> list[str]:
-    """The label names a head is trained with: ``given`` when set; SST-2's ``negative, positive`` for a file
-    in an ``sst2`` folder whose labels are the ids 0 and 1; otherwise the names the file itself gives
-    (:func:`pyramid.data.infer_label_names`: integer ids, or the distinct words in sorted order). Any number
-    of labels.
+def training_labels(data, given: Sequence[str] | None) -> list[str]:
+    """The label names a head is trained with, from the training file as read (``data``, a
+    :class:`pyramid.data.LabelledData` read with ``label_names=given``): ``given`` when set; SST-2's ``negative,
+    positive`` for a file in an ``sst2`` folder whose labels are the ids 0 and 1; otherwise the names the file
+    itself gives (:func:`pyramid.data.infer_label_names`: integer ids, or the distinct words in sorted order).
+    Any number of labels; the ids do not change.
 
     Raises:
-        DataError: unreadable file; fewer than two distinct labels (nothing to classify).
+        DataError: fewer than two distinct labels in the file (nothing to classify).
     """
-    from ..data import DataError, read_labelled
+    from ..data import DataError
 
-    if given:
-        return list(given)
-    data = read_labelled(path, text_column, label_column)
     present = sorted(set(data.labels))
     if len(present) < 2:
-        raise DataError(f"{path}: every row has the label '{data.label_names[present[0]]}'; a classifier needs at "
-                        "least two classes")
-    if data.label_names == ["0", "1"] and Path(path).parent.name.lower() == "sst2":
+        raise DataError(f"{data.path}: every row has the label '{data.label_names[present[0]]}'; a classifier needs "
+                        "at least two classes")
+    if given:
+        return list(given)
+    if data.label_names == ["0", "1"] and Path(data.path).parent.name.lower() == "sst2":
         return list(SST2_LABELS)
     return list(data.label_names)
 

@@ -137,8 +137,8 @@ def train_classifier(base: LoadedEncoder, settings: TrainSettings, *, progress: 
     check_settings(s)
     names = _default_names(s)
     torch.manual_seed(s.seed)
-    s = replace(s, labels=training_labels(s.data, s.labels, s.text_column, s.label_column), dev=dev_file(s))
-    data = read_labelled(s.data, s.text_column, s.label_column, label_names=s.labels)
+    data = read_labelled(s.data, s.text_column, s.label_column, label_names=s.labels or None)
+    s = replace(s, labels=training_labels(data, s.labels), dev=dev_file(s))
     order = shuffled_rows(len(data), s.seed, s.limit)
     texts = [data.texts[i] for i in order]
     labels = torch.tensor([data.labels[i] for i in order])
