@@ -185,3 +185,22 @@ def test_multi_label_objective_losses():
     single = Objective(logits=None, num_labels=3)
     q = single.teacher(logits)
     assert torch.allclose(q.sum(-1), torch.ones(1)) and single.distill(logits, q).abs().item() < 1e-6
+
+
+@pytest.mark.parametrize("trainer", ["train-adapler", "train-trbert", "train-token-dropping", "train-ltp"])
+@pytest.mark.parametrize("name", ["news-bert", "news-multi"])
+def test_every_learned_trainer_refuses_a_checkpoint_in_one_line(cache, capsys, trainer, name):
+    """The learned selectors' trainers take a project head; on a 3-label or multi-label checkpoint they say why not."""
+    root, train, _ = cache
+    assert cli.main([trainer, "--model", str(root / name), "--data", train, "--quiet"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error:") and "fine-tuned classifier checkpoint" in err and "\n" not in err
+    assert sorted(p.name for p in root.iterdir()) == ["news-bert", "news-multi"]
+
+
+@pytest.mark.parametrize("selector", ["random", "first-k", "coreset-pool"])
+def test_every_fixed_schedule_and_merging_selector_trains_on_a_checkpoint(cache, capsys, selector):
+    root, train, _ = cache
+    assert _train("--model", str(root / "news-multi"), "--data", train, "--label-column", "topic",
+                  "--selector", selector, "--retention-range", "0.3,0.6", "--limit", "16") == 0
+    assert (root / f"news-multi-ts-{selector}" / TRAIN_SELECT_FILE).is_file()
