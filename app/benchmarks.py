@@ -192,18 +192,35 @@ def _seed_spread(dataset: str) -> None:
     diffs = load_seed_differences(dataset, RESULTS_DIR)
     if diffs:
         st.markdown("**Selector against selector over seeds**: the difference of the two recipes' mean accuracies at "
-                    "the same ρ, in points, with a 95% Welch interval over the seeds (*: it excludes 0), and in how "
-                    "many seeds the first is ahead. Every seed is scored on the same sentences, so this interval "
-                    "counts the training's variation; the paired intervals above count the sentences'.")
+                    "the same ρ, in points, with a 95% Welch interval over the seeds and a 95% paired interval over "
+                    "the seeds both have (seeds with one number share their data order and length draws; *: it "
+                    "excludes 0), and in how many seeds the first is ahead. An ordering is called real when both "
+                    "intervals exclude 0 and it holds in every seed (✔). Every seed is scored on the same "
+                    "sentences, so these intervals count the training's variation; the paired bootstrap intervals "
+                    "above count the sentences'.")
         st.dataframe(pd.DataFrame([{
             "selector": selector_label(d["selector_a"], True), "minus": selector_label(d["selector_b"], True),
             "models": f"{d['a']} − {d['b']}", "ρ": d["retention"], "seeds": f"{len(d['seeds_a'])} / {len(d['seeds_b'])}",
             "difference (points)": f"{d['diff']:+.2f} " + (
                 "[n/a: every seed scored the same]" if d["low"] is None or d["high"] is None else
                 f"[{d['low']:+.2f}, {d['high']:+.2f}]" + (" *" if d["low"] > 0 or d["high"] < 0 else "")),
-            "ahead in": f"{d['a_ahead']} of {d['paired_seeds']} seeds"} for d in diffs]),
+            "paired": "n/a" if d["paired_low"] is None else (
+                f"[{d['paired_low']:+.2f}, {d['paired_high']:+.2f}]"
+                + (" *" if d["paired_low"] > 0 or d["paired_high"] < 0 else "")),
+            "ahead in": f"{d['a_ahead']} of {d['paired_seeds']} seeds",
+            "real": "✔" if _real(d) else ""} for d in diffs]),
             hide_index=True, width="stretch", key="bench-seed-diffs")
     _meta_caption(meta)
+
+
+def _real(d: dict) -> bool:
+    """A seed ordering that survives both analyses: Welch and paired intervals exclude 0 on the same side, and the
+    first is ahead in every paired seed (or behind in every one)."""
+    if d["low"] is None or d["paired_low"] is None:
+        return False
+    up = d["low"] > 0 and d["paired_low"] > 0 and d["a_ahead"] == d["paired_seeds"]
+    down = d["high"] < 0 and d["paired_high"] < 0 and d["a_ahead"] == 0
+    return up or down
 
 
 def _drop_vs_merge(rows: list[dict]) -> None:

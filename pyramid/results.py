@@ -155,8 +155,9 @@ def load_seed_spread(dataset: str, folder: str | Path = RESULTS_DIR) -> tuple[li
 def load_seed_differences(dataset: str, folder: str | Path = RESULTS_DIR) -> list[dict]:
     """The selector-against-selector rows of ``seeds__DATASET.json`` (``differences``, written by
     ``scripts/seed_summary.py --out``): ``a, b, selector_a, selector_b, retention, seeds_a, seeds_b, diff, low,
-    high, a_ahead, paired_seeds`` (points; a 95% Welch interval over the seeds, None when every seed of both
-    scored the same); ``[]`` if absent or unreadable."""
+    high, a_ahead, paired_seeds, paired_low, paired_high`` (points; a 95% Welch interval over the seeds, None
+    when every seed of both scored the same; a 95% paired t interval over the seeds both have, None where the file
+    predates it or fewer than two seeds pair); ``[]`` if absent or unreadable."""
     path = Path(folder) / f"seeds__{dataset}.json"
     try:
         rows = json.loads(path.read_text(encoding="utf-8")).get("differences") or []
@@ -165,7 +166,9 @@ def load_seed_differences(dataset: str, folder: str | Path = RESULTS_DIR) -> lis
                  "seeds_a": [int(k) for k in r["seeds_a"]], "seeds_b": [int(k) for k in r["seeds_b"]],
                  "diff": float(r["diff"]), "low": None if r["low"] is None else float(r["low"]),
                  "high": None if r["high"] is None else float(r["high"]), "a_ahead": int(r["a_ahead"]),
-                 "paired_seeds": int(r["paired_seeds"])} for r in rows]
+                 "paired_seeds": int(r["paired_seeds"]),
+                 "paired_low": None if r.get("paired_low") is None else float(r["paired_low"]),
+                 "paired_high": None if r.get("paired_high") is None else float(r["paired_high"])} for r in rows]
     except (OSError, ValueError, KeyError, TypeError, AttributeError):
         return []
 
