@@ -188,8 +188,9 @@ def render() -> None:
     _unavailable_note(model, model_name, names)
     st.session_state.setdefault("pl_text", examples[0]["text"])
     _state_from_url(names, L)
-    if st.session_state.get("pl_url_ignored"):
-        st.caption("This link's " + "; ".join(st.session_state["pl_url_ignored"]) + ": the defaults are used instead.")
+    ignored = st.session_state.pop("pl_url_ignored", None)  # said once, on the page the link opened
+    if ignored:
+        st.caption("This link's " + "; ".join(ignored) + ": ignored (or brought into range).")
     _init_widgets(names, L)
 
     chosen_example = next((e for e in examples if e["title"] == st.session_state.get("w_example")), None)

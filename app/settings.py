@@ -100,11 +100,13 @@ def data_files(root: Path | None) -> list[str]:
 
 
 def local_models(root: Path) -> list[str]:
-    """Names of the sub-folders of ``root`` that hold a ``config.json`` (sorted); empty if none.
+    """Names of the sub-folders of ``root`` that hold a ``config.json`` (sorted); empty if none. Hidden folders
+    (a training run's temporary folder) are left out.
 
     Only these can be chosen, so no user-typed path is ever opened.
     """
     try:
-        return sorted(p.name for p in Path(root).iterdir() if p.is_dir() and (p / "config.json").is_file())
+        return sorted(p.name for p in Path(root).iterdir()
+                      if p.is_dir() and not p.name.startswith(".") and (p / "config.json").is_file())
     except OSError:
         return []

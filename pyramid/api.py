@@ -66,6 +66,7 @@ class Model:
         self._full: OrderedDict[tuple, list[float]] = OrderedDict()
         self._full_lock = threading.Lock()
         self._train_select: dict[str, object] = {}  # name -> folder of a checkpoint's Train-Select models
+        self._ts_stamp: dict[str, float | None] = {}  # name -> its train_select.json's time when loaded
 
     @classmethod
     def load(cls, name: str | None = None, *, allow_hub: bool = True) -> "Model":
@@ -141,6 +142,8 @@ class Model:
         Raises:
             HeadLoadError: no such head, or one made for another model; ``OWN_HEAD`` on a model without one.
         """
+        if head in self._train_select and self._stale(head):
+            self._classifiers.pop(head, None)  # retrained since it was loaded
         found = self._classifiers.get(head)
         if found is not None:
             return found
@@ -156,6 +159,7 @@ class Model:
                     from .loading import ModelLoadError
 
                     try:
+                        self._ts_stamp[head] = self._stamp(head)
                         found = CheckpointClassifier(load_encoder(str(self._train_select[head]), allow_hub=False))
                     except (ModelLoadError, ValueError) as exc:
                         raise HeadLoadError(f"Could not load the Train-Select model '{head}': {exc}") from exc
@@ -165,6 +169,18 @@ class Model:
                 if self.on_load is not None:
                     self.on_load()
         return found
+
+    def _stamp(self, head: str) -> float | None:
+        from .artifacts import TRAIN_SELECT_FILE
+
+        try:
+            return (self._train_select[head] / TRAIN_SELECT_FILE).stat().st_mtime
+        except OSError:
+            return None
+
+    def _stale(self, head: str) -> bool:
+        """A checkpoint's Train-Select model was written again since it was loaded."""
+        return head in self._ts_stamp and self._ts_stamp[head] != self._stamp(head)
 
     def train_select_model(self, name: str) -> str | None:
         """The name of this checkpoint's own Train-Select model for the selector ``name`` (the folder

@@ -45,6 +45,8 @@ def checkpoint_train_select(model_path: str | Path, model_name: str, selector: s
     ``<checkpoint>-ts-<selector>`` beside the checkpoint (the model cache), when it holds a ``config.json`` and a
     ``train_select.json`` naming this checkpoint and selector; None otherwise (missing, incomplete, or made
     from another checkpoint). Reads two small JSON files, no weights."""
+    if not Path(model_path).is_dir():  # a hub id: no folder beside it
+        return None
     folder = Path(model_path).parent / checkpoint_train_select_name(model_name, selector)
     meta = folder / TRAIN_SELECT_FILE
     if not (meta.is_file() and (folder / "config.json").is_file()):

@@ -134,9 +134,12 @@ def cmd_grid(args) -> int:
     except GridError as exc:
         raise CliError(str(exc)) from None
     if results:
-        path, rows, diffs = write_summary(grid, results, args.results or str(RESULTS_DIR), _command_line(args))
+        path, rows, diffs = write_summary(grid, results, args.results or str(RESULTS_DIR), _command_line(args),
+                                          keep_others=None if args.results else out)
         print_summary(rows, diffs)
-        print(f"wrote {path}")
+        print(f"wrote {path}" + ("" if args.results or path.parent == RESULTS_DIR else
+                                 f" (the shipped results already hold {path.name} from elsewhere: not replaced; give "
+                                 "--results to choose where it goes)"))
     if failures:
         print(f"{len(failures)} of {len(grid.trials)} trials failed (their error.txt under {out}/trials)", file=sys.stderr)
         return 1
@@ -430,7 +433,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default=None, help="folder of the trials (default grid-runs/GRID-NAME); a trial done "
                    "there is not run again")
     p.add_argument("--results", default=None, help="folder of the seed summary seeds__DATASET.json (default: the "
-                   "shipped results the Benchmarks page reads)")
+                   "shipped results the Benchmarks page reads, unless a summary of that data set made elsewhere is "
+                   "there: then OUT)")
     p.set_defaults(func=cmd_grid)
 
     p = sub.add_parser("evaluate", help="accuracy / agreement / FLOPs speedup per regime, selector and retention")

@@ -134,7 +134,10 @@ def load_grid(path: str, out: str) -> Grid:
     Raises:
         GridError: unreadable TOML, an unknown key, selector or option value, empty lists, missing files.
     """
-    import tomllib
+    try:
+        import tomllib
+    except ImportError:  # Python 3.10
+        import tomli as tomllib
 
     from .selectors import SELECTORS
     from .training.heads import TrainSettings
@@ -176,6 +179,8 @@ def load_grid(path: str, out: str) -> Grid:
     for key in ("train", "dev"):
         if not isinstance(spec[key], str) or not os.path.isfile(os.path.expanduser(spec[key])):
             raise GridError(f"{path}: the {key} file '{spec[key]}' does not exist")
+    # absolute paths: Ray's workers do not run in this process's folder
+    models = [os.path.abspath(os.path.expanduser(m)) if os.path.isdir(os.path.expanduser(m)) else m for m in models]
     retentions = spec.get("retentions", list(DEFAULT_RETENTIONS))
     try:
         from . import argtypes as at
@@ -213,8 +218,9 @@ def load_grid(path: str, out: str) -> Grid:
             for seed in seeds:
                 tid = f"{prefix}-s{seed}" if sel == NO_SELECTOR else f"{prefix}-ts-{sel}-s{seed}"
                 trials.append(Trial(id=tid, model=m, selector=sel, seed=int(seed), options=dict(options),
-                                    train=os.path.expanduser(spec["train"]), dev=os.path.expanduser(spec["dev"]),
-                                    retentions=retentions, folder=str(root / tid),
+                                    train=os.path.abspath(os.path.expanduser(spec["train"])),
+                                    dev=os.path.abspath(os.path.expanduser(spec["dev"])),
+                                    retentions=retentions, folder=str((root / tid).resolve()),
                                     text_column=spec.get("text_column"), label_column=spec.get("label_column")))
     ids = [t.id for t in trials]
     if len(set(ids)) != len(ids):
@@ -273,20 +279,28 @@ def run_trial(trial: Trial, progress: bool = False) -> dict:
     data = read_labelled(trial.dev, trial.text_column, trial.label_column, label_names=clf.labels)
     sel = [selector] if selector else ["first-k"]  # full length: a retention of 1 with any fixed selector
     rets = trial.retentions if selector else (1.0,)
-    rows = evaluate(clf, data, sel, rets, progress=False)
+    rows = evaluate(clf, data, sel, rets, start_layer=int(trial.options.get("start_layer", 1)), progress=False)
     for r in rows:
         if not selector:
             r["selector"] = NO_SELECTOR
     trained = json.loads((model_dir / ("train_select.json" if base.has_own_head else "head_config.json"))
                          .read_text(encoding="utf-8"))
     result = {"trial": trial.id, "model": trial.model, "selector": trial.selector, "seed": trial.seed,
-              "rows": rows, "train_seconds": (trained.get("training") or {}).get("train_seconds"),
+              "train": trial.train, "dev": trial.dev, "retentions": list(trial.retentions), "rows": rows, "train_seconds": (trained.get("training") or {}).get("train_seconds"),
               "seconds": round(time.perf_counter() - t0, 1), "settings": trial.options, "command": command,
               "out": summary.get("out")}
     tmp = folder / "result.json.tmp"
     tmp.write_text(json.dumps(result, indent=1), encoding="utf-8")
     os.replace(tmp, result_path(trial))
     return result
+
+
+def _same_trial(result: dict, trial: Trial) -> bool:
+    """An earlier ``result.json`` answers this trial: same model, selector, seed, files, retentions and options."""
+    want = {"model": trial.model, "selector": trial.selector, "seed": trial.seed, "train": trial.train,
+            "dev": trial.dev, "retentions": list(trial.retentions),
+            "settings": json.loads(json.dumps(trial.options, default=list))}
+    return all(json.loads(json.dumps(result.get(k), default=list)) == v for k, v in want.items())
 
 
 def _ray_trial(trial: Trial) -> dict:
@@ -337,19 +351,26 @@ def run_grid(grid: Grid, *, ray_address: str | None = None, use_ray: bool = Fals
         done = result_path(t)
         if done.is_file():
             try:
-                results.append(json.loads(done.read_text(encoding="utf-8")))
+                earlier = json.loads(done.read_text(encoding="utf-8"))
+            except (OSError, ValueError):
+                earlier = None
+            if earlier is not None and _same_trial(earlier, t):
+                results.append(earlier)
                 report(f"[{len(results) + len(failures)}/{n}] {t.id}: done in an earlier run")
                 continue
-            except (OSError, ValueError):
-                pass
+            if earlier is not None:
+                report(f"{t.id}: the earlier result was made with other settings; trained again")
         todo.append(t)
 
     def finished(t: Trial, res: dict) -> None:
         k = len(results) + len(failures) + 1
         if "error" in res:
             failures.append(res)
-            Path(t.folder).mkdir(parents=True, exist_ok=True)
-            (Path(t.folder) / "error.txt").write_text(res.get("traceback") or res["error"], encoding="utf-8")
+            try:
+                Path(t.folder).mkdir(parents=True, exist_ok=True)
+                (Path(t.folder) / "error.txt").write_text(res.get("traceback") or res["error"], encoding="utf-8")
+            except OSError:
+                pass
             report(f"[{k}/{n}] {t.id}: FAILED: {res['error']}")
             return
         results.append(res)
@@ -374,19 +395,17 @@ def run_grid(grid: Grid, *, ray_address: str | None = None, use_ray: bool = Fals
     except ImportError:
         raise GridError("--ray needs Ray: pip install 'ray[default]'") from None
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
-    started = False
     if ray_address is not None:
         check_ray_address(ray_address)
     try:
-        if ray_address is None:
-            ray.init(num_cpus=num_cpus, include_dashboard=False, log_to_driver=False, configure_logging=False,
-                     _node_ip_address="127.0.0.1")
-        else:
-            ray.init(address=ray_address, log_to_driver=False, configure_logging=False)
-        started = True
-    except Exception as exc:  # noqa: BLE001 - Ray's own message
-        raise GridError(f"could not start or join Ray ({ray_address or 'local'}): {exc}") from None
-    try:
+        try:
+            if ray_address is None:
+                ray.init(num_cpus=num_cpus, include_dashboard=False, log_to_driver=False, configure_logging=False,
+                         _node_ip_address="127.0.0.1")
+            else:
+                ray.init(address=ray_address, log_to_driver=False, configure_logging=False)
+        except Exception as exc:  # noqa: BLE001 - Ray's own message
+            raise GridError(f"could not start or join Ray ({ray_address or 'local'}): {exc}") from None
         task = ray.remote(num_cpus=grid.cpus_per_trial, num_gpus=grid.gpus_per_trial, max_retries=0)(_ray_trial)
         pending = {task.remote(t): t for t in todo}
         while pending:
@@ -399,7 +418,7 @@ def run_grid(grid: Grid, *, ray_address: str | None = None, use_ray: bool = Fals
                     res = {"trial": t.id, "error": f"{type(exc).__name__}: {exc}"}
                 finished(t, res)
     finally:
-        if started:
+        if ray.is_initialized():  # also after a failed or interrupted start
             ray.shutdown()
     return results, failures
 
@@ -424,9 +443,15 @@ def seed_records(results: list[dict]) -> list[dict]:
     return records
 
 
-def write_summary(grid: Grid, results: list[dict], results_dir: str, command: str) -> tuple[Path, list, list]:
+def write_summary(grid: Grid, results: list[dict], results_dir: str, command: str,
+                  keep_others: str | None = None) -> tuple[Path, list, list]:
     """Write ``results_dir/seeds__DATASET.json`` (and its ``.meta.json``) from the grid's results, in the
-    format the Benchmarks page reads; returns ``(path, rows, differences)``."""
+    format the Benchmarks page reads; returns ``(path, rows, differences)``.
+
+    Args:
+        keep_others: a folder to write to instead when ``results_dir`` already holds a summary of this data set
+            that this grid file did not write (the shipped one, another grid's): it is never replaced unasked.
+    """
     import datetime
     import platform
 
@@ -436,12 +461,19 @@ def write_summary(grid: Grid, results: list[dict], results_dir: str, command: st
     rows = summarize(records)
     diffs = differences(rows)
     path = Path(results_dir) / f"seeds__{grid.dataset}.json"
+    if keep_others is not None and path.exists():
+        try:
+            mine = json.loads(Path(str(path) + ".meta.json").read_text(encoding="utf-8")).get("grid_file")
+        except (OSError, ValueError):
+            mine = None
+        if mine != os.path.abspath(grid.path):
+            path = Path(keep_others) / path.name
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps({"rows": rows, "differences": diffs,
                                 "note": f"python -m pyramid grid {grid.path}: seeds of each recipe"}, indent=1),
                     encoding="utf-8")
     meta = {"command": command, "date": datetime.date.today().isoformat(), "machine": platform.machine(),
-            "grid": grid.spec, "heads": {r["name"]: {"folder": r["folder"], **r["card"]} for r in records}}
+            "grid_file": os.path.abspath(grid.path), "grid": grid.spec, "heads": {r["name"]: {"folder": r["folder"], **r["card"]} for r in records}}
     Path(str(path) + ".meta.json").write_text(json.dumps(meta, indent=2, default=str), encoding="utf-8")
     return path, rows, diffs
 

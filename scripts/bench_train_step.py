@@ -29,9 +29,9 @@ import tempfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-WRAP = ("import resource, sys, runpy; sys.argv = ['pyramid'] + sys.argv[1:]\n"
-        "try:\n    runpy.run_module('pyramid', run_name='__main__')\nexcept SystemExit:\n    pass\n"
-        "print('PEAK_KB', resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, file=sys.stderr)")
+WRAP = ("import resource, sys, runpy; sys.argv = ['pyramid'] + sys.argv[1:]\ncode = 0\n"
+        "try:\n    runpy.run_module('pyramid', run_name='__main__')\nexcept SystemExit as exc:\n    code = exc.code or 0\n"
+        "print('PEAK_KB', resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, file=sys.stderr)\nsys.exit(code)")
 
 
 def _run(code_dir: Path, args: list[str], out: Path) -> tuple[float, float]:

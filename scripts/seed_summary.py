@@ -9,7 +9,8 @@ whose recipe has other seeds: each seed's figures, their mean and standard devia
 trained (they need not ship).
 
 Heads group by name, a ``-sK`` suffix marking seed K of the head named without it (``sst2-lora-s1`` is seed 1
-of ``sst2-lora``; ``sst2-lora-ts-coreset-s1``, trained from ``sst2-lora-s1``, seed 1 of ``sst2-lora-ts-coreset``).
+of ``sst2-lora``; ``sst2-lora-ts-coreset-s1``, seed 1 of ``sst2-lora-ts-coreset``, trained from the shipped
+``sst2-lora`` like seed 0: the seeds of a LengthDrop recipe share their start).
 A warning is printed when the members of a group differ in a setting of the recipe (``RECIPE_KEYS``). Figures are
 accuracies on the head's dev file (SST-2 dev, 872 sentences), in percent; the standard deviation is the sample one
 (n - 1), over the seeds present.

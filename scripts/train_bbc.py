@@ -51,7 +51,7 @@ def main() -> None:
     quiet_transformers()
     train = read_labelled(os.path.join(args.data, "train.csv"))
     labels = train.label_names
-    dev = read_labelled(os.path.join(args.data, "dev.csv"), label_names=labels)
+    dev_path = os.path.join(args.data, "dev.csv")  # read once training has ended (tests/test_leaks.py)
     base = default_model_path()
     tokenizer = AutoTokenizer.from_pretrained(base)
     model = AutoModelForSequenceClassification.from_pretrained(
@@ -67,7 +67,8 @@ def main() -> None:
     if args.card_only:
         record = json.loads((out / "training.json").read_text(encoding="utf-8"))
         model = AutoModelForSequenceClassification.from_pretrained(out, use_safetensors=True)
-        _finish(out, model, tokenizer, dev, labels, len(train), record["metrics"]["train_seconds"],
+        _finish(out, model, tokenizer, read_labelled(dev_path, label_names=labels), labels, len(train),
+                record["metrics"]["train_seconds"],
                 record["command"], record["args"])
         return
     train_set = encode(train)
@@ -87,7 +88,8 @@ def main() -> None:
     model.save_pretrained(out)
     tokenizer.save_pretrained(out)
     command = "python scripts/train_bbc.py " + " ".join(shlex.quote(a) for a in sys.argv[1:])
-    _finish(out, model, tokenizer, dev, labels, len(train), train_seconds, command, vars(args))
+    _finish(out, model, tokenizer, read_labelled(dev_path, label_names=labels), labels, len(train), train_seconds,
+            command, vars(args))
 
 
 def _finish(out, model, tokenizer, dev, labels, n_train, train_seconds, command, args) -> None:

@@ -141,3 +141,23 @@ def test_an_unreachable_ray_address_fails_fast(setup, capsys):
     err = capsys.readouterr().err
     assert err.startswith("error:") and "no Ray cluster answers" in err
     assert not os.path.exists("grid-runs/grid")
+
+
+def test_a_summary_made_elsewhere_is_not_replaced_unasked(setup, tmp_path):
+    from pyramid.grid import write_summary
+
+    _, grid = setup
+    g = load_grid(grid(), str(tmp_path / "out"))
+    results = [{"trial": t.id, "model": t.model, "selector": t.selector, "seed": t.seed, "settings": t.options,
+                "rows": [{"retention": 1.0, "accuracy": 0.5 + 0.01 * t.seed}, {"retention": 0.5, "accuracy": 0.4}]}
+               for t in g.trials]
+    shipped = tmp_path / "results"
+    shipped.mkdir()
+    (shipped / "seeds__news-dev.json").write_text('{"rows": [], "differences": []}')
+    path, rows, _ = write_summary(g, results, str(shipped), "cmd", keep_others=str(tmp_path / "out"))
+    assert path == tmp_path / "out" / "seeds__news-dev.json" and rows
+    assert (shipped / "seeds__news-dev.json").read_text() == '{"rows": [], "differences": []}'
+    (shipped / "seeds__news-dev.json").unlink()
+    first, _, _ = write_summary(g, results, str(shipped), "cmd", keep_others=str(tmp_path / "out"))
+    again, _, _ = write_summary(g, results, str(shipped), "cmd", keep_others=str(tmp_path / "out"))
+    assert first == again == shipped / "seeds__news-dev.json"  # its own summary: replaced

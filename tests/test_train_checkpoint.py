@@ -204,3 +204,17 @@ def test_every_fixed_schedule_and_merging_selector_trains_on_a_checkpoint(cache,
     assert _train("--model", str(root / "news-multi"), "--data", train, "--label-column", "topic",
                   "--selector", selector, "--retention-range", "0.3,0.6", "--limit", "16") == 0
     assert (root / f"news-multi-ts-{selector}" / TRAIN_SELECT_FILE).is_file()
+
+
+@pytest.mark.slow
+def test_the_pooler_is_trained_with_the_head(cache, capsys):
+    """BERT's pooler belongs to the head the checkpoint reads; with LoRA it is trained in full, like the classifier."""
+    from safetensors.torch import load_file
+
+    root, train, _ = cache
+    assert _train("--model", str(root / "news-bert"), "--data", train, "--label-column", "topic", "--selector",
+                  "coreset", "--retention-range", "0.3,0.6") == 0
+    before = load_file(str(root / "news-bert" / "model.safetensors"))
+    after = load_file(str(root / "news-bert-ts-coreset" / "model.safetensors"))
+    for key in ("bert.pooler.dense.weight", "classifier.weight"):
+        assert not torch.equal(before[key], after[key]), key

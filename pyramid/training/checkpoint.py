@@ -80,6 +80,9 @@ def train_checkpoint(base: LoadedEncoder, settings, *, progress: bool = True) ->
     if s.labels and [x.lower() for x in s.labels] != [x.lower() for x in labels_names]:
         raise ValueError(f"--labels {','.join(s.labels)} differ from the checkpoint's own id2label {labels_names}")
     name = s.name or checkpoint_train_select_name(base.name, s.selector)
+    if not s.out and not os.path.isdir(base.path):
+        raise ValueError(f"'{base.name}' is not a local folder: give --out for its Train-Select model (or copy the "
+                         "checkpoint into the model cache first, where the app finds both)")
     out = Path(s.out) if s.out else Path(base.path).parent / name
     s = replace(s, labels=labels_names, dev=dev_file(s))
 
@@ -104,11 +107,16 @@ def train_checkpoint(base: LoadedEncoder, settings, *, progress: bool = True) ->
 
         from ..classifier import lora_config
 
-        head_params = [p for n, p in clf.named_parameters() if not n.startswith(clf.base_model_prefix + ".")]
+        # the head: every module outside the base model, and the base model's pooler (BERT, ALBERT), which the
+        # head reads and no LoRA target covers
+        head_params = [p for n, p in clf.named_parameters()
+                       if not n.startswith(clf.base_model_prefix + ".") or ".pooler." in n]
         peft_model = get_peft_model(model, lora_config(s.lora_r, s.lora_alpha, s.lora_dropout, family=base.family))
         for p in head_params:
             p.requires_grad_(True)
-        groups = [([p for p in model.parameters() if p.requires_grad], s.lr), (head_params, s.head_lr)]
+        in_head = {id(p) for p in head_params}
+        lora = [p for p in model.parameters() if p.requires_grad and id(p) not in in_head]
+        groups = [(lora, s.lr), (head_params, s.head_lr)]
     encoder = encoder_from_model(model, base.tokenizer, name=base.name)
     selector = get_selector(s.selector)
     full_pyramid = PyramidEncoder(encoder, full_length_selector(), Schedule(retention=1.0))
@@ -148,6 +156,9 @@ def train_checkpoint(base: LoadedEncoder, settings, *, progress: bool = True) ->
     }
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent))
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(tmp, 0o777 & ~umask)  # mkdtemp's 0700 would hide the model from a server run by another user
     try:
         _save(clf, base, tmp)
         if dev is not None:
@@ -202,7 +213,12 @@ def _replace_folder(tmp: Path, out: Path) -> None:
     if out.exists():
         old = out.parent / f".{out.name}.old-{os.getpid()}"
         os.replace(out, old)
-    os.replace(tmp, out)
+    try:
+        os.replace(tmp, out)
+    except OSError:
+        if old is not None:  # put the earlier model back
+            os.replace(old, out)
+        raise
     if old is not None:
         shutil.rmtree(old, ignore_errors=True)
 

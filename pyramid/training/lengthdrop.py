@@ -30,9 +30,12 @@ from .common import DEFAULT_DEV, DEFAULT_TRAIN, epoch_batches, on_device, warmup
 def dev_file(s) -> str:
     """The evaluation file of a run: ``s.dev`` when given (``''``: none), else SST-2 dev when the training
     file is SST-2 train (the default), else none (another file's dev split is the user's to name)."""
+    import os
+
     if s.dev is not None:
         return s.dev
-    return DEFAULT_DEV if s.data == DEFAULT_TRAIN else ""
+    same = os.path.exists(s.data) and os.path.exists(DEFAULT_TRAIN) and os.path.samefile(s.data, DEFAULT_TRAIN)
+    return DEFAULT_DEV if same or s.data == DEFAULT_TRAIN else ""
 
 
 def check_settings(s) -> None:
