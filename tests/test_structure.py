@@ -98,7 +98,7 @@ def test_the_loop_detector_finds_a_loop():
 
 
 ALLOWED_FOR_SELECTORS = {"pyramid.selectors.base", "pyramid.artifacts", "pyramid.attention", "pyramid.loading",
-                         "pyramid.selectors"}
+                         "pyramid.selectors", "pyramid.jit"}  # jit: compiled loops (numba, any install)
 
 
 def test_selector_files_import_only_the_base_artifacts_the_kernel_and_loading():
