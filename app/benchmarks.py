@@ -22,8 +22,10 @@ from . import panels
 
 DATASET_NAMES = {"sst2-dev": "SST-2 dev (sentences)", "imdb-dev": "IMDB reviews (long, truncated to 512 tokens)",
                  "bbc-dev": "BBC News dev (long articles, five topics; minilm-bbc-news, inference-only)",
+                 "bbc-dev-ts": "BBC News dev, your classifier in both regimes (a minilm-bbc-news retrained, and its "
+                               "Train-Select core-set and attention models from `train --model`)",
                  "sst2-dev-mpnet12": "SST-2 dev, 12-layer MPNet (all-mpnet-base-v2, inference-only)"}
-DATASET_ORDER = ("sst2-dev", "imdb-dev", "bbc-dev", "sst2-dev-mpnet12")
+DATASET_ORDER = ("sst2-dev", "imdb-dev", "bbc-dev", "bbc-dev-ts", "sst2-dev-mpnet12")
 SPEED_COLUMNS = {
     "config": "model", "seq_len": "tokens", "batch_size": "batch", "selector": "selector", "retention": "ρ",
     "full_ms": "full model (ms)", "pyramid_ms": "pyramid (ms)", "selection_ms": "of which selection (ms)",

@@ -12,8 +12,9 @@ A :class:`Model` is a loaded encoder plus the classifiers that predict on it, lo
 * the **inference-only** regime predicts with the model's own head when it is a fine-tuned
   classifier checkpoint (:class:`pyramid.classifier.CheckpointClassifier`), with the project's
   ``sst2-lora`` head on the default model, and not at all on a plain encoder of another name;
-* the **Train-Select** regime predicts with the head fine-tuned with the selector in the loop
-  (the project's heads on the default model only);
+* the **Train-Select** regime predicts with the model fine-tuned with the selector in the loop: the
+  project's heads on the default model, and on a classifier checkpoint its own ``<checkpoint>-ts-<selector>``
+  models beside it (``python -m pyramid train --model DIR --selector S``; :meth:`Model.train_select_model`);
 * a learned selector (AdapLeR, TR-BERT, LTP) always runs on the encoder of the head its weights were
   trained with.
 
