@@ -471,17 +471,17 @@ def test_a_classifier_with_its_train_select_model_shows_both_regimes(tmp_path, m
     labels = {0: "sport", 1: "politics", 2: "weather"}
     cfg = BertConfig(vocab_size=30522, hidden_size=32, num_hidden_layers=3, num_attention_heads=4, intermediate_size=64,
                      max_position_embeddings=512, num_labels=3, id2label=labels, label2id={v: k for k, v in labels.items()})
-    AutoModelForSequenceClassification.from_config(cfg).save_pretrained(tmp_path / "topics")
-    minilm.tokenizer.save_pretrained(tmp_path / "topics")
+    AutoModelForSequenceClassification.from_config(cfg).save_pretrained(tmp_path / "topics-ts")
+    minilm.tokenizer.save_pretrained(tmp_path / "topics-ts")
     data = tmp_path / "train.csv"
     data.write_text("text,label\n" + "".join(f"\"{w} today\",{y}\n" for w, y in
                                              [("goal", "sport"), ("vote", "politics"), ("rain", "weather")] * 6))
-    assert cli.main(["train", "--model", str(tmp_path / "topics"), "--data", str(data), "--selector", "coreset",
+    assert cli.main(["train", "--model", str(tmp_path / "topics-ts"), "--data", str(data), "--selector", "coreset",
                      "--retention-range", "0.2,0.6", "--epochs", "1", "--batch-size", "6", "--lora-r", "2",
                      "--sandwich", "0", "--quiet"]) == 0
     monkeypatch.setenv("PYRAMID_LENS_MODEL_ROOT", str(tmp_path))
     at = fresh().run()
-    at.selectbox(key="pl_model_choice").set_value("topics").run()
+    at.selectbox(key="pl_model_choice").set_value("topics-ts").run()
     at.text_area(key="w_text").input("The match ended in a draw after heavy rain.")
     at.radio(key="w_regime").set_value("train-select")
     run_button(at).click()
@@ -495,6 +495,6 @@ def test_a_classifier_with_its_train_select_model_shows_both_regimes(tmp_path, m
     from app import evaluate  # noqa: F401 - the page's regime menu reads the same answer
     from pyramid.api import Model
 
-    m = Model.load(str(tmp_path / "topics"))
+    m = Model.load(str(tmp_path / "topics-ts"))
     assert m.selectors("train-select") == ["coreset"]
-    assert [t for t, _ in m.model_cards(m.selector("coreset", "train-select"))] == ["Train-Select model `topics-ts-coreset`"]
+    assert [t for t, _ in m.model_cards(m.selector("coreset", "train-select"))] == ["Train-Select model `topics-ts-ts-coreset`"]
