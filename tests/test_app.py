@@ -429,9 +429,9 @@ def test_umap_warmup_waits_after_the_first_answer_and_starts_at_once_when_the_ta
     assert len(calls) == 1 and time.perf_counter() - t0 < 5.0 and not warm.is_alive()
 
 
-def test_a_fine_tuned_classifier_in_the_model_cache_predicts_its_own_labels(tmp_path, monkeypatch, minilm):
-    """A *ForSequenceClassification folder in the model cache: chosen in the sidebar, it predicts with its own
-    head and labels; the selectors that need the project's heads are listed as unavailable, with why."""
+def _topic_checkpoint(folder, minilm) -> dict:
+    """A tiny random 3-label BertForSequenceClassification saved into ``folder`` (with the default tokenizer);
+    returns its id2label."""
     import torch
     from transformers import AutoModelForSequenceClassification, BertConfig
 
@@ -439,8 +439,15 @@ def test_a_fine_tuned_classifier_in_the_model_cache_predicts_its_own_labels(tmp_
     labels = {0: "sport", 1: "politics", 2: "weather"}
     cfg = BertConfig(vocab_size=30522, hidden_size=32, num_hidden_layers=3, num_attention_heads=4, intermediate_size=64,
                      max_position_embeddings=512, num_labels=3, id2label=labels, label2id={v: k for k, v in labels.items()})
-    AutoModelForSequenceClassification.from_config(cfg).save_pretrained(tmp_path / "topics")
-    minilm.tokenizer.save_pretrained(tmp_path / "topics")
+    AutoModelForSequenceClassification.from_config(cfg).save_pretrained(folder)
+    minilm.tokenizer.save_pretrained(folder)
+    return labels
+
+
+def test_a_fine_tuned_classifier_in_the_model_cache_predicts_its_own_labels(tmp_path, monkeypatch, minilm):
+    """A *ForSequenceClassification folder in the model cache: chosen in the sidebar, it predicts with its own
+    head and labels; the selectors that need the project's heads are listed as unavailable, with why."""
+    labels = _topic_checkpoint(tmp_path / "topics", minilm)
     monkeypatch.setenv("PYRAMID_LENS_MODEL_ROOT", str(tmp_path))
     at = fresh().run()
     at.selectbox(key="pl_model_choice").set_value("topics").run()
@@ -462,17 +469,9 @@ def test_a_fine_tuned_classifier_in_the_model_cache_predicts_its_own_labels(tmp_
 def test_a_classifier_with_its_train_select_model_shows_both_regimes(tmp_path, monkeypatch, minilm):
     """A checkpoint in the model cache with `<checkpoint>-ts-coreset` beside it (`python -m pyramid train --model`):
     the Explorer predicts in both regimes and shows that model's card; the Evaluate page offers Train-Select."""
-    import torch
-    from transformers import AutoModelForSequenceClassification, BertConfig
-
     from pyramid import cli
 
-    torch.manual_seed(0)
-    labels = {0: "sport", 1: "politics", 2: "weather"}
-    cfg = BertConfig(vocab_size=30522, hidden_size=32, num_hidden_layers=3, num_attention_heads=4, intermediate_size=64,
-                     max_position_embeddings=512, num_labels=3, id2label=labels, label2id={v: k for k, v in labels.items()})
-    AutoModelForSequenceClassification.from_config(cfg).save_pretrained(tmp_path / "topics-ts")
-    minilm.tokenizer.save_pretrained(tmp_path / "topics-ts")
+    labels = _topic_checkpoint(tmp_path / "topics-ts", minilm)
     data = tmp_path / "train.csv"
     data.write_text("text,label\n" + "".join(f"\"{w} today\",{y}\n" for w, y in
                                              [("goal", "sport"), ("vote", "politics"), ("rain", "weather")] * 6))
@@ -492,7 +491,6 @@ def test_a_classifier_with_its_train_select_model_shows_both_regimes(tmp_path, m
     assert ts & set(labels.values()) and ts <= set(labels.values()) | {"", "n/a"}  # n/a: no model for that selector
     assert any(e.label.startswith("How these models were trained") for e in at.expander)
 
-    from app import evaluate  # noqa: F401 - the page's regime menu reads the same answer
     from pyramid.api import Model
 
     m = Model.load(str(tmp_path / "topics-ts"))
