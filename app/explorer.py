@@ -9,19 +9,21 @@ predictions on Run; the other tabs (coverage of every selector, the UMAP project
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import re
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import streamlit as st
 
 from pyramid.artifacts import REGIMES
-from pyramid.classifier import OWN_HEAD, HeadLoadError
+from pyramid.classifier import OWN_HEAD, HeadLoadError, Prediction
 from pyramid.schedule import ScheduleError
 from pyramid.selectors import SELECTORS, get_selector, selector_label
-from pyramid.tokenization import EmptyTextError
+from pyramid.tokenization import EmptyTextError, TokenizedText
 from pyramid.trace import trace_flops
 from pyramid.words import trace_groups
 
@@ -160,6 +162,12 @@ def _on_example() -> None:
         st.session_state["w_text"] = examples[title]
 
 
+def _on_run() -> None:
+    """The Run button's callback (before the script reruns): the page then takes the form's values as the new run
+    and computes it before drawing anything."""
+    st.session_state["pl_submitted"] = True
+
+
 def _on_words() -> None:
     st.session_state["pl_words"] = bool(st.session_state.get("w_words"))
 
@@ -192,6 +200,23 @@ def render() -> None:
     if ignored:
         st.caption("This link's " + "; ".join(ignored) + ": ignored (or brought into range).")
     _init_widgets(names, L)
+    ss = st.session_state
+    if ss.pop("pl_submitted", False) or "pl_run" not in ss:
+        values = {k: ss[f"w_{k}"] for k in ("selector", "compare", "retention", "start_layer", "seed", "regime")}
+        values.update(retention=float(values["retention"]), start_layer=int(values["start_layer"]), seed=int(values["seed"]))
+        ss["pl_text"] = ss["w_text"]
+        ss["pl_form"] = values
+        new = {"text": ss["w_text"], **values, "model": model_name}
+        old = ss.get("pl_run", {})
+        # a new run's widgets start from their defaults (their keys carry the run's id); Run on the same text and
+        # settings keeps the id, so that the page redraws the same elements (nothing is rebuilt in the browser)
+        same = {k: v for k, v in old.items() if k != "id"} == new
+        ss["pl_run"] = {**new, "id": old.get("id", 0) + (0 if same else 1)}
+        _state_to_url(ss["pl_run"])
+    run = ss["pl_run"]
+    # every pass of the Run before anything below is drawn: a browser on the same cores draws the page after the
+    # passes, not during them (docs/architecture: the app's overhead)
+    results = _compute(model, model_name, run, settings) if run["model"] == model_name else None
 
     chosen_example = next((e for e in examples if e["title"] == st.session_state.get("w_example")), None)
     if chosen_example is not None and chosen_example["text"] != st.session_state.get("w_text"):
@@ -221,21 +246,12 @@ def render() -> None:
             st.number_input("Seed (random selector)", 0, 2**32 - 1, key="w_seed",
                             help="Seed of the random selector's draw; the same seed gives the same trace.")
         st.caption("The link in the address bar reopens this view (text and settings) after Run.")
-        submitted = st.form_submit_button("Run", type="primary")
+        st.form_submit_button("Run", type="primary", on_click=_on_run)
 
-    ss = st.session_state
-    if submitted or "pl_run" not in ss:
-        values = {k: ss[f"w_{k}"] for k in ("selector", "compare", "retention", "start_layer", "seed", "regime")}
-        values.update(retention=float(values["retention"]), start_layer=int(values["start_layer"]), seed=int(values["seed"]))
-        ss["pl_text"] = ss["w_text"]
-        ss["pl_form"] = values
-        ss["pl_run"] = {"text": ss["w_text"], **values, "model": model_name, "id": ss.get("pl_run", {}).get("id", 0) + 1}
-        _state_to_url(ss["pl_run"])
-    run = ss["pl_run"]
-    if run["model"] != model_name:
+    if results is None:
         st.info("The model changed: press Run to trace the text with it.")
         return
-    _results(model, model_name, run, settings, t_start)
+    _results(model, model_name, run, results, t_start)
 
 
 def _unavailable_note(model, model_name: str, names: list[str]) -> None:
@@ -264,34 +280,84 @@ def _runs(model, model_name: str, run: dict) -> tuple[tuple[str, str], tuple[str
     return out[0], out[1], notes
 
 
-def _results(model, model_name: str, run: dict, settings, t_start: float) -> None:
-    """Everything below the form, for the run in session state."""
-    max_tokens = min(settings.max_tokens, model.max_length)
+@dataclass
+class RunResults:
+    """Everything a Run shows before the user opens anything, computed before the page draws it
+    (:func:`_compute`): the tokenization, the two runs' traces (each with the prediction of its own pass) and the
+    prediction table's answers. ``warning`` (an empty text) or ``error`` (a selector that could not run) end the
+    page early."""
+
+    max_tokens: int
+    tokenized: TokenizedText | None = None
+    warning: str | None = None
+    error: str | None = None
+    runs: tuple = ()
+    notes: list[str] = field(default_factory=list)
+    traces: dict = field(default_factory=dict)
+    full: Prediction | None = None
+    regimes: list[str] = field(default_factory=list)
+    predictions: dict = field(default_factory=dict)
+    every: bool = False
+
+
+def _compute(model, model_name: str, run: dict, settings, *, every: bool | None = None,
+             progress: bool = True) -> RunResults:
+    """Every encoder pass a Run shows by default: the chosen and the compared run's traces, the full-length answer
+    and the prediction table's other-regime answers (``every``: every selector's, as the table's toggle asks;
+    default: the toggle's state). Each comes from the shared caches when already computed. With ``progress``, a
+    caption says when the Run waits behind other users' computations (spinners appear after 0.5 s)."""
+    res = RunResults(max_tokens=min(settings.max_tokens, model.max_length))
     try:
-        tokenized = tokenize_cached(model, model_name, run["text"], max_tokens)
+        res.tokenized = tokenize_cached(model, model_name, run["text"], res.max_tokens)
     except EmptyTextError as exc:
-        st.warning(str(exc))
+        res.warning = str(exc)
+        return res
+    chosen, compared, res.notes = _runs(model, model_name, run)
+    res.runs = (chosen, compared)
+    args = run_args(run, res.max_tokens)
+    queued = torch_thread().pending if progress else 0
+    if queued:  # overload is visible: the Run waits behind the others' passes
+        st.caption(f"The server is busy: {queued} computation{'s' if queued > 1 else ''} of other users "
+                   "ahead of this Run; it starts when they are done.")
+    try:
+        with (st.spinner("Running the pyramid encoder…" if not queued else
+                         f"Waiting behind {queued} computation{'s' if queued > 1 else ''}, then running the pyramid "
+                         "encoder…") if progress else contextlib.nullcontext()):
+            for sel, reg in (chosen, compared):
+                res.traces[(sel, reg)] = trace_for(model, model_name, run["text"], sel, reg, *args)
+            ids, sched = tuple(res.tokenized.input_ids), args[:3]
+            res.full = _full_prediction(model, model_name, ids, sched, res.traces)
+            if res.full is None:
+                return res
+            res.every = bool(st.session_state.get("w_pred_all", False)) if every is None else every
+            shown = list(dict.fromkeys(sel for sel, _ in res.traces))
+            names = selectors_for(model, model_name, "inference") if res.every else shown
+            res.regimes = [r for r in REGIMES if r == "inference" or selectors_for(model, model_name, r)]
+            for name in names:
+                for regime in res.regimes:
+                    res.predictions[(name, regime)] = _prediction_of(model, model_name, ids, name, regime, sched,
+                                                                     res.traces)
+    except (ScheduleError, HeadLoadError, ValueError) as exc:
+        res.error = f"Could not run this selector: {exc}"
+    return res
+
+
+def _results(model, model_name: str, run: dict, res: RunResults, t_start: float) -> None:
+    """Everything below the form, for the run in session state, drawn from its computed results."""
+    if res.warning is not None:
+        st.warning(res.warning)
         return
+    tokenized, max_tokens = res.tokenized, res.max_tokens
     if tokenized.truncated:
         st.warning(f"This text has {tokenized.original_length} tokens; the model reads at most {max_tokens}, so only "
                    f"the first {max_tokens} are traced (the rest is cut).")
-    (sel_a, reg_a), (sel_b, reg_b), notes = _runs(model, model_name, run)
-    for note in notes:
+    for note in res.notes:
         st.warning(note)
-    args = (run["retention"], run["start_layer"], run["seed"], max_tokens)
-    try:
-        queued = torch_thread().pending
-        if queued:  # overload is visible: the Run waits behind the others' passes
-            st.caption(f"The server is busy: {queued} computation{'s' if queued > 1 else ''} of other users "
-                       "ahead of this Run; it starts when they are done.")
-        with st.spinner("Running the pyramid encoder…" if not queued else
-                        f"Waiting behind {queued} computation{'s' if queued > 1 else ''}, then running the pyramid "
-                        "encoder…"):
-            trace = trace_for(model, model_name, run["text"], sel_a, reg_a, *args)
-            other = trace_for(model, model_name, run["text"], sel_b, reg_b, *args)
-    except (ScheduleError, HeadLoadError, ValueError) as exc:
-        st.error(f"Could not run this selector: {exc}")
+    if res.error is not None:
+        st.error(res.error)
         return
+    (sel_a, reg_a), (sel_b, reg_b) = res.runs
+    trace, other = res.traces[(sel_a, reg_a)], res.traces[(sel_b, reg_b)]
     name_a, name_b = figures.run_name(sel_a, reg_a), figures.run_name(sel_b, reg_b)
     notice = get_selector(sel_a, reg_a).notice(model.num_layers)  # the regime's weights: their head
     if notice:
@@ -308,7 +374,7 @@ def _results(model, model_name: str, run: dict, settings, t_start: float) -> Non
                    f"alone: {flops.encoder_speedup:.2f}x). docs/methods.md 0.3.")
     answered = m4.empty()
 
-    predictions = st.container()  # filled after the panels: its other-regime passes do not hold them back
+    predictions = st.container()  # filled after the panels (its answers are computed already)
     _model_cards(model, ((sel_a, reg_a), (sel_b, reg_b)))
 
     words = st.toggle("Words, not word pieces", key="w_words", on_change=_on_words,
@@ -360,7 +426,7 @@ def _results(model, model_name: str, run: dict, settings, t_start: float) -> Non
                            _download_name(run), key=f"dl-{rid}")
     encoder_ms = 1000 * sum(lt.layer_seconds + lt.selection_seconds for lt in trace.layers)
     with predictions:
-        _predictions(model, model_name, tokenized, run, {(sel_a, reg_a): trace, (sel_b, reg_b): other})
+        _predictions(model, model_name, run, res)
     answered.metric("Answered in", f"{time.perf_counter() - t_start:.2f} s",
                     help=f"Server time of this whole run, from the request to the last panel drawn (the chosen run's "
                          f"encoder itself: {encoder_ms:.0f} ms when it was computed; repeated runs come from the cache).")
@@ -389,34 +455,28 @@ def _full_prediction(model, model_name: str, ids: tuple[int, ...], sched: tuple,
     return full if full is not None else prediction_for(model, model_name, ids, None, "inference", *sched)
 
 
-def _predictions(model, model_name: str, tokenized, run: dict, traces: dict) -> None:
+def _predictions(model, model_name: str, run: dict, res: RunResults) -> None:
     """The predictions: full length, and the selectors shown in both regimes (or every selector), each with
-    its label, the label's probability and the most probable classes. The shown runs' predictions come
-    from their own traces; the others cost one pass each, on demand."""
+    its label, the label's probability and the most probable classes, from the Run's computed answers (the shown
+    runs' from their own traces; the others one pass each, computed when the toggle asks for them)."""
     with st.expander("Prediction", expanded=True):
-        every = st.toggle("Every selector", key="w_pred_all", help="Predictions of every selector, not only the two "
-                                                                   "shown (computed on demand).")
-        shown = list(dict.fromkeys(sel for sel, _ in traces))
-        names = selectors_for(model, model_name, "inference") if every else shown
-        ids = tuple(tokenized.input_ids)
-        sched = (run["retention"], run["start_layer"], run["seed"])
-        regimes = [r for r in REGIMES if r == "inference" or selectors_for(model, model_name, r)]
-        with st.spinner("Classifying…"):
-            full = _full_prediction(model, model_name, ids, sched, traces)
-            if full is None:
-                st.info(f"No prediction: '{model_name}' is a plain encoder with no classifier trained on it (a "
-                        "fine-tuned classifier checkpoint in the model cache predicts with its own head).")
-                return
-            rows = [{"run": f"full length, no selection ({model.describe_head()})",
-                     **panels.prediction_cells(full, "inference-only", full=True),
-                     **{k: v for r in regimes[1:]
-                        for k, v in panels.prediction_cells(None, panels.REGIME_COLUMN[r], blank=True).items()}}]
-            for name in names:
-                row = {"run": ("▶ " if name == run["selector"] else "") + selector_label(name)}
-                for regime in regimes:
-                    pred = _prediction_of(model, model_name, ids, name, regime, sched, traces)
-                    row.update(panels.prediction_cells(pred, panels.REGIME_COLUMN[regime]))
-                rows.append(row)
+        st.toggle("Every selector", key="w_pred_all", help="Predictions of every selector, not only the two shown "
+                                                           "(computed on demand).")
+        full = res.full
+        if full is None:
+            st.info(f"No prediction: '{model_name}' is a plain encoder with no classifier trained on it (a "
+                    "fine-tuned classifier checkpoint in the model cache predicts with its own head).")
+            return
+        regimes = res.regimes
+        rows = [{"run": f"full length, no selection ({model.describe_head()})",
+                 **panels.prediction_cells(full, "inference-only", full=True),
+                 **{k: v for r in regimes[1:]
+                    for k, v in panels.prediction_cells(None, panels.REGIME_COLUMN[r], blank=True).items()}}]
+        for name in dict.fromkeys(name for name, _ in res.predictions):
+            row = {"run": ("▶ " if name == run["selector"] else "") + selector_label(name)}
+            for regime in regimes:
+                row.update(panels.prediction_cells(res.predictions[(name, regime)], panels.REGIME_COLUMN[regime]))
+            rows.append(row)
         panels.prediction_panel(rows, full.labels, model.describe_head(), multi_label=full.multi_label, key="pred")
 
 
@@ -430,27 +490,12 @@ def first_run(model, model_name: str) -> dict:
             "seed": int(form["seed"]), "model": model_name, "id": 1}
 
 
-def precompute(model, model_name: str, run: dict, settings) -> None:
+def precompute(model, model_name: str, run: dict, settings) -> RunResults:
     """Every computation the page makes to show ``run`` with its default tabs (tokens, the two traces, the
     prediction table's passes), without drawing anything: the server's warm-up (:mod:`app.warmup`) puts the
-    first page's answer into the shared caches before the first visitor asks for it.
-
-    Raises:
-        EmptyTextError, ScheduleError, HeadLoadError, ValueError: as the page would show them.
-    """
-    max_tokens = min(settings.max_tokens, model.max_length)
-    tokenized = tokenize_cached(model, model_name, run["text"], max_tokens)
-    (sel_a, reg_a), (sel_b, reg_b), _ = _runs(model, model_name, run)
-    args = run_args(run, max_tokens)
-    traces = {(sel, reg): trace_for(model, model_name, run["text"], sel, reg, *args)
-              for sel, reg in ((sel_a, reg_a), (sel_b, reg_b))}
-    ids, sched = tuple(tokenized.input_ids), args[:3]
-    if _full_prediction(model, model_name, ids, sched, traces) is None:
-        return
-    regimes = [r for r in REGIMES if r == "inference" or selectors_for(model, model_name, r)]
-    for name in dict.fromkeys(sel for sel, _ in traces):
-        for regime in regimes:
-            _prediction_of(model, model_name, ids, name, regime, sched, traces)
+    first page's answer into the shared caches before the first visitor asks for it. An empty text or a selector
+    that cannot run is reported in the result (``warning``, ``error``), as the page would show it."""
+    return _compute(model, model_name, run, settings, every=False, progress=False)
 
 
 def _model_cards(model, runs) -> None:

@@ -178,7 +178,8 @@ async def one_session(browser, url: str, i: int, r: int, ready: list, start: asy
 
 
 async def run_load(url: str, sessions: int, rounds: int = 1, timeout_s: float = 600,
-                   server_pid: int | None = None, cpu: dict | None = None, browser_nice: int = 0) -> list[dict]:
+                   server_pid: int | None = None, cpu: dict | None = None, browser_nice: int = 0,
+                   ids: list[int] | None = None) -> list[dict]:
     """Run ``rounds`` x ``sessions`` concurrent sessions against ``url``; one result dict each.
 
     The sessions load the page together (racing on a fresh server's first model load), then press
@@ -186,7 +187,8 @@ async def run_load(url: str, sessions: int, rounds: int = 1, timeout_s: float = 
     seconds from the presses to the last rendered result (``wall_s``) and the CPU seconds used in
     that time by the server process ``server_pid`` (``server_s``, when given) and by the browser's
     processes (``browser_s``). ``browser_nice`` > 0 lowers the browser processes' CPU priority once the pages
-    are loaded (``nice``), as if the browsers ran on the students' own machines.
+    are loaded (``nice``), as if the browsers ran on the students' own machines. ``ids`` picks the session numbers
+    (default ``0 .. sessions-1``; odd ones paste a ~500-token text, :func:`text_for`).
     """
     from playwright.async_api import async_playwright
 
@@ -201,7 +203,7 @@ async def run_load(url: str, sessions: int, rounds: int = 1, timeout_s: float = 
                 start, done = asyncio.Event(), asyncio.Event()
                 tasks = [asyncio.create_task(one_session(browser, url, i, r, ready, start, int(timeout_s * 1000),
                                                          done, finished))
-                         for i in range(sessions)]
+                         for i in (ids if ids is not None else range(sessions))]
                 deadline = time.monotonic() + timeout_s
                 while len(ready) < sessions and not any(t.done() for t in tasks) and time.monotonic() < deadline:
                     await asyncio.sleep(0.1)

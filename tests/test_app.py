@@ -108,6 +108,28 @@ def test_run_with_another_selector_and_retention():
     assert "ρ = 0.50" in chart_specs(at)[0]["layout"]["title"]["text"]
 
 
+def test_run_again_on_the_same_text_redraws_the_same_run():
+    """Run with nothing changed keeps the run's id (its elements' keys, so the browser rebuilds nothing) and makes no
+    encoder pass; a changed setting is a new run."""
+    from pyramid.encoder import PyramidEncoder
+
+    at = fresh().run()
+    first = at.session_state["pl_run"]["id"]
+    passes = []
+    forward = PyramidEncoder.forward
+    PyramidEncoder.forward = lambda self, *a, **k: passes.append(1) or forward(self, *a, **k)
+    try:
+        run_button(at).click()
+        at.run()
+    finally:
+        PyramidEncoder.forward = forward
+    assert not at.exception and at.session_state["pl_run"]["id"] == first and not passes
+    at.slider(key="w_retention").set_value(0.5)
+    run_button(at).click()
+    at.run()
+    assert not at.exception and at.session_state["pl_run"]["id"] == first + 1
+
+
 def test_words_not_word_pieces():
     at = fresh().run()
     at.text_area(key="w_text").input("Unbelievably charming, the director's finest hour.")
