@@ -78,12 +78,18 @@ def cmd_trace(args) -> int:
     reason = model.unavailable(args.selector, args.regime)
     if reason is not None:
         raise CliError(f"the {args.selector} selector cannot run on '{model.name}' in the {args.regime} regime: {reason}")
+    selector = args.selector
+    if args.tome_order != "positional":
+        if args.selector != "tome":
+            raise CliError("--tome-order applies to the tome selector only")
+        selector = model.selector("tome", args.regime)  # a new instance, bound as the regime runs it
+        selector.order = args.tome_order
     try:
-        trace = model.trace(text, args.selector, args.regime, schedule, seed=args.seed, max_length=args.max_length,
+        trace = model.trace(text, selector, args.regime, schedule, seed=args.seed, max_length=args.max_length,
                             head=args.head, proportional_attention=args.proportional_attention)
     except HeadLoadError as exc:  # an explicit --head that does not load: the trace without a prediction
         print(f"note: no prediction: {exc}", file=sys.stderr)
-        trace = model.trace(text, args.selector, args.regime, schedule, seed=args.seed, max_length=args.max_length,
+        trace = model.trace(text, selector, args.regime, schedule, seed=args.seed, max_length=args.max_length,
                             head="none", proportional_attention=args.proportional_attention)
     if trace.truncated:
         print(f"note: the text has {trace.original_length} tokens; truncated to {trace.max_length}.", file=sys.stderr)
@@ -407,6 +413,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--hidden", action="store_true", help="include every layer's hidden states")
     p.add_argument("--proportional-attention", type=at.boolean, default=True,
                    help="merging selectors (tome, coreset-pool): add log(size) to later attention logits (default true)")
+    p.add_argument("--tome-order", default="positional", choices=["positional", "authors"],
+                   help="tome: the token order its alternating split follows after a merge: the text's (positional, "
+                        "the default) or ToMe's [unmerged A, all B] (authors); docs/methods.md 10.2")
     p.add_argument("--head", default=None,
                    help="classifier for the prediction: 'own' (a fine-tuned checkpoint's own head), a shipped head's "
                         "name or folder, or 'none' (trace the model as loaded, no prediction); default: the "

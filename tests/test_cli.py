@@ -90,3 +90,17 @@ def test_trace_json_of_a_merge_records_targets_and_sizes(capsys):
     assert sum(s for t, s in zip(first["alive"], first["size"]) if t in kept) == len(data["tokens"])
     code, out, _ = run_main(capsys, "trace", TEXT, "--selector", "coreset", "--retention", "0.3")
     assert "merged_into" not in json.loads(out)["layers"][0]
+
+
+def test_tome_order_option(capsys):
+    """--tome-order authors: the same first merge as the positional order, other splits later; only for tome."""
+    runs = {}
+    for order in ("positional", "authors"):
+        code, out, err = run_main(capsys, "trace", TEXT, "--selector", "tome", "--retention", "0.1",
+                                  "--tome-order", order)
+        assert code == 0, err
+        runs[order] = json.loads(out)["layers"]
+    assert runs["authors"][0]["kept"] == runs["positional"][0]["kept"]
+    assert [lt["kept"] for lt in runs["authors"]] != [lt["kept"] for lt in runs["positional"]]
+    code, _, err = run_main(capsys, "trace", TEXT, "--selector", "coreset", "--tome-order", "authors")
+    assert code != 0 and "tome selector only" in err

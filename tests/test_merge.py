@@ -12,7 +12,9 @@ from pyramid.encoder import PyramidEncoder
 from pyramid.routing import RouteState, make_routing
 from pyramid.schedule import Schedule
 from pyramid.selectors import get_selector
-from pyramid.selectors.tome import bipartite_merge
+import numpy as np
+
+from pyramid.selectors.tome import TomeSelector, _bipartite_merge, bipartite_merge
 
 TEXTS = ["the plot is thin but the acting is superb and the score moves along nicely , never once dragging .",
          "a gripping , funny film with a weak ending .", "ok"]
@@ -161,3 +163,73 @@ def test_checked_targets_applies_the_merge_rules_on_every_path():
     assert torch.equal(checked_targets(given, keep, valid), expected)
     assert torch.equal(_checked_targets_torch(given, keep, valid), expected)
     assert (expected >= 0).any()  # the rules let some merges through
+
+
+def _tome_sequence(metric: torch.Tensor, seq: list[int], r: int) -> tuple[dict, list[int]]:
+    """ToMe's own bookkeeping on a physical sequence ``seq`` (token ids in sequence order, [CLS] first): the
+    merges ``{src: dst}`` and the next sequence, ``[unmerged A (sorted), all B]`` (``tome/merge.py``)."""
+    src, dst = _tome_reference(metric[seq], r)  # indices into seq
+    merges = {seq[s]: seq[d] for s, d in dst.items()}
+    a, b = seq[0::2], seq[1::2]
+    return merges, [t for t in a if t not in merges] + b
+
+
+def test_authors_order_is_tomes_sequence_across_layers():
+    """Two layers of matching with the authors' order equal ToMe's, which reorders the sequence physically."""
+    torch.manual_seed(3)
+    n, r1, r2 = 17, 5, 4
+    k1, k2 = torch.randn(n, 8), torch.randn(n, 8)
+    target, _, order = _bipartite_merge(k1.numpy(), np.ones(n, np.float32), r1, None, authors_order=True)
+    merges, seq = _tome_sequence(k1, list(range(n)), r1)
+    assert {i: int(t) for i, t in enumerate(target) if t != i} == merges
+    assert order.tolist() == seq
+    # the next layer: the survivors in slot (positional) order, the split in ToMe's sequence order
+    slots = sorted(seq)
+    ranks = {tok: i for i, tok in enumerate(seq)}
+    order2 = np.argsort([ranks[t] for t in slots], kind="stable")
+    target2, _, _ = _bipartite_merge(k2[slots].numpy(), np.ones(len(slots), np.float32), r2, order2,
+                                     authors_order=True)
+    merges2, _ = _tome_sequence(k2, seq, r2)
+    assert {slots[i]: slots[int(t)] for i, t in enumerate(target2) if t != i} == merges2
+    positional, _, _ = _bipartite_merge(k2[slots].numpy(), np.ones(len(slots), np.float32), r2)
+    assert not np.array_equal(positional, target2)  # the orders do split differently here
+
+
+def test_authors_order_selector_resets_between_passes_and_batches(minilm):
+    sel = TomeSelector(order="authors")
+    b = minilm.tokenizer(TEXTS, return_tensors="pt", padding=True)
+    with torch.inference_mode():
+        pyr = PyramidEncoder(minilm, sel, Schedule(retention=0.1))
+        first, again = pyr(b["input_ids"], b["attention_mask"]), pyr(b["input_ids"], b["attention_mask"])
+        for i, text in enumerate(TEXTS):
+            ids = minilm.tokenizer([text], return_tensors="pt")
+            one = pyr(ids["input_ids"], ids["attention_mask"])
+            assert torch.allclose(one.cls_hidden[0], first.cls_hidden[i], atol=1e-4)
+    assert torch.equal(first.cls_hidden, again.cls_hidden)
+    with pytest.raises(ValueError, match="token order"):
+        TomeSelector(order="sorted")
+
+
+@pytest.mark.parametrize("flag", [False, True])
+def test_training_passes_proportional_attention_to_its_pyramids(tiny_encoder, tmp_path, monkeypatch, flag):
+    """--proportional-attention false trains a merging selector without log(size) (ToMe's advice for training)."""
+    from pyramid import encoder as encoder_module
+    from pyramid.training.heads import TrainSettings, train_classifier
+
+    seen = []
+    init = encoder_module.PyramidEncoder.__init__
+
+    def recording(self, enc, selector, schedule, *args, **kwargs):
+        if selector.name == "tome":
+            seen.append(kwargs.get("proportional_attention", True))
+        init(self, enc, selector, schedule, *args, **kwargs)
+
+    monkeypatch.setattr(encoder_module.PyramidEncoder, "__init__", recording)
+    data = tmp_path / "train.tsv"
+    data.write_text("sentence\tlabel\n" + "".join(f"a fine good film number {i} .\t1\nan awful bad one {i} .\t0\n"
+                                                   for i in range(16)), encoding="utf-8")
+    settings = TrainSettings(data=str(data), dev="", out=str(tmp_path / "h"), name="h", selector="tome",
+                             retention_range=(0.3, 0.6), epochs=1, batch_size=8, lora_r=2, lora_alpha=4,
+                             max_length=16, proportional_attention=flag, command="pytest")
+    train_classifier(tiny_encoder, settings, progress=False)
+    assert seen and set(seen) == {flag}

@@ -41,12 +41,19 @@ def bipartite_merge(metric: torch.Tensor, size: torch.Tensor, r: int) -> tuple[t
         kept; -1 when it is dropped without a target), and each token's distinctiveness in the first
         round, ``1 - `` its best cosine similarity to the other set (2.0 for [CLS]), the selector's scores.
     """
-    target, score = _bipartite_merge(metric.detach().float().cpu().numpy(), size.detach().float().cpu().numpy(), r)
+    target, score, _ = _bipartite_merge(metric.detach().float().cpu().numpy(), size.detach().float().cpu().numpy(), r)
     return torch.from_numpy(target), torch.from_numpy(score)
 
 
-def _bipartite_merge(metric: np.ndarray, size: np.ndarray, r: int) -> tuple[np.ndarray, np.ndarray]:
+def _bipartite_merge(metric: np.ndarray, size: np.ndarray, r: int, order: np.ndarray | None = None,
+                     authors_order: bool = False) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """:func:`bipartite_merge` on NumPy arrays (``metric`` ``(n, c)`` float32, ``size`` ``(n,)``).
+
+    ``order``: ``(n,)`` the slots in sequence order (default ``0 .. n-1``, the positional order; slot 0, [CLS],
+    first); the alternating split into A and B follows it. ``authors_order``: after each round the sequence is
+    ToMe's ``[unmerged A, all B]`` (``tome/merge.py`` ``merge``: ``torch.cat([unm, dst])``, ``unm_idx`` sorted
+    so that [CLS] stays first), not the survivors in their previous order. Returns the targets, the scores and
+    the survivors' slots in their sequence order after the merge (the next layer's ``order``).
 
     NumPy rather than torch: a matching is a few dozen operations on arrays of a few hundred rows, where
     torch's per-operation overhead was most of the time (0.44 ms of a 512-token layer's matching on one core,
@@ -56,7 +63,8 @@ def _bipartite_merge(metric: np.ndarray, size: np.ndarray, r: int) -> tuple[np.n
     m = metric / np.maximum(np.linalg.norm(metric, axis=-1, keepdims=True), 1e-12)  # (n, c) unit keys
     s = size.astype(np.float32)  # a copy: sizes of the merged groups, for the later rounds
     owner = np.arange(n)
-    alive = owner.copy()
+    identity = order is None or np.array_equal(order, owner)
+    alive = owner.copy() if order is None else np.asarray(order, dtype=np.int64).copy()
     score = np.zeros(n, dtype=np.float32)
     first = True
     rounds = 0
@@ -66,7 +74,8 @@ def _bipartite_merge(metric: np.ndarray, size: np.ndarray, r: int) -> tuple[np.n
         if rr <= 0:
             break
         a, b = alive[0::2], alive[1::2]
-        ma, mb = (m[0::2], m[1::2]) if first else (m[a], m[b])  # every token is alive in the first round: views
+        # every token is alive, in slot order, in the first round of a positional order: views
+        ma, mb = (m[0::2], m[1::2]) if first and identity else (m[a], m[b])
         # (|A|, |B|) cosine similarities; torch's matmul, which keeps to torch's threads (NumPy's BLAS starts its
         # own pool, which fought torch's for the cores: ~10x slower on a busy machine)
         sim = torch.mm(torch.from_numpy(np.ascontiguousarray(ma)), torch.from_numpy(np.ascontiguousarray(mb.T))).numpy()
@@ -83,6 +92,10 @@ def _bipartite_merge(metric: np.ndarray, size: np.ndarray, r: int) -> tuple[np.n
         owner[src] = dst
         r -= rr
         rounds += 1
+        gone = np.zeros(n, dtype=bool)
+        gone[src] = True
+        # the survivors in sequence order: ToMe's [unmerged A, all B], or their order before the round
+        alive = np.concatenate([a[~gone[a]], b]) if authors_order else alive[~gone[alive]]
         if r <= 0:
             break  # the last round: no keys to merge for another one
         weighted = m * s[:, None]  # size-weighted mean keys of the merged groups for the next round
@@ -90,9 +103,6 @@ def _bipartite_merge(metric: np.ndarray, size: np.ndarray, r: int) -> tuple[np.n
         np.add.at(s, dst, s[src])
         m = weighted / np.maximum(s, 1e-12)[:, None]
         m = m / np.maximum(np.linalg.norm(m, axis=-1, keepdims=True), 1e-12)
-        gone = np.zeros(n, dtype=bool)
-        gone[src] = True
-        alive = alive[~gone[alive]]
     target = owner
     while rounds > 1:  # a token merged into one that merged later: follow the chain to the final group
         nxt = target[target]
@@ -102,7 +112,8 @@ def _bipartite_merge(metric: np.ndarray, size: np.ndarray, r: int) -> tuple[np.n
     if r > 0:  # only [CLS] and r tokens are left, and nothing merges into [CLS]: the rest is dropped
         rest = alive[1:1 + r]
         target = np.where(np.isin(target, rest), -1, target)
-    return target, score
+        alive = alive[~np.isin(alive, rest)]
+    return target, score, alive
 
 
 class TomeSelector(Selector):
@@ -116,10 +127,34 @@ class TomeSelector(Selector):
     name = "tome"
     reads = "keys"
     routing = "merge"
+    ORDERS = ("positional", "authors")
+    """Token orders the alternating A/B split follows (docs/methods.md 10.2): ``positional``, the survivors in the
+    text's order (the project's default), or ``authors``, ToMe's ``[unmerged A, all B]`` after every merge."""
 
-    def __init__(self, regime: str = "inference"):
+    def __init__(self, regime: str = "inference", order: str = "positional"):
+        """Args:
+            regime: ``inference`` or ``train-select``.
+            order: one of :data:`ORDERS`. With ``authors`` the instance keeps each example's token order from one
+                layer's selection to the next within a forward pass (reset when a pass starts again at an earlier
+                layer): do not share such an instance between threads.
+
+        Raises:
+            ValueError: an unknown ``order``.
+        """
         super().__init__(regime)
+        if order not in self.ORDERS:
+            raise ValueError(f"ToMe's token order must be one of {', '.join(self.ORDERS)}, not {order!r}")
+        self.order = order
         self._key_width: int | None = None
+        self._ranks: dict[int, dict[int, int]] = {}  # authors' order: example -> {position: place in the sequence}
+        self._last_layer: int | None = None
+
+    def _sequence_order(self, b: int, positions: np.ndarray) -> np.ndarray | None:
+        """Example ``b``'s alive slots in ToMe's sequence order (None: positional, the slots' own order)."""
+        ranks = self._ranks.get(b)
+        if ranks is None:
+            return None
+        return np.argsort([ranks.get(int(p), len(ranks) + i) for i, p in enumerate(positions)], kind="stable")
 
     def select(self, ctx: SelectionContext) -> Selection:
         if ctx.keys is None:
@@ -131,6 +166,12 @@ class TomeSelector(Selector):
                 else np.ones((B, N), dtype=np.float32))
         valid = ctx.valid.cpu().numpy()
         n_valid, k = valid.sum(1), ctx.k.cpu().numpy()
+        authors = self.order == "authors"
+        if authors:
+            if self._last_layer is None or ctx.layer <= self._last_layer:  # a new forward pass
+                self._ranks = {}
+            self._last_layer = ctx.layer
+            positions = ctx.positions.cpu().numpy()
         keep = valid.copy()
         merge_into = np.full((B, N), -1, dtype=np.int64)
         scores = np.zeros((B, N), dtype=np.float32)
@@ -139,7 +180,10 @@ class TomeSelector(Selector):
             r = n - int(k[b])
             if r <= 0:
                 continue
-            target, score = _bipartite_merge(keys[b, :n], size[b, :n], r)
+            order = self._sequence_order(b, positions[b, :n]) if authors else None
+            target, score, alive = _bipartite_merge(keys[b, :n], size[b, :n], r, order, authors_order=authors)
+            if authors:
+                self._ranks[b] = {int(positions[b, slot]): place for place, slot in enumerate(alive)}
             scores[b, :n] = score
             gone = target != np.arange(n)
             keep[b, :n] = ~gone

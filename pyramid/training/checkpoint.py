@@ -128,7 +128,7 @@ def train_checkpoint(base: LoadedEncoder, settings, *, progress: bool = True) ->
             return full_pyramid
         options = {"detach_parked": True} if s.detach_rejoined and selector.routing == "rejoin" else None
         return PyramidEncoder(encoder, selector, Schedule(retention=rho, start_layer=s.start_layer),
-                              routing_options=options)
+                              proportional_attention=s.proportional_attention, routing_options=options)
 
     family = base.family
     objective = Objective(logits=lambda o: family.classification_logits(clf, o.last_hidden_state),  # (B, C)

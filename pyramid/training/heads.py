@@ -95,6 +95,10 @@ class TrainSettings:
                         parse=at.boolean)
     full_lr: float = option(2e-5, "learning rate of every weight with --full (the GLUE recipe's)",
                             parse=at.positive_float)
+    proportional_attention: bool = option(
+        True, "merging selectors (tome, coreset-pool): add log(size) to later attention logits while training (the "
+              "shipped models; ToMe's timm patch advises off for training, docs/methods.md 10.2). The model runs "
+              "with it on unless told otherwise", parse=at.boolean)
     command: str = option("", "the command line that ran this", cli=False)
 
 
@@ -164,7 +168,7 @@ def train_classifier(base: LoadedEncoder, settings: TrainSettings, *, progress: 
             return full_pyramid
         options = {"detach_parked": True} if s.detach_rejoined and selector.routing == "rejoin" else None
         return PyramidEncoder(encoder, selector, Schedule(retention=rho, start_layer=s.start_layer),
-                              routing_options=options)
+                              proportional_attention=s.proportional_attention, routing_options=options)
 
     ids = encode_texts(encoder, texts, s.max_length)
     lora_params = [p for p in model.parameters() if p.requires_grad]
