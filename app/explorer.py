@@ -22,6 +22,7 @@ import streamlit as st
 from pyramid.artifacts import REGIMES
 from pyramid.classifier import OWN_HEAD, HeadLoadError, Prediction
 from pyramid.schedule import ScheduleError
+from pyramid.survival import survival
 from pyramid.selectors import SELECTORS, get_selector, selector_label
 from pyramid.tokenization import EmptyTextError, TokenizedText
 from pyramid.trace import trace_flops
@@ -31,8 +32,8 @@ from pyramid import figures
 
 from . import panels
 from .model_menu import load_chosen_model
-from .resources import (prediction_for, projection_for, selectors_for, tokenize_cached, torch_thread, trace_for,
-                        umap_warmup_thread, why_unavailable)
+from .resources import (grad_x_input_for, prediction_for, projection_for, selectors_for, tokenize_cached, torch_thread,
+                        trace_for, umap_warmup_thread, why_unavailable)
 from .settings import load_settings
 
 ASSETS = Path(__file__).resolve().parent.parent / "assets"
@@ -382,7 +383,7 @@ def _results(model, model_name: str, run: dict, res: RunResults, t_start: float)
                            "at a layer if any of its pieces is.")
     groups_a, groups_b = trace_groups(trace, words), trace_groups(other, words)
     caption = figures.schedule_caption(trace, sel_a, reg_a)
-    tabs = st.tabs(["Kept tokens per layer", "Coverage radius", "Embeddings", "Compare"], key="pl_tab",
+    tabs = st.tabs(["Kept tokens per layer", "Coverage radius", "Embeddings", "Compare", "Every method"], key="pl_tab",
                    on_change="rerun")
     rid = run["id"]  # widgets of a run start from their defaults on a new run
     with tabs[0]:
@@ -422,6 +423,9 @@ def _results(model, model_name: str, run: dict, res: RunResults, t_start: float)
                         "two regimes when its Train-Select model is installed).")
             else:
                 panels.compare_panel(trace, other, name_a, name_b, groups_a, groups_b, key=f"cmp-{rid}")
+    with tabs[4]:
+        if tabs[4].open:
+            _every_method(model, model_name, run, res, reg_a, trace, words, key=f"all-{rid}")
     panels.downloads_panel(trace, groups_a, words, lambda: figures.coverage_figure({name_a: trace, name_b: other}, name_a),
                            _download_name(run), key=f"dl-{rid}")
     encoder_ms = 1000 * sum(lt.layer_seconds + lt.selection_seconds for lt in trace.layers)
@@ -431,6 +435,44 @@ def _results(model, model_name: str, run: dict, res: RunResults, t_start: float)
                     help=f"Server time of this whole run, from the request to the last panel drawn (the chosen run's "
                          f"encoder itself: {encoder_ms:.0f} ms when it was computed; repeated runs come from the cache).")
     umap_warmup_thread()  # UMAP's one-time compile, after the first answer so that it never delays one
+
+
+def _every_method(model, model_name: str, run: dict, res: RunResults, regime: str, trace, words: bool, *,
+                  key: str) -> None:
+    """The Every method tab: one trace per selector that runs here in the chosen run's regime (from the shared
+    cache: the shown runs are there already), the full-length classifier's saliency, drawn as one chart."""
+    names = selectors_for(model, model_name, regime)
+    traces, unavailable = {}, {}
+    with st.spinner("Tracing every selector on this text…"):
+        for name in names:
+            try:
+                traces[selector_label(name, True)] = trace_for(model, model_name, run["text"], name, regime,
+                                                               *run_args(run, res.max_tokens))
+            except (HeadLoadError, ValueError) as exc:
+                unavailable[name] = str(exc)
+        head = model.inference_head
+        saliency = None
+        if head is not None:
+            try:
+                saliency = grad_x_input_for(model, model_name, head, tuple(res.tokenized.input_ids))
+            except HeadLoadError:
+                saliency = None
+    for name in SELECTORS:
+        if name not in names and name not in unavailable:
+            unavailable[name] = why_unavailable(model, name, model_name, regime) or "not offered in this regime"
+    sv = survival(traces, trace_groups(trace, words), saliency=saliency)
+    panels.survival_panel(sv, figures.REGIME_NAMES.get(regime, regime), unavailable, panels.DETAIL_WINDOW, key=key,
+                          on_open=_open_as_main)
+
+
+def _open_as_main(selector: str) -> None:
+    """The Every method tab's Open button (a callback, before the rerun): ``selector`` becomes the chosen run, on the
+    same text and settings, and the page shows its pyramid."""
+    ss = st.session_state
+    ss["w_selector"] = selector
+    ss["w_text"] = ss.get("pl_text", ss.get("w_text", ""))
+    ss["pl_tab"] = "Kept tokens per layer"
+    ss["pl_submitted"] = True
 
 
 def run_args(run: dict, max_tokens: int) -> tuple:

@@ -241,3 +241,63 @@ def pairwise_panel(rows: list[dict], regimes: list[str], *, key: str) -> None:
                    "bootstrap over the same examples; *: distinguishable (the interval excludes 0). Not corrected for "
                    "the many comparisons of a table, and blind to training noise: seeds are a separate spread "
                    "(README).")
+
+
+def survival_panel(sv, runs_regime: str, unavailable: dict[str, str], window_size: int, *, key: str,
+                   on_open=None) -> None:
+    """Every method on one text (:class:`pyramid.survival.Survival`): the figure (for a long text an overview of
+    every word and a readable window), the words every run carries to the end and those only the merging runs
+    carry, the selectors that cannot run here with the reason, a menu that opens a row as the main run, and the
+    figure as standalone HTML.
+
+    Args:
+        sv: the survival of every run. runs_regime: the regime's display name. unavailable: selector -> reason.
+        window_size: words the readable window shows. on_open: callback ``(selector)`` of the open button (the
+            menu's value when the button is pressed).
+    """
+    title = f"Every selector on this text ({runs_regime}): the last layer each word reaches"
+    n = len(sv.words)
+    fig = figures.survival_figure(sv, title)
+    st.plotly_chart(fig, key=f"{key}-all", width="stretch")
+    if n > window_size:
+        start = st.slider("Readable window from word", 1, n - window_size + 1, 1, step=10, key=f"{key}-start",
+                          help=f"The chart below shows {window_size} words at a time with their text; the chart above "
+                               "shows the whole text (drag on it to zoom).")
+        st.plotly_chart(figures.survival_figure(sv, f"Words {start}-{start + window_size - 1}",
+                                                (start - 1, start - 1 + window_size)),
+                        key=f"{key}-window", width="stretch")
+
+    def label(ws):
+        return ", ".join(_code(sv.words[w]) for w in ws)
+
+    every = [w for w in sv.kept_by_all() if sv.words[w] not in ("[CLS]", "[SEP]", "<s>", "</s>")]
+    merging = [i for i, name in enumerate(sv.selectors) if SELECTORS[name].routing == "merge"]
+    only_merging = sv.kept_only_by(merging) if merging else []
+    lines = [f"**Every run carries to the last layer:** {label(every) if every else 'no word but the special tokens'}."]
+    if merging:
+        lines.append(f"**Only the merging runs ({', '.join(sv.runs[i] for i in merging)}) carry:** "
+                     f"{label(only_merging) if only_merging else 'no word'}.")
+    if sv.top:
+        lines.append(f"**Most salient at full length** (gradient x input, ★): {label(sv.top)}.")
+    st.markdown("  \n".join(lines))
+    st.caption("Colour: the last layer each word enters without a break from the start (its deepest piece); purple "
+               "diamonds: merged into another word (hover: after which layer, into which word); green circles: parked "
+               "and rejoined at the last layer (Token Dropping). The saliency strip is the full-length classifier's "
+               "gradient x input summed over each word's pieces, scaled to the text's most salient word.")
+    if unavailable:
+        with st.expander(f"Not on this chart ({len(unavailable)}): cannot run on this model"):
+            for name, why in unavailable.items():
+                st.markdown(f"**{selector_label(name, True)}**: {why}")
+    c1, c2, c3 = st.columns([3, 1, 2])
+    choice = c1.selectbox("Open a row as the main run", sv.selectors, format_func=selector_label, key=f"{key}-open",
+                          help="Makes this selector the Explorer's chosen run (same text and schedule) and shows its "
+                               "pyramid.")
+    if on_open is not None:
+        c2.button("Open", key=f"{key}-go", on_click=lambda: on_open(st.session_state.get(f"{key}-open", choice)))
+    c3.download_button("This chart (HTML)", data=lambda: _standalone_html(fig), file_name="pyramid-lens_every-method.html",
+                       mime="text/html", on_click="ignore", key=f"{key}-dl")
+
+
+def _code(text: str) -> str:
+    """A word as inline code in markdown (backticks inside it replaced)."""
+    return "`" + str(text).replace("`", "'") + "`"

@@ -296,3 +296,14 @@ def traces_for_classifier(_model: Model, model_name: str, head: str, input_ids: 
     schedule = Schedule(retention=retention, start_layer=1)
     names = [n for n in _model.selectors("inference") if get_selector(n).head in (None, head)]
     return {name: on_torch(_model.trace, list(input_ids), name, "inference", schedule, head=head) for name in names}
+
+
+@st.cache_data(show_spinner=False, max_entries=64)
+def grad_x_input_for(_model: Model, model_name: str, head: str, input_ids: tuple[int, ...]) -> list[float]:
+    """``[N]`` gradient x input saliency of one text for the full-length classifier ``head`` (its predicted
+    class): one forward and one backward pass (:func:`pyramid.attribution.gradient_saliency`)."""
+    from pyramid.attribution import gradient_saliency
+
+    classifier = on_torch(_model.classifier, head)
+    scores = on_torch(gradient_saliency, classifier, list(input_ids), methods=("grad_x_input",))
+    return scores.scores["grad_x_input"].tolist()

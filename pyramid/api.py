@@ -29,7 +29,7 @@ from __future__ import annotations
 import threading
 from collections import OrderedDict
 from functools import lru_cache
-from typing import Callable, Sequence
+from typing import Callable, Mapping, Sequence
 
 import torch
 
@@ -456,16 +456,31 @@ def run(text: str | Sequence[int] | TokenizedText, model: str | Model | LoadedEn
                        proportional_attention=proportional_attention)
 
 
-def show(trace: Trace, view: str = "pyramid", *, words: bool = False):
+def show(trace: Trace | Mapping[str, Trace] | Sequence[Trace], view: str = "pyramid", *, words: bool = False,
+         saliency: Sequence[float] | None = None):
     """A trace's figure for a notebook: ``"pyramid"`` (the token pyramid as HTML, displayed inline by
     Jupyter), ``"overview"`` (the heat strip of every token at every layer) or ``"coverage"`` (coverage
-    radius per layer); plotly figures display themselves.
+    radius per layer); plotly figures display themselves. ``"survival"`` takes several traces of one text (a
+    dict of name -> trace, or a list, named by selector) and draws every run's last layer reached per word
+    (:mod:`pyramid.survival`), with ``saliency`` (``[N]`` per token, e.g. gradient x input of the full-length
+    classifier) as a top strip when given.
 
     Raises:
-        ValueError: an unknown view.
+        ValueError: an unknown view, or traces of different texts for ``"survival"``.
     """
     from . import figures
     from .words import trace_groups
+
+    if view == "survival":
+        from .survival import survival
+
+        runs = dict(trace) if isinstance(trace, Mapping) else (
+            {figures.run_name(t.selector, t.regime): t for t in trace} if not isinstance(trace, Trace) else
+            {figures.run_name(trace.selector, trace.regime): trace})
+        if not runs:
+            raise ValueError("survival needs at least one trace")
+        sv = survival(runs, trace_groups(next(iter(runs.values())), words), saliency=saliency)
+        return figures.survival_figure(sv, "Every run on this text: the last layer each word reaches")
 
     groups = trace_groups(trace, words)
     caption = f"{figures.run_name(trace.selector, trace.regime)}"
@@ -477,7 +492,7 @@ def show(trace: Trace, view: str = "pyramid", *, words: bool = False):
         return figures.pyramid_overview(trace, groups, caption)
     if view == "coverage":
         return figures.coverage_figure({caption: trace}, caption)
-    raise ValueError(f"unknown view '{view}'; choose pyramid, overview or coverage")
+    raise ValueError(f"unknown view '{view}'; choose pyramid, overview, coverage or survival")
 
 
 class _Html(str):

@@ -464,3 +464,85 @@ def matrix_figure(names: Sequence[str], matrix, title: str, zmin: float, zmax: f
     fig.update_yaxes(autorange="reversed")
     fig.update_xaxes(tickangle=-90)
     return fig
+
+
+# --------------------------------------------------------------------------------------------
+# Every method on one text
+# --------------------------------------------------------------------------------------------
+
+def _depth_colors(num_layers: int) -> list[str]:
+    """``L + 1`` colours from light (dropped before layer 1) to dark blue (reaches the last layer)."""
+    from plotly.colors import sample_colorscale
+
+    return sample_colorscale("Blues", [0.12 + 0.88 * d / max(1, num_layers) for d in range(num_layers + 1)])
+
+
+def survival_figure(sv, title: str, window: tuple[int, int] | None = None) -> go.Figure:
+    """Every run's depth for every word (:class:`pyramid.survival.Survival`): one row per run, one column per word,
+    coloured by the last layer the word enters; purple diamonds mark words merged into another (hover: after
+    which layer, into which word), green circles words that rejoin at the last layer (Token Dropping); a top strip
+    gives the full-length classifier's saliency per word, with the most salient words starred. ``window``
+    ``(start, end)`` draws only those words (with their text on the axis)."""
+    from plotly.subplots import make_subplots
+
+    lo, hi = window if window is not None else (0, len(sv.words))
+    cols = list(range(lo, min(hi, len(sv.words))))
+    L = sv.num_layers
+    words = [display_token(w) for w in sv.words]
+    runs = [html.escape(r) for r in sv.runs]
+    strip = sv.saliency is not None
+    fig = make_subplots(rows=2 if strip else 1, cols=1, shared_xaxes=True, vertical_spacing=0.02,
+                        row_heights=[1, max(1, len(runs))] if strip else None)
+    row = 2 if strip else 1
+    if strip:
+        top = set(sv.top)
+        fig.add_trace(go.Heatmap(
+            z=[[sv.saliency[w] for w in cols]], x=cols, y=["saliency"], colorscale="Oranges", zmin=0, zmax=1,
+            showscale=False, xgap=1 if len(cols) <= 150 else 0,
+            text=[[f"#{w} {words[w]}<br>saliency {sv.saliency[w]:.2f} of the text's largest"
+                   f"{' (top ' + str(len(sv.top)) + ')' if w in top else ''}" for w in cols]],
+            hovertemplate="%{text}<extra></extra>"), row=1, col=1)
+        starred = [w for w in cols if w in top]
+        fig.add_trace(go.Scatter(x=starred, y=["saliency"] * len(starred), mode="text", text=["★"] * len(starred),
+                                 textfont=dict(size=14, color="#7c2d12"), hoverinfo="skip", showlegend=False),
+                      row=1, col=1)
+    colors = _depth_colors(L)
+    scale = []
+    for d, c in enumerate(colors):  # discrete over 0..L
+        scale += [[d / (L + 1), c], [(d + 1) / (L + 1), c]]
+
+    def hover(s: int, w: int) -> str:
+        d = int(sv.depth[s, w])
+        text = (f"{runs[s]}<br>#{w} {words[w]}<br>"
+                + ("dropped before layer 1" if d == 0 else f"reaches layer {d} of {L}" if d < L else "reaches the last layer"))
+        if sv.merged_after[s, w]:
+            into = sv.merged_into[s][w]
+            text += f"<br>merged after layer {int(sv.merged_after[s, w])} into '{words[into] if into is not None else '?'}'"
+        if sv.rejoined_at[s, w]:
+            text += f"<br>parked, rejoins at layer {int(sv.rejoined_at[s, w])}"
+        return text
+
+    fig.add_trace(go.Heatmap(
+        z=sv.depth[:, cols], x=cols, y=runs, zmin=-0.5, zmax=L + 0.5, colorscale=scale,
+        colorbar=dict(title="last layer<br>reached", tickvals=list(range(L + 1)), len=0.8, y=0.4),
+        xgap=1 if len(cols) <= 150 else 0, ygap=2, text=[[hover(s, w) for w in cols] for s in range(len(runs))],
+        hovertemplate="%{text}<extra></extra>"), row=row, col=1)
+    for mark, matrix, name, color, symbol in (
+            ("merged", sv.merged_after, "merged into another word", MERGED_COLOR, "diamond"),
+            ("rejoined", sv.rejoined_at, "rejoins at the last layer", REJOINED_COLOR, "circle")):
+        pts = [(w, runs[s]) for s in range(len(runs)) for w in cols if matrix[s, w]]
+        if pts:
+            fig.add_trace(go.Scatter(x=[p[0] for p in pts], y=[p[1] for p in pts], mode="markers", name=name,
+                                     marker=dict(color=color, size=6 if len(cols) <= 150 else 4, symbol=symbol),
+                                     hoverinfo="skip"), row=row, col=1)
+    fig.update_yaxes(autorange="reversed", title=None)
+    axis = dict(row=row, col=1)
+    if len(cols) <= LABEL_LIMIT:
+        fig.update_xaxes(tickmode="array", tickvals=cols, ticktext=[words[w] for w in cols], tickangle=-60,
+                         tickfont=dict(size=10), title=None, **axis)
+    else:
+        fig.update_xaxes(title="position in the text (hover for the word; drag to zoom)", **axis)
+    fig.update_layout(title=title, height=(150 if len(cols) <= LABEL_LIMIT else 110) + 26 * len(runs) + (40 if strip else 0),
+                      margin=dict(l=10, r=10, t=40, b=40), plot_bgcolor="white",
+                      legend=dict(orientation="h", y=1.02, x=1, xanchor="right", yanchor="bottom"))
+    return fig

@@ -104,6 +104,11 @@ def test_show_gives_html_and_figures(model):
     assert pyramid.show(trace, "coverage").layout.yaxis.title.text
     with pytest.raises(ValueError, match="unknown view"):
         pyramid.show(trace, "nope")
+    runs = [pyramid.run(TEXT, model, name, retention=0.3) for name in ("coreset", "tome", "first-k")]
+    fig = pyramid.show(runs, "survival", words=True, saliency=[1.0] * runs[0].n_tokens)
+    depth = next(t for t in fig.data if t.type == "heatmap" and t.colorbar.title.text)
+    assert len(depth.y) == 3 and depth.z.shape[1] == len(runs[0].words) + 2  # words + [CLS], [SEP]
+    assert any(t.type == "heatmap" and list(t.y) == ["saliency"] for t in fig.data)
 
 
 def _readme_example() -> str:

@@ -130,6 +130,25 @@ def test_run_again_on_the_same_text_redraws_the_same_run():
     assert not at.exception and at.session_state["pl_run"]["id"] == first + 1
 
 
+def test_every_method_tab_draws_every_selector_and_opens_a_row():
+    at = fresh().run()
+    at = open_tab(at, "Every method")
+    assert not at.exception and not at.error
+    spec = next(sp for sp in chart_specs(at) if "Every selector" in sp["layout"]["title"]["text"])
+    depth = next(tr for tr in spec["data"] if tr["type"] == "heatmap" and "colorbar" in tr)
+    from pyramid.api import load
+    from pyramid.selectors import selector_label
+
+    assert depth["y"] == [selector_label(n, True) for n in load().selectors("inference")]
+    assert any("Every run carries to the last layer" in m.value for m in at.markdown)
+    at.selectbox(key=next(sb.key for sb in at.selectbox if sb.label == "Open a row as the main run")).set_value("tome")
+    next(b for b in at.button if b.label == "Open").click()
+    at.run()
+    assert not at.exception
+    assert at.session_state["pl_run"]["selector"] == "tome"
+    assert at.session_state["pl_tab"] == "Kept tokens per layer"
+
+
 def test_words_not_word_pieces():
     at = fresh().run()
     at.text_area(key="w_text").input("Unbelievably charming, the director's finest hour.")
