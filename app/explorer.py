@@ -461,7 +461,7 @@ def _every_method(model, model_name: str, run: dict, res: RunResults, regime: st
         if name not in names and name not in unavailable:
             unavailable[name] = why_unavailable(model, name, model_name, regime) or "not offered in this regime"
     sv = survival(traces, trace_groups(trace, words), saliency=saliency)
-    panels.survival_panel(sv, figures.REGIME_NAMES.get(regime, regime), unavailable, panels.DETAIL_WINDOW, key=key,
+    panels.survival_panel(sv, figures.REGIME_NAMES.get(regime, regime), unavailable, figures.LABEL_LIMIT, key=key,
                           on_open=_open_as_main)
 
 

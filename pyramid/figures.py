@@ -524,7 +524,7 @@ def survival_figure(sv, title: str, window: tuple[int, int] | None = None) -> go
 
     fig.add_trace(go.Heatmap(
         z=sv.depth[:, cols], x=cols, y=runs, zmin=-0.5, zmax=L + 0.5, colorscale=scale,
-        colorbar=dict(title="last layer<br>reached", tickvals=list(range(L + 1)), len=0.8, y=0.4),
+        colorbar=dict(title="last layer<br>reached", tickvals=list(range(L + 1)), len=0.55, y=0.0, yanchor="bottom"),
         xgap=1 if len(cols) <= 150 else 0, ygap=2, text=[[hover(s, w) for w in cols] for s in range(len(runs))],
         hovertemplate="%{text}<extra></extra>"), row=row, col=1)
     for mark, matrix, name, color, symbol in (
@@ -544,5 +544,5 @@ def survival_figure(sv, title: str, window: tuple[int, int] | None = None) -> go
         fig.update_xaxes(title="position in the text (hover for the word; drag to zoom)", **axis)
     fig.update_layout(title=title, height=(150 if len(cols) <= LABEL_LIMIT else 110) + 26 * len(runs) + (40 if strip else 0),
                       margin=dict(l=10, r=10, t=40, b=40), plot_bgcolor="white",
-                      legend=dict(orientation="h", y=1.02, x=1, xanchor="right", yanchor="bottom"))
+                      legend=dict(orientation="v", y=1, x=1.01, xanchor="left", yanchor="top", font=dict(size=11)))
     return fig
