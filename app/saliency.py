@@ -5,6 +5,7 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
+from pyramid.attribution import order_by_agreement, scale_to_row_max
 from pyramid.classifier import HeadLoadError
 from pyramid.selectors import SELECTORS, selector_label
 from pyramid.tokenization import EmptyTextError
@@ -38,7 +39,8 @@ EXPLAIN = """
 
 Attention weights show where the model looks, **not why it decides**: a token can receive much
 attention and barely change the prediction (Jain and Wallace, 2019; Wiegreffe and Pinter, 2019).
-Rows are scaled to sum to 1 so that they share one colour scale.
+Each row is drawn on its own scale (its largest word = 1), so colours compare words within a row, not
+methods with each other; the agreement matrices below compare methods.
 """
 
 
@@ -140,14 +142,32 @@ def render() -> None:
                       help="Sum each word's pieces (the tokenizer's word ids).")
     groups = word_groups(tokenized.tokens, tokenized.word_ids, tokenized.words) if words else \
         word_groups(tokenized.tokens, [], [])
-    rows = {}
+    shares = {}
     for name, row in report.rows.items():
         values = groups.sum(row.tolist())
         total = sum(values) or 1.0
-        rows[_row_name(name)] = [v / total for v in values]
+        shares[_row_name(name)] = [v / total for v in values]
+    special = [len(m) == 1 and tokenized.word_ids[m[0]] is None for m in groups.members] if tokenized.word_ids else \
+        [t in {"[CLS]", "[SEP]", "<s>", "</s>"} for t in groups.labels]
     unit = "word" if words else "token"
-    st.plotly_chart(figures.saliency_heatmap(groups.labels, rows, f"Importance of each {unit}, by method (each row sums "
-                                             "to 1)"), key="sal-heat", width="stretch")
+    c1, c2 = st.columns([2, 3])
+    by_agreement = c1.toggle("Order rows by agreement with gradient × input", key="w_sal_order",
+                             help="Gradient × input first, then the methods whose ranking of the words is closest to "
+                                  "it (Spearman over the text's words), the least agreeing last.")
+    order = order_by_agreement(shares, _row_name("grad_x_input"), special) if by_agreement else list(shares)
+    scaled = scale_to_row_max({n: shares[n] for n in order}, special)
+    n = len(groups)
+    window = None
+    if n > figures.LABEL_LIMIT:
+        start = c2.slider(f"Readable window from {unit}", 1, n - figures.LABEL_LIMIT + 1, 1, step=10, key="w_sal_window",
+                          help=f"The chart shows {figures.LABEL_LIMIT} {unit}s at a time with their text; slide along "
+                               "the text.")
+        window = (start - 1, start - 1 + figures.LABEL_LIMIT)
+    st.plotly_chart(figures.saliency_heatmap(groups.labels, scaled, f"Importance of each {unit}, by method",
+                                             window, raw=shares), key="sal-heat", width="stretch")
+    st.caption(f"Each row on its own scale: 1.0 (darkest) is that method's most important {unit} of this text, "
+               "[CLS] and [SEP] apart (blank), so that a method that puts most of its mass on [CLS] (attention) still "
+               "shows how it ranks the words. Hover gives each cell's share of its row (all cells summing to 1).")
     with st.expander("What the rows measure", expanded=False):
         st.markdown(EXPLAIN)
 

@@ -25,6 +25,7 @@ Attention methods (not explanations of the prediction, only of where attention g
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Sequence
 
 import torch
 
@@ -216,6 +217,44 @@ def normalise(scores: torch.Tensor) -> torch.Tensor:
     """Scale non-negative scores to sum to 1 over the last dimension (a common scale across methods)."""
     s = scores.clamp_min(0).float()
     return s / s.sum(-1, keepdim=True).clamp_min(1e-12)
+
+
+def scale_to_row_max(rows: dict[str, Sequence[float]], special: Sequence[bool]) -> dict[str, list[float | None]]:
+    """Each row divided by its own largest value over the text's real words, for a heatmap whose rows are read one
+    by one: a row's most important word is 1.0 whatever the method's scale (attention rows put most of their mass
+    on [CLS], which a shared scale lets drown every word). Special tokens ([CLS], [SEP]) become None.
+
+    Args:
+        rows: method -> ``[W]`` non-negative importance per word (or token). special: ``[W]`` True for special
+            tokens.
+
+    Returns:
+        method -> ``[W]`` values in [0, 1] (None for special tokens; all 0 when a row has no positive value).
+    """
+    out = {}
+    for name, values in rows.items():
+        real = [float(v) for v, sp in zip(values, special) if not sp]
+        peak = max(real, default=0.0)
+        out[name] = [None if sp else (float(v) / peak if peak > 0 else 0.0) for v, sp in zip(values, special)]
+    return out
+
+
+def order_by_agreement(rows: dict[str, Sequence[float]], reference: str, special: Sequence[bool]) -> list[str]:
+    """Row names sorted by Spearman correlation with ``reference`` over the real words (the reference first,
+    then the most agreeing; rows with no defined correlation last).
+
+    Raises:
+        KeyError: ``reference`` is not a row.
+    """
+    ref = torch.tensor([float(v) for v, sp in zip(rows[reference], special) if not sp])
+
+    def rho(name: str) -> float:
+        if name == reference:
+            return float("inf")
+        r = spearman(ref, torch.tensor([float(v) for v, sp in zip(rows[name], special) if not sp]))
+        return r if r == r else float("-inf")  # NaN (a constant row) last
+
+    return sorted(rows, key=rho, reverse=True)
 
 
 def spearman(a: torch.Tensor, b: torch.Tensor) -> float:

@@ -423,25 +423,37 @@ def accuracy_figure(rows: Sequence[dict], full_accuracy: float | None, title: st
 # Saliency
 # --------------------------------------------------------------------------------------------
 
-def saliency_heatmap(labels: Sequence[str], rows: dict, title: str) -> go.Figure:
-    """Text as a heatmap: one row per method, one column per token (or word), each row summing to 1.
-    Fits any width: past :data:`LABEL_LIMIT` columns the tokens show on hover and the x axis gives
-    positions (drag to zoom)."""
+def saliency_heatmap(labels: Sequence[str], rows: dict, title: str, window: tuple[int, int] | None = None,
+                     raw: dict | None = None) -> go.Figure:
+    """Text as a heatmap: one row per method, one column per word (or token), each row on its own scale
+    (:func:`pyramid.attribution.scale_to_row_max`: 1.0 = that method's most important word; None cells, the special
+    tokens, are left blank). ``window`` ``(start, end)`` draws only those columns; up to :data:`LABEL_LIMIT` of them
+    show their words on the axis (hover shows them beyond). ``raw``: method -> the unscaled values, for hover."""
     names = list(rows)
-    z = np.array([np.asarray(rows[n], dtype=float) for n in names])  # (M, N)
+    lo, hi = window if window is not None else (0, len(labels))
+    cols = list(range(lo, min(hi, len(labels))))
+    z = [[None if rows[m][j] is None else float(rows[m][j]) for j in cols] for m in names]  # None: a blank cell
     text = [display_token(t) for t in labels]
-    n = len(labels)
-    hover = [[f"{html.escape(m)}<br>#{j} {text[j]}<br>share {z[i, j]:.3f}" for j in range(n)] for i, m in enumerate(names)]
-    fig = go.Figure(go.Heatmap(z=z, x=list(range(n)), y=[html.escape(m) for m in names], colorscale="Blues", zmin=0.0,
-                               colorbar=dict(title="share of<br>the row"), text=hover,
-                               hovertemplate="%{text}<extra></extra>", xgap=1 if n <= 150 else 0))
-    fig.update_layout(title=title, height=140 + 24 * len(names), margin=dict(l=10, r=10, t=40, b=40))
+
+    def cell(i: int, m: str, j: int) -> str:
+        value = rows[m][j]
+        if value is None:
+            return f"{html.escape(m)}<br>#{j} {text[j]}<br>special token (not scaled)"
+        extra = f"<br>share of the row {raw[m][j]:.3f}" if raw is not None else ""
+        return f"{html.escape(m)}<br>#{j} {text[j]}<br>{value:.2f} of this row's largest{extra}"
+
+    hover = [[cell(i, m, j) for j in cols] for i, m in enumerate(names)]
+    fig = go.Figure(go.Heatmap(z=z, x=cols, y=[html.escape(m) for m in names], colorscale="Blues", zmin=0.0, zmax=1.0,
+                               colorbar=dict(title="of the row's<br>largest"), text=hover,
+                               hovertemplate="%{text}<extra></extra>", xgap=1 if len(cols) <= 150 else 0, ygap=1))
+    fig.update_layout(title=title, height=150 + 24 * len(names), margin=dict(l=10, r=10, t=40, b=40),
+                      plot_bgcolor="#f3f4f6")
     fig.update_yaxes(autorange="reversed", title=None)
-    if n <= LABEL_LIMIT:
-        fig.update_xaxes(tickmode="array", tickvals=list(range(n)), ticktext=text, tickangle=-60,
-                         tickfont=dict(size=10), title=None)
+    if len(cols) <= LABEL_LIMIT:
+        fig.update_xaxes(tickmode="array", tickvals=cols, ticktext=[text[j] for j in cols], tickangle=-60,
+                         tickfont=dict(size=11), title=None)
     else:
-        fig.update_xaxes(title="position in the text (hover for the token; drag to zoom)")
+        fig.update_xaxes(title="position in the text (hover for the word; drag to zoom)")
     return fig
 
 

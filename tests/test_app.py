@@ -377,6 +377,15 @@ def test_saliency_page_compares_methods_and_selectors():
     if unavailable_reason("adapler", None) is None:
         assert "AdapLeR CP0" in heat["y"] and "AdapLeR CP5" in heat["y"]  # the predictors' contributions
     assert len(specs[1]["data"][0]["x"]) <= 10  # readable matrices by default
+    # each row on its own scale over the words: its largest word is 1, [CLS] and [SEP] are blank
+    for row in heat["z"]:
+        assert row[0] is None and row[-1] is None
+        assert max(v for v in row if v is not None) == pytest.approx(1.0) or max(v for v in row if v is not None) == 0
+    assert "charming" in specs[0]["layout"]["xaxis"]["ticktext"]  # the words on the axis
+    at.toggle(key="w_sal_order").set_value(True)
+    at.run()
+    ordered = chart_specs(at)[0]["data"][0]["y"]
+    assert ordered[0] == "gradient × input" and sorted(ordered) == sorted(heat["y"]) and ordered != heat["y"]
     kept = table_with(at, "after layer 1")
     assert len(kept) >= 4 and len(kept) <= len(usable_selectors(None))
     at.text_area(key="w_sal_text").input('<img src=x onerror=alert(1)> a dull , lifeless film')
