@@ -275,6 +275,8 @@ def cmd_saliency_report(args) -> int:
             continue
         selectors.append(sel)
     data = read_labelled(args.data, args.text_column, args.label_column, classifier.labels).head(args.limit)
+    if args.faithfulness:
+        return _faithfulness_report(args, model, classifier, [s.name for s in selectors], data)
     report = saliency_agreement(classifier, data, selectors, retention=args.retention, start_layer=args.start_layer,
                                 k=args.k, batch_size=args.batch_size, progress=not args.quiet)
     rows = report.rows()
@@ -303,6 +305,48 @@ def cmd_saliency_report(args) -> int:
     wide = table[table.kind != "score_spearman"].pivot(index="selector", columns="layer", values="value")
     wide.columns = [f"after L{c}" for c in wide.columns]
     print(wide.to_string(float_format=lambda v: f"{v:.3f}"))
+    return 0
+
+
+def _faithfulness_report(args, model, classifier, names: list[str], data) -> int:
+    """``saliency-report --faithfulness RHOS``: ERASER's comprehensiveness and sufficiency of every selector's kept
+    set and of the same-size references, per retention (:mod:`pyramid.faithfulness`)."""
+    import csv
+
+    from .faithfulness import FAITHFULNESS_KEYS, dataset_faithfulness
+
+    ids = [model.tokenize(text, args.max_length).input_ids for text in data.texts]
+    schedules = {}
+
+    def trace_fn(input_ids, name, rho):
+        sched = schedules.setdefault(rho, Schedule(retention=rho, start_layer=args.start_layer))
+        return model.trace(input_ids, name, "inference", sched, head=classifier.name)
+
+    rows = dataset_faithfulness(classifier, ids, trace_fn, names, args.faithfulness, ig_steps=args.ig_steps,
+                                progress=not args.quiet)
+    if args.out:
+        with open(args.out, "w", newline="", encoding="utf-8") as fh:
+            writer = csv.DictWriter(fh, fieldnames=list(FAITHFULNESS_KEYS))
+            writer.writeheader()
+            writer.writerows(rows)
+        _write_meta(args.out, {"command": _command_line(args), "data": args.data, "head": classifier.name,
+                               "retentions": args.faithfulness, "start_layer": args.start_layer,
+                               "ig_steps": args.ig_steps, "n": len(data)})
+    if args.json:
+        _print_rows(rows, True)
+        return 0
+    print(f"{len(data)} texts; the class is the full-length prediction; sets: each selector's tokens kept to the last "
+          "layer, and the same-size top-k of gradient x input, integrated gradients and a random draw (docs/methods.md "
+          "11). Points of probability, 95% bootstrap intervals; vs random: the paired difference.")
+    for r in rows:
+        line = (f"  rho {r['retention']:.2f} {r['selector']:28s} k {r['mean_size']:5.1f}  comprehensiveness "
+                f"{100 * r['comprehensiveness']:+6.1f} [{100 * r['comp_low']:+6.1f}, {100 * r['comp_high']:+6.1f}]  "
+                f"sufficiency {100 * r['sufficiency']:+6.1f} [{100 * r['suff_low']:+6.1f}, {100 * r['suff_high']:+6.1f}]")
+        if r["comp_vs_random"] != "":
+            line += (f"  vs random: comp {100 * r['comp_vs_random']:+5.1f} [{100 * r['comp_vs_random_low']:+5.1f}, "
+                     f"{100 * r['comp_vs_random_high']:+5.1f}], suff {100 * r['suff_vs_random']:+5.1f} "
+                     f"[{100 * r['suff_vs_random_low']:+5.1f}, {100 * r['suff_vs_random_high']:+5.1f}]")
+        print(line)
     return 0
 
 
@@ -487,6 +531,14 @@ def build_parser() -> argparse.ArgumentParser:
                    "own classifier, sst2-lora on the default model)")
     p.add_argument("--limit", type=at.int_at_least(1, "--limit"), default=None, help="only the first N rows")
     p.add_argument("--batch-size", type=at.int_at_least(1, "--batch-size"), default=16)
+    p.add_argument("--faithfulness", type=at.retention_list, default=None, metavar="RHOS",
+                   help="instead: ERASER's comprehensiveness and sufficiency of each selector's kept set at these "
+                        "comma-separated retentions, beside same-size gradient x input, integrated gradients and "
+                        "random sets (docs/methods.md 11)")
+    p.add_argument("--ig-steps", type=at.int_at_least(2, "--ig-steps"), default=20,
+                   help="integrated gradients steps of its reference set (--faithfulness; default 20)")
+    p.add_argument("--max-length", type=at.max_length, default=None,
+                   help="token limit with --faithfulness (default: the model's, 512)")
     _model_option(p)
     p.add_argument("--out", default=None, help="also write the rows to this CSV (and OUT.meta.json)")
     p.add_argument("--json", action="store_true", help="print the rows as a JSON list")

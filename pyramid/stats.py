@@ -86,6 +86,13 @@ def _interval(data: tuple, statistic, value: float, n: int, n_resamples: int | N
     return Interval(float(value), min(low, value), max(high, value), n)
 
 
+def mean_interval(values: Sequence[float], *, n_resamples: int | None = None, seed: int = SEED) -> Interval:
+    """The mean of per-example values (e.g. ERASER's comprehensiveness, ``pyramid.faithfulness``) with its 95%
+    percentile bootstrap interval over examples."""
+    v = np.asarray(values, dtype=float)
+    return _interval((v,), _accuracy, float(v.mean()) if v.size else float("nan"), int(v.size), n_resamples, seed)
+
+
 def accuracy_interval(correct: Sequence[bool], *, n_resamples: int | None = None, seed: int = SEED) -> Interval:
     """Accuracy (share of ``correct``) with its 95% percentile bootstrap interval over examples."""
     c = np.asarray(correct, dtype=float)
