@@ -307,3 +307,15 @@ def grad_x_input_for(_model: Model, model_name: str, head: str, input_ids: tuple
     classifier = on_torch(_model.classifier, head)
     scores = on_torch(gradient_saliency, classifier, list(input_ids), methods=("grad_x_input",))
     return scores.scores["grad_x_input"].tolist()
+
+
+@st.cache_data(show_spinner=False, max_entries=64)
+def faithfulness_for(_model: Model, model_name: str, head: str, input_ids: tuple[int, ...], retention: float,
+                     target: int, _traces: dict, _saliency: dict):
+    """:class:`pyramid.faithfulness.TextFaithfulness` of one text: each selector's kept set (``_traces``, the
+    Saliency page's traces at ``retention``) and the same-size references (``_saliency``: grad_x_input and
+    integrated_gradients per token), for class ``target``; two full-length passes per set, in one batch."""
+    from pyramid.faithfulness import text_faithfulness
+
+    classifier = on_torch(_model.classifier, head)
+    return on_torch(text_faithfulness, classifier, list(input_ids), _traces, _saliency, seed=0, target=target)

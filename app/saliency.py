@@ -13,7 +13,8 @@ from pyramid.words import word_groups
 
 from pyramid import figures
 from .model_menu import load_chosen_model
-from .resources import on_torch, prediction_for, saliency_for, tokenize_cached, traces_for_classifier
+from .resources import (faithfulness_for, on_torch, prediction_for, saliency_for, tokenize_cached,
+                        traces_for_classifier)
 from .settings import load_settings
 
 EXPLAIN = """
@@ -186,6 +187,8 @@ def render() -> None:
                f"each layer, ρ = {retention:.2f}, start layer 1 (1.0 = all kept), on {model.describe_head()} of "
                f"`{model_name}`.")
 
+    _faithfulness_table(model, model_name, head, ids, float(retention), report, traces)
+
     names = list(report.rows)
     chosen = st.multiselect("Methods in the agreement matrices", names, default=_default_matrix_rows(names),
                             format_func=_row_name, key="sal_matrix_rows",
@@ -205,6 +208,40 @@ def render() -> None:
                    "one method's top-k tokens that the other also ranks in its top-k.")
     if model.inference_head == DEFAULT_HEAD_OF_REPORT:
         _data_set_report()
+
+
+def _faithfulness_table(model, model_name: str, head: str, ids: tuple, retention: float, report, traces) -> None:
+    """Is each selector's kept set faithful? ERASER's comprehensiveness and sufficiency of the tokens each selector
+    keeps to the last layer, beside same-size sets of the saliency methods and a random one."""
+    saliency = {k: report.rows[k].tolist() for k in ("grad_x_input", "integrated_gradients") if k in report.rows}
+    with st.spinner("Deleting each kept set from the text, and keeping only it…"):
+        tf = faithfulness_for(model, model_name, head, ids, retention, int(report.target), traces, saliency)
+
+    def pts(x: float) -> float:
+        return round(100 * x, 1)
+
+    rows = []
+    for name, (comp, suff) in tf.selectors.items():
+        refs = tf.references.get(name, {})
+        row = {"selector": SELECTORS[name].label, "kept to the end": tf.sizes[name],
+               "comprehensiveness": pts(comp), "sufficiency": pts(suff)}
+        for ref, label in (("grad_x_input", "gradient × input"), ("integrated_gradients", "integrated gradients"),
+                           ("random", "random")):
+            if ref in refs:
+                row[f"{label}: comp."] = pts(refs[ref][0])
+                row[f"{label}: suff."] = pts(refs[ref][1])
+        rows.append(row)
+    st.subheader("Do the kept tokens carry the decision?")
+    st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch", key="sal-faith")
+    st.caption(f"ERASER's faithfulness (DeYoung et al., 2020; docs/methods.md 11), in points of the probability of "
+               f"**{report.label}** at full length: **comprehensiveness** is how much it drops when the tokens a selector "
+               "keeps to the last layer are deleted from the text (higher: the kept tokens were needed); "
+               "**sufficiency** is how much it drops when only they are given (lower, even negative: they suffice). "
+               "Deleted means taken out of the token sequence, [CLS] and [SEP] kept, and the shorter text classified at "
+               "full length by the same classifier. Beside each selector, the same number of tokens chosen by gradient × "
+               f"input, by integrated gradients and at random (seeded). ρ = {retention:.2f}, start layer 1; an empty "
+               "kept set gives comprehensiveness 0 and an all-kept set sufficiency 0. Over a data set: "
+               "`python -m pyramid saliency-report --faithfulness 0.5,0.3`.")
 
 
 def _data_set_report() -> None:
