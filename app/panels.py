@@ -33,6 +33,13 @@ def pyramid_panel(trace: Trace, groups: Groups, caption: str, *, key: str) -> No
                                "shows the whole text (drag on it to zoom).")
         window = (start - 1, start - 1 + DETAIL_WINDOW)
     st.html(figures.pyramid_html(trace, groups, None, window))
+    merging = [lt.layer for lt in trace.layers if lt.merged]
+    if trace.routing == "merge" and merging:
+        layer = st.select_slider("Merge groups after layer", options=[lt.layer for lt in trace.layers],
+                                 value=merging[-1], key=f"{key}-groups",
+                                 help="Every group the merges have formed by this layer, at once: the words a "
+                                      "surviving token stands for share its colour (ToMe's source map).")
+        st.html(figures.groups_html(trace, groups, layer, window))
 
 
 def coverage_panel(runs: dict[str, Trace], chosen: str, groups: dict[str, Groups], *, key: str) -> None:

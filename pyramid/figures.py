@@ -164,13 +164,16 @@ def pyramid_html(trace: Trace, groups: Groups, caption: str | None = None, windo
     words = [display_token(t) for t in groups.labels]
     nearest: list[dict[int, tuple[int, float]]] = []
     sizes: list[dict[int, float]] = []
+    sources: list[dict[int, list[int]]] = []
     offset = 1 if trace.embedding_kept is not None else 0
     if offset:
         nearest.append({})
         sizes.append({})
-    for lt in trace.layers:
+        sources.append({})
+    for lt, src in zip(trace.layers, trace.sources() or [{}] * len(trace.layers)):
         nearest.append({i: (nb, d) for i, nb, d in zip(lt.alive, lt.nearest, lt.distance)})
         sizes.append(dict(zip(lt.alive, lt.size)) if lt.size is not None else {})
+        sources.append(src)
     rows = []
     for r, label in enumerate(labels):
         cells = []
@@ -189,6 +192,10 @@ def pyramid_html(trace: Trace, groups: Groups, caption: str | None = None, windo
                 if size > 1:
                     tip += f"; stands for {size:g} tokens (merged into it so far)"
                     badge = f"<sub>{size:g}</sub>"
+                    came = sorted({p for i in groups.members[g] for p in sources[r].get(i, [])})
+                    if came:
+                        shown_src = " ".join(display_token(trace.tokens[p]) for p in came[:MAX_SOURCES])
+                        tip += f": {shown_src}{' …' if len(came) > MAX_SOURCES else ''}"
             cells.append(f'<span class="pl-t {STATE_CLASS[st_]}" title="{tip}">{words[g]}{badge}</span>')
         alive = int((states[r] != STATE_GONE).sum())
         rows.append(f'<div class="pl-row"><span class="pl-lab">{html.escape(label)} · {alive}</span>'
@@ -205,6 +212,58 @@ def pyramid_html(trace: Trace, groups: Groups, caption: str | None = None, windo
     shown = "" if (start, end) == (0, n) else f'<div class="pl-legend">Showing {unit} {start + 1}-{end} of {n}.</div>'
     cap = f'<div class="pl-legend">{html.escape(caption)}</div>' if caption else ""
     return PYRAMID_CSS + cap + legend + shown + '<div class="pl-pyr">' + "".join(rows) + "</div>"
+
+
+MAX_SOURCES = 24
+"""Source tokens a hover lists for a merged group (the rest as an ellipsis)."""
+
+GROUP_COLORS = ["#fde68a", "#bfdbfe", "#bbf7d0", "#fbcfe8", "#ddd6fe", "#fed7aa", "#a5f3fc", "#d9f99d", "#fecaca",
+                "#e9d5ff", "#c7d2fe", "#99f6e4"]
+"""Background colours of merge groups (cycled; neighbouring groups differ)."""
+
+
+def groups_html(trace: Trace, groups: Groups, layer: int, window: tuple[int, int] | None = None) -> str:
+    """The text with every merge group after ``layer`` drawn at once (:meth:`Trace.sources`): the words of one group
+    share a background colour, the token that stands for the group is underlined, words that are their own group
+    stay plain; hovering a word names its group's token and every word in it. ``window`` ``(start, end)`` shows only
+    those words. All text is HTML-escaped.
+
+    Raises:
+        ValueError: the trace did not merge (no sources), or ``layer`` is not one of its layers.
+    """
+    src = trace.sources()
+    if src is None:
+        raise ValueError("merge groups exist only for a merging selector (ToMe, core-set pooling)")
+    if not 1 <= layer <= len(src):
+        raise ValueError(f"layer must be 1..{len(src)}, not {layer}")
+    owner_of = {p: t for t, members in src[layer - 1].items() for p in members}  # original position -> its token
+    n = len(groups)
+    start, end = window if window is not None else (0, n)
+    colours: dict[int, str] = {}
+    words = [display_token(t) for t in groups.labels]
+    cells = []
+    for g in range(max(0, start), min(n, end)):
+        owners = {owner_of.get(i) for i in groups.members[g]} - {None}
+        big = [t for t in owners if len(src[layer - 1][t]) > 1]
+        if not big:
+            style = "pl-t pl-k" if owners else "pl-t pl-g"
+            cells.append(f'<span class="{style}" title="{words[g]} (#{g}): its own token after layer {layer}">'
+                         f'{words[g]}</span>')
+            continue
+        t = min(big)
+        colour = colours.setdefault(t, GROUP_COLORS[len(colours) % len(GROUP_COLORS)])
+        members = src[layer - 1][t]
+        listed = " ".join(display_token(trace.tokens[p]) for p in members[:MAX_SOURCES])
+        head = any(i == t for i in groups.members[g])
+        tip = (f"{words[g]} (#{g}): in the group of {display_token(trace.tokens[t])} (#{t}), {len(members)} tokens after "
+               f"layer {layer}: {listed}{' …' if len(members) > MAX_SOURCES else ''}")
+        deco = "text-decoration: underline; font-weight: 600;" if head else ""
+        cells.append(f'<span class="pl-t" style="background:{colour}; border-color:#9ca3af; {deco}" title="{tip}">'
+                     f'{words[g]}</span>')
+    legend = (f'<div class="pl-legend">Merge groups after layer {layer}: words of one colour now travel as one token, '
+              'the underlined one stands for the group (its position); plain words are their own token, grey ones were '
+              'dropped. Hover a word for its group.</div>')
+    return PYRAMID_CSS + legend + '<div class="pl-pyr"><div class="pl-toks">' + "".join(cells) + "</div></div>"
 
 
 def schedule_caption(trace: Trace, selector: str, regime: str) -> str:

@@ -122,8 +122,31 @@ class Trace:
         """Tokens entering each layer."""
         return [len(lt.alive) for lt in self.layers]
 
+    def sources(self) -> list[dict[int, list[int]]] | None:
+        """Where merged tokens came from (ToMe's ``source`` map, ``tome/merge.py`` ``merge_source``), for a merging
+        routing: per layer (``layers[j]``), each token kept after that layer's merge -> the original token
+        positions it stands for (itself included), ascending, following every earlier merge into it. None for
+        other routings."""
+        if self.routing != "merge":
+            return None
+        owner = list(range(self.n_tokens))  # original position -> the token that now stands for it
+        out = []
+        for lt in self.layers:
+            for i, target in lt.merged.items():
+                owner = [target if o == i else o for o in owner]
+            kept = set(lt.kept)
+            groups: dict[int, list[int]] = {t: [] for t in lt.kept}
+            for pos, o in enumerate(owner):
+                if o in kept:
+                    groups[o].append(pos)
+            out.append(groups)
+        return out
+
     def to_json(self, hidden: bool = False) -> dict:
-        """The CLI's JSON object (``python -m pyramid trace``); ``hidden`` adds each layer's states."""
+        """The CLI's JSON object (``python -m pyramid trace``); ``hidden`` adds each layer's states; a merging routing
+        adds, per layer, ``sources``: for each kept token (in ``kept``'s order) the original positions it stands
+        for (:meth:`sources`)."""
+        sources = self.sources()
         layers = []
         for lt in self.layers:
             item = {
@@ -133,6 +156,7 @@ class Trace:
             if lt.merged_into is not None:
                 item["merged_into"] = list(lt.merged_into)
                 item["size"] = [round(float(x), 6) for x in lt.size]
+                item["sources"] = [sources[len(layers)][t] for t in lt.kept]  # one list per kept token
             if hidden:
                 item["hidden"] = lt.hidden.astype(float).round(6).tolist()
             layers.append(item)

@@ -147,6 +147,9 @@ def test_every_method_tab_draws_every_selector_and_opens_a_row():
     assert not at.exception
     assert at.session_state["pl_run"]["selector"] == "tome"
     assert at.session_state["pl_tab"] == "Kept tokens per layer"
+    # ToMe's pyramid also draws its merge groups (ToMe's source map) at a chosen layer
+    assert any(s.label == "Merge groups after layer" for s in at.select_slider)
+    assert any("Merge groups after layer" in b and "background:#" in b for b in html_bodies(at))
 
 
 def test_words_not_word_pieces():

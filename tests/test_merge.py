@@ -233,3 +233,27 @@ def test_training_passes_proportional_attention_to_its_pyramids(tiny_encoder, tm
                              max_length=16, proportional_attention=flag, command="pytest")
     train_classifier(tiny_encoder, settings, progress=False)
     assert seen and set(seen) == {flag}
+
+
+@pytest.mark.parametrize("name", ["tome", "coreset-pool"])
+def test_sources_follow_every_merge_and_match_sizes(minilm, name):
+    from pyramid.figures import groups_html
+    from pyramid.trace import trace_text
+    from pyramid.words import trace_groups
+
+    tr = trace_text(minilm, TEXTS[0] + " <b>x</b>", name, Schedule(retention=0.2))
+    src = tr.sources()
+    assert len(src) == tr.num_layers
+    for lt, groups in zip(tr.layers, src):
+        assert sorted(groups) == sorted(lt.kept)
+        sizes = dict(zip(lt.alive, lt.size))
+        assert all(len(groups[t]) == pytest.approx(sizes[t]) and t in groups[t] for t in lt.kept)
+        placed = sorted(p for members in groups.values() for p in members)
+        assert len(placed) == len(set(placed))  # each original token stands in one group
+    assert any(len(v) > 1 for v in src[-1].values())
+    layers = tr.to_json()["layers"]
+    assert all(item["sources"] == [src[j][t] for t in item["kept"]] for j, item in enumerate(layers))
+    page = groups_html(tr, trace_groups(tr, True), tr.num_layers)
+    assert "background:#" in page and "<b>" not in page and "&lt;" in page
+    with pytest.raises(ValueError):
+        groups_html(trace_text(minilm, TEXTS[0], "coreset", Schedule(retention=0.2)), trace_groups(tr, True), 1)
