@@ -32,8 +32,8 @@ from pyramid import figures
 
 from . import panels
 from .model_menu import load_chosen_model
-from .resources import (grad_x_input_for, prediction_for, projection_for, selectors_for, tokenize_cached, torch_thread,
-                        trace_for, umap_warmup_thread, why_unavailable)
+from .resources import (grad_x_input_for, prediction_for, projection_for, scrub_for, selectors_for, tokenize_cached,
+                        torch_thread, trace_for, umap_warmup_thread, why_unavailable)
 from .settings import load_settings
 
 ASSETS = Path(__file__).resolve().parent.parent / "assets"
@@ -389,6 +389,7 @@ def _results(model, model_name: str, run: dict, res: RunResults, t_start: float)
     with tabs[0]:
         if tabs[0].open:
             panels.pyramid_panel(trace, groups_a, caption, key=f"pyr-{rid}")
+            _scrub(model, model_name, run, res, sel_a, reg_a, trace, groups_a, key=f"scrub-{rid}")
     with tabs[1]:
         if tabs[1].open:
             runs = {name_a: trace, name_b: other}
@@ -463,6 +464,25 @@ def _every_method(model, model_name: str, run: dict, res: RunResults, regime: st
     sv = survival(traces, trace_groups(trace, words), saliency=saliency)
     panels.survival_panel(sv, figures.REGIME_NAMES.get(regime, regime), unavailable, figures.LABEL_LIMIT, key=key,
                           on_open=_open_as_main)
+
+
+def _scrub(model, model_name: str, run: dict, res: RunResults, selector: str, regime: str, trace, groups, *,
+           key: str) -> None:
+    """The ρ slider: the chosen selector's pyramid at every retention from 0.05 to 1.0, computed once per text and
+    selector when asked, then scrubbed in the browser."""
+    if not SELECTORS[selector].uses_retention:
+        return
+    if not st.toggle("Scrub ρ: this selector's pyramid at every retention", key=f"{key}-on",
+                     help="Traces the text at ρ = 0.05, 0.10, ..., 1.0 (one pass each, once per text and selector); "
+                          "the slider under the chart then redraws it in the browser, without a round trip."):
+        return
+    with st.spinner("Tracing every retention from 0.05 to 1.0…"):
+        frames = scrub_for(model, model_name, tuple(res.tokenized.input_ids), selector, regime, int(run["start_layer"]),
+                           int(run["seed"]))
+    st.plotly_chart(figures.scrub_figure(frames, trace.n_tokens, groups, figures.run_name(selector, regime),
+                                         run["retention"]), key=f"{key}-fig", width="stretch")
+    st.caption("Drag the slider (or click a value): the chart changes in the browser. Colours as in the strip above; "
+               f"start layer {run['start_layer']}.")
 
 
 def _open_as_main(selector: str) -> None:

@@ -319,3 +319,11 @@ def faithfulness_for(_model: Model, model_name: str, head: str, input_ids: tuple
 
     classifier = on_torch(_model.classifier, head)
     return on_torch(text_faithfulness, classifier, list(input_ids), _traces, _saliency, seed=0, target=target)
+
+
+@st.cache_data(show_spinner=False, max_entries=32)
+def scrub_for(_model: Model, model_name: str, input_ids: tuple[int, ...], selector: str, regime: str,
+              start_layer: int, seed: int) -> dict:
+    """The selector's pyramid rows at every retention of the ρ slider (:meth:`pyramid.api.Model.scrub`, one lean
+    pass per retention)."""
+    return on_torch(_model.scrub, list(input_ids), selector, regime, start_layer=start_layer, seed=seed)

@@ -40,10 +40,15 @@ from .loading import DEFAULT_MODEL, LoadedEncoder, load_encoder
 from .schedule import Schedule
 from .selectors import SELECTORS, Selector, get_selector
 from .tokenization import TokenizedText, tokenize
+from .encoder import PyramidEncoder
 from .trace import Trace, trace_text
 
 FULL_CACHE_ENTRIES = 1024
 """Full-length probability vectors a :class:`Model` keeps (one per classifier and text; a few floats each)."""
+
+
+SCRUB_RETENTIONS = tuple(round(0.05 * i, 2) for i in range(1, 21))
+"""The ρ slider's retentions: 0.05, 0.10, ..., 1.0."""
 
 
 class Model:
@@ -387,6 +392,32 @@ class Model:
         from .classifier import prediction_of
 
         return prediction_of(clf, full, full)
+
+    @torch.inference_mode()
+    def scrub(self, text: str | Sequence[int] | TokenizedText, selector: str | Selector = "coreset",
+              regime: str = "inference", retentions: Sequence[float] = SCRUB_RETENTIONS, *, start_layer: int = 1,
+              seed: int = 0, max_length: int | None = None) -> dict[float, list[tuple[str, set, set, set]]]:
+        """The selector's pyramid of one text at every retention in ``retentions``: per retention the rows
+        ``(label, alive, kept, merged)`` of :func:`pyramid.trace.pyramid_rows`, on the encoder :meth:`trace` runs
+        (one lean pass each: no hidden states, coverage or prediction), for the ρ slider.
+
+        Raises:
+            EmptyTextError, KeyError, ValueError: as :meth:`trace`; ValueError also for a selector that sets its own
+            lengths (the retention changes nothing).
+        """
+        from .trace import pyramid_rows
+
+        tokenized = self._tokenized(text, max_length)
+        sel, clf, runs_on, _ = self._resolve(selector, regime, None)
+        if not sel.uses_retention:
+            raise ValueError(f"the {sel.name} selector sets its own lengths: the retention changes nothing")
+        encoder = clf.encoder if clf is not None else (runs_on.encoder if runs_on is not None else self.encoder)
+        ids = torch.tensor([tokenized.input_ids], dtype=torch.long, device=encoder.model.device)
+        out = {}
+        for rho in retentions:
+            pyr = PyramidEncoder(encoder, sel, Schedule(retention=float(rho), start_layer=start_layer))
+            out[float(rho)] = pyramid_rows(pyr(ids, torch.ones_like(ids), seed=seed))
+        return out
 
     def _tokenized(self, text, max_length: int | None) -> TokenizedText:
         if isinstance(text, TokenizedText):

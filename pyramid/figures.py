@@ -75,8 +75,13 @@ def layer_states(trace: Trace, groups: Groups) -> tuple[list[str], np.ndarray]:
     if trace.embedding_kept is not None:
         rows.append(("embeddings", set(range(trace.n_tokens)), set(trace.embedding_kept), set()))
     rows += [(f"layer {lt.layer}", set(lt.alive), set(lt.kept), set(lt.merged)) for lt in trace.layers]
+    return states_of_rows(rows, trace.n_tokens, groups)
+
+
+def states_of_rows(rows: Sequence[tuple[str, set, set, set]], n_tokens: int, groups: Groups) -> tuple[list[str], np.ndarray]:
+    """:func:`layer_states` from per-row token sets ``(label, alive, kept, merged)`` (the rule is the same)."""
     states = np.zeros((len(rows), len(groups)), dtype=int)
-    prev_kept = set(range(trace.n_tokens))
+    prev_kept = set(range(n_tokens))
     for r, (_, alive, kept, merged) in enumerate(rows):
         for g, members in enumerate(groups.members):
             if not any(i in alive for i in members):
@@ -616,4 +621,45 @@ def survival_figure(sv, title: str, window: tuple[int, int] | None = None) -> go
     fig.update_layout(title=title, height=(150 if len(cols) <= LABEL_LIMIT else 110) + 26 * len(runs) + (40 if strip else 0),
                       margin=dict(l=10, r=10, t=40, b=40), plot_bgcolor="white",
                       legend=dict(orientation="v", y=1, x=1.01, xanchor="left", yanchor="top", font=dict(size=11)))
+    return fig
+
+
+def scrub_figure(frames: dict, n_tokens: int, groups: Groups, title: str, current: float) -> go.Figure:
+    """The pyramid's heat strip at every retention, with a ρ slider that redraws in the browser (Plotly frames, no
+    server round trip): ``frames`` maps each retention to the rows of :func:`pyramid.trace.pyramid_rows` (or
+    :meth:`pyramid.api.Model.scrub`); ``current`` is the frame shown first (the nearest retention)."""
+    colors = [GONE_COLOR, KEPT_COLOR, DROPPED_COLOR, REJOINED_COLOR, MERGED_COLOR]
+    scale = []
+    for k, c in enumerate(colors):
+        scale += [[k / 5, c], [(k + 1) / 5, c]]
+    words = [display_token(t) for t in groups.labels]
+    n = len(groups)
+    rhos = sorted(frames)
+    start = min(rhos, key=lambda r: abs(r - current))
+
+    def heat(rho: float) -> go.Heatmap:
+        labels, states = states_of_rows(frames[rho], n_tokens, groups)
+        hover = [[f"#{g} {words[g]}<br>{labels[r]}: {STATE_NAMES[int(states[r, g])]}" for g in range(n)]
+                 for r in range(len(labels))]
+        return go.Heatmap(z=states, x=list(range(n)), y=labels, zmin=-0.5, zmax=4.5, colorscale=scale, showscale=False,
+                          text=hover, hovertemplate="%{text}<extra></extra>", xgap=1 if n <= 150 else 0, ygap=2)
+
+    def heading(rho: float) -> str:
+        last = frames[rho][-1]
+        return f"{title} · ρ = {rho:.2f}: {len(last[1])} of {n_tokens} tokens enter the last layer"
+
+    fig = go.Figure(data=[heat(start)], frames=[go.Frame(data=[heat(r)], name=f"{r:.2f}",
+                                                         layout=go.Layout(title_text=heading(r))) for r in rhos])
+    steps = [dict(method="animate", label=f"{r:.2f}", args=[[f"{r:.2f}"], dict(mode="immediate", frame=dict(
+        duration=0, redraw=True), transition=dict(duration=0))]) for r in rhos]
+    rows = len(frames[start])
+    fig.update_layout(title=heading(start), height=200 + 30 * rows, margin=dict(l=10, r=10, t=40, b=20),
+                      plot_bgcolor="white",
+                      sliders=[dict(active=rhos.index(start), steps=steps, currentvalue=dict(prefix="ρ = "),
+                                    pad=dict(t=50), x=0, len=1.0)])
+    fig.update_yaxes(autorange="reversed", title=None)
+    if n <= LABEL_LIMIT:
+        fig.update_xaxes(tickmode="array", tickvals=list(range(n)), ticktext=words, tickangle=-60, tickfont=dict(size=10))
+    else:
+        fig.update_xaxes(title="position in the text (hover for the word)")
     return fig

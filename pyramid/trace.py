@@ -305,6 +305,27 @@ def trace_text(
     )
 
 
+def pyramid_rows(out, b: int = 0) -> list[tuple[str, set[int], set[int], set[int]]]:
+    """Example ``b`` of a :class:`pyramid.encoder.PyramidOutput` as the pyramid's rows ``(label, alive, kept,
+    merged)`` (token positions; ``embeddings`` first when the selector chose before layer 1), without a trace's
+    states or coverage: what :func:`pyramid.figures.states_of_rows` draws."""
+    rows = []
+    if out.embedding_selection is not None:
+        es = out.embedding_selection
+        rows.append(("embeddings", set(es.positions[b][es.valid[b]].tolist()), set(es.positions[b][es.keep[b]].tolist()),
+                     set()))
+    for lo in out.layers:
+        valid = lo.valid[b]
+        pos = lo.positions[b]
+        alive = set(pos[valid].tolist())
+        kept = set(pos[lo.keep[b] & valid].tolist())
+        merged = set()
+        if lo.merged_into is not None:
+            merged = set(pos[(lo.merged_into[b] >= 0) & valid].tolist())
+        rows.append((f"layer {lo.layer}", alive, kept, merged))
+    return rows
+
+
 def jaccard(a, b) -> float:
     """Jaccard index ``|A & B| / |A | B|`` of two index sets (1.0 when both are empty)."""
     a, b = set(a), set(b)

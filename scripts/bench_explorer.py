@@ -21,7 +21,8 @@
 4. 8 sessions pressing Run together on one server (~25- and ~500-token texts, browsers at nice 19): p95 of
    the server's answer time over one ~500-token Run alone on the same server (target <= 6x), every session
    its own result (``scripts/load_test.py``);
-5. the UMAP projection after warm-up (128 and 512 tokens), which the Embeddings tab computes when opened.
+5. the UMAP projection after warm-up (128 and 512 tokens), which the Embeddings tab computes when opened;
+6. the rho slider's frames for one selector (20 retentions; target <= 2 s at 512 tokens).
 
 Run it on a quiet machine: other processes on the same cores change every figure.
 """
@@ -433,10 +434,26 @@ def umap(enc, repeats: int) -> None:
         print(f"    {n} tokens ({points} points over 7 layers): median {t:.2f} s (computed when the Embeddings tab opens)")
 
 
+def scrub_timing(repeats: int = 3) -> None:
+    """The ρ slider's frames (``Model.scrub``: 20 lean passes, rho 0.05 .. 1.0) for one selector, in process."""
+    import pyramid
+
+    model = pyramid.load()
+    print("\n[6] the rho slider's frames, one selector, 20 retentions (in process; the page computes them when the "
+          "toggle is switched on):")
+    for n in (128, 512):
+        tokenized = model.tokenize(text_of_tokens(model.encoder, n), 512)
+        model.scrub(tokenized, "coreset", retentions=[0.5])
+        for name in ("coreset", "tome"):
+            t = median_seconds(lambda: model.scrub(tokenized, name), repeats)
+            target = f" ({verdict(t, 2.0)})" if n == 512 else ""
+            print(f"    {n} tokens, {name}: median {t:.2f} s{target}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--repeats", type=int, default=9)
-    parser.add_argument("--skip", default="", help="comma-separated sections to skip: selection,bench,app,load,umap")
+    parser.add_argument("--skip", default="", help="comma-separated sections to skip: selection,bench,app,load,umap,scrub")
     args = parser.parse_args()
     skip = {s.strip() for s in args.skip.split(",") if s.strip()}
     from pyramid.loading import quiet_transformers
@@ -456,6 +473,8 @@ def main() -> None:
         load()
     if "umap" not in skip:
         umap(enc, args.repeats)
+    if "scrub" not in skip:
+        scrub_timing()
 
 
 if __name__ == "__main__":

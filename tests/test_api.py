@@ -159,3 +159,19 @@ def test_pip_install_gives_the_package_its_assets_and_the_command(tmp_path):
     probe = subprocess.run([sys.executable, "-c", "import pyramid.artifacts as a; print(a.ASSETS_DIR)"], cwd=tmp_path,
                            env=env, capture_output=True, text=True, timeout=120)
     assert probe.stdout.strip() == str(target / "pyramid" / "assets")
+
+
+def test_scrub_gives_the_traces_pyramid_at_every_retention(model):
+    from pyramid.figures import layer_states, states_of_rows
+    from pyramid.schedule import Schedule
+    from pyramid.words import trace_groups
+
+    frames = model.scrub(TEXT, "tome", retentions=[0.1, 0.5, 1.0])
+    assert sorted(frames) == [0.1, 0.5, 1.0]
+    for rho in (0.1, 0.5):
+        tr = model.trace(TEXT, "tome", "inference", Schedule(retention=rho))
+        g = trace_groups(tr, True)
+        assert (states_of_rows(frames[rho], tr.n_tokens, g)[1] == layer_states(tr, g)[1]).all()
+    assert all(kept == alive for _, alive, kept, _ in frames[1.0])
+    with pytest.raises(ValueError, match="own lengths"):
+        model.scrub(TEXT, "adapler")

@@ -152,6 +152,20 @@ def test_every_method_tab_draws_every_selector_and_opens_a_row():
     assert any("Merge groups after layer" in b and "background:#" in b for b in html_bodies(at))
 
 
+def test_scrub_rho_draws_every_retention_as_browser_frames():
+    at = fresh().run()
+    at.toggle(key=next(t.key for t in at.toggle if t.key and t.key.endswith("-on"))).set_value(True)
+    at.run()
+    assert not at.exception
+    spec = next(sp for sp in chart_specs(at) if sp.get("frames"))
+    assert [f["name"] for f in spec["frames"]] == [f"{0.05 * i:.2f}" for i in range(1, 21)]
+    assert len(spec["layout"]["sliders"][0]["steps"]) == 20
+    assert spec["layout"]["sliders"][0]["active"] == 5  # the run's rho, 0.30
+    overview = chart_specs(at)[0]["data"][0]["z"]
+    shown = next(f for f in spec["frames"] if f["name"] == "0.30")["data"][0]["z"]
+    assert shown == overview  # the slider's frame at the run's rho is the run's own pyramid
+
+
 def test_words_not_word_pieces():
     at = fresh().run()
     at.text_area(key="w_text").input("Unbelievably charming, the director's finest hour.")
