@@ -233,7 +233,7 @@ def _faithfulness_table(model, model_name: str, head: str, ids: tuple, retention
         rows.append(row)
     st.subheader("Do the kept tokens carry the decision?")
     st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch", key="sal-faith")
-    st.caption(f"ERASER's faithfulness (DeYoung et al., 2020; docs/methods.md 11), in points of the probability of "
+    st.caption(f"ERASER's faithfulness (DeYoung et al., 2020; docs/methods.md 12), in points of the probability of "
                f"**{report.label}** at full length: **comprehensiveness** is how much it drops when the tokens a selector "
                "keeps to the last layer are deleted from the text (higher: the kept tokens were needed); "
                "**sufficiency** is how much it drops when only they are given (lower, even negative: they suffice). "

@@ -534,7 +534,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--faithfulness", type=at.retention_list, default=None, metavar="RHOS",
                    help="instead: ERASER's comprehensiveness and sufficiency of each selector's kept set at these "
                         "comma-separated retentions, beside same-size gradient x input, integrated gradients and "
-                        "random sets (docs/methods.md 11)")
+                        "random sets (docs/methods.md 12)")
     p.add_argument("--ig-steps", type=at.int_at_least(2, "--ig-steps"), default=20,
                    help="integrated gradients steps of its reference set (--faithfulness; default 20)")
     p.add_argument("--max-length", type=at.max_length, default=None,

@@ -1,9 +1,9 @@
 """Is the kept set faithful? ERASER's comprehensiveness and sufficiency (DeYoung et al., ACL 2020, "ERASER: A
-Benchmark to Evaluate Rationalized NLP Models", section 4.2; ``../shared/docs/methods.md`` 11) for the tokens a
+Benchmark to Evaluate Rationalized NLP Models", section 4.2; docs/methods.md 12) for the tokens a
 selector keeps to the last layer, beside same-size top-k sets of gradient x input and integrated gradients and a
 random same-size set.
 
-For a text x, the full-length classifier's predicted class j and a set r of word pieces (docs/methods.md 11):
+For a text x, the full-length classifier's predicted class j and a set r of word pieces:
 
 * **comprehensiveness** = p_j(x) - p_j(x \\ r): the probability drop when r is deleted from the input;
 * **sufficiency** = p_j(x) - p_j(r): the drop when only r is given.
@@ -17,7 +17,7 @@ Dropping's tokens that never left, not the ones it rejoins), special tokens left
 an empty set (a selector that keeps only [CLS]) deletes nothing, so comprehensiveness is 0, and sufficiency is
 the drop to [CLS] [SEP] alone; every piece kept (rho = 1) gives sufficiency 0 and comprehensiveness the drop to
 [CLS] [SEP]; a one-word text and a text of [UNK]s follow the same rules. ERASER's AOPC averages over bins of k;
-here k is the selector's own kept count (and the references take the same k), as methods.md 11 asks.
+here k is the selector's own kept count (and the references take the same k), as ../shared/docs/methods.md 11 asks.
 
 Cost: two full-length passes per set and text (all sets of a text run as one padded batch).
 """

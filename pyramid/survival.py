@@ -6,7 +6,7 @@ the **depth** of a word is the last layer it enters without a break from the sta
 merging selector folded into another carries the layer after which it merged and the word it went into; a word
 Token Dropping parked and rejoined carries the layer it rejoined at. The full-length classifier's gradient x
 input saliency, summed over each word's pieces and scaled to the text's largest, marks the words that carry the
-prediction (docs/methods.md 11: saliency on the full-length model).
+prediction (as in docs/methods.md 12, the full-length model's saliency).
 
 No Streamlit and no plotting here: :func:`pyramid.figures.survival_figure` draws a :class:`Survival`.
 """
