@@ -7,6 +7,7 @@ import streamlit as st
 
 from pyramid.attribution import order_by_agreement, scale_to_row_max
 from pyramid.classifier import HeadLoadError
+from pyramid.faithfulness import REFERENCE_LABELS
 from pyramid.selectors import SELECTORS, selector_label
 from pyramid.tokenization import EmptyTextError
 from pyramid.words import word_groups
@@ -225,8 +226,7 @@ def _faithfulness_table(model, model_name: str, head: str, ids: tuple, retention
         refs = tf.references.get(name, {})
         row = {"selector": SELECTORS[name].label, "kept to the end": tf.sizes[name],
                "comprehensiveness": pts(comp), "sufficiency": pts(suff)}
-        for ref, label in (("grad_x_input", "gradient × input"), ("integrated_gradients", "integrated gradients"),
-                           ("random", "random")):
+        for ref, label in REFERENCE_LABELS.items():
             if ref in refs:
                 row[f"{label}: comp."] = pts(refs[ref][0])
                 row[f"{label}: suff."] = pts(refs[ref][1])

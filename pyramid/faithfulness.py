@@ -37,6 +37,9 @@ from .trace import Trace
 
 REFERENCES = ("grad_x_input", "integrated_gradients", "random")
 """The reference sets of every selector's size: the top-k tokens of two saliency methods, and a random set."""
+REFERENCE_LABELS = {"grad_x_input": "gradient × input", "integrated_gradients": "integrated gradients",
+                    "random": "random"}
+"""How the references are named for people (tables, captions)."""
 
 
 def kept_to_the_end(trace: Trace) -> list[int]:
