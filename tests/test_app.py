@@ -566,3 +566,27 @@ def test_a_classifier_with_its_train_select_model_shows_both_regimes(tmp_path, m
     m = Model.load(str(tmp_path / "topics-ts"))
     assert m.selectors("train-select") == ["coreset"]
     assert [t for t, _ in m.model_cards(m.selector("coreset", "train-select"))] == ["Train-Select model `topics-ts-ts-coreset`"]
+
+
+@pytest.mark.parametrize("text", ["dreadful", "🀄 🀄 🀄"])  # one word; only [UNK]s
+@pytest.mark.parametrize("retention", [0.05, 1.0])  # the lowest retention; every token kept
+def test_the_teaching_views_on_degenerate_texts(text, retention):
+    """One word, only [UNK]s, rho 1 and the lowest rho: the Every method tab, the rho slider, the merge groups and the
+    Saliency page's faithfulness table all draw without an exception."""
+    at = fresh().run()
+    at.text_area(key="w_text").input(text)
+    at.slider(key="w_retention").set_value(retention)
+    at.selectbox(key="w_selector").set_value("tome")
+    run_button(at).click()
+    at.run()
+    at.toggle(key=next(t.key for t in at.toggle if t.key and t.key.endswith("-on"))).set_value(True)
+    at.run()
+    assert not at.exception and any(sp.get("frames") for sp in chart_specs(at))
+    at = open_tab(at, "Every method")
+    assert not at.exception and any("Every run carries to the last layer" in m.value for m in at.markdown)
+    sal = AppTest.from_string(SALIENCY_SCRIPT, default_timeout=TIMEOUT)
+    sal.session_state["pl_run"] = {"text": text, "id": 1}
+    sal.run()
+    assert not sal.exception
+    faith = table_with(sal, "comprehensiveness")
+    assert faith["comprehensiveness"].notna().all() and faith["sufficiency"].notna().all()
