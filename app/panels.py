@@ -39,7 +39,13 @@ def pyramid_panel(trace: Trace, groups: Groups, caption: str, *, key: str) -> No
                                  value=merging[-1], key=f"{key}-groups",
                                  help="Every group the merges have formed by this layer, at once: the words a "
                                       "surviving token stands for share its colour (ToMe's source map).")
-        st.html(figures.groups_html(trace, groups, layer, window))
+        src = trace.sources()[layer - 1]
+        multi = [t for t in sorted(src) if len(src[t]) > 1]
+        focus = st.selectbox("Follow one surviving token", [None] + multi, key=f"{key}-focus",
+                             format_func=lambda t: "every group" if t is None else
+                             f"{trace.tokens[t]} (#{t}, stands for {len(src[t])} tokens)",
+                             help="Underline only the words this token stands for after the chosen layer.")
+        st.html(figures.groups_html(trace, groups, layer, window, focus))
 
 
 def coverage_panel(runs: dict[str, Trace], chosen: str, groups: dict[str, Groups], *, key: str) -> None:

@@ -227,11 +227,13 @@ GROUP_COLORS = ["#fde68a", "#bfdbfe", "#bbf7d0", "#fbcfe8", "#ddd6fe", "#fed7aa"
 """Background colours of merge groups (cycled; neighbouring groups differ)."""
 
 
-def groups_html(trace: Trace, groups: Groups, layer: int, window: tuple[int, int] | None = None) -> str:
+def groups_html(trace: Trace, groups: Groups, layer: int, window: tuple[int, int] | None = None,
+                focus: int | None = None) -> str:
     """The text with every merge group after ``layer`` drawn at once (:meth:`Trace.sources`): the words of one group
     share a background colour, the token that stands for the group is underlined, words that are their own group
     stay plain; hovering a word names its group's token and every word in it. ``window`` ``(start, end)`` shows only
-    those words. All text is HTML-escaped.
+    those words. ``focus``: a token kept after ``layer``; only its group is coloured and its source words underlined
+    (the others are drawn plain). All text is HTML-escaped.
 
     Raises:
         ValueError: the trace did not merge (no sources), or ``layer`` is not one of its layers.
@@ -249,7 +251,7 @@ def groups_html(trace: Trace, groups: Groups, layer: int, window: tuple[int, int
     cells = []
     for g in range(max(0, start), min(n, end)):
         owners = {owner_of.get(i) for i in groups.members[g]} - {None}
-        big = [t for t in owners if len(src[layer - 1][t]) > 1]
+        big = [t for t in owners if len(src[layer - 1][t]) > 1 and (focus is None or t == focus)]
         if not big:
             style = "pl-t pl-k" if owners else "pl-t pl-g"
             cells.append(f'<span class="{style}" title="{words[g]} (#{g}): its own token after layer {layer}">'
@@ -262,7 +264,8 @@ def groups_html(trace: Trace, groups: Groups, layer: int, window: tuple[int, int
         head = any(i == t for i in groups.members[g])
         tip = (f"{words[g]} (#{g}): in the group of {display_token(trace.tokens[t])} (#{t}), {len(members)} tokens after "
                f"layer {layer}: {listed}{' …' if len(members) > MAX_SOURCES else ''}")
-        deco = "text-decoration: underline; font-weight: 600;" if head else ""
+        deco = ("text-decoration: underline; font-weight: 600;" if head else "") if focus is None else \
+            ("text-decoration: underline double;" + (" font-weight: 600;" if head else ""))
         cells.append(f'<span class="pl-t" style="background:{colour}; border-color:#9ca3af; {deco}" title="{tip}">'
                      f'{words[g]}</span>')
     legend = (f'<div class="pl-legend">Merge groups after layer {layer}: words of one colour now travel as one token, '

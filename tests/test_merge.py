@@ -257,3 +257,7 @@ def test_sources_follow_every_merge_and_match_sizes(minilm, name):
     assert "background:#" in page and "<b>" not in page and "&lt;" in page
     with pytest.raises(ValueError):
         groups_html(trace_text(minilm, TEXTS[0], "coreset", Schedule(retention=0.2)), trace_groups(tr, True), 1)
+    token_groups = trace_groups(tr, False)
+    t = next(t for t, v in src[-1].items() if len(v) > 1)
+    one = groups_html(tr, token_groups, tr.num_layers, focus=t)
+    assert one.count("underline double") == len(src[-1][t])  # only its own source tokens
