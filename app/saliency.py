@@ -271,3 +271,43 @@ def _data_set_report() -> None:
     if meta.get("command"):
         st.caption("Made by:")
         st.code(meta["command"], language="bash", wrap_lines=True)
+    _data_set_faithfulness()
+
+
+def _data_set_faithfulness() -> None:
+    """The shipped SST-2-dev-wide faithfulness report (``saliency-report --faithfulness --out``), when present."""
+    from pyramid.results import RESULTS_DIR, load_faithfulness
+
+    rows, meta = load_faithfulness(RESULTS_DIR)
+    if not rows:
+        return
+
+    def fig(r, key: str) -> str:
+        return f"{100 * r[key]:+.1f} [{100 * r[key[:4] + '_low']:+.1f}, {100 * r[key[:4] + '_high']:+.1f}]"
+
+    def diff(r, key: str) -> str:
+        if r.get(key) is None:
+            return ""
+        return f"{100 * r[key]:+.1f} [{100 * r[key + '_low']:+.1f}, {100 * r[key + '_high']:+.1f}]"
+
+    table = []
+    for r in rows:
+        if "@" in r["selector"]:
+            continue
+        refs = {ref: next((x for x in rows if x["selector"] == f"{ref}@{r['selector']}" and
+                           x["retention"] == r["retention"]), None) for ref in REFERENCE_LABELS}
+        row = {"ρ": r["retention"], "selector": selector_label(r["selector"]), "kept (mean)": round(r["mean_size"], 1),
+               "comprehensiveness": fig(r, "comprehensiveness"), "sufficiency": fig(r, "sufficiency"),
+               "comp. minus random": diff(r, "comp_vs_random"), "suff. minus random": diff(r, "suff_vs_random")}
+        for ref, label in REFERENCE_LABELS.items():
+            if refs[ref] is not None:
+                row[f"{label}: comp. / suff."] = (f"{100 * refs[ref]['comprehensiveness']:+.1f} / "
+                                                  f"{100 * refs[ref]['sufficiency']:+.1f}")
+        table.append(row)
+    st.markdown(f"Do the kept tokens carry the decision? ERASER's comprehensiveness and sufficiency of each selector's "
+                f"kept set over {rows[0]['n']} texts, points of the predicted class's probability with 95% bootstrap "
+                "intervals; minus random: the paired difference with a random set of the same size on the same texts "
+                "(comprehensiveness: higher is better; sufficiency: lower is better):")
+    st.dataframe(pd.DataFrame(table), hide_index=True, width="stretch", key="sal-ds-faith")
+    if meta.get("command"):
+        st.code(meta["command"], language="bash", wrap_lines=True)

@@ -189,6 +189,23 @@ def load_saliency_report(folder: str | Path = RESULTS_DIR, name: str = "saliency
     return rows, _meta(path)
 
 
+def load_faithfulness(folder: str | Path = RESULTS_DIR, name: str = "faith__sst2-dev.csv") -> tuple[list[dict] | None, dict]:
+    """``(rows, meta)`` of a ``saliency-report --faithfulness --out`` CSV (:data:`pyramid.faithfulness.FAITHFULNESS_KEYS`;
+    numbers parsed, empty cells None); ``(None, {})`` if absent or unreadable."""
+    path = Path(folder) / name
+    if not path.is_file():
+        return None, {}
+    try:
+        with open(path, newline="", encoding="utf-8") as fh:
+            rows = []
+            for r in csv.DictReader(fh):
+                rows.append({k: (v if k == "selector" else int(v) if k == "n" else None if v == "" else float(v))
+                             for k, v in r.items()})
+    except (OSError, ValueError, KeyError):
+        return None, {}
+    return rows, _meta(path)
+
+
 def _curve(rows: list[dict], selector: str, regime: str | None) -> list[dict]:
     """A selector's rows sorted by speedup (the full-length row at 1.0)."""
     own = [r for r in rows if r["selector"] == selector and (regime is None or r.get("regime") == regime)]
