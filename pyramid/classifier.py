@@ -176,9 +176,10 @@ class Classifier:
         """Where the classifier's weights are (a GPU while a trainer runs there)."""
         return next(self.encoder.model.parameters()).device
 
-    def pyramid(self, selector: Selector, schedule: Schedule) -> PyramidEncoder:
-        """A :class:`PyramidEncoder` on this classifier's encoder."""
-        return PyramidEncoder(self.encoder, selector, schedule)
+    def pyramid(self, selector: Selector, schedule: Schedule, proportional_attention: bool = True) -> PyramidEncoder:
+        """A :class:`PyramidEncoder` on this classifier's encoder (``proportional_attention``: see
+        :class:`PyramidEncoder`)."""
+        return PyramidEncoder(self.encoder, selector, schedule, proportional_attention=proportional_attention)
 
     @torch.inference_mode()
     def predict(
@@ -188,6 +189,7 @@ class Classifier:
         selector: Selector,
         schedule: Schedule,
         seed: int = 0,
+        proportional_attention: bool = True,
     ) -> tuple[torch.Tensor, PyramidOutput]:
         """Class probabilities of a batch under a selector and schedule (one pyramid pass).
 
@@ -196,6 +198,7 @@ class Classifier:
             selector, schedule: the pyramid to run; a fixed-length selector with
                 ``Schedule(retention=1.0)`` is the full model (AdapLeR ignores the schedule).
             seed: seed for stochastic selectors.
+            proportional_attention: merging selectors add ``log(size)`` to later attention logits (default on).
 
         Returns:
             ``(probs (B, C) float32 on the CPU, the PyramidOutput on the model's device)``.
@@ -204,7 +207,7 @@ class Classifier:
         if input_ids.device != device:
             input_ids = input_ids.to(device)
             attention_mask = attention_mask.to(device) if attention_mask is not None else None
-        out = self.pyramid(selector, schedule)(input_ids, attention_mask, seed=seed)
+        out = self.pyramid(selector, schedule, proportional_attention)(input_ids, attention_mask, seed=seed)
         return self.probabilities(self.logits(out.last_hidden_state)).cpu(), out
 
 

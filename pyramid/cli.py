@@ -233,7 +233,8 @@ def cmd_evaluate(args) -> int:
         if names:
             rows += evaluate_regimes(model, data, names, args.retention, regimes=(regime,), head=head,
                                      start_layer=args.start_layer, batch_size=args.batch_size, seed=args.seed,
-                                     max_length=args.max_length, progress=not args.quiet)
+                                     max_length=args.max_length, progress=not args.quiet,
+                                     proportional_attention=args.proportional_attention)
     if args.out:
         with open(args.out, "w", newline="", encoding="utf-8") as fh:
             writer = csv.DictWriter(fh, fieldnames=list(ROW_KEYS))
@@ -241,7 +242,8 @@ def cmd_evaluate(args) -> int:
             writer.writerows(rows)
         _write_meta(args.out, {
             "command": _command_line(args), "data": args.data, "regimes": list(regimes), "head": head,
-            "model": model.name, "start_layer": args.start_layer, "limit": args.limit, "n": len(data),
+            "model": model.name, "start_layer": args.start_layer, "limit": args.limit,
+            "proportional_attention": args.proportional_attention, "n": len(data),
             "seed": args.seed, "labels": list(data.label_names),
         })
     # the terminal table leaves out the per-example bits (the JSON and the CSV keep them)
@@ -513,6 +515,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default=None, help="also write the rows to this CSV (and OUT.meta.json)")
     p.add_argument("--json", action="store_true", help="print the rows as a JSON list")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument("--proportional-attention", type=at.boolean, default=True,
+                   help="merging selectors (tome, coreset-pool): add log(size) to later attention logits (default true)")
     p.set_defaults(func=cmd_evaluate)
 
     p = sub.add_parser("saliency-report",

@@ -136,6 +136,7 @@ def run_dataset(
     seed: int = 0,
     progress: Callable[[int], None] | None = None,
     runner: Callable | None = None,
+    proportional_attention: bool = True,
 ) -> DatasetRun:
     """Run one pyramid over pre-tokenised texts.
 
@@ -148,6 +149,7 @@ def run_dataset(
         progress: called with the number of examples done after each batch (it may raise to stop).
         runner: ``runner(fn, *args, **kwargs)`` runs each batch's forward (the app: on its torch thread,
             one batch at a time, so that other users' requests run between batches); None: directly.
+        proportional_attention: merging selectors add ``log(size)`` to later attention logits (default on).
 
     Returns:
         :class:`DatasetRun`.
@@ -163,9 +165,11 @@ def run_dataset(
     for batch in length_sorted_batches(ids, batch_size, pad):
         t0 = time.perf_counter()
         if runner is None:
-            p, out = classifier.predict(batch.input_ids, batch.attention_mask, selector, schedule, seed=seed)
+            p, out = classifier.predict(batch.input_ids, batch.attention_mask, selector, schedule, seed=seed,
+                                        proportional_attention=proportional_attention)
         else:
-            p, out = runner(classifier.predict, batch.input_ids, batch.attention_mask, selector, schedule, seed=seed)
+            p, out = runner(classifier.predict, batch.input_ids, batch.attention_mask, selector, schedule, seed=seed,
+                            proportional_attention=proportional_attention)
         wall += time.perf_counter() - t0
         s, a = example_speedups(out, classifier.encoder.config)
         probs[batch.index], speed[batch.index], alive[batch.index] = p, s, a
@@ -186,6 +190,7 @@ def evaluate(
     max_length: int | None = None,
     progress: bool | Callable[[int, int, str], None] = True,
     runner: Callable | None = None,
+    proportional_attention: bool = True,
 ) -> list[dict]:
     """Evaluate every (selector, retention) pair on ``data``.
 
@@ -205,6 +210,8 @@ def evaluate(
             ``progress(done, total, what)`` called after every batch with the examples done over all runs
             (it may raise to stop the evaluation: the exception propagates).
         runner: how each batch's forward runs (see :func:`run_dataset`).
+        proportional_attention: merging selectors add ``log(size)`` to later attention logits (default on;
+            docs/methods.md 10.1).
 
     Returns:
         One dict per pair with the keys :data:`ROW_KEYS`, selectors outermost, in the order given.
@@ -239,6 +246,7 @@ def evaluate(
             # measured mean share of tokens entering the last layer.
             bar.set_postfix_str(sel.name)
             run = run_dataset(classifier, ids, sel, Schedule(retention=1.0), batch_size=batch_size, seed=seed,
+                              proportional_attention=proportional_attention,
                               progress=bar.update, runner=runner)
             rows.append(_row(sel, classifier.name, float((run.alive[:, -1].double() / n_tok).mean()), n,
                              score_row(run.predictions, gold, full_pred, C), run))
@@ -249,6 +257,7 @@ def evaluate(
             else:
                 bar.set_postfix_str(f"{sel.name} rho={r}")
                 run = run_dataset(classifier, ids, sel, schedules[r], batch_size=batch_size, seed=seed,
+                                  proportional_attention=proportional_attention,
                                   progress=bar.update, runner=runner)
             rows.append(_row(sel, classifier.name, float(r), n, score_row(run.predictions, gold, full_pred, C), run))
     bar.close()
@@ -346,6 +355,7 @@ def evaluate_regimes(
     max_length: int | None = None,
     progress: bool | Callable[[int, int, str], None] = True,
     runner: Callable | None = None,
+    proportional_attention: bool = True,
 ) -> list[dict]:
     """:func:`evaluate` in each regime: every selector on ``head`` (inference-only), and each selector
     on the head fine-tuned with it (Train-Select, :attr:`Selector.head` of its train-select form).
@@ -370,7 +380,7 @@ def evaluate_regimes(
         model = Model(model)
     rows = []
     kwargs = dict(start_layer=start_layer, batch_size=batch_size, seed=seed, max_length=max_length, progress=progress,
-                  runner=runner)
+                  runner=runner, proportional_attention=proportional_attention)
     for regime in regimes:
         if regime == "inference":
             name = head or model.inference_head

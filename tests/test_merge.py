@@ -261,3 +261,29 @@ def test_sources_follow_every_merge_and_match_sizes(minilm, name):
     t = next(t for t, v in src[-1].items() if len(v) > 1)
     one = groups_html(tr, token_groups, tr.num_layers, focus=t)
     assert one.count("underline double") == len(src[-1][t])  # only its own source tokens
+
+
+def test_evaluate_can_turn_proportional_attention_off(monkeypatch):
+    """evaluate(..., proportional_attention=False) reaches every pyramid it builds (evaluate --proportional-attention)."""
+    import pyramid
+    from pyramid import encoder as encoder_module
+    from pyramid.data import LabelledData
+    from pyramid.evaluation import evaluate
+
+    model = pyramid.load()
+    clf = model.classifier(model.inference_head)
+    data = LabelledData(texts=TEXTS[:2] * 3, labels=[1, 0] * 3, label_names=clf.labels, path="x", text_column="t",
+                        label_column="l")
+    seen = []
+    init = encoder_module.PyramidEncoder.__init__
+
+    def recording(self, enc, selector, schedule=None, *args, **kwargs):
+        seen.append((selector.name, kwargs.get("proportional_attention", True)))
+        init(self, enc, selector, schedule, *args, **kwargs)
+
+    monkeypatch.setattr(encoder_module.PyramidEncoder, "__init__", recording)
+    for flag in (True, False):
+        seen.clear()
+        rows = evaluate(clf, data, ["tome"], [0.2], progress=False, proportional_attention=flag)
+        assert rows[0]["n"] == 6
+        assert ("tome", flag) in seen and all(f == flag for name, f in seen if name == "tome")
