@@ -278,7 +278,7 @@ def cmd_saliency_report(args) -> int:
         selectors.append(sel)
     data = read_labelled(args.data, args.text_column, args.label_column, classifier.labels).head(args.limit)
     if args.faithfulness:
-        return _faithfulness_report(args, model, classifier, [s.name for s in selectors], data)
+        return _faithfulness_report(args, model, classifier, head, [s.name for s in selectors], data)
     report = saliency_agreement(classifier, data, selectors, retention=args.retention, start_layer=args.start_layer,
                                 k=args.k, batch_size=args.batch_size, progress=not args.quiet)
     rows = report.rows()
@@ -310,7 +310,7 @@ def cmd_saliency_report(args) -> int:
     return 0
 
 
-def _faithfulness_report(args, model, classifier, names: list[str], data) -> int:
+def _faithfulness_report(args, model, classifier, head: str, names: list[str], data) -> int:
     """``saliency-report --faithfulness RHOS``: ERASER's comprehensiveness and sufficiency of every selector's kept
     set and of the same-size references, per retention (:mod:`pyramid.faithfulness`)."""
     import csv
@@ -322,7 +322,7 @@ def _faithfulness_report(args, model, classifier, names: list[str], data) -> int
 
     def trace_fn(input_ids, name, rho):
         sched = schedules.setdefault(rho, Schedule(retention=rho, start_layer=args.start_layer))
-        return model.trace(input_ids, name, "inference", sched, head=classifier.name)
+        return model.trace(input_ids, name, "inference", sched, head=head)  # "own" for a checkpoint
 
     rows = dataset_faithfulness(classifier, ids, trace_fn, names, args.faithfulness, ig_steps=args.ig_steps,
                                 progress=not args.quiet)
