@@ -405,8 +405,10 @@ def test_saliency_page_compares_methods_and_selectors():
     assert ordered[0] == "gradient × input" and sorted(ordered) == sorted(heat["y"]) and ordered != heat["y"]
     kept = table_with(at, "after layer 1")
     assert len(kept) >= 4 and len(kept) <= len(usable_selectors(None))
-    faith = table_with(at, "comprehensiveness")
+    faith = table_with(at, "kept to the end")
     assert len(faith) == len(kept) and {"sufficiency", "random: comp.", "gradient × input: suff."} <= set(faith.columns)
+    shipped = table_with(at, "comp. minus random")  # the data-set report (assets/results/faith__sst2-dev.csv)
+    assert len(shipped) >= 10 and shipped["comprehensiveness"].str.contains(r"\[").all()
     assert faith["comprehensiveness"].between(-100, 100).all() and faith["sufficiency"].between(-100, 100).all()
     at.text_area(key="w_sal_text").input('<img src=x onerror=alert(1)> a dull , lifeless film')
     run_button(at).click()
