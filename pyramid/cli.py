@@ -197,8 +197,6 @@ def _regimes(regime: str) -> tuple[str, ...]:
 
 def cmd_evaluate(args) -> int:
     """``evaluate``: one row per (regime, selector, retention) on a labelled data set."""
-    import csv
-
     from .data import read_labelled
     from .evaluation import ROW_KEYS, evaluate_regimes
 
@@ -236,11 +234,7 @@ def cmd_evaluate(args) -> int:
                                      max_length=args.max_length, progress=not args.quiet,
                                      proportional_attention=args.proportional_attention)
     if args.out:
-        with open(args.out, "w", newline="", encoding="utf-8") as fh:
-            writer = csv.DictWriter(fh, fieldnames=list(ROW_KEYS))
-            writer.writeheader()
-            writer.writerows(rows)
-        _write_meta(args.out, {
+        _write_rows(args.out, ROW_KEYS, rows, {
             "command": _command_line(args), "data": args.data, "regimes": list(regimes), "head": head,
             "model": model.name, "start_layer": args.start_layer, "limit": args.limit,
             "proportional_attention": args.proportional_attention, "n": len(data),
@@ -253,8 +247,6 @@ def cmd_evaluate(args) -> int:
 
 def cmd_saliency_report(args) -> int:
     """``saliency-report``: learned selectors' scores vs saliency (Spearman), and top-k salient kept per selector."""
-    import csv
-
     from .data import read_labelled
     from .saliency_eval import REPORT_KEYS, saliency_agreement
 
@@ -283,12 +275,9 @@ def cmd_saliency_report(args) -> int:
                                 k=args.k, batch_size=args.batch_size, progress=not args.quiet)
     rows = report.rows()
     if args.out:
-        with open(args.out, "w", newline="", encoding="utf-8") as fh:
-            writer = csv.DictWriter(fh, fieldnames=list(REPORT_KEYS))
-            writer.writeheader()
-            writer.writerows(rows)
-        _write_meta(args.out, {"command": _command_line(args), "data": args.data, "head": classifier.name,
-                               "retention": args.retention, "k": args.k, "n": len(data)})
+        _write_rows(args.out, REPORT_KEYS, rows, {"command": _command_line(args), "data": args.data,
+                                                  "head": classifier.name, "retention": args.retention, "k": args.k,
+                                                  "n": len(data)})
     if args.json:
         _print_rows(rows, True)
         return 0
@@ -313,7 +302,6 @@ def cmd_saliency_report(args) -> int:
 def _faithfulness_report(args, model, classifier, head: str, names: list[str], data) -> int:
     """``saliency-report --faithfulness RHOS``: ERASER's comprehensiveness and sufficiency of every selector's kept
     set and of the same-size references, per retention (:mod:`pyramid.faithfulness`)."""
-    import csv
 
     from .faithfulness import FAITHFULNESS_KEYS, dataset_faithfulness
 
@@ -327,13 +315,10 @@ def _faithfulness_report(args, model, classifier, head: str, names: list[str], d
     rows = dataset_faithfulness(classifier, ids, trace_fn, names, args.faithfulness, ig_steps=args.ig_steps,
                                 progress=not args.quiet)
     if args.out:
-        with open(args.out, "w", newline="", encoding="utf-8") as fh:
-            writer = csv.DictWriter(fh, fieldnames=list(FAITHFULNESS_KEYS))
-            writer.writeheader()
-            writer.writerows(rows)
-        _write_meta(args.out, {"command": _command_line(args), "data": args.data, "head": classifier.name,
-                               "retentions": args.faithfulness, "start_layer": args.start_layer,
-                               "ig_steps": args.ig_steps, "n": len(data)})
+        _write_rows(args.out, FAITHFULNESS_KEYS, rows, {"command": _command_line(args), "data": args.data,
+                                                        "head": classifier.name, "retentions": args.faithfulness,
+                                                        "start_layer": args.start_layer, "ig_steps": args.ig_steps,
+                                                        "n": len(data)})
     if args.json:
         _print_rows(rows, True)
         return 0
@@ -405,6 +390,17 @@ def _write_with_meta(path: str, payload, meta: dict) -> None:
     """Write ``payload`` as JSON to ``path`` and ``meta`` (plus date and machine) to ``path.meta.json``."""
     with open(path, "w", encoding="utf-8") as fh:
         json.dump(payload, fh, indent=1)
+    _write_meta(path, meta)
+
+
+def _write_rows(path: str, keys, rows: list[dict], meta: dict) -> None:
+    """A result file: ``rows`` as CSV with the columns ``keys``, and ``path.meta.json`` (:func:`_write_meta`)."""
+    import csv
+
+    with open(path, "w", newline="", encoding="utf-8") as fh:
+        writer = csv.DictWriter(fh, fieldnames=list(keys))
+        writer.writeheader()
+        writer.writerows(rows)
     _write_meta(path, meta)
 
 
