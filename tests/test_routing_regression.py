@@ -1,7 +1,9 @@
 """The existing selectors' traces do not change when the encoder's routing changes: every selector in both
 regimes, on fixed texts, against the traces recorded before the routing became pluggable
 (``tests/golden/traces.json``; ``python tests/test_routing_regression.py --write`` records them again, only
-when a change of traces is intended)."""
+when a change of traces is intended; ``--write --add`` adds the selectors that have none). The merging selectors'
+traces (ToMe, core-set pooling) were added before the encoder's restructuring (issue 41), with their sizes and merge
+targets."""
 
 from __future__ import annotations
 
@@ -31,8 +33,6 @@ def record(minilm) -> dict:
 
     out = {}
     for name in SELECTORS:
-        if SELECTORS[name].routing == "merge":
-            continue  # added with the routing (issue 30): nothing to compare with
         for regime in REGIMES:
             if unavailable_reason(name, None, regime) is not None:
                 continue
@@ -50,6 +50,11 @@ def record(minilm) -> dict:
                                else None})
             out[f"{name}/{regime}"] = {"layers": layers, "cls": res.cls_hidden[:, :8].tolist(),
                                        "selection_flops": res.selection_flops.tolist()}
+            if res.size is not None:  # merging routings (recorded from issue 41 on): sizes and merge targets
+                out[f"{name}/{regime}"]["size"] = res.size.tolist()
+                out[f"{name}/{regime}"]["routing_flops"] = res.routing_flops.tolist()
+                for lo, rec in zip(res.layers, layers[-len(res.layers):]):
+                    rec["merged_into"] = lo.merged_into.tolist() if lo.merged_into is not None else None
     return out
 
 
@@ -58,7 +63,7 @@ def test_traces_are_unchanged(minilm):
         pytest.fail(f"{GOLDEN} is missing: record it with `python {Path(__file__).name} --write`")
     expected = json.loads(GOLDEN.read_text(encoding="utf-8"))
     got = record(minilm)
-    assert set(expected) <= set(got)  # selectors added since (merging ones) have no recorded trace
+    assert set(expected) <= set(got)  # a selector added since has no recorded trace
     for key, exp in expected.items():
         g = got[key]
         assert [lo["kept"] for lo in g["layers"]] == [lo["kept"] for lo in exp["layers"]], key
@@ -67,11 +72,18 @@ def test_traces_are_unchanged(minilm):
                 assert lg["radius"] == pytest.approx(le["radius"], abs=1e-3), key
         assert torch.allclose(torch.tensor(g["cls"]), torch.tensor(exp["cls"]), atol=1e-4), key
         assert g["selection_flops"] == pytest.approx(exp["selection_flops"], rel=1e-6), key
+        if "size" in exp:
+            assert torch.allclose(torch.tensor(g["size"]), torch.tensor(exp["size"])), key
+            assert g["routing_flops"] == pytest.approx(exp["routing_flops"], rel=1e-6), key
+            assert [lo.get("merged_into") for lo in g["layers"]] == [lo.get("merged_into") for lo in exp["layers"]], key
 
 
 if __name__ == "__main__" and "--write" in sys.argv:
     from pyramid.loading import load_encoder
 
     GOLDEN.parent.mkdir(exist_ok=True)
-    GOLDEN.write_text(json.dumps(record(load_encoder()), indent=0), encoding="utf-8")
+    traces = record(load_encoder())
+    if "--add" in sys.argv and GOLDEN.is_file():  # keep the recorded traces, add the selectors that have none
+        traces = {**traces, **json.loads(GOLDEN.read_text(encoding="utf-8"))}
+    GOLDEN.write_text(json.dumps(traces, indent=0), encoding="utf-8")
     print(f"wrote {GOLDEN}")
