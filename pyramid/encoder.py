@@ -14,21 +14,28 @@ the plain ``BertModel``'s (tested to < 1e-5).
 Absolute position embeddings are added at the input, so BERT layers are permutation-equivariant over
 the kept set; families with relative positions (MPNet, DeBERTa) receive each kept token's original
 position, so distances between the tokens that remain are those in the text (docs/methods.md 1.4).
+
+The loop itself is short (:meth:`PyramidEncoder.forward`): for each step, the routing's entry, the layer, the
+selection, the routing's exit. Timing, FLOPs, hidden states, coverage and LayerDrop are observers it notifies
+(:mod:`pyramid.observers`); what a layer hands the selector is one typed object (:class:`pyramid.observers.LayerReads`).
+A selection before layer 1 (AdapLeR's CP_0) is the loop's first step, on the embedding output.
 """
 
 from __future__ import annotations
 
-import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import torch
 
-from .coverage import Coverage, coverage
+from .coverage import Coverage
 from .layers import additive_mask
 from .loading import LoadedEncoder
+from .observers import (CoverageRadii, FlopsCounter, HiddenStates, LayerDrop, LayerReads, LayerStep, Observer, Timing,
+                        layer_request)
 from .routing import RouteState, make_routing
-from .schedule import Schedule, config_dims, cross_layer_flops, layer_flops
-from .selectors.base import Selection, SelectionContext, Selector
+from .routing.base import Routing
+from .schedule import Schedule
+from .selectors.base import SelectionContext, Selector
 
 
 @dataclass
@@ -116,6 +123,32 @@ class PyramidOutput:
         return torch.stack([lo.valid.sum(1) for lo in self.layers], dim=1)
 
 
+
+@dataclass
+class EncoderRun:
+    """What one forward pass carries from step to step (besides the tokens, which the loop holds).
+
+    Attributes:
+        selector, routing: the selector and a fresh routing of its kind.
+        config: the encoder's config (for the FLOPs model). hidden_size: d.
+        lengths: ``(B, L)`` long, the schedule's kept lengths after each layer.
+        generator: seeded generator of stochastic selectors.
+        retention: the schedule's final retention ratio (None for an explicit schedule).
+        attention_probs: the caller asked for attention probabilities.
+        out: the :class:`PyramidOutput` being filled.
+    """
+
+    selector: Selector
+    routing: Routing
+    config: object
+    hidden_size: int
+    lengths: torch.Tensor
+    generator: torch.Generator
+    retention: float | None
+    attention_probs: bool
+    out: PyramidOutput
+
+
 class PyramidEncoder:
     """A BERT-family encoder whose sequence shrinks after each layer.
 
@@ -168,7 +201,8 @@ class PyramidEncoder:
         seed: int = 0,
         skip_layers: frozenset[int] = frozenset(),
     ) -> PyramidOutput:
-        """Run the pyramid.
+        """Run the pyramid: per step (0 = the embedding output, when the selector chooses before layer 1; then
+        layers 1..L) the routing's entry, the layer, the selection, the routing's exit, notifying the observers.
 
         Not wrapped in ``no_grad``: selection runs on detached states, and gradients flow through
         the gathered (and merged) rows (docs/methods.md 1.2), so the same forward fine-tunes with the
@@ -193,156 +227,131 @@ class PyramidEncoder:
         Raises:
             ValueError: ``input_ids`` is not 2-D or the first slot is a pad.
         """
+        observers = self.observers(output_hidden_states, output_coverage, skip_layers)
+        run, state = self._begin(input_ids, attention_mask, token_type_ids, seed, output_attention_probs, observers)
+        for j in range(self._first_step(), self.num_layers + 1):
+            step = self._enter(run, j, state)
+            _notify(observers, "before_layer", step)
+            step.state, step.reads = self._layer(run, step, any(o.skips(step) for o in observers))
+            _notify(observers, "after_layer", step)
+            if step.selects:
+                self._select(run, step)
+            _notify(observers, "after_selection", step)
+            _notify(observers, "end_step", step, run=run)
+            state = self._exit(run, step)
+        out = run.out
+        out.last_hidden_state, out.positions, out.valid, out.size = state.hidden, state.positions, state.valid, state.size
+        return out
+
+    @staticmethod
+    def observers(hidden_states: bool, coverage: bool, skip_layers: frozenset[int] = frozenset()) -> list[Observer]:
+        """The observers of one pass, timing first (:mod:`pyramid.observers`)."""
+        watch = [Timing(), FlopsCounter()]
+        watch += [HiddenStates()] if hidden_states else []
+        watch += [CoverageRadii()] if coverage else []
+        return watch + ([LayerDrop(skip_layers)] if skip_layers else [])
+
+    def _begin(self, input_ids, attention_mask, token_type_ids, seed, attention_probs, observers):
+        """Check the batch, embed it and start the routing: ``(EncoderRun, RouteState)``."""
         if input_ids.dim() != 2:
             raise ValueError(f"input_ids must be (batch, seq), got {tuple(input_ids.shape)}")
         B, N = input_ids.shape
-        device = input_ids.device
         if attention_mask is None:
             attention_mask = torch.ones_like(input_ids)
         valid = attention_mask.bool()
         if not bool(valid[:, 0].all()):
             raise ValueError("every example must start with a real token ([CLS]); use right padding")
-        L = self.num_layers
-        selector = self.selector
-        routing = make_routing(selector.routing, proportional_attention=self.proportional_attention,
-                               **self.routing_options)
-        generator = torch.Generator().manual_seed(int(seed))
-        retention = float(self.schedule.retention) if self.schedule.is_geometric else None
-
-        family = self.encoder.family
-        hidden = family.embed(self.model, input_ids, token_type_ids, attention_mask)  # (B, N, d)
-        arange = torch.arange(N, device=device).expand(B, N)
+        hidden = self.encoder.family.embed(self.model, input_ids, token_type_ids, attention_mask)  # (B, N, d)
+        arange = torch.arange(N, device=input_ids.device).expand(B, N)
         positions = torch.where(valid, arange, torch.full_like(arange, -1))  # (B, N)
         n_real = valid.sum(1)  # (B,)
         lengths = self.schedule_lengths(n_real)  # (B, L)
-        state = routing.start(RouteState(hidden, valid, positions, input_ids))
-
         out = PyramidOutput(last_hidden_state=hidden, positions=positions, valid=valid, lengths=lengths,
                             n_tokens=n_real, selection_flops=torch.zeros(B, dtype=torch.float64),
                             routing_flops=torch.zeros(B, dtype=torch.float64))
-        d = int(hidden.shape[-1])
-        if output_hidden_states:
-            out.embedding_output = hidden
+        routing = make_routing(self.selector.routing, proportional_attention=self.proportional_attention,
+                               **self.routing_options)
+        run = EncoderRun(self.selector, routing, self.encoder.config, int(hidden.shape[-1]), lengths,
+                         torch.Generator().manual_seed(int(seed)),
+                         float(self.schedule.retention) if self.schedule.is_geometric else None, attention_probs, out)
+        _notify(observers, "begin", hidden, run=run)
+        return run, routing.start(RouteState(hidden, valid, positions, input_ids))
 
-        if not selector.fixed_length and selector.selects_after(0, L):
-            ctx = SelectionContext(hidden=state.hidden.detach(), valid=state.valid, positions=state.positions,
-                                   input_ids=state.ids, layer=0, num_layers=L, generator=generator,
-                                   retention=retention, size=state.size)
-            t0 = time.perf_counter()
-            selection = selector.select(ctx)
-            keep = self._enforce(selection.keep, state.valid)
-            targets = routing.targets(state, keep, selection)
-            seconds = time.perf_counter() - t0
-            self._count_flops(out, routing, state.valid, keep, None, d)
-            record = LayerOutput(layer=0, positions=state.positions, valid=state.valid, keep=keep,
-                                 scores=selection.scores, selection_seconds=seconds, selected=True,
-                                 hidden=state.hidden if output_hidden_states else None, merged_into=targets)
-            state, record.size = routing.route(0, L, state, keep, targets)
-            out.embedding_selection = record
+    def _first_step(self) -> int:
+        """0 when the selector chooses on the embedding output (a per-example-length selector acting before layer
+        1: AdapLeR's CP_0), else 1."""
+        sel = self.selector
+        return 0 if not sel.fixed_length and sel.selects_after(0, self.num_layers) else 1
 
-        for j in range(1, L + 1):
-            state, kv = routing.enter(j, L, state)
-            valid = state.valid
-            k = None
-            will_select = False
-            if j < L and selector.selects_after(j, L):
-                if selector.fixed_length:
-                    k = torch.minimum(lengths[:, j - 1], valid.sum(1))
-                    will_select = bool((k < valid.sum(1)).any())
-                else:
-                    will_select = True
-            request = self._request(will_select, output_attention_probs, valid)
+    def _enter(self, run: EncoderRun, j: int, state: RouteState) -> LayerStep:
+        """The routing's entry into layer ``j`` (parked tokens rejoin; a cross layer's keys and values), whether
+        the selector runs after it (for a fixed-length selector: where the schedule drops something) and what
+        the layer must hand it."""
+        L, sel = self.num_layers, self.selector
+        kv = None
+        if j > 0:
+            state, kv = run.routing.enter(j, L, state)
+        k, selects = None, j < L and sel.selects_after(j, L)
+        if selects and sel.fixed_length:
+            alive = state.valid.sum(1)
+            k = torch.minimum(run.lengths[:, j - 1], alive)
+            selects = bool((k < alive).any())
+        field_, kwargs = layer_request(sel.reads, state.valid, run.attention_probs) if selects and j > 0 else (None, {})
+        record = LayerOutput(layer=j, positions=state.positions, valid=state.valid, keep=state.valid, selected=selects)
+        return LayerStep(j, state, kv, k, selects, field_, kwargs, record)
 
-            t0 = time.perf_counter()
-            if j in skip_layers and kv is None and not request:  # LayerDrop: the layer is the identity
-                hidden, extra = state.hidden, None
-            elif kv is not None:  # a cross layer: queries the kept tokens, keys and values every token before
-                mask = additive_mask(kv.valid, state.hidden.dtype, routing.bias(kv))
-                hidden, extra = family.run_layer(self.model, j, state.hidden, mask, state.positions,
-                                                 kv_hidden=kv.hidden, kv_positions=kv.positions)
-                self._count_cross(out.routing_flops, valid, kv.valid)
-            else:
-                mask = additive_mask(valid, state.hidden.dtype, routing.bias(state))
-                hidden, extra = family.run_layer(self.model, j, state.hidden, mask, state.positions,
-                                                 **request)  # (B, N_j, d)
-            state = RouteState(hidden, valid, state.positions, state.ids, state.size)
-            t1 = time.perf_counter()
+    def _layer(self, run: EncoderRun, step: LayerStep, skip: bool) -> tuple[RouteState, LayerReads]:
+        """Layer ``step.layer`` on the alive tokens: its output state and what it hands the selector. Step 0 and a
+        skipped layer hand on their input; a cross layer queries the kept tokens over the keys and values of every
+        token before the last selection."""
+        st, kv = step.state, step.kv
+        if step.layer == 0 or skip:
+            return st, LayerReads()
+        family = self.encoder.family
+        if kv is not None:
+            mask = additive_mask(kv.valid, st.hidden.dtype, run.routing.bias(kv))
+            hidden, _ = family.run_layer(self.model, step.layer, st.hidden, mask, st.positions,
+                                         kv_hidden=kv.hidden, kv_positions=kv.positions)
+            return replace(st, hidden=hidden), LayerReads()
+        mask = additive_mask(st.valid, st.hidden.dtype, run.routing.bias(st))
+        hidden, extra = family.run_layer(self.model, step.layer, st.hidden, mask, st.positions,
+                                         **step.layer_kwargs)  # (B, N_j, d)
+        reads = LayerReads(**{step.reads_field: extra}) if step.reads_field else LayerReads()
+        return replace(st, hidden=hidden), reads
 
-            selection: Selection | None = None
-            targets = None
-            if will_select:
-                ctx = SelectionContext(hidden=hidden.detach(), valid=valid, positions=state.positions,
-                                       input_ids=state.ids, layer=j, num_layers=L, k=k,
-                                       attention_probs=extra if request.get("output_attention_probs") else None,
-                                       significance=extra if request.get("significance_rows") is not None else None,
-                                       keys=extra if request.get("output_keys") else None,
-                                       generator=generator, retention=retention, size=state.size)
-                selection = selector.select(ctx)
-                keep = self._enforce(selection.keep, valid)
-                targets = routing.targets(state, keep, selection)
-                t2 = time.perf_counter()  # the selection's time ends here; the FLOPs bookkeeping is not in it
-                self._count_flops(out, routing, valid, keep, k, d)
-            else:
-                keep = valid
-                t2 = t1
+    def _select(self, run: EncoderRun, step: LayerStep) -> None:
+        """The selector's choice after the step's layer, with the encoder's rules (only valid slots, [CLS] always)
+        and the routing's merge targets, into ``step.record``."""
+        st = step.state
+        ctx = SelectionContext(hidden=st.hidden.detach(), valid=st.valid, positions=st.positions, input_ids=st.ids,
+                               layer=step.layer, num_layers=self.num_layers, k=step.k, generator=run.generator,
+                               retention=run.retention, size=st.size, **vars(step.reads))
+        step.selection = run.selector.select(ctx)
+        keep = step.selection.keep.to(torch.bool) & st.valid
+        keep[:, 0] = st.valid[:, 0]
+        r = step.record
+        r.keep, r.scores = keep, step.selection.scores
+        r.merged_into = run.routing.targets(st, keep, step.selection)
+        r.attention_probs = step.reads.attention_probs
 
-            record = LayerOutput(
-                layer=j, positions=state.positions, valid=valid, keep=keep,
-                hidden=hidden if output_hidden_states else None,
-                scores=selection.scores if selection is not None else None,
-                attention_probs=extra if output_attention_probs and request.get("output_attention_probs") else None,
-                selection_seconds=(t2 - t1) if will_select else 0.0,
-                layer_seconds=t1 - t0, selected=will_select, merged_into=targets,
-            )
-            if output_coverage:
-                record.coverage = coverage(hidden, valid, keep, assign=targets)
-            out.layers.append(record)
+    def _exit(self, run: EncoderRun, step: LayerStep) -> RouteState:
+        """Record the step and let the routing shorten the sequence to the kept tokens (dropping, parking or
+        merging the others): the state entering the next layer."""
+        r = step.record
+        if step.layer == 0:
+            run.out.embedding_selection = r
+        else:
+            run.out.layers.append(r)
+        if step.selects:
+            state, r.size = run.routing.route(step.layer, self.num_layers, step.state, r.keep, r.merged_into)
+            return state
+        if run.routing.merges:
+            r.size = step.state.size
+        return step.state
 
-            if will_select:
-                state, record.size = routing.route(j, L, state, keep, targets)
-            elif routing.merges:
-                record.size = state.size
 
-        out.last_hidden_state, out.positions, out.valid, out.size = state.hidden, state.positions, state.valid, state.size
-        return out
-
-    def _request(self, will_select: bool, output_attention_probs: bool, valid: torch.Tensor) -> dict:
-        """What the layer must return for the selector (:attr:`Selector.reads`): nothing, the attention
-        probabilities (eager; only when the caller asked for them), PoWER-BERT significance (chunked,
-        without the probabilities) or the keys averaged over heads."""
-        reads = self.selector.reads
-        if not will_select or reads == "states":
-            return {}
-        if reads == "keys":
-            return {"output_keys": True}
-        if output_attention_probs:
-            return {"output_attention_probs": True}
-        return {"significance_rows": valid, "include_self": reads == "attention_with_self"}
-
-    def _count_flops(self, out: PyramidOutput, routing, valid: torch.Tensor, keep: torch.Tensor,
-                     k: torch.Tensor | None, d: int) -> None:
-        """Add one selection's FLOPs per example: the selector's own cost model on the alive and kept counts
-        to ``out.selection_flops``, the routing's (a merge's weighted sums) to ``out.routing_flops``. A
-        fixed-length selector costs nothing where it had nothing to drop (``k`` equal to the alive count); a
-        per-example selector scores every alive token."""
-        alive = valid.sum(1)  # (B,)
-        active = (k < alive).tolist() if k is not None else [True] * len(alive)
-        pairs = list(zip(alive.tolist(), keep.sum(1).tolist(), active))
-        cost = [self.selector.selection_flops(int(na), int(nk), d) if on else 0.0 for na, nk, on in pairs]
-        out.selection_flops += torch.tensor(cost, dtype=out.selection_flops.dtype)  # one add, not one per example
-        if routing.merges:
-            extra = [routing.route_flops(int(na), int(nk), d) if on else 0.0 for na, nk, on in pairs]
-            out.routing_flops += torch.tensor(extra, dtype=out.routing_flops.dtype)
-
-    def _count_cross(self, total: torch.Tensor, q_valid: torch.Tensor, kv_valid: torch.Tensor) -> None:
-        """Add a cross layer's extra FLOPs per example (over a layer on the queries alone) to ``total (B,)``."""
-        dims = config_dims(self.encoder.config)
-        for b, (mq, mkv) in enumerate(zip(q_valid.sum(1).tolist(), kv_valid.sum(1).tolist())):
-            total[b] += cross_layer_flops(mq, mkv, *dims) - layer_flops(mq, *dims)
-
-    @staticmethod
-    def _enforce(keep: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
-        """Apply the encoder's rules: only valid slots, [CLS] always."""
-        keep = keep.to(torch.bool) & valid
-        keep[:, 0] = valid[:, 0]
-        return keep
+def _notify(observers: list[Observer], hook: str, *args, run: EncoderRun | None = None) -> None:
+    """Call ``hook`` on every observer (``end_step`` and ``begin`` take the run first)."""
+    for o in observers:
+        method = getattr(o, hook)
+        method(run, *args) if run is not None else method(*args)
