@@ -18,6 +18,7 @@ import pandas as pd
 import streamlit as st
 
 from pyramid.classifier import HeadLoadError
+from pyramid.plan import plan_evaluation
 from pyramid.data import DataError, LABEL_COLUMNS, TEXT_COLUMNS, Table, labelled_from_table, parse_table
 from pyramid.selectors import SELECTORS, selector_label
 
@@ -27,7 +28,7 @@ from . import panels
 from .model_menu import load_chosen_model
 from .resources import on_torch, selectors_for
 from .settings import Settings, data_files, load_settings
-from .sweep import SessionToken, SweepJob, SweepPlan, bind_to_session, sweep_runs
+from .sweep import SessionToken, SweepJob, SweepPlan, bind_to_session
 
 RETENTIONS = (1.0, 0.7, 0.5, 0.3, 0.2, 0.1, 0.05)
 DEFAULT_RETENTIONS = (0.5, 0.3, 0.1)
@@ -158,7 +159,7 @@ def render() -> None:
         if not chosen or not regimes:
             st.warning("Choose at least one selector and one regime.")
         else:
-            runs = sweep_runs(model, regimes, chosen)
+            runs = [(r.regime, r.head, r.selectors) for r in plan_evaluation(model, chosen, regimes).runs]
             if not runs:
                 st.warning("None of the chosen selectors runs on this model in the chosen regimes.")
             else:

@@ -562,7 +562,7 @@ def precompute(model, model_name: str, run: dict, settings) -> RunResults:
 
 def _model_cards(model, runs) -> None:
     """The model cards of what the shown runs ran with: how each was trained, its figures, its deviations."""
-    cards = list(dict.fromkeys(card for sel, regime in runs for card in model.model_cards(model.selector(sel, regime))))
+    cards = list(dict.fromkeys(card for sel, regime in runs for card in model.model_cards(model.plan(sel, regime))))
     if not cards:
         return
     box = st.expander("How these models were trained (model cards: data, settings, command, deviations)",

@@ -26,7 +26,7 @@ from pyramid.classifier import HeadLoadError, Prediction
 from pyramid.loading import load_encoder, quiet_transformers
 from pyramid.projection import Projection, project_trace, warm_up
 from pyramid.schedule import Schedule
-from pyramid.selectors import get_selector
+from pyramid.plan import plan_evaluation
 from pyramid.tokenization import TokenizedText
 from pyramid.trace import Trace
 
@@ -283,8 +283,7 @@ def saliency_for(_model: Model, model_name: str, head: str, input_ids: tuple[int
     from pyramid.attribution import saliency_report
 
     classifier = on_torch(_model.classifier, head)
-    learned = [get_selector(n) for n in _model.selectors("inference")]
-    learned = [s for s in learned if s.head == head]
+    learned = [_model.selector(n) for n in _model.selectors("inference") if _model.plan(n).runs_on == head]
     return on_torch(saliency_report, classifier, list(input_ids), k=k, ig_steps=ig_steps, selectors=learned,
                     target=target)
 
@@ -294,7 +293,8 @@ def traces_for_classifier(_model: Model, model_name: str, head: str, input_ids: 
                           retention: float) -> dict[str, Trace]:
     """One trace per selector that runs on this classifier's encoder, start layer 1 (the Saliency page)."""
     schedule = Schedule(retention=retention, start_layer=1)
-    names = [n for n in _model.selectors("inference") if get_selector(n).head in (None, head)]
+    plan = plan_evaluation(_model, _model.selectors("inference"), ("inference",), head)
+    names = [n for run in plan.runs for n in run.selectors]
     return {name: on_torch(_model.trace, list(input_ids), name, "inference", schedule, head=head) for name in names}
 
 

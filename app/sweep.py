@@ -12,7 +12,7 @@ import threading
 import time
 import weakref
 from dataclasses import dataclass, field
-from typing import Callable, Sequence
+from typing import Callable
 
 from pyramid.data import LabelledData
 from pyramid.evaluation import evaluate, runs_needed
@@ -129,18 +129,3 @@ def bind_to_session(job: SweepJob, token: SessionToken) -> None:
     """Cancel ``job`` when ``token`` (kept in the session's state) is garbage-collected: a session that
     leaves frees its work."""
     weakref.finalize(token, job.cancel)
-
-
-def sweep_runs(model, regimes: Sequence[str], selectors: Sequence[str]) -> list[tuple[str, str, list[str]]]:
-    """The plan's runs: the inference-only regime's classifier with every chosen selector that runs on it,
-    and in Train-Select each chosen selector with its own model (those that have one here)."""
-    runs = []
-    if "inference" in regimes:
-        names = [s for s in selectors if model.unavailable(s, "inference") is None]
-        if names and model.inference_head is not None:
-            runs.append(("inference", model.inference_head, names))
-    if "train-select" in regimes:
-        for s in selectors:
-            if model.unavailable(s, "train-select") is None:
-                runs.append(("train-select", model.prediction_head(model.selector(s, "train-select")), [s]))
-    return runs

@@ -33,7 +33,7 @@ from typing import Callable, Mapping, Sequence
 
 import torch
 
-from .artifacts import DEFAULT_HEAD, REGIMES, head_base_model
+from .artifacts import DEFAULT_HEAD, head_base_model
 from .classifier import (OWN_HEAD, CheckpointClassifier, Classifier, HeadLoadError, Prediction, full_probabilities,
                          load_classifier, predict_ids)
 from .loading import DEFAULT_MODEL, LoadedEncoder, load_encoder
@@ -41,6 +41,7 @@ from .schedule import Schedule
 from .selectors import SELECTORS, Selector, get_selector
 from .tokenization import TokenizedText, tokenize
 from .encoder import PyramidEncoder
+from .plan import RunPlan, plan_run
 from .trace import Trace, trace_text
 
 FULL_CACHE_ENTRIES = 1024
@@ -207,71 +208,51 @@ class Model:
         return key
 
     def selector(self, name: str | Selector, regime: str = "inference") -> Selector:
-        """The registered selector ``name`` in ``regime`` as it runs on this model: in Train-Select on a
-        classifier checkpoint, bound to the checkpoint's own Train-Select model (:meth:`train_select_model`).
-        An instance is returned as it is.
+        """The registered selector ``name`` in ``regime`` (a learned one with that regime's weights); an instance is
+        returned as it is. Where it runs on this model is :meth:`plan`'s answer.
 
         Raises:
             KeyError: unknown selector. ValueError: unknown regime, or a learned selector's missing artifact.
         """
-        sel = get_selector(name, regime)
-        if isinstance(name, str) and regime == "train-select" and self.has_own_head and not sel.artifacts:
-            own = self.train_select_model(name)
-            if own is not None:
-                sel.bind_head(own)
-        return sel
+        return get_selector(name, regime)
 
-    def model_cards(self, selector: Selector) -> list[tuple[str, "object"]]:
-        """``[(title, path of README.md)]``: the cards of what ``selector`` runs with on this model: a checkpoint's
-        own Train-Select model and the checkpoint's card, or the project's shipped heads and weights
-        (:func:`pyramid.artifacts.model_cards`)."""
-        from pathlib import Path
-
-        from .artifacts import model_cards
-
-        if not self.has_own_head:
-            return model_cards(selector)
-        cards = []
-        bound = selector.bound_head
-        if bound is not None and bound in self._train_select:
-            cards.append((f"Train-Select model `{bound}`", Path(self._train_select[bound]) / "README.md"))
-        cards.append((f"checkpoint `{self.name}`", Path(self.encoder.path) / "README.md"))
-        return [(title, path) for title, path in cards if path.is_file()]
-
-    def prediction_head(self, selector: Selector) -> str | None:
-        """The head that predicts under ``selector`` in its regime: the head its weights or its Train-Select
-        model belong to, else the inference-only regime's head (None: no prediction on this model)."""
-        return selector.head if selector.head is not None else self.inference_head
-
-    def unavailable(self, name: str, regime: str = "inference") -> str | None:
-        """Why the registered selector ``name`` cannot run on this model in ``regime`` (None when it can).
+    def plan(self, name: str, regime: str = "inference") -> RunPlan:
+        """How the registered selector ``name`` runs on this model in ``regime``: whether it can, on which encoder,
+        and which head predicts (:func:`pyramid.plan.plan_run`, the one place that answers).
 
         Raises:
             KeyError: unknown selector. ValueError: unknown regime.
         """
-        from . import selectors
+        return plan_run(self, name, regime)
 
-        if regime not in REGIMES:
-            raise ValueError(f"unknown regime '{regime}'; choose one of: {', '.join(REGIMES)}")
-        cls = SELECTORS[name]
-        if regime == "train-select" and self.has_own_head:
-            refusal = selectors.checkpoint_refusal(name)
-            if refusal is not None:
-                return f"it has no Train-Select model for a fine-tuned classifier checkpoint: {refusal}"
-            if self.train_select_model(name) is None:
-                return (f"'{self.name}' has no Train-Select model for {cls.short} yet: make it with `python -m pyramid "
-                        f"train --model {self.encoder.path} --data FILE --selector {name} --retention-range 0.1,0.5`")
-            return None
-        reason = selectors.unavailable_reason(name, self.name, regime)
-        if reason is None or not self.has_own_head:
-            return reason
-        return (f"{cls.short} needs the project's own weights, trained on the states of the {DEFAULT_HEAD} head of "
-                f"{DEFAULT_MODEL}; '{self.name}' is a fine-tuned classifier with its own head, so only the "
-                f"selectors without learned weights run on it ({reason})")
+    def unavailable(self, name: str, regime: str = "inference") -> str | None:
+        """Why the registered selector ``name`` cannot run on this model in ``regime`` (None when it can):
+        ``plan(name, regime).reason``.
+
+        Raises:
+            KeyError: unknown selector. ValueError: unknown regime.
+        """
+        return self.plan(name, regime).reason
 
     def selectors(self, regime: str = "inference") -> list[str]:
         """Registry names of the selectors that run on this model in ``regime``, in registry order."""
-        return [name for name in SELECTORS if self.unavailable(name, regime) is None]
+        return [name for name in SELECTORS if self.plan(name, regime).runs]
+
+    def model_cards(self, plan: RunPlan) -> list[tuple[str, "object"]]:
+        """``[(title, path of README.md)]``: the cards of what a :class:`RunPlan` runs with on this model: a
+        checkpoint's own Train-Select model and the checkpoint's card, or the project's shipped head that predicts
+        and the selector's shipped weights (:func:`pyramid.plan.model_cards`)."""
+        from pathlib import Path
+
+        from .plan import model_cards
+
+        if not self.has_own_head:
+            return model_cards(plan.predicts, plan.selector, plan.regime)
+        cards = []
+        if plan.runs_on is not None and plan.runs_on in self._train_select:
+            cards.append((f"Train-Select model `{plan.runs_on}`", Path(self._train_select[plan.runs_on]) / "README.md"))
+        cards.append((f"checkpoint `{self.name}`", Path(self.encoder.path) / "README.md"))
+        return [(title, path) for title, path in cards if path.is_file()]
 
     # ---- running -----------------------------------------------------------------------------
 
@@ -301,19 +282,24 @@ class Model:
 
     def _resolve(self, selector: str | Selector, regime: str, head: str | None) -> tuple[Selector, Classifier | None,
                                                                                        Classifier | None, str | None]:
-        """``(selector, classifier that predicts or None, classifier whose encoder runs or None, note)``."""
-        sel = self.selector(selector, regime)
-        reason = self.unavailable(sel.name, sel.regime) if isinstance(selector, str) else None
-        if reason is not None:
-            raise ValueError(f"the {sel.name} selector cannot run on '{self.name}' in the {sel.regime} regime: {reason}")
-        wanted = self.prediction_head(sel) if head is None else head
-        runs_on = self.classifier(sel.head) if sel.head is not None else None  # learned weights read their head's states
+        """``(selector, classifier that predicts or None, classifier whose encoder runs or None, note)``, from the
+        selector's :meth:`plan` (an instance's own weights name their head themselves)."""
+        if isinstance(selector, str):
+            plan = self.plan(selector, regime)
+            if not plan.runs:
+                raise ValueError(plan.refusal(self.name))
+            sel = get_selector(selector, regime)
+        else:
+            sel = selector
+            plan = self.plan(sel.name, sel.regime) if sel.name in SELECTORS else None
+        own = sel.head if sel.head is not None else (plan.runs_on if plan is not None else None)
+        wanted = head if head is not None else (own if own is not None else self.inference_head)
+        runs_on = self.classifier(own) if own is not None else None  # learned weights read their head's states
         if wanted is None or str(wanted).lower() == "none":
             note = None if wanted is not None else f"no classifier was trained on '{self.name}'"
             return sel, None, runs_on, note
-        if sel.head is not None and wanted != sel.head:
-            return sel, None, runs_on, (f"the {sel.name} selector ({sel.regime}) runs on the head '{sel.head}', "
-                                        f"not '{wanted}'")
+        if own is not None and wanted != own:
+            return sel, None, runs_on, f"the {sel.name} selector ({sel.regime}) runs on the head '{own}', not '{wanted}'"
         try:
             clf = self.classifier(wanted)
         except HeadLoadError as exc:
@@ -334,7 +320,7 @@ class Model:
             schedule: the length schedule (default ``Schedule(retention=0.5)``).
             seed: seed of stochastic selectors.
             max_length: token limit for a text (the model's when None).
-            head: the classifier that predicts: None for the regime's (see :meth:`prediction_head`),
+            head: the classifier that predicts: None for the regime's (:attr:`RunPlan.predicts` of :meth:`plan`),
                 ``"none"`` for no prediction, :data:`OWN_HEAD`, or a head name or folder.
             proportional_attention: with a merging selector (ToMe, core-set pooling), add ``log(size)`` to
                 the attention logits of later layers (docs/methods.md 10.1; on by default).

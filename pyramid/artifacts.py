@@ -73,31 +73,6 @@ def head_base_model(name: str) -> str | None:
     return None
 
 
-def model_cards(selector) -> list[tuple[str, Path]]:
-    """The model cards (``README.md``) of what a selector runs with in its regime, shipped ones only.
-
-    Args:
-        selector: a :class:`pyramid.selectors.base.Selector` instance (uses ``prediction_head``,
-            ``regime`` and, for learned selectors, ``artifacts``).
-
-    Returns:
-        ``[(title, path)]``: the sentiment head that classifies under it, then its learned weights
-        (AdapLeR predictors, TR-BERT policies, LTP thresholds, the Token Dropping table), each only when
-        the folder is shipped in ``assets/`` with a card. Each card states its data, hyper-parameters,
-        command, dev figures and deviations from the paper.
-    """
-    cards = []
-    head = HEADS_DIR / selector.prediction_head / "README.md"
-    if head.is_file():
-        cards.append((f"sentiment head `{selector.prediction_head}`", head))
-    name = getattr(selector, "artifacts", {}).get(selector.regime)
-    if name:
-        for card in sorted(ASSETS_DIR.glob(f"*/{name}/README.md")):
-            if card.parent.parent != HEADS_DIR:
-                cards.append((f"{selector.short} weights `{name}`", card))
-    return cards
-
-
 class JsonConfig:
     """Mixin for dataclass configs written as JSON next to the weights."""
 

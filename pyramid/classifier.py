@@ -354,21 +354,20 @@ def load_classifier(name: str | os.PathLike, base: LoadedEncoder) -> SequenceCla
     return SequenceClassifier(encoder, head, config, str(path))
 
 
-def encoder_for_selector(selector: Selector, base: LoadedEncoder,
-                         classifier: "SequenceClassifier | None" = None) -> LoadedEncoder:
-    """The encoder a selector must run on: ``base``, or the fine-tuned encoder of the head it names
-    (:attr:`Selector.head`: a learned selector's weights read its head's states; in the Train-Select
+def encoder_for_head(head: str | None, base: LoadedEncoder,
+                     classifier: "SequenceClassifier | None" = None) -> LoadedEncoder:
+    """The encoder a plan runs on (:attr:`pyramid.plan.RunPlan.runs_on`): ``base`` when ``head`` is None, else the
+    fine-tuned encoder of that head (a learned selector's weights read its head's states; in the Train-Select
     regime every selector runs on the model fine-tuned with it).
 
     Args:
-        selector: any selector.
+        head: the head's name or folder, or None.
         base: the loaded base encoder.
         classifier: an already-loaded classifier to reuse when it is that head.
 
     Raises:
         HeadLoadError: the head cannot be loaded on ``base``.
     """
-    head = selector.head
     if head is None:
         return base
     if classifier is not None and classifier.name == head:

@@ -23,8 +23,9 @@ import sys
 from . import argtypes as at
 from .artifacts import REGIMES
 from .loading import DEFAULT_MODEL, ModelLoadError
+from .plan import plan_evaluation
 from .schedule import Schedule, ScheduleError
-from .selectors import SELECTORS, get_selector
+from .selectors import SELECTORS
 
 MAX_LAYERS = 256
 """Upper bound of --start-layer at parse time; the model's own depth is checked once it is loaded."""
@@ -75,9 +76,9 @@ def cmd_trace(args) -> int:
     schedule = Schedule(retention=args.retention, start_layer=args.start_layer)
     model = _model(args.model)
     _check_start_layer(args.start_layer, model.num_layers)
-    reason = model.unavailable(args.selector, args.regime)
-    if reason is not None:
-        raise CliError(f"the {args.selector} selector cannot run on '{model.name}' in the {args.regime} regime: {reason}")
+    plan = model.plan(args.selector, args.regime)
+    if not plan.runs:
+        raise CliError(plan.refusal(model.name))
     selector = args.selector
     if args.tome_order != "positional":
         if args.selector != "tome":
@@ -204,35 +205,27 @@ def cmd_evaluate(args) -> int:
     model = _model(args.model)
     _check_start_layer(args.start_layer, model.num_layers)
     head = args.head or model.inference_head
-    per_regime = {}  # regime -> the selectors evaluated in it
-    for regime in regimes:
-        names = []
-        for name in args.selectors:
-            reason = model.unavailable(name, regime)
-            if reason is None:
-                names.append(name)
-                continue
-            exc = CliError(f"the {name} selector cannot run on '{model.name}' in the {regime} regime: {reason}")
-            # --regime both: a selector with no Train-Select model installed keeps its inference rows
-            if args.regime != "both" or regime == "inference":
-                raise exc
-            print(f"note: {exc}; its {regime} rows are left out", file=sys.stderr)
-        per_regime[regime] = names
     if "inference" in regimes and head is None:
         raise CliError(f"'{model.name}' has no classifier to evaluate: it is a plain encoder, not a fine-tuned "
                        "classifier checkpoint; give --head (a head trained on it)")
-    first = head if "inference" in regimes else next(
-        (model.prediction_head(model.selector(n, r)) for r, ns in per_regime.items() for n in ns), head)
-    labels = model.classifier(first).labels if first is not None else None
+    plan = plan_evaluation(model, args.selectors, regimes, head)
+    for regime, name, reason in plan.elsewhere:
+        raise CliError(f"the {name} selector cannot run on '{model.name}' in the {regime} regime: {reason}")
+    for regime, name, reason in plan.left_out:
+        exc = CliError(f"the {name} selector cannot run on '{model.name}' in the {regime} regime: {reason}")
+        # --regime both: a selector with no Train-Select model installed keeps its inference rows
+        if args.regime != "both" or regime == "inference":
+            raise exc
+        print(f"note: {exc}; its {regime} rows are left out", file=sys.stderr)
+    labels = model.classifier(plan.first_head).labels if plan.first_head is not None else None
     data = read_labelled(args.data, args.text_column, args.label_column,
                          **({"label_names": labels} if labels else {})).head(args.limit)
     rows = []
-    for regime, names in per_regime.items():
-        if names:
-            rows += evaluate_regimes(model, data, names, args.retention, regimes=(regime,), head=head,
-                                     start_layer=args.start_layer, batch_size=args.batch_size, seed=args.seed,
-                                     max_length=args.max_length, progress=not args.quiet,
-                                     proportional_attention=args.proportional_attention)
+    for run in plan.runs:
+        rows += evaluate_regimes(model, data, run.selectors, args.retention, regimes=(run.regime,), head=run.head,
+                                 start_layer=args.start_layer, batch_size=args.batch_size, seed=args.seed,
+                                 max_length=args.max_length, progress=not args.quiet,
+                                 proportional_attention=args.proportional_attention)
     if args.out:
         _write_rows(args.out, ROW_KEYS, rows, {
             "command": _command_line(args), "data": args.data, "regimes": list(regimes), "head": head,
@@ -257,17 +250,12 @@ def cmd_saliency_report(args) -> int:
         raise CliError(f"'{model.name}' has no classifier to explain: it is a plain encoder, not a fine-tuned "
                        "classifier checkpoint; give --head (a head trained on it)")
     classifier = model.classifier(head)
-    names = args.selectors or model.selectors("inference")
-    selectors = []
-    for name in names:
-        reason = model.unavailable(name, "inference")
-        if reason is not None:
-            raise CliError(f"the {name} selector cannot run on '{model.name}' in the inference regime: {reason}")
-        sel = get_selector(name, "inference")
-        if sel.head is not None and sel.head != classifier.name:
-            print(f"note: {name} runs on the head '{sel.head}', not '{classifier.name}': left out", file=sys.stderr)
-            continue
-        selectors.append(sel)
+    plan = plan_evaluation(model, args.selectors or model.selectors("inference"), ("inference",), classifier.name)
+    for _, name, reason in plan.left_out:
+        raise CliError(f"the {name} selector cannot run on '{model.name}' in the inference regime: {reason}")
+    for _, name, reason in plan.elsewhere:
+        print(f"note: {name}: {reason}: left out", file=sys.stderr)
+    selectors = [model.selector(n, "inference") for run in plan.runs for n in run.selectors]
     data = read_labelled(args.data, args.text_column, args.label_column, classifier.labels).head(args.limit)
     if args.faithfulness:
         return _faithfulness_report(args, model, classifier, head, [s.name for s in selectors], data)

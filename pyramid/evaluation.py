@@ -358,7 +358,7 @@ def evaluate_regimes(
     proportional_attention: bool = True,
 ) -> list[dict]:
     """:func:`evaluate` in each regime: every selector on ``head`` (inference-only), and each selector
-    on the head fine-tuned with it (Train-Select, :attr:`Selector.head` of its train-select form).
+    on the head fine-tuned with it (Train-Select), as :func:`pyramid.plan.plan_evaluation` plans them.
 
     Args:
         model: a :class:`pyramid.api.Model` (or a :class:`pyramid.loading.LoadedEncoder`, wrapped in one).
@@ -370,31 +370,27 @@ def evaluate_regimes(
         Rows with :data:`ROW_KEYS`, regimes outermost.
 
     Raises:
-        HeadLoadError, ValueError: a head or a selector's artifact is missing, or the model has no
+        HeadLoadError, ValueError: a head or a selector's artifact is missing, a selector cannot run on the model
+            in a regime (leave it out: :func:`pyramid.plan.plan_evaluation` says which), or the model has no
             classifier for the inference-only regime.
     """
     from .api import Model
     from .classifier import HeadLoadError
+    from .plan import plan_evaluation
 
     if not isinstance(model, Model):
         model = Model(model)
+    if "inference" in regimes and (head or model.inference_head) is None:
+        raise HeadLoadError(f"'{model.name}' has no classifier for the inference-only regime; give a head")
+    plan = plan_evaluation(model, selectors, regimes, head)
+    if plan.left_out or plan.elsewhere:  # asked for and cannot run: the caller leaves it out (the plan says which)
+        regime, name, reason = (plan.left_out + plan.elsewhere)[0]
+        raise ValueError(f"the {name} selector cannot run on '{model.name}' in the {regime} regime: {reason}")
     rows = []
     kwargs = dict(start_layer=start_layer, batch_size=batch_size, seed=seed, max_length=max_length, progress=progress,
                   runner=runner, proportional_attention=proportional_attention)
-    for regime in regimes:
-        if regime == "inference":
-            name = head or model.inference_head
-            if name is None:
-                raise HeadLoadError(f"'{model.name}' has no classifier for the inference-only regime; give a head")
-            clf = model.classifier(name)
-            sels = [get_selector(n, "inference") for n in selectors]
-            for sel in sels:  # a learned selector trained on another head cannot run on this one
-                if sel.head is not None and sel.head != clf.name:
-                    raise ValueError(f"the {sel.name} selector runs on the head '{sel.head}', not '{clf.name}'")
-            rows += evaluate(clf, data.with_labels(clf.labels), sels, retentions, **kwargs)
-        else:
-            for n in selectors:
-                sel = model.selector(n, regime)  # on a checkpoint: bound to its own Train-Select model
-                clf = model.classifier(model.prediction_head(sel))
-                rows += evaluate(clf, data.with_labels(clf.labels), [sel], retentions, **kwargs)
+    for run in plan.runs:
+        clf = model.classifier(run.head)
+        sels = [model.selector(n, run.regime) for n in run.selectors]
+        rows += evaluate(clf, data.with_labels(clf.labels), sels, retentions, **kwargs)
     return rows

@@ -48,7 +48,8 @@ def main() -> int:
         ("attention significance + rollout", lambda: attention_importance(clf, ids), None),
     ]
     from pyramid.attribution import selector_scores
-    from pyramid.selectors import LearnedSelector, get_selector, usable_selectors
+    from pyramid.plan import usable_selectors
+    from pyramid.selectors import LearnedSelector, get_selector
 
     learned = [get_selector(n) for n in usable_selectors()]
     learned = [s for s in learned if isinstance(s, LearnedSelector) and s.head == DEFAULT_HEAD]

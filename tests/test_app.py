@@ -178,7 +178,8 @@ def test_words_not_word_pieces():
 
 
 def test_learned_selector_caption_does_not_claim_a_schedule():
-    from pyramid.selectors import SELECTORS, unavailable_reason
+    from pyramid.plan import unavailable_reason
+    from pyramid.selectors import SELECTORS
 
     learned = next((n for n, c in SELECTORS.items() if not c.uses_retention and unavailable_reason(n) is None), None)
     if learned is None:
@@ -389,7 +390,7 @@ def test_saliency_page_compares_methods_and_selectors():
     heat = specs[0]["data"][0]
     assert heat["type"] == "heatmap"
     assert heat["y"][:3] == ["gradient × input", "integrated gradients", "gradient norm"]
-    from pyramid.selectors import unavailable_reason, usable_selectors
+    from pyramid.plan import unavailable_reason, usable_selectors
 
     if unavailable_reason("adapler", None) is None:
         assert "AdapLeR CP0" in heat["y"] and "AdapLeR CP5" in heat["y"]  # the predictors' contributions
@@ -449,7 +450,7 @@ def test_learn_page_walks_through_every_step():
 
 
 def test_comparing_a_selector_with_itself_compares_its_two_regimes():
-    from pyramid.selectors import unavailable_reason
+    from pyramid.plan import unavailable_reason
 
     at = fresh().run()
     at.selectbox(key="w_compare").set_value("coreset")
@@ -567,7 +568,7 @@ def test_a_classifier_with_its_train_select_model_shows_both_regimes(tmp_path, m
 
     m = Model.load(str(tmp_path / "topics-ts"))
     assert m.selectors("train-select") == ["coreset"]
-    assert [t for t, _ in m.model_cards(m.selector("coreset", "train-select"))] == ["Train-Select model `topics-ts-ts-coreset`"]
+    assert [t for t, _ in m.model_cards(m.plan("coreset", "train-select"))] == ["Train-Select model `topics-ts-ts-coreset`"]
 
 
 @pytest.mark.parametrize("text", ["dreadful", "🀄 🀄 🀄"])  # one word; only [UNK]s

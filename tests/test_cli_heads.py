@@ -59,16 +59,16 @@ def test_evaluate_cli_json_and_csv(capsys, tmp_path):
 
 def test_evaluate_both_regimes_keeps_inference_rows_of_a_selector_without_train_select_model(capsys, tmp_path,
                                                                                           monkeypatch):
-    import pyramid.selectors as selectors
+    import pyramid.plan as plan
 
-    original = selectors.unavailable_reason
+    original = plan.project_plan
 
-    def no_ts_first_k(name, model_name=None, regime="inference"):
+    def no_ts_first_k(name, regime="inference", model_name=None):
         if name == "first-k" and regime == "train-select":
-            return "no Train-Select model installed (test)"
-        return original(name, model_name, regime)
+            return "no Train-Select model installed (test)", None
+        return original(name, regime, model_name)
 
-    monkeypatch.setattr(selectors, "unavailable_reason", no_ts_first_k)
+    monkeypatch.setattr(plan, "project_plan", no_ts_first_k)
     data = tmp_path / "mini.tsv"
     data.write_text("sentence\tlabel\na wonderful film .\t1\na dull mess .\t0\n", encoding="utf-8")
     code, stdout, err = run_main(capsys, "evaluate", "--data", str(data), "--selectors", "first-k",

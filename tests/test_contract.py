@@ -7,10 +7,11 @@ import pytest
 import torch
 
 from pyramid.artifacts import REGIMES
-from pyramid.classifier import encoder_for_selector
+from pyramid.classifier import encoder_for_head
 from pyramid.encoder import PyramidEncoder
 from pyramid.schedule import Schedule
-from pyramid.selectors import SELECTORS, get_selector, unavailable_reason
+from pyramid.plan import project_plan
+from pyramid.selectors import SELECTORS, get_selector
 
 TEXTS = [
     "the plot is thin but the acting is superb and the score moves along nicely , never once dragging .",
@@ -21,17 +22,17 @@ TEXTS = [
 CASES = [(name, regime) for name in SELECTORS for regime in REGIMES]
 
 
-def _selector_or_skip(name: str, regime: str):
-    reason = unavailable_reason(name, None, regime)
+def _selector_or_skip(name: str, regime: str, minilm):
+    """The selector and the encoder its plan runs on (on the default model), or a skip."""
+    reason, runs_on = project_plan(name, regime)
     if reason is not None:
         pytest.skip(f"{name} ({regime}) not installed: {reason}")
-    return get_selector(name, regime)
+    return get_selector(name, regime), encoder_for_head(runs_on, minilm)
 
 
 @pytest.mark.parametrize("name, regime", CASES, ids=[f"{n}-{r}" for n, r in CASES])
 def test_every_selector_keeps_the_contract(minilm, name, regime):
-    sel = _selector_or_skip(name, regime)
-    enc = encoder_for_selector(sel, minilm)
+    sel, enc = _selector_or_skip(name, regime, minilm)
     b = enc.tokenizer(TEXTS, return_tensors="pt", padding=True)
     schedule = Schedule(retention=0.3, start_layer=1)
     with torch.inference_mode():
@@ -62,8 +63,7 @@ def test_every_selector_keeps_the_contract(minilm, name, regime):
 def test_retention_one_equals_the_reference_model(minilm, name, regime):
     from transformers import AutoModel
 
-    sel = _selector_or_skip(name, regime)
-    enc = encoder_for_selector(sel, minilm)
+    sel, enc = _selector_or_skip(name, regime, minilm)
     ref = AutoModel.from_pretrained(minilm.path, attn_implementation="eager").eval()
     ref.load_state_dict(enc.model.state_dict())
     b = enc.tokenizer(TEXTS, return_tensors="pt", padding=True)

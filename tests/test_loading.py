@@ -66,7 +66,7 @@ def test_the_default_models_folder_is_the_default_model(capsys):
     apply in the CLI and the app (one answer to "which selectors run on this model")."""
     from pyramid.cli import main
     from pyramid.loading import DEFAULT_MODEL, default_model_path, model_identity
-    from pyramid.selectors import usable_selectors
+    from pyramid.plan import usable_selectors
 
     folder = default_model_path()
     assert model_identity(folder, folder) == DEFAULT_MODEL

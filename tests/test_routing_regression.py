@@ -26,18 +26,20 @@ def record(minilm) -> dict:
     """Every selector's trace of TEXTS (batched) on its regime's encoder: kept positions per layer, coverage
     radii, the [CLS] state after the last layer (first 8 dimensions) and the selection FLOPs."""
     from pyramid.artifacts import REGIMES
-    from pyramid.classifier import encoder_for_selector
+    from pyramid.classifier import encoder_for_head
     from pyramid.encoder import PyramidEncoder
     from pyramid.schedule import Schedule
-    from pyramid.selectors import SELECTORS, get_selector, unavailable_reason
+    from pyramid.plan import project_plan
+    from pyramid.selectors import SELECTORS, get_selector
 
     out = {}
     for name in SELECTORS:
         for regime in REGIMES:
-            if unavailable_reason(name, None, regime) is not None:
+            reason, runs_on = project_plan(name, regime)
+            if reason is not None:
                 continue
             sel = get_selector(name, regime)
-            enc = encoder_for_selector(sel, minilm)
+            enc = encoder_for_head(runs_on, minilm)
             b = enc.tokenizer(TEXTS, return_tensors="pt", padding=True)
             with torch.inference_mode():
                 res = PyramidEncoder(enc, sel, Schedule(retention=0.3))(b["input_ids"], b["attention_mask"],

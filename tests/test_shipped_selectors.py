@@ -5,7 +5,8 @@ import json
 import pytest
 
 from pyramid.cli import main
-from pyramid.selectors import SELECTORS, unavailable_reason, usable_selectors
+from pyramid.plan import unavailable_reason, usable_selectors
+from pyramid.selectors import SELECTORS
 
 pytestmark = pytest.mark.slow
 

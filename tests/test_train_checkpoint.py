@@ -91,12 +91,12 @@ def test_a_checkpoint_trains_its_own_train_select_model(cache, capsys, name, sel
     assert m.unavailable(selector, "train-select") is None
     assert selector in m.selectors("train-select")
     assert m.unavailable("attention", "train-select") is not None  # not trained
-    sel = m.selector(selector, "train-select")
-    assert sel.head == out.name and m.prediction_head(sel) == out.name
+    plan = m.plan(selector, "train-select")
+    assert plan.runs_on == out.name and plan.predicts == out.name
     trace = m.trace("the minister said the vote was today", selector, "train-select")
     assert trace.prediction is not None and trace.prediction.head == out.name
     assert trace.prediction.labels == list(LABELS.values())
-    assert [t for t, p in m.model_cards(sel)] == [f"Train-Select model `{out.name}`"]
+    assert [t for t, p in m.model_cards(plan)] == [f"Train-Select model `{out.name}`"]
 
     from pyramid.data import read_labelled
     from pyramid.evaluation import evaluate_regimes

@@ -44,8 +44,7 @@ SELECTORS: dict[str, SelectorInfo] = {
 __all__ = [
     "REGISTRY", "SELECTORS", "PALETTE", "REGIMES", "Selector", "LearnedSelector", "Selection", "SelectionContext",
     "Descriptor", "SelectorInfo",
-    "keep_top_k", "get_selector", "full_length_selector", "unavailable_reason", "usable_selectors", "selector_label",
-    "checkpoint_refusal",
+    "keep_top_k", "get_selector", "full_length_selector", "selector_label",
 ]
 
 
@@ -70,47 +69,6 @@ def full_length_selector() -> Selector:
     (A per-example-length selector such as AdapLeR ignores the schedule, so it cannot stand in.)
     """
     return next(cls for cls in REGISTRY if cls.fixed_length and cls.reads == "states" and cls.routing == "drop")()
-
-
-def unavailable_reason(name: str, model_name: str | None = None, regime: str = "inference") -> str | None:
-    """Why the registered selector ``name`` cannot run on the model ``model_name`` in ``regime``
-    (None when it can): its learned weights or its head are missing, or belong to another model."""
-    try:
-        selector = get_selector(name, regime)
-    except KeyError:
-        raise
-    except ValueError as exc:
-        return str(exc)
-    return selector.unavailable(model_name)
-
-
-def checkpoint_refusal(selector: str | None) -> str | None:
-    """Why ``train`` cannot fine-tune a classifier checkpoint with ``selector`` (None when it can).
-
-    Only selectors without learned weights of their own train here (every fixed-schedule and merging
-    selector): AdapLeR's predictors, TR-BERT's policies, LTP's thresholds and Token Dropping's table were
-    made for the default model's ``sst2-lora`` head, and their trainers take a project head, not a
-    checkpoint's own head.
-    """
-    if selector is None:
-        return ("it is a fine-tuned classifier checkpoint: give --selector (and --retention-range LO,HI) to "
-                "fine-tune its Train-Select model")
-    cls = SELECTORS[selector]
-    if cls.artifacts:
-        return (f"{cls.short} needs weights of its own trained on the default model's sst2-lora head; its trainer "
-                f"(python -m pyramid train-{selector.replace('-', '')}) does not take a checkpoint's own head. "
-                "Every fixed-schedule and merging selector trains on a checkpoint")
-    if not cls.uses_retention:
-        return f"{cls.short} sets its own lengths; it does not train with a retention schedule"
-    return None
-
-
-def usable_selectors(model_name: str | None = None, regime: str = "inference") -> list[str]:
-    """Registry names of the selectors that can run on ``model_name`` in ``regime``, in registry order.
-
-    The one answer to "which selectors run on this model", shared by the app and the command line.
-    """
-    return [name for name in SELECTORS if unavailable_reason(name, model_name, regime) is None]
 
 
 def selector_label(name: str, short: bool = False) -> str:

@@ -21,7 +21,8 @@ The interface covers every method of docs/methods.md section 6:
   core-set pooling, docs/methods.md 10); a merging selector may name each dropped token's target
   (:attr:`Selection.merge_into`);
 * learned selectors (:class:`LearnedSelector`) carry their weights (an ``nn.Module``) and the head
-  whose fine-tuned encoder they read.
+  whose fine-tuned encoder they read. Where a selector runs (which encoder, which head predicts, whether it can
+  run on a model at all) is deployment, not the algorithm: :mod:`pyramid.plan`.
 
 A selector class is the algorithm only. How people see it (``label``, ``short``, ``description``) and
 the artifacts it needs shipped per regime live in a :class:`Descriptor` beside the class in its file; the
@@ -39,7 +40,7 @@ from dataclasses import dataclass, field
 
 import torch
 
-from ..artifacts import DEFAULT_HEAD, REGIMES, head_base_model, train_select_head_name
+from ..artifacts import REGIMES
 
 
 @dataclass
@@ -163,8 +164,9 @@ class Selector:
         uses_start_layer: the schedule's start layer changes where it drops.
 
     Args:
-        regime: ``"inference"`` (the default: the selector on the full-length ``sst2-lora`` model) or
-            ``"train-select"`` (its own model, fine-tuned with it in the loop); see :attr:`head`.
+        regime: ``"inference"`` (the default: the selector on the full-length model) or ``"train-select"`` (on a
+            model fine-tuned with it in the loop; :func:`pyramid.plan.plan_run` says which). A learned selector
+            loads its weights of that regime.
 
     Raises:
         ValueError: an unknown regime.
@@ -204,35 +206,12 @@ class Selector:
         """The shipped artifact it loads in each regime (from its descriptor; empty when none)."""
         return self.info.artifacts if self.info is not None else {}
 
-    bound_head: str | None = None
-    """The Train-Select model a :class:`pyramid.api.Model` bound this selector to (a classifier checkpoint's
-    ``<checkpoint>-ts-<selector>`` model, :meth:`bind_head`), or None: the project's head by name."""
-
     @property
     def head(self) -> str | None:
-        """The classifier whose (fine-tuned) encoder this selector must run on, or None when any encoder
-        will do (a rule-based selector in the inference-only regime): in Train-Select the head bound by
-        :meth:`bind_head`, else the project's ``sst2-lora-ts-<selector>``."""
-        if self.regime != "train-select":
-            return None
-        return self.bound_head or train_select_head_name(self.name)
-
-    def bind_head(self, head: str) -> "Selector":
-        """Run this (Train-Select) selector with the classifier named ``head`` instead of the project's head:
-        a classifier checkpoint's own Train-Select model. Returns ``self``.
-
-        Raises:
-            ValueError: the selector is not in the Train-Select regime.
-        """
-        if self.regime != "train-select":
-            raise ValueError("only a Train-Select selector is bound to a model of its own")
-        self.bound_head = head
-        return self
-
-    @property
-    def prediction_head(self) -> str:
-        """The head that classifies texts under this selector (its own head, else ``sst2-lora``)."""
-        return self.head or DEFAULT_HEAD
+        """The head whose fine-tuned encoder this selector's weights read (a learned selector's), or None: it runs
+        on any encoder. Which encoder and head a selector runs with in a regime on a model is deployment, answered
+        by :func:`pyramid.plan.plan_run`."""
+        return None
 
     def selects_after(self, layer: int, num_layers: int) -> bool:
         """Whether to call :meth:`select` after layer ``layer`` (0 = embeddings, L-1 = last chance).
@@ -245,24 +224,6 @@ class Selector:
     def select(self, ctx: SelectionContext) -> Selection:
         """Choose the tokens to keep. See :class:`SelectionContext` and :class:`Selection`."""
         raise NotImplementedError
-
-    def unavailable(self, model_name: str | None = None) -> str | None:
-        """Why this selector cannot run on the model ``model_name`` in its regime (None: it can).
-
-        A rule-based selector in the inference-only regime always can; otherwise its head (and its
-        learned weights) must be installed and made for that base model.
-        """
-        from ..loading import DEFAULT_MODEL
-
-        head = self.head
-        if head is None:
-            return None
-        base = head_base_model(head)
-        if base is None:
-            return f"its head '{head}' is not installed (see the README's training commands)"
-        if base != (model_name or DEFAULT_MODEL):
-            return f"its head '{head}' belongs to '{base}', not '{model_name}'"
-        return None
 
     def notice(self, num_layers: int) -> str | None:
         """A sentence the app shows when this selector is chosen (what differs from the schedule), or None."""
@@ -333,12 +294,6 @@ class LearnedSelector(Selector):
         """The classifier head whose encoder the weights were trained on (None if unknown)."""
         return self.config.head if self.config is not None else None
 
-    def unavailable(self, model_name: str | None = None) -> str | None:
-        reason = super().unavailable(model_name)
-        if reason is None and self.config is not None and self.config.base_model != (model_name or _default_model()):
-            return f"the {self.short} weights were trained on '{self.config.base_model}', not '{model_name}'"
-        return reason
-
     def notice(self, num_layers: int) -> str | None:
         return (f"{self.short} decides how many tokens each text keeps (learned thresholds, not a schedule), so "
                 f"the retention ratio and start layer do not apply to it. It runs on the encoder of the head "
@@ -351,9 +306,3 @@ class LearnedSelector(Selector):
                 f"the {self.label} weights were trained for a {num_layers}-layer, d={hidden_size} encoder; "
                 f"this one has {ctx.num_layers} layers and d={ctx.hidden.shape[-1]}"
             )
-
-
-def _default_model() -> str:
-    from ..loading import DEFAULT_MODEL
-
-    return DEFAULT_MODEL

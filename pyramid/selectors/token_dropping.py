@@ -107,13 +107,6 @@ class TokenDroppingSelector(Selector):
         self.table = table
         self.config = config
 
-    def unavailable(self, model_name: str | None = None) -> str | None:
-        from ..loading import DEFAULT_MODEL
-
-        if self.config is not None and self.config.base_model != (model_name or DEFAULT_MODEL):
-            return f"the importance table was built for '{self.config.base_model}', not '{model_name}'"
-        return super().unavailable(model_name)
-
     def notice(self, num_layers: int) -> str | None:
         return (f"Token Dropping is a pre-training method (Hou et al., 2022), used here on a fine-tuned model: after "
                 f"layer {drop_layer(num_layers)} it keeps the share rho of tokens whose words are hardest to predict "

@@ -43,7 +43,8 @@ from ..data import DataError, read_labelled
 from ..encoder import PyramidEncoder
 from ..loading import LoadedEncoder, encoder_from_model
 from ..schedule import Schedule
-from ..selectors import checkpoint_refusal, full_length_selector, get_selector
+from ..plan import checkpoint_refusal
+from ..selectors import full_length_selector, get_selector
 from .common import ModelCard, shuffled_rows
 from .lengthdrop import Objective, check_settings, dev_file, fit
 
