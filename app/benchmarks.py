@@ -1,6 +1,6 @@
 """The Benchmarks page: accuracy against FLOPs speedup in both regimes, and measured speed.
 
-Reads the result files shipped in ``assets/results`` (see :mod:`pyramid.results`); each shows the
+Reads the result files shipped in ``assets/results`` (see :mod:`pyramid.analysis.results`); each shows the
 command that made it, so that anyone can recompute it. Opens on the README's headline: SST-2 dev.
 """
 
@@ -11,10 +11,10 @@ import html
 import pandas as pd
 import streamlit as st
 
-from pyramid.results import (RESULTS_DIR, drop_vs_merge, load_bench, load_eval_results, load_seed_differences,
+from pyramid.analysis.results import (RESULTS_DIR, drop_vs_merge, load_bench, load_eval_results, load_seed_differences,
                              load_seed_spread,
                              matched_table)
-from pyramid.selectors import SELECTORS, selector_label
+from pyramid.core.selectors import SELECTORS, selector_label
 
 from pyramid import figures
 

@@ -20,7 +20,7 @@ import streamlit as st
 from pyramid.classifier import HeadLoadError
 from pyramid.plan import plan_evaluation
 from pyramid.data import DataError, LABEL_COLUMNS, TEXT_COLUMNS, Table, labelled_from_table, parse_table
-from pyramid.selectors import SELECTORS, selector_label
+from pyramid.core.selectors import SELECTORS, selector_label
 
 from pyramid import figures
 

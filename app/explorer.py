@@ -19,11 +19,11 @@ from pathlib import Path
 
 import streamlit as st
 
-from pyramid.artifacts import REGIMES
+from pyramid.core.artifacts import REGIMES
 from pyramid.classifier import OWN_HEAD, HeadLoadError, Prediction
-from pyramid.schedule import ScheduleError
-from pyramid.survival import survival
-from pyramid.selectors import SELECTORS, get_selector, selector_label
+from pyramid.core.schedule import ScheduleError
+from pyramid.analysis.survival import survival
+from pyramid.core.selectors import SELECTORS, get_selector, selector_label
 from pyramid.tokenization import EmptyTextError, TokenizedText
 from pyramid.trace import trace_flops
 from pyramid.words import trace_groups

@@ -14,9 +14,9 @@ import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
 
-from pyramid.loading import DEFAULT_MODEL, ModelLoadError
-from pyramid.schedule import Schedule, encoder_flops
-from pyramid.teaching import layer_attention, soft_mask_curves, toy_kcenter
+from pyramid.core.loading import DEFAULT_MODEL, ModelLoadError
+from pyramid.core.schedule import Schedule, encoder_flops
+from pyramid.present.teaching import layer_attention, soft_mask_curves, toy_kcenter
 
 from .resources import get_model, on_torch
 from .settings import load_settings
@@ -204,7 +204,7 @@ def render() -> None:
                     "exp(S(p)), which gets steeper as the temperature λ rises each epoch:")
         st.plotly_chart(_penalty_figure(), key="learn-pen", width="stretch")
         try:
-            from pyramid.selectors.adapler import load_predictors
+            from pyramid.core.selectors.adapler import load_predictors
 
             _, cfg_a = load_predictors()
             eta = cfg_a.training.get("eta")
@@ -265,8 +265,8 @@ def render() -> None:
 
 def _train_select_step() -> None:
     """What Train-Select is, with the numbers of the shipped result files (none hard-coded here)."""
-    from pyramid.results import RESULTS_DIR, accuracy_at_speedup, load_eval_results
-    from pyramid.selectors import SELECTORS
+    from pyramid.analysis.results import RESULTS_DIR, accuracy_at_speedup, load_eval_results
+    from pyramid.core.selectors import SELECTORS
 
     st.subheader("Train-Select: fine-tune with the selection in the loop")
     st.markdown(

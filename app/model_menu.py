@@ -11,7 +11,7 @@ from __future__ import annotations
 import streamlit as st
 
 from pyramid.api import Model
-from pyramid.loading import DEFAULT_MODEL, ModelLoadError
+from pyramid.core.loading import DEFAULT_MODEL, ModelLoadError
 
 from .resources import get_model
 from .settings import Settings, local_models

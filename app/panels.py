@@ -8,8 +8,8 @@ import pandas as pd
 import streamlit as st
 
 from pyramid.data import spreadsheet_safe
-from pyramid.results import MATCHED_SPEEDUPS, pairwise_at_speedup
-from pyramid.selectors import SELECTORS, selector_label
+from pyramid.analysis.results import MATCHED_SPEEDUPS, pairwise_at_speedup
+from pyramid.core.selectors import SELECTORS, selector_label
 from pyramid.trace import Trace, compare_traces, trace_rows
 from pyramid.words import Groups, word_rows
 
@@ -258,7 +258,7 @@ def pairwise_panel(rows: list[dict], regimes: list[str], *, key: str) -> None:
 
 def survival_panel(sv, runs_regime: str, unavailable: dict[str, str], window_size: int, *, key: str,
                    on_open=None) -> None:
-    """Every method on one text (:class:`pyramid.survival.Survival`): the figure (for a long text an overview of
+    """Every method on one text (:class:`pyramid.analysis.survival.Survival`): the figure (for a long text an overview of
     every word and a readable window), the words every run carries to the end and those only the merging runs
     carry, the selectors that cannot run here with the reason, a menu that opens a row as the main run, and the
     figure as standalone HTML.

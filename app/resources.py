@@ -23,9 +23,9 @@ from pyramid.api import Model
 
 from .cache import ByteBudgetCache
 from pyramid.classifier import HeadLoadError, Prediction
-from pyramid.loading import load_encoder, quiet_transformers
-from pyramid.projection import Projection, project_trace, warm_up
-from pyramid.schedule import Schedule
+from pyramid.core.loading import load_encoder, quiet_transformers
+from pyramid.present.projection import Projection, project_trace, warm_up
+from pyramid.core.schedule import Schedule
 from pyramid.plan import plan_evaluation
 from pyramid.tokenization import TokenizedText
 from pyramid.trace import Trace
@@ -277,10 +277,10 @@ def projection_for(_trace: Trace, key: tuple) -> Projection:
 @st.cache_data(show_spinner=False, max_entries=64)
 def saliency_for(_model: Model, model_name: str, head: str, input_ids: tuple[int, ...], k: int, ig_steps: int,
                  target: int | None):
-    """:class:`pyramid.attribution.SaliencyReport` of one text for the classifier ``head`` (``target``: the
+    """:class:`pyramid.analysis.attribution.SaliencyReport` of one text for the classifier ``head`` (``target``: the
     explained class, None for the predicted one); the learned selectors trained on this head add their own
     score rows."""
-    from pyramid.attribution import saliency_report
+    from pyramid.analysis.attribution import saliency_report
 
     classifier = on_torch(_model.classifier, head)
     learned = [_model.selector(n) for n in _model.selectors("inference") if _model.plan(n).runs_on == head]
@@ -301,8 +301,8 @@ def traces_for_classifier(_model: Model, model_name: str, head: str, input_ids: 
 @st.cache_data(show_spinner=False, max_entries=64)
 def grad_x_input_for(_model: Model, model_name: str, head: str, input_ids: tuple[int, ...]) -> list[float]:
     """``[N]`` gradient x input saliency of one text for the full-length classifier ``head`` (its predicted
-    class): one forward and one backward pass (:func:`pyramid.attribution.gradient_saliency`)."""
-    from pyramid.attribution import gradient_saliency
+    class): one forward and one backward pass (:func:`pyramid.analysis.attribution.gradient_saliency`)."""
+    from pyramid.analysis.attribution import gradient_saliency
 
     classifier = on_torch(_model.classifier, head)
     scores = on_torch(gradient_saliency, classifier, list(input_ids), methods=("grad_x_input",))
@@ -312,10 +312,10 @@ def grad_x_input_for(_model: Model, model_name: str, head: str, input_ids: tuple
 @st.cache_data(show_spinner=False, max_entries=64)
 def faithfulness_for(_model: Model, model_name: str, head: str, input_ids: tuple[int, ...], retention: float,
                      target: int, _traces: dict, _saliency: dict):
-    """:class:`pyramid.faithfulness.TextFaithfulness` of one text: each selector's kept set (``_traces``, the
+    """:class:`pyramid.analysis.faithfulness.TextFaithfulness` of one text: each selector's kept set (``_traces``, the
     Saliency page's traces at ``retention``) and the same-size references (``_saliency``: grad_x_input and
     integrated_gradients per token), for class ``target``; two full-length passes per set, in one batch."""
-    from pyramid.faithfulness import text_faithfulness
+    from pyramid.analysis.faithfulness import text_faithfulness
 
     classifier = on_torch(_model.classifier, head)
     return on_torch(text_faithfulness, classifier, list(input_ids), _traces, _saliency, seed=0, target=target)

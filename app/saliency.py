@@ -5,10 +5,10 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from pyramid.attribution import order_by_agreement, scale_to_row_max
+from pyramid.analysis.attribution import order_by_agreement, scale_to_row_max
 from pyramid.classifier import HeadLoadError
-from pyramid.faithfulness import REFERENCE_LABELS
-from pyramid.selectors import SELECTORS, selector_label
+from pyramid.analysis.faithfulness import REFERENCE_LABELS
+from pyramid.core.selectors import SELECTORS, selector_label
 from pyramid.tokenization import EmptyTextError
 from pyramid.words import word_groups
 
@@ -174,7 +174,7 @@ def render() -> None:
         st.markdown(EXPLAIN)
 
     traces = traces_for_classifier(model, model_name, head, ids, float(retention))
-    from pyramid.attribution import kept_top_k
+    from pyramid.analysis.attribution import kept_top_k
 
     salient = report.rows["grad_x_input"]
     table = pd.DataFrame([
@@ -246,7 +246,7 @@ def _faithfulness_table(model, model_name: str, head: str, ids: tuple, retention
 
 def _data_set_report() -> None:
     """The shipped SST-2-dev-wide report (``saliency-report --out``), when present."""
-    from pyramid.results import RESULTS_DIR, load_saliency_report
+    from pyramid.analysis.results import RESULTS_DIR, load_saliency_report
 
     rows, meta = load_saliency_report(RESULTS_DIR)
     if not rows:
@@ -276,7 +276,7 @@ def _data_set_report() -> None:
 
 def _data_set_faithfulness() -> None:
     """The shipped SST-2-dev-wide faithfulness report (``saliency-report --faithfulness --out``), when present."""
-    from pyramid.results import RESULTS_DIR, load_faithfulness
+    from pyramid.analysis.results import RESULTS_DIR, load_faithfulness
 
     rows, meta = load_faithfulness(RESULTS_DIR)
     if not rows:

@@ -1,6 +1,6 @@
 """An evaluation sweep that runs off the UI thread, with progress and a Cancel (the Evaluate page).
 
-A :class:`SweepJob` runs :func:`pyramid.evaluation.evaluate` for each regime in a background thread; every
+A :class:`SweepJob` runs :func:`pyramid.analysis.evaluation.evaluate` for each regime in a background thread; every
 batch's forward runs on the server's torch thread (``runner``), one batch at a time, so that other users'
 Runs are answered between batches. The page polls :attr:`SweepJob.done` to draw its progress bar. A job
 is tied to its session by :func:`bind_to_session`: when the session is gone, the job is cancelled.
@@ -15,8 +15,8 @@ from dataclasses import dataclass, field
 from typing import Callable
 
 from pyramid.data import LabelledData
-from pyramid.evaluation import evaluate, runs_needed
-from pyramid.selectors import get_selector
+from pyramid.analysis.evaluation import evaluate, runs_needed
+from pyramid.core.selectors import get_selector
 
 
 class Cancelled(Exception):
@@ -45,7 +45,7 @@ class SweepJob:
 
     Attributes:
         done, total: examples processed and to process (over every run). what: the run in progress.
-        rows: the result rows when finished (:data:`pyramid.evaluation.ROW_KEYS`). error: a message when
+        rows: the result rows when finished (:data:`pyramid.analysis.evaluation.ROW_KEYS`). error: a message when
         it failed. cancelled: it was cancelled. started, finished: ``time.perf_counter()`` stamps.
     """
 

@@ -1,11 +1,13 @@
 """Pyramid Lens library: pyramid encoders, token selectors, coverage radii, traces, trainers.
 
-Layout: :mod:`pyramid.selectors` (one file per selector, and the registry), :mod:`pyramid.training`
-(one trainer per method), and the shared pieces at the top: loading a model (:mod:`~pyramid.loading`),
-the attention kernel (:mod:`~pyramid.attention`), the layer loop (:mod:`~pyramid.layers`), the pyramid
-encoder (:mod:`~pyramid.encoder`), schedules and FLOPs (:mod:`~pyramid.schedule`), coverage radii
-(:mod:`~pyramid.coverage`), traces, evaluation, attributions. No Streamlit here: the app, the command
-line and the tests all use this package.
+Layout (docs/architecture.md): :mod:`pyramid.core` computes a pass (loading, families, layers, attention, the
+encoder loop and its observers, selectors, routing, schedule, coverage, artifacts); the front at the top turns
+texts into passes and answers (:mod:`~pyramid.api`, :mod:`~pyramid.plan`, :mod:`~pyramid.classifier`,
+:mod:`~pyramid.trace`, :mod:`~pyramid.tokenization`, :mod:`~pyramid.words`, :mod:`~pyramid.data`,
+:mod:`~pyramid.batching`); :mod:`pyramid.analysis` measures (evaluation, statistics, attributions, faithfulness,
+benchmarks); :mod:`pyramid.training` trains (one trainer per method); :mod:`pyramid.present` draws (figures,
+projection, teaching views, :func:`show`); :mod:`~pyramid.cli` and :mod:`~pyramid.grid` are the command line.
+No Streamlit here: the app, the command line and the tests all use this package.
 
 The Python API for notebooks and scripts is :func:`run` (a text -> its :class:`~pyramid.trace.Trace`
 with the prediction from the same pass), :func:`load` (a :class:`~pyramid.api.Model`: the default
@@ -22,14 +24,15 @@ load the rest of the package.
 from importlib import import_module
 
 _EXPORTS = {
-    "DEFAULT_MODEL": "loading", "LoadedEncoder": "loading", "ModelLoadError": "loading", "load_encoder": "loading",
-    "Schedule": "schedule", "ScheduleError": "schedule", "encoder_flops": "schedule", "flops_speedup": "schedule",
-    "SELECTORS": "selectors", "Selection": "selectors", "SelectionContext": "selectors", "Selector": "selectors",
-    "get_selector": "selectors", "PyramidEncoder": "encoder", "PyramidOutput": "encoder",
-    "run": "api", "load": "api", "show": "api", "Model": "api", "Trace": "trace", "Prediction": "classifier",
-    "OWN_HEAD": "classifier",
+    "DEFAULT_MODEL": "core.loading", "LoadedEncoder": "core.loading", "ModelLoadError": "core.loading",
+    "load_encoder": "core.loading", "Schedule": "core.schedule", "ScheduleError": "core.schedule",
+    "encoder_flops": "core.schedule", "flops_speedup": "core.schedule", "SELECTORS": "core.selectors",
+    "Selection": "core.selectors", "SelectionContext": "core.selectors", "Selector": "core.selectors",
+    "get_selector": "core.selectors", "PyramidEncoder": "core.encoder", "PyramidOutput": "core.encoder",
+    "run": "api", "load": "api", "show": "present.notebook", "Model": "api", "Trace": "trace",
+    "Prediction": "classifier", "OWN_HEAD": "classifier", "RunPlan": "plan",
 }
-_SUBMODULES = ("figures", "api", "trace", "classifier", "evaluation", "loading", "selectors", "schedule")
+_SUBMODULES = ("core", "analysis", "present", "training", "api", "plan", "trace", "classifier")
 
 __all__ = list(_EXPORTS)
 

@@ -29,18 +29,18 @@ from __future__ import annotations
 import threading
 from collections import OrderedDict
 from functools import lru_cache
-from typing import Callable, Mapping, Sequence
+from typing import Callable, Sequence
 
 import torch
 
-from .artifacts import DEFAULT_HEAD, head_base_model
+from .core.artifacts import DEFAULT_HEAD, head_base_model
 from .classifier import (OWN_HEAD, CheckpointClassifier, Classifier, HeadLoadError, Prediction, full_probabilities,
                          load_classifier, predict_ids)
-from .loading import DEFAULT_MODEL, LoadedEncoder, load_encoder
-from .schedule import Schedule
-from .selectors import SELECTORS, Selector, get_selector
+from .core.loading import DEFAULT_MODEL, LoadedEncoder, load_encoder
+from .core.schedule import Schedule
+from .core.selectors import SELECTORS, Selector, get_selector
 from .tokenization import TokenizedText, tokenize
-from .encoder import PyramidEncoder
+from .core.encoder import PyramidEncoder
 from .plan import RunPlan, plan_run
 from .trace import Trace, trace_text
 
@@ -58,7 +58,7 @@ class Model:
     Thread-safe: one instance serves every session of the app; classifiers load once, under a lock.
 
     Args:
-        encoder: a :class:`LoadedEncoder` (:func:`pyramid.loading.load_encoder`).
+        encoder: a :class:`LoadedEncoder` (:func:`pyramid.core.loading.load_encoder`).
         on_load: called after each classifier is loaded (the app freezes long-lived objects then).
 
     Attributes:
@@ -81,7 +81,7 @@ class Model:
         fine-tuned ``*ForSequenceClassification`` checkpoint), or a hub id.
 
         Raises:
-            ModelLoadError: see :func:`pyramid.loading.load_encoder`.
+            ModelLoadError: see :func:`pyramid.core.loading.load_encoder`.
         """
         return cls(load_encoder(name, allow_hub=allow_hub))
 
@@ -163,7 +163,7 @@ class Model:
                         raise HeadLoadError(f"'{self.name}' is not a fine-tuned classifier checkpoint{note}.")
                     found = CheckpointClassifier(self.encoder)
                 elif head in self._train_select:  # a checkpoint's own Train-Select model: a checkpoint itself
-                    from .loading import ModelLoadError
+                    from .core.loading import ModelLoadError
 
                     try:
                         self._ts_stamp[head] = self._stamp(head)
@@ -178,7 +178,7 @@ class Model:
         return found
 
     def _stamp(self, head: str) -> float | None:
-        from .artifacts import TRAIN_SELECT_FILE
+        from .core.artifacts import TRAIN_SELECT_FILE
 
         try:
             return (self._train_select[head] / TRAIN_SELECT_FILE).stat().st_mtime
@@ -192,16 +192,16 @@ class Model:
     def train_select_model(self, name: str) -> str | None:
         """The name of this checkpoint's own Train-Select model for the selector ``name`` (the folder
         ``<checkpoint>-ts-<name>`` beside it, made by ``python -m pyramid train --model DIR --selector NAME``;
-        :func:`pyramid.artifacts.checkpoint_train_select`), or None: not a classifier checkpoint, or none made.
+        :func:`pyramid.core.artifacts.checkpoint_train_select`), or None: not a classifier checkpoint, or none made.
         Looked up on every call (a model trained while the app runs is found), reading no weights."""
         if not self.has_own_head:
             return None
-        from .artifacts import checkpoint_train_select
+        from .core.artifacts import checkpoint_train_select
 
         folder = checkpoint_train_select(self.encoder.path, self.name, name)
         if folder is None:
             return None
-        from .loading import model_identity
+        from .core.loading import model_identity
 
         key = model_identity(str(folder), str(folder))
         self._train_select[key] = folder
@@ -431,7 +431,7 @@ def load(name: str | None = None, *, allow_hub: bool = True) -> Model:
     ``*ForSequenceClassification`` checkpoint, safetensors only), or a hub id where there is network.
 
     Raises:
-        ModelLoadError: see :func:`pyramid.loading.load_encoder`.
+        ModelLoadError: see :func:`pyramid.core.loading.load_encoder`.
     """
     return _cached_model(None if name in (None, DEFAULT_MODEL) else str(name), allow_hub)
 
@@ -471,49 +471,3 @@ def run(text: str | Sequence[int] | TokenizedText, model: str | Model | LoadedEn
         schedule = Schedule(retention=float(retention), start_layer=int(start_layer))
     return model.trace(text, selector, regime, schedule, seed=seed, max_length=max_length, head=head,
                        proportional_attention=proportional_attention)
-
-
-def show(trace: Trace | Mapping[str, Trace] | Sequence[Trace], view: str = "pyramid", *, words: bool = False,
-         saliency: Sequence[float] | None = None):
-    """A trace's figure for a notebook: ``"pyramid"`` (the token pyramid as HTML, displayed inline by
-    Jupyter), ``"overview"`` (the heat strip of every token at every layer) or ``"coverage"`` (coverage
-    radius per layer); plotly figures display themselves. ``"survival"`` takes several traces of one text (a
-    dict of name -> trace, or a list, named by selector) and draws every run's last layer reached per word
-    (:mod:`pyramid.survival`), with ``saliency`` (``[N]`` per token, e.g. gradient x input of the full-length
-    classifier) as a top strip when given.
-
-    Raises:
-        ValueError: an unknown view, or traces of different texts for ``"survival"``.
-    """
-    from . import figures
-    from .words import trace_groups
-
-    if view == "survival":
-        from .survival import survival
-
-        runs = dict(trace) if isinstance(trace, Mapping) else (
-            {figures.run_name(t.selector, t.regime): t for t in trace} if not isinstance(trace, Trace) else
-            {figures.run_name(trace.selector, trace.regime): trace})
-        if not runs:
-            raise ValueError("survival needs at least one trace")
-        sv = survival(runs, trace_groups(next(iter(runs.values())), words), saliency=saliency)
-        return figures.survival_figure(sv, "Every run on this text: the last layer each word reaches")
-
-    groups = trace_groups(trace, words)
-    caption = f"{figures.run_name(trace.selector, trace.regime)}"
-    if trace.prediction is not None:
-        caption += f" · predicted {trace.prediction.label} (full length: {trace.prediction.full_label})"
-    if view == "pyramid":
-        return _Html("<!doctype html><meta charset='utf-8'>" + figures.pyramid_html(trace, groups, caption))
-    if view == "overview":
-        return figures.pyramid_overview(trace, groups, caption)
-    if view == "coverage":
-        return figures.coverage_figure({caption: trace}, caption)
-    raise ValueError(f"unknown view '{view}'; choose pyramid, overview, coverage or survival")
-
-
-class _Html(str):
-    """An HTML string that Jupyter displays as HTML (``_repr_html_``) and that prints as itself."""
-
-    def _repr_html_(self) -> str:
-        return str(self)

@@ -185,7 +185,7 @@ def limit_or_all(text: str) -> int | None:
 
 def selector_name(text: str) -> str:
     """A registered selector's name."""
-    from .selectors import SELECTORS
+    from .core.selectors import SELECTORS
 
     if text not in SELECTORS:
         raise argparse.ArgumentTypeError(f"unknown selector '{text}'; choose from {', '.join(SELECTORS)}")

@@ -8,7 +8,7 @@ from typing import Iterator, Sequence
 
 import torch
 
-from .loading import LoadedEncoder
+from .core.loading import LoadedEncoder
 
 
 @dataclass

@@ -6,7 +6,7 @@ Two kinds, one interface (:class:`Classifier`: ``labels``, ``logits`` from the l
 * :class:`SequenceClassifier`: the project's own heads (``sst2-lora`` and the Train-Select heads), a
   LoRA adapter plus a head on [CLS], described below;
 * :class:`CheckpointClassifier`: a user's ``*ForSequenceClassification`` checkpoint, predicting with its
-  own head, computed as its transformers class does (:meth:`pyramid.families.base.Family.classification_logits`),
+  own head, computed as its transformers class does (:meth:`pyramid.core.families.base.Family.classification_logits`),
   with its ``id2label`` and any number of labels, single-label (softmax) or multi-label (sigmoid).
 
 Project heads: LoRA adapters (peft) plus a head on [CLS].
@@ -34,11 +34,11 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from .artifacts import HEADS_DIR, JsonConfig
-from .encoder import PyramidEncoder, PyramidOutput
-from .loading import DEFAULT_MODEL, LoadedEncoder, encoder_from_model
-from .schedule import Schedule
-from .selectors import Selector, full_length_selector
+from .core.artifacts import HEADS_DIR, JsonConfig
+from .core.encoder import PyramidEncoder, PyramidOutput
+from .core.loading import DEFAULT_MODEL, LoadedEncoder, encoder_from_model
+from .core.schedule import Schedule
+from .core.selectors import Selector, full_length_selector
 
 PYRAMID_HEAD = "sst2-lora-pyramid"
 """Head fine-tuned from the pre-trained model with core-set selection in the loop at the fixed
@@ -106,11 +106,11 @@ class HeadConfig(JsonConfig):
 
 def lora_config(r: int = 16, alpha: int = 32, dropout: float = 0.05, target_modules=None, family=None):
     """A peft ``LoraConfig`` on every linear layer of the encoder's layers (Q, K, V, attention output,
-    FFN in and out: the names come from the model family, :mod:`pyramid.families`; BERT's by default).
+    FFN in and out: the names come from the model family, :mod:`pyramid.core.families`; BERT's by default).
     ``pooler`` is left out: the head reads [CLS] itself."""
     from peft import LoraConfig
 
-    from .families import family_of
+    from .core.families import family_of
 
     targets = target_modules or (family or family_of("bert")).lora_targets
     return LoraConfig(r=r, lora_alpha=alpha, lora_dropout=dropout, target_modules=list(targets), bias="none")
@@ -260,7 +260,7 @@ class CheckpointClassifier(Classifier):
     "multi_label_classification"`` makes it multi-label (a sigmoid per class).
 
     Args:
-        encoder: a :class:`LoadedEncoder` whose ``classifier_model`` is set (:func:`pyramid.loading.load_encoder`
+        encoder: a :class:`LoadedEncoder` whose ``classifier_model`` is set (:func:`pyramid.core.loading.load_encoder`
             of a classifier folder, or :func:`checkpoint_encoder`).
 
     Raises:

@@ -21,11 +21,11 @@ import json
 import sys
 
 from . import argtypes as at
-from .artifacts import REGIMES
-from .loading import DEFAULT_MODEL, ModelLoadError
+from .core.artifacts import REGIMES
+from .core.loading import DEFAULT_MODEL, ModelLoadError
 from .plan import plan_evaluation
-from .schedule import Schedule, ScheduleError
-from .selectors import SELECTORS
+from .core.schedule import Schedule, ScheduleError
+from .core.selectors import SELECTORS
 
 MAX_LAYERS = 256
 """Upper bound of --start-layer at parse time; the model's own depth is checked once it is loaded."""
@@ -55,7 +55,7 @@ def _check_start_layer(start_layer: int, num_layers: int) -> None:
 
 
 def _load(model: str):
-    from .loading import load_encoder, quiet_transformers
+    from .core.loading import load_encoder, quiet_transformers
 
     quiet_transformers()
     return load_encoder(model)
@@ -127,7 +127,7 @@ def cmd_grid(args) -> int:
     from pathlib import Path
 
     from .grid import GridError, load_grid, print_summary, run_grid, write_summary
-    from .results import RESULTS_DIR
+    from .analysis.results import RESULTS_DIR
 
     out = args.out or str(Path("grid-runs") / Path(args.grid).stem)
     grid = load_grid(args.grid, out)
@@ -199,7 +199,7 @@ def _regimes(regime: str) -> tuple[str, ...]:
 def cmd_evaluate(args) -> int:
     """``evaluate``: one row per (regime, selector, retention) on a labelled data set."""
     from .data import read_labelled
-    from .evaluation import ROW_KEYS, evaluate_regimes
+    from .analysis.evaluation import ROW_KEYS, evaluate_regimes
 
     regimes = _regimes(args.regime)
     model = _model(args.model)
@@ -241,7 +241,7 @@ def cmd_evaluate(args) -> int:
 def cmd_saliency_report(args) -> int:
     """``saliency-report``: learned selectors' scores vs saliency (Spearman), and top-k salient kept per selector."""
     from .data import read_labelled
-    from .saliency_eval import REPORT_KEYS, saliency_agreement
+    from .analysis.saliency_eval import REPORT_KEYS, saliency_agreement
 
     model = _model(args.model)
     _check_start_layer(args.start_layer, model.num_layers)
@@ -289,9 +289,9 @@ def cmd_saliency_report(args) -> int:
 
 def _faithfulness_report(args, model, classifier, head: str, names: list[str], data) -> int:
     """``saliency-report --faithfulness RHOS``: ERASER's comprehensiveness and sufficiency of every selector's kept
-    set and of the same-size references, per retention (:mod:`pyramid.faithfulness`)."""
+    set and of the same-size references, per retention (:mod:`pyramid.analysis.faithfulness`)."""
 
-    from .faithfulness import FAITHFULNESS_KEYS, dataset_faithfulness
+    from .analysis.faithfulness import FAITHFULNESS_KEYS, dataset_faithfulness
 
     ids = [model.tokenize(text, args.max_length).input_ids for text in data.texts]
     schedules = {}
@@ -327,7 +327,7 @@ def _faithfulness_report(args, model, classifier, head: str, names: list[str], d
 
 def cmd_bench(args) -> int:
     """``bench``: measured vs FLOPs-predicted speedup; ``--memory`` adds training-step peak memory."""
-    from .bench import CONFIGS, run_bench, run_memory
+    from .analysis.bench import CONFIGS, run_bench, run_memory
 
     if args.model:
         args.config = args.config + [args.model]
@@ -343,11 +343,11 @@ def cmd_bench(args) -> int:
                        "lengths per text (see the wall_s column of `evaluate` for its measured time)")
     for r in args.retention:
         Schedule(retention=r, start_layer=args.start_layer)
-    from .loading import quiet_transformers
+    from .core.loading import quiet_transformers
 
     quiet_transformers()
     if args.pair:
-        from .bench import run_selection_pairs
+        from .analysis.bench import run_selection_pairs
 
         rows = run_selection_pairs(args.pair, args.config, args.seq_len, args.batch_size, args.retention,
                                    args.start_layer, args.repeats, progress=not args.quiet)

@@ -28,7 +28,7 @@ a local Ray for the run, ``--ray auto`` joins the cluster this machine belongs t
 ``--ray ray://HOST:10001`` a given one. Ray schedules them; this module only submits trials and collects
 their results as they finish. Paths in the grid file must be readable on every node.
 
-At the end, the seed summary (:mod:`pyramid.seeds`: mean ± sd per selector and retention over seeds, and
+At the end, the seed summary (:mod:`pyramid.analysis.seeds`: mean ± sd per selector and retention over seeds, and
 selector-minus-selector intervals) is written to ``RESULTS/seeds__DATASET.json``, which the Benchmarks page
 reads (``DATASET`` from the grid's ``dataset`` key, or the dev file's folder and name: ``bbc-dev``).
 """
@@ -112,7 +112,7 @@ def _option_text(value) -> str:
 
 
 def _model_id(model: str) -> str:
-    from .loading import DEFAULT_MODEL
+    from .core.loading import DEFAULT_MODEL
 
     if model == DEFAULT_MODEL:
         return "minilm"
@@ -139,7 +139,7 @@ def load_grid(path: str, out: str) -> Grid:
     except ImportError:  # Python 3.10
         import tomli as tomllib
 
-    from .selectors import SELECTORS
+    from .core.selectors import SELECTORS
     from .training.heads import TrainSettings
 
     try:
@@ -238,7 +238,7 @@ def run_trial(trial: Trial, progress: bool = False) -> dict:
     """Train and evaluate one trial; write and return its result.
 
     The model is written to ``<folder>/model`` (replacing what a stopped run left), then evaluated on dev with
-    the trial's selector at every retention (:func:`pyramid.evaluation.evaluate`); ``result.json`` is written
+    the trial's selector at every retention (:func:`pyramid.analysis.evaluation.evaluate`); ``result.json`` is written
     last, through a temporary file and a rename.
 
     Returns:
@@ -249,8 +249,8 @@ def run_trial(trial: Trial, progress: bool = False) -> dict:
     """
     from .classifier import CheckpointClassifier, load_classifier
     from .data import read_labelled
-    from .evaluation import evaluate
-    from .loading import load_encoder, quiet_transformers
+    from .analysis.evaluation import evaluate
+    from .core.loading import load_encoder, quiet_transformers
     from .training.heads import TrainSettings, run
 
     quiet_transformers()
@@ -424,9 +424,9 @@ def run_grid(grid: Grid, *, ray_address: str | None = None, use_ray: bool = Fals
 
 
 def seed_records(results: list[dict]) -> list[dict]:
-    """The grid's results as :func:`pyramid.seeds.summarize` records: one per trial, its figures in percent
+    """The grid's results as :func:`pyramid.analysis.seeds.summarize` records: one per trial, its figures in percent
     (``full_length`` and ``SEL_rhoR``), grouped by model and selector without the seed."""
-    from .seeds import RECIPE_KEYS, group_name
+    from .analysis.seeds import RECIPE_KEYS, group_name
 
     records = []
     for res in results:
@@ -455,7 +455,7 @@ def write_summary(grid: Grid, results: list[dict], results_dir: str, command: st
     import datetime
     import platform
 
-    from .seeds import differences, summarize
+    from .analysis.seeds import differences, summarize
 
     records = seed_records(results)
     rows = summarize(records)

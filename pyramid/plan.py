@@ -3,7 +3,7 @@ which head predicts", and the one evaluation plan (which regimes, heads and sele
 the API, the app's Explorer and its sweep all read (docs/architecture.md).
 
 Selectors hold only their algorithm and descriptor; everything about deployment is here and in
-:mod:`pyramid.artifacts`:
+:mod:`pyramid.core.artifacts`:
 
 * **inference-only**: a rule-based selector runs on the model's own encoder and its inference head predicts
   (a classifier checkpoint's own head; ``sst2-lora`` on the default model; none on a plain encoder of another
@@ -11,7 +11,7 @@ Selectors hold only their algorithm and descriptor; everything about deployment 
   with, which then predicts, and only on the model it was made for;
 * **Train-Select**: every selector runs on, and predicts with, the model fine-tuned with it in the loop: the
   project's ``sst2-lora-ts-<selector>`` heads on the default model, a classifier checkpoint's own
-  ``<checkpoint>-ts-<selector>`` models beside it (:func:`pyramid.artifacts.checkpoint_train_select`).
+  ``<checkpoint>-ts-<selector>`` models beside it (:func:`pyramid.core.artifacts.checkpoint_train_select`).
 """
 
 from __future__ import annotations
@@ -20,9 +20,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Sequence
 
-from .artifacts import ASSETS_DIR, DEFAULT_HEAD, HEADS_DIR, REGIMES, head_base_model, train_select_head_name
-from .loading import DEFAULT_MODEL
-from .selectors import SELECTORS, get_selector
+from .core.artifacts import ASSETS_DIR, DEFAULT_HEAD, HEADS_DIR, REGIMES, head_base_model, train_select_head_name
+from .core.loading import DEFAULT_MODEL
+from .core.selectors import SELECTORS, get_selector
 
 
 @dataclass(frozen=True)

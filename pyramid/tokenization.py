@@ -9,7 +9,7 @@ from __future__ import annotations
 import unicodedata
 from dataclasses import dataclass, field
 
-from .loading import LoadedEncoder
+from .core.loading import LoadedEncoder
 
 
 class EmptyTextError(ValueError):

@@ -15,10 +15,10 @@ import numpy as np
 import torch
 
 from .classifier import Classifier, Prediction, full_probabilities, prediction_of
-from .encoder import PyramidEncoder
-from .loading import LoadedEncoder
-from .schedule import FlopsEstimate, Schedule, estimate_flops
-from .selectors import Selector, get_selector
+from .core.encoder import PyramidEncoder
+from .core.loading import LoadedEncoder
+from .core.schedule import FlopsEstimate, Schedule, estimate_flops
+from .core.selectors import Selector, get_selector
 from .tokenization import EmptyTextError, TokenizedText, clean_text, tokenize  # noqa: F401 - re-exported
 
 
@@ -306,9 +306,9 @@ def trace_text(
 
 
 def pyramid_rows(out, b: int = 0) -> list[tuple[str, set[int], set[int], set[int]]]:
-    """Example ``b`` of a :class:`pyramid.encoder.PyramidOutput` as the pyramid's rows ``(label, alive, kept,
+    """Example ``b`` of a :class:`pyramid.core.encoder.PyramidOutput` as the pyramid's rows ``(label, alive, kept,
     merged)`` (token positions; ``embeddings`` first when the selector chose before layer 1), without a trace's
-    states or coverage: what :func:`pyramid.figures.states_of_rows` draws."""
+    states or coverage: what :func:`pyramid.present.figures.states_of_rows` draws."""
     rows = []
     if out.embedding_selection is not None:
         es = out.embedding_selection

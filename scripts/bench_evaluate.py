@@ -43,9 +43,9 @@ def batches_speed(model, data, repeats: int) -> None:
     from transformers import AutoModelForSequenceClassification
 
     from pyramid.batching import encode_texts, length_sorted_batches, pad_id_of
-    from pyramid.evaluation import example_speedups
-    from pyramid.schedule import Schedule
-    from pyramid.selectors import full_length_selector, get_selector
+    from pyramid.analysis.evaluation import example_speedups
+    from pyramid.core.schedule import Schedule
+    from pyramid.core.selectors import full_length_selector, get_selector
 
     clf = model.classifier(model.inference_head)
     ref = AutoModelForSequenceClassification.from_pretrained(model.encoder.path, use_safetensors=True).eval()
@@ -88,8 +88,8 @@ def batches_speed(model, data, repeats: int) -> None:
 
 
 def cli_rate(model, data) -> float:
-    from pyramid.evaluation import evaluate
-    from pyramid.selectors import get_selector
+    from pyramid.analysis.evaluation import evaluate
+    from pyramid.core.selectors import get_selector
 
     clf = model.classifier(model.inference_head)
     sels = [get_selector(s) for s in SELECTORS]
@@ -169,7 +169,7 @@ def main() -> None:
 
     from pyramid.api import Model
     from pyramid.data import read_labelled
-    from pyramid.loading import quiet_transformers
+    from pyramid.core.loading import quiet_transformers
 
     quiet_transformers()
     model = Model.load(args.model)

@@ -43,12 +43,12 @@ if str(ROOT) not in sys.path:  # the app's pages (app.explorer), for the in-proc
 
 import torch
 
-from pyramid.bench import median_seconds
-from pyramid.encoder import PyramidEncoder
-from pyramid.loading import load_encoder
-from pyramid.projection import project_trace, warm_up
-from pyramid.schedule import Schedule
-from pyramid.selectors import SELECTORS, get_selector
+from pyramid.analysis.bench import median_seconds
+from pyramid.core.encoder import PyramidEncoder
+from pyramid.core.loading import load_encoder
+from pyramid.present.projection import project_trace, warm_up
+from pyramid.core.schedule import Schedule
+from pyramid.core.selectors import SELECTORS, get_selector
 from pyramid.trace import trace_text
 
 FIXED = [n for n, c in SELECTORS.items() if c.fixed_length]
@@ -98,7 +98,7 @@ def selection_share(enc, repeats: int) -> None:
 
 
 def speed_ratios(repeats: int) -> None:
-    from pyramid.bench import run_bench
+    from pyramid.analysis.bench import run_bench
 
     print("\n[2] measured / FLOPs-predicted speedup at 512 tokens, rho 0.3 (python -m pyramid bench):")
     rows = run_bench(("default", "bert-base"), (512,), (1, 8), FIXED, (0.3,), 1, repeats)
@@ -111,7 +111,7 @@ def speed_ratios(repeats: int) -> None:
           "first-k selection costs in the same run (every selector's floor: the encoder's checks and the first "
           "operations after a layer); core-set pooling's selection against core-set's, both in one alternating run "
           "(target <= 1.1x):")
-    from pyramid.bench import run_selection_pairs
+    from pyramid.analysis.bench import run_selection_pairs
 
     pairs = run_selection_pairs([("tome", "first-k"), ("coreset-pool", "coreset")], ("default", "bert-base"), (512,),
                                 (1, 8), (0.3,), 1, max(repeats, 15))
@@ -412,7 +412,7 @@ def load() -> None:
 def _warm_up_seconds(disk_cache: bool) -> float:
     """UMAP's warm-up in a fresh process, with numba's disk cache (what a server start pays once a first one has
     filled it) or without it (what the first server on a machine pays)."""
-    code = ("import time; t = time.perf_counter(); from pyramid.projection import warm_up; warm_up(); "
+    code = ("import time; t = time.perf_counter(); from pyramid.present.projection import warm_up; warm_up(); "
             "print(time.perf_counter() - t)")
     env = {**os.environ, "PYRAMID_LENS_UMAP_CACHE": "1" if disk_cache else "0"}
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True, check=True)
@@ -456,7 +456,7 @@ def main() -> None:
     parser.add_argument("--skip", default="", help="comma-separated sections to skip: selection,bench,app,load,umap,scrub")
     args = parser.parse_args()
     skip = {s.strip() for s in args.skip.split(",") if s.strip()}
-    from pyramid.loading import quiet_transformers
+    from pyramid.core.loading import quiet_transformers
 
     quiet_transformers()
     enc = load_encoder()

@@ -63,7 +63,7 @@ def main() -> int:
     import torch
     from transformers import AutoModelForSequenceClassification, AutoTokenizer, BertConfig
 
-    from pyramid.loading import default_model_path
+    from pyramid.core.loading import default_model_path
 
     tmp = Path(tempfile.mkdtemp(prefix="bench-grid-"))
     labels = {i: n for i, n in enumerate(WORDS)}

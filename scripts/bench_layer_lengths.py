@@ -1,6 +1,6 @@
 """How one encoder layer's time scales with the number of tokens it sees.
 
-Times ``pyramid.layers.run_layer`` (one MiniLM layer, batch 1) at the lengths the pyramid's geometric
+Times ``pyramid.core.layers.run_layer`` (one MiniLM layer, batch 1) at the lengths the pyramid's geometric
 schedule gives a 512-token text (rho = 0.3, start layer 1), interleaved, and prints the median time, the
 time per token and the FLOPs per token (docs/methods.md 0.3) at each length. With ``--pad`` it also times
 each length padded up to the next multiple of 16 with the pad slots masked (the additive mask the
@@ -19,9 +19,9 @@ import time
 import torch
 
 
-from pyramid.bench import bench_encoder
-from pyramid.layers import additive_mask, run_layer
-from pyramid.schedule import Schedule, config_dims, layer_flops
+from pyramid.analysis.bench import bench_encoder
+from pyramid.core.layers import additive_mask, run_layer
+from pyramid.core.schedule import Schedule, config_dims, layer_flops
 
 
 def main() -> None:

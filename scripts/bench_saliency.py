@@ -17,11 +17,11 @@ import argparse
 
 import torch
 
-from pyramid.bench import median_seconds
-from pyramid.attribution import attention_importance, gradient_saliency, saliency_report
-from pyramid.artifacts import DEFAULT_HEAD
+from pyramid.analysis.bench import median_seconds
+from pyramid.analysis.attribution import attention_importance, gradient_saliency, saliency_report
+from pyramid.core.artifacts import DEFAULT_HEAD
 from pyramid.classifier import load_classifier
-from pyramid.loading import load_encoder
+from pyramid.core.loading import load_encoder
 from pyramid.tokenization import tokenize
 from bench_explorer import text_of_tokens
 
@@ -32,7 +32,7 @@ def main() -> int:
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--ig-steps", type=int, default=20)
     args = ap.parse_args()
-    from pyramid.loading import quiet_transformers
+    from pyramid.core.loading import quiet_transformers
 
     quiet_transformers()
     base = load_encoder()
@@ -47,9 +47,9 @@ def main() -> int:
         ("gradient norm", lambda: gradient_saliency(clf, ids, methods=("gradient",)), None),
         ("attention significance + rollout", lambda: attention_importance(clf, ids), None),
     ]
-    from pyramid.attribution import selector_scores
+    from pyramid.analysis.attribution import selector_scores
     from pyramid.plan import usable_selectors
-    from pyramid.selectors import LearnedSelector, get_selector
+    from pyramid.core.selectors import LearnedSelector, get_selector
 
     learned = [get_selector(n) for n in usable_selectors()]
     learned = [s for s in learned if isinstance(s, LearnedSelector) and s.head == DEFAULT_HEAD]

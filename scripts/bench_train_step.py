@@ -59,7 +59,7 @@ def main() -> int:
     import torch
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
-    from pyramid.loading import default_model_path
+    from pyramid.core.loading import default_model_path
 
     tmp = Path(tempfile.mkdtemp(prefix="bench-train-step-"))
     ckpt = tmp / "models" / "minilm-sst2-fresh"

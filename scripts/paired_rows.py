@@ -4,7 +4,7 @@
 
 For every retention present in both files (the selector's rows), prints A's and B's accuracy with their 95%
 intervals and n, and A minus B with the 95% interval of the paired bootstrap over examples
-(``pyramid.stats.paired_difference``), from each row's packed per-example ``correct`` column. The files must be
+(``pyramid.analysis.stats.paired_difference``), from each row's packed per-example ``correct`` column. The files must be
 of the same data set, in the same order (the command refuses different n).
 """
 
@@ -13,9 +13,9 @@ from __future__ import annotations
 import argparse
 import sys
 
-from pyramid.evaluation import unpack_correct
-from pyramid.results import read_eval_csv
-from pyramid.stats import paired_difference
+from pyramid.analysis.evaluation import unpack_correct
+from pyramid.analysis.results import read_eval_csv
+from pyramid.analysis.stats import paired_difference
 
 
 def main() -> int:

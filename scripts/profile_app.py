@@ -35,7 +35,7 @@ CATEGORIES = [  # (name, pattern on "function (file:line)" frames), tested from 
     ("Plotly figures", re.compile(r"plotly|figures\.py")),
     ("coverage radii", re.compile(r"coverage")),
     ("sentiment predictions", re.compile(r"classifier\.py|predict")),
-    ("pyramid encoder traces", re.compile(r"pyramid/(encoder|layers|attention|trace)\.py|pyramid/selectors/|"
+    ("pyramid encoder traces", re.compile(r"pyramid/(encoder|layers|attention|trace)\.py|pyramid/core/selectors/|"
                                           r"pyramid/(coreset|selectors|adapler|trbert|token_dropping)\.py")),
     ("tokenising", re.compile(r"tokeniz")),
     ("Streamlit serialisation (protobuf, JSON, arrow)", re.compile(r"protobuf|_pb2|json|arrow|marshall|dataframe_util")),
@@ -67,7 +67,7 @@ def text_of_tokens(n_tokens: int) -> str:
     """Review text from the shipped examples, cut to about ``n_tokens`` word pieces."""
     import json
 
-    from pyramid.loading import load_encoder
+    from pyramid.core.loading import load_encoder
 
     enc = load_encoder()
     examples = json.loads((ROOT / "assets" / "examples.json").read_text(encoding="utf-8"))["examples"]

@@ -6,8 +6,8 @@ merging minus dropping at matched speedup. Used to refresh the README."""
 import sys
 
 
-from pyramid.results import drop_vs_merge, load_bench, load_eval_results, matched_table
-from pyramid.selectors import SELECTORS, selector_label
+from pyramid.analysis.results import drop_vs_merge, load_bench, load_eval_results, matched_table
+from pyramid.core.selectors import SELECTORS, selector_label
 
 REGIME = {"inference": "inference-only", "train-select": "Train-Select"}
 

@@ -31,7 +31,7 @@ import shlex
 import sys
 from pathlib import Path
 
-from pyramid.seeds import RECIPE_KEYS, differences, group_name, read_head, summarize  # noqa: F401 (the script's API)
+from pyramid.analysis.seeds import RECIPE_KEYS, differences, group_name, read_head, summarize  # noqa: F401 (the script's API)
 
 CARD_SECTION = "## Seeds"
 

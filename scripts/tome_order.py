@@ -7,7 +7,7 @@ The shipped assets/results/tome_order.csv came from ``--retentions 0.3,0.1 --out
 
 For each data set (SST-2 dev, 872 sentences; IMDB, 600 reviews truncated to 512 tokens) and retention it
 prints both orders' accuracies with their 95% intervals and n, the paired difference (authors minus
-positional) with the 95% interval of the paired bootstrap (``pyramid.stats.paired_difference``), and how
+positional) with the 95% interval of the paired bootstrap (``pyramid.analysis.stats.paired_difference``), and how
 many examples change their answer. Neither set is used to choose anything: the default stays positional
 (docs/methods.md 10.2), whatever this prints.
 """
@@ -28,9 +28,9 @@ import torch
 
 from pyramid.api import load
 from pyramid.data import read_labelled
-from pyramid.evaluation import evaluate, unpack_correct
-from pyramid.selectors.tome import TomeSelector
-from pyramid.stats import paired_difference
+from pyramid.analysis.evaluation import evaluate, unpack_correct
+from pyramid.core.selectors.tome import TomeSelector
+from pyramid.analysis.stats import paired_difference
 
 ROOT = Path(__file__).resolve().parent.parent
 DATA = {"sst2-dev": ROOT.parent / "shared" / "data" / "sst2" / "dev.tsv",

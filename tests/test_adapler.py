@@ -7,13 +7,13 @@ import json
 import pytest
 import torch
 
-from pyramid.selectors.adapler import AdaplerConfig, AdaplerLoadError, ContributionPredictors, load_predictors
+from pyramid.core.selectors.adapler import AdaplerConfig, AdaplerLoadError, ContributionPredictors, load_predictors
 from pyramid.training.adapler import (AdaplerSettings, kl_to_saliency, lambda_at, soft_forward, soft_penalty,
                                       train_adapler)
 from pyramid.batching import pad_batch, pad_id_of
-from pyramid.schedule import Schedule
-from pyramid.selectors import full_length_selector
-from pyramid.selectors.adapler import AdaplerSelector
+from pyramid.core.schedule import Schedule
+from pyramid.core.selectors import full_length_selector
+from pyramid.core.selectors.adapler import AdaplerSelector
 
 
 def _predictors(d=32, L=4, seed=0, eta=0.6):
@@ -66,7 +66,7 @@ def test_kl_is_zero_when_the_predictor_matches_the_target():
 
 
 def test_selector_applies_eta_over_n(tiny_encoder):
-    from pyramid.encoder import PyramidEncoder
+    from pyramid.core.encoder import PyramidEncoder
 
     pred = _predictors()
     sel = AdaplerSelector(pred, AdaplerConfig("t", "tiny-bert", "h", 32, 4))
@@ -110,7 +110,7 @@ def test_soft_removal_with_a_huge_temperature_equals_hard_removal(trained):
 
 
 def test_cp_flops_are_counted(trained):
-    from pyramid.evaluation import example_speedups
+    from pyramid.analysis.evaluation import example_speedups
 
     clf = trained[0]
     pred = _predictors(eta=0.01)
@@ -125,7 +125,7 @@ def test_cp_flops_are_counted(trained):
 
 
 def test_grad_x_input_batch_matches_single_texts(trained):
-    from pyramid.attribution import grad_x_input_batch, gradient_saliency
+    from pyramid.analysis.attribution import grad_x_input_batch, gradient_saliency
 
     clf = trained[0]
     rows = [clf.encoder.tokenizer(t)["input_ids"] for t in ("the film was good", "a boring story and a dull film")]
@@ -156,7 +156,7 @@ def adapler_trained(trained, tmp_path_factory):
 
 @pytest.mark.slow
 def test_training_distils_the_saliency_and_writes_the_artifact(adapler_trained):
-    from pyramid.attribution import saliency_targets
+    from pyramid.analysis.attribution import saliency_targets
     from pyramid.batching import encode_texts
     from pyramid.data import read_labelled
 
@@ -199,7 +199,7 @@ def test_training_distils_the_saliency_and_writes_the_artifact(adapler_trained):
 @pytest.mark.slow
 def test_evaluate_gives_one_adapler_row(adapler_trained):
     from pyramid.data import read_labelled
-    from pyramid.evaluation import ROW_KEYS, evaluate
+    from pyramid.analysis.evaluation import ROW_KEYS, evaluate
 
     clf, pred, config, folder, data, _ = adapler_trained
     d = read_labelled(data, label_names=clf.labels).head(24)
@@ -235,7 +235,7 @@ def test_full_length_selector_drops_nothing(trained):
 @pytest.mark.slow
 def test_saliency_agreement_over_a_data_set(adapler_trained):
     from pyramid.data import read_labelled
-    from pyramid.saliency_eval import REPORT_KEYS, saliency_agreement
+    from pyramid.analysis.saliency_eval import REPORT_KEYS, saliency_agreement
 
     clf, pred, config, folder, data, _ = adapler_trained
     d = read_labelled(data, label_names=clf.labels).head(20)

@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 
 import pyramid
-from pyramid.encoder import PyramidEncoder
-from pyramid.schedule import Schedule
+from pyramid.core.encoder import PyramidEncoder
+from pyramid.core.schedule import Schedule
 
 ROOT = Path(__file__).resolve().parent.parent
 TEXT = "a gripping , funny film , though the ending drags on far too long ."
@@ -156,14 +156,14 @@ def test_pip_install_gives_the_package_its_assets_and_the_command(tmp_path):
                          cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stderr
     assert json.loads(out.stdout)["prediction"]["head"] == "sst2-lora"  # the packaged head, away from the checkout
-    probe = subprocess.run([sys.executable, "-c", "import pyramid.artifacts as a; print(a.ASSETS_DIR)"], cwd=tmp_path,
+    probe = subprocess.run([sys.executable, "-c", "import pyramid.core.artifacts as a; print(a.ASSETS_DIR)"], cwd=tmp_path,
                            env=env, capture_output=True, text=True, timeout=120)
     assert probe.stdout.strip() == str(target / "pyramid" / "assets")
 
 
 def test_scrub_gives_the_traces_pyramid_at_every_retention(model):
-    from pyramid.figures import layer_states, states_of_rows
-    from pyramid.schedule import Schedule
+    from pyramid.present.figures import layer_states, states_of_rows
+    from pyramid.core.schedule import Schedule
     from pyramid.words import trace_groups
 
     frames = model.scrub(TEXT, "tome", retentions=[0.1, 0.5, 1.0])

@@ -111,7 +111,7 @@ def test_run_with_another_selector_and_retention():
 def test_run_again_on_the_same_text_redraws_the_same_run():
     """Run with nothing changed keeps the run's id (its elements' keys, so the browser rebuilds nothing) and makes no
     encoder pass; a changed setting is a new run."""
-    from pyramid.encoder import PyramidEncoder
+    from pyramid.core.encoder import PyramidEncoder
 
     at = fresh().run()
     first = at.session_state["pl_run"]["id"]
@@ -137,7 +137,7 @@ def test_every_method_tab_draws_every_selector_and_opens_a_row():
     spec = next(sp for sp in chart_specs(at) if "Every selector" in sp["layout"]["title"]["text"])
     depth = next(tr for tr in spec["data"] if tr["type"] == "heatmap" and "colorbar" in tr)
     from pyramid.api import load
-    from pyramid.selectors import selector_label
+    from pyramid.core.selectors import selector_label
 
     assert depth["y"] == [selector_label(n, True) for n in load().selectors("inference")]
     assert any("Every run carries to the last layer" in m.value for m in at.markdown)
@@ -179,7 +179,7 @@ def test_words_not_word_pieces():
 
 def test_learned_selector_caption_does_not_claim_a_schedule():
     from pyramid.plan import unavailable_reason
-    from pyramid.selectors import SELECTORS
+    from pyramid.core.selectors import SELECTORS
 
     learned = next((n for n, c in SELECTORS.items() if not c.uses_retention and unavailable_reason(n) is None), None)
     if learned is None:
@@ -339,7 +339,7 @@ def test_benchmarks_page_shows_the_seed_spread_where_it_was_measured(tmp_path):
     import subprocess
     import sys
 
-    from pyramid.results import RESULTS_DIR
+    from pyramid.analysis.results import RESULTS_DIR
 
     for f in RESULTS_DIR.glob("eval__sst2-dev.csv*"):
         shutil.copy(f, tmp_path / f.name)

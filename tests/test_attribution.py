@@ -3,12 +3,12 @@
 import pytest
 import torch
 
-from pyramid.attribution import (
+from pyramid.analysis.attribution import (
     attention_importance, gradient_saliency, kept_top_k, normalise, saliency_report, spearman, top_k_overlap,
 )
-from pyramid.layers import run_layer
-from pyramid.schedule import Schedule
-from pyramid.attention import significance
+from pyramid.core.layers import run_layer
+from pyramid.core.schedule import Schedule
+from pyramid.core.attention import significance
 from pyramid.trace import trace_text
 
 TEXT = "the film was quite a good story and a lovely one , though dull in the middle"

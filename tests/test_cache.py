@@ -122,7 +122,7 @@ def test_the_cache_gives_memory_back_after_evictions_and_when_dropped(monkeypatc
 
 
 def test_a_trace_is_sized_by_its_states(minilm):
-    from pyramid.schedule import Schedule
+    from pyramid.core.schedule import Schedule
     from pyramid.trace import trace_text
 
     tr = trace_text(minilm, "a gripping , funny film with a weak ending .", "coreset", Schedule(retention=0.3))

@@ -14,9 +14,9 @@ import torch
 
 from pyramid.api import Model
 from pyramid.classifier import OWN_HEAD, CheckpointClassifier
-from pyramid.loading import ModelLoadError, load_encoder
-from pyramid.schedule import Schedule
-from pyramid.selectors import full_length_selector, get_selector
+from pyramid.core.loading import ModelLoadError, load_encoder
+from pyramid.core.schedule import Schedule
+from pyramid.core.selectors import full_length_selector, get_selector
 
 V = 30522  # the default model's vocabulary: the folder carries its tokenizer
 LABELS = {0: "sport", 1: "politics", 2: "weather"}

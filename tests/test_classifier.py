@@ -8,11 +8,11 @@ import pytest
 import torch
 
 from pyramid.classifier import HEAD_FILES, HeadLoadError, load_classifier, predict_ids
-from pyramid.evaluation import ROW_KEYS, evaluate, example_speedups
+from pyramid.analysis.evaluation import ROW_KEYS, evaluate, example_speedups
 from pyramid.data import read_labelled
-from pyramid.loading import encoder_from_model
-from pyramid.schedule import Schedule
-from pyramid.selectors import get_selector
+from pyramid.core.loading import encoder_from_model
+from pyramid.core.schedule import Schedule
+from pyramid.core.selectors import get_selector
 from pyramid.trace import trace_flops, trace_text
 
 def test_artifact_is_complete_small_and_documented(trained):
@@ -70,7 +70,7 @@ def test_merged_adapter_matches_unmerged_peft_model(trained, tiny_encoder):
     PeftModel.from_pretrained(model, str(out)).eval()
     unmerged = encoder_from_model(model, tiny_encoder.tokenizer, name="tiny-bert")
     ids = torch.tensor([tiny_encoder.tokenizer("the film was good and lovely")["input_ids"]])
-    from pyramid.encoder import PyramidEncoder
+    from pyramid.core.encoder import PyramidEncoder
 
     with torch.inference_mode():
         ref = clf.head(PyramidEncoder(unmerged, get_selector("coreset"), Schedule(retention=1.0))(ids).cls_hidden)
@@ -110,7 +110,7 @@ def test_example_speedup_matches_trace_flops(tiny_encoder):
     schedule = Schedule(retention=0.3)
     for name in ("coreset", "attention"):
         trace = trace_text(tiny_encoder, text, name, schedule)
-        from pyramid.encoder import PyramidEncoder
+        from pyramid.core.encoder import PyramidEncoder
 
         ids = torch.tensor([trace.input_ids])
         sel = get_selector(name)

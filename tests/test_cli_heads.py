@@ -5,9 +5,9 @@ from pathlib import Path
 
 import pytest
 
-from pyramid.bench import BENCH_KEYS, MEMORY_KEYS, PAIR_KEYS
+from pyramid.analysis.bench import BENCH_KEYS, MEMORY_KEYS, PAIR_KEYS
 from pyramid.cli import main
-from pyramid.evaluation import ROW_KEYS
+from pyramid.analysis.evaluation import ROW_KEYS
 
 ROOT = Path(__file__).resolve().parent.parent
 SHARED = ROOT.parent / "shared" / "data"
@@ -48,7 +48,7 @@ def test_evaluate_cli_json_and_csv(capsys, tmp_path):
     assert len(rows) == 4 and all(tuple(r) == ROW_KEYS for r in rows)
     assert rows[0]["accuracy"] == 1.0  # the shipped head gets these four right at full length
     assert rows[1]["flops_speedup"] > 1.3
-    from pyramid.results import read_eval_csv
+    from pyramid.analysis.results import read_eval_csv
 
     saved = read_eval_csv(out)
     assert [(r["selector"], r["retention"], r["n"]) for r in saved] == [(r["selector"], r["retention"], r["n"]) for r in rows]
@@ -122,7 +122,7 @@ def test_bench_pair_times_both_selections_in_one_run(capsys):
 
 @pytest.mark.slow
 def test_memory_of_a_training_step_shrinks_with_the_pyramid():
-    from pyramid.bench import run_memory
+    from pyramid.analysis.bench import run_memory
 
     rows = run_memory(["default"], seq_len=512, batch_size=4, selectors=["coreset"], retentions=[0.1])
     assert tuple(rows[0]) == MEMORY_KEYS

@@ -6,12 +6,12 @@ from __future__ import annotations
 import pytest
 import torch
 
-from pyramid.artifacts import REGIMES
+from pyramid.core.artifacts import REGIMES
 from pyramid.classifier import encoder_for_head
-from pyramid.encoder import PyramidEncoder
-from pyramid.schedule import Schedule
+from pyramid.core.encoder import PyramidEncoder
+from pyramid.core.schedule import Schedule
 from pyramid.plan import project_plan
-from pyramid.selectors import SELECTORS, get_selector
+from pyramid.core.selectors import SELECTORS, get_selector
 
 TEXTS = [
     "the plot is thin but the acting is superb and the score moves along nicely , never once dragging .",

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 import torch
 
-from pyramid.coverage import coverage
-from pyramid.selectors.coreset import greedy_k_center
+from pyramid.core.coverage import coverage
+from pyramid.core.selectors.coreset import greedy_k_center
 
 
 def brute_radius(x: np.ndarray, centres) -> float:

@@ -68,7 +68,7 @@ def test_shared_data_sets_load_without_options():
 
 
 def test_accuracy_at_matched_speedup_interpolates_the_curve():
-    from pyramid.results import accuracy_at_speedup
+    from pyramid.analysis.results import accuracy_at_speedup
 
     rows = [{"selector": "coreset", "retention": 1.0, "accuracy": 0.9, "flops_speedup": 1.0},
             {"selector": "coreset", "retention": 0.5, "accuracy": 0.8, "flops_speedup": 1.5},

@@ -3,11 +3,11 @@
 import pytest
 import torch
 
-from pyramid.encoder import PyramidEncoder
-from pyramid.routing.base import compact, gather_rows as _gather_rows
-from pyramid.loading import encoder_from_model
-from pyramid.schedule import Schedule
-from pyramid.selectors import SELECTORS, Selection, Selector, get_selector
+from pyramid.core.encoder import PyramidEncoder
+from pyramid.core.routing.base import compact, gather_rows as _gather_rows
+from pyramid.core.loading import encoder_from_model
+from pyramid.core.schedule import Schedule
+from pyramid.core.selectors import SELECTORS, Selection, Selector, get_selector
 from tests.conftest import tiny_config
 
 FIXED_LENGTH = [n for n, c in SELECTORS.items() if c.fixed_length]  # the learned and Token Dropping selectors have their own tests
@@ -145,7 +145,7 @@ def test_dropped_tokens_rejoin_at_the_last_layer(tiny_encoder):
     assert torch.equal(last.valid, mask) and torch.equal(last.positions[mask], torch.nonzero(mask)[:, 1])
     # The last layer's input for a rejoined token is its state where it left (output of layer 1):
     # rerun the last layer on that reconstructed input and compare.
-    from pyramid.layers import additive_mask, run_layer
+    from pyramid.core.layers import additive_mask, run_layer
 
     prev = out.layers[L - 2]
     full = first.hidden.clone()

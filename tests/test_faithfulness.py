@@ -1,4 +1,4 @@
-"""ERASER's comprehensiveness and sufficiency (pyramid.faithfulness) against direct full-length passes, and the
+"""ERASER's comprehensiveness and sufficiency (pyramid.analysis.faithfulness) against direct full-length passes, and the
 edge cases the docs define."""
 
 from __future__ import annotations
@@ -6,9 +6,9 @@ from __future__ import annotations
 import pytest
 
 from pyramid.classifier import full_probabilities
-from pyramid.faithfulness import (faithfulness_of_sets, faithfulness_rows, kept_to_the_end, random_set,
+from pyramid.analysis.faithfulness import (faithfulness_of_sets, faithfulness_rows, kept_to_the_end, random_set,
                                   removal_inputs, text_faithfulness, top_k_set)
-from pyramid.schedule import Schedule
+from pyramid.core.schedule import Schedule
 from pyramid.trace import trace_text
 
 TEXT = "a gripping , funny film with a weak ending and a cast that never quite gels ."

@@ -8,11 +8,11 @@ import copy
 import pytest
 import torch
 
-from pyramid.encoder import PyramidEncoder
-from pyramid.layers import additive_mask, run_layers
-from pyramid.loading import encoder_from_model
-from pyramid.schedule import Schedule
-from pyramid.selectors import SELECTORS, Selection, Selector, get_selector
+from pyramid.core.encoder import PyramidEncoder
+from pyramid.core.layers import additive_mask, run_layers
+from pyramid.core.loading import encoder_from_model
+from pyramid.core.schedule import Schedule
+from pyramid.core.selectors import SELECTORS, Selection, Selector, get_selector
 
 V = 1000
 
@@ -84,10 +84,10 @@ def test_retention_one_equals_the_library_model(family_model, name):
 
 def _random_learned(name: str, enc):
     """A learned selector with random weights of the right shape for this encoder."""
-    from pyramid.selectors.adapler import AdaplerConfig, AdaplerSelector, ContributionPredictors
-    from pyramid.selectors.ltp import LtpConfig, LtpSelector, LtpThresholds
-    from pyramid.selectors.token_dropping import TokenDroppingSelector
-    from pyramid.selectors.trbert import PolicyNetworks, TrbertConfig, TrbertSelector, selection_points
+    from pyramid.core.selectors.adapler import AdaplerConfig, AdaplerSelector, ContributionPredictors
+    from pyramid.core.selectors.ltp import LtpConfig, LtpSelector, LtpThresholds
+    from pyramid.core.selectors.token_dropping import TokenDroppingSelector
+    from pyramid.core.selectors.trbert import PolicyNetworks, TrbertConfig, TrbertSelector, selection_points
 
     d, L = enc.config.hidden_size, enc.num_layers
     torch.manual_seed(2)
@@ -162,7 +162,7 @@ def test_removed_tokens_keep_the_distances_of_the_others(minilm, kind):
 def test_an_unsupported_family_names_the_supported_ones(tmp_path):
     from transformers import GPT2Config
 
-    from pyramid.loading import ModelLoadError, load_encoder
+    from pyramid.core.loading import ModelLoadError, load_encoder
 
     GPT2Config(n_layer=1, n_embd=8, n_head=2).save_pretrained(tmp_path)
     with pytest.raises(ModelLoadError) as err:

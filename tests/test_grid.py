@@ -70,7 +70,7 @@ def test_a_grid_runs_in_process_resumes_and_summarises_the_seeds(setup, capsys):
     diff = summary["differences"][0]
     assert {diff["selector_a"], diff["selector_b"]} == {"coreset", "attention"} and "paired_low" in diff
     assert json.loads((results / "seeds__news-dev.json.meta.json").read_text())["command"].startswith("python -m pyramid grid")
-    from pyramid.results import load_seed_differences, load_seed_spread
+    from pyramid.analysis.results import load_seed_differences, load_seed_spread
 
     assert load_seed_spread("news-dev", results)[0] and load_seed_differences("news-dev", results)
 

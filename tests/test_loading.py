@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from pyramid.loading import DEFAULT_MODEL, ModelLoadError, load_encoder
+from pyramid.core.loading import DEFAULT_MODEL, ModelLoadError, load_encoder
 
 
 def test_default_model_is_a_6_layer_bert(minilm):
@@ -65,7 +65,7 @@ def test_the_default_models_folder_is_the_default_model(capsys):
     """Given by its folder, the default model is still the default model: the same shipped artifacts
     apply in the CLI and the app (one answer to "which selectors run on this model")."""
     from pyramid.cli import main
-    from pyramid.loading import DEFAULT_MODEL, default_model_path, model_identity
+    from pyramid.core.loading import DEFAULT_MODEL, default_model_path, model_identity
     from pyramid.plan import usable_selectors
 
     folder = default_model_path()
@@ -76,6 +76,6 @@ def test_the_default_models_folder_is_the_default_model(capsys):
 
 
 def test_another_local_model_is_named_by_its_folder(tmp_path, tiny_model_dir):
-    from pyramid.loading import model_identity
+    from pyramid.core.loading import model_identity
 
     assert model_identity(str(tiny_model_dir), str(tiny_model_dir)) == tiny_model_dir.name

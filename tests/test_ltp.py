@@ -7,10 +7,10 @@ import json
 import pytest
 import torch
 
-from pyramid.attention import significance
-from pyramid.encoder import PyramidEncoder
-from pyramid.schedule import Schedule
-from pyramid.selectors.ltp import LtpConfig, LtpLoadError, LtpSelector, LtpThresholds, load_thresholds
+from pyramid.core.attention import significance
+from pyramid.core.encoder import PyramidEncoder
+from pyramid.core.schedule import Schedule
+from pyramid.core.selectors.ltp import LtpConfig, LtpLoadError, LtpSelector, LtpThresholds, load_thresholds
 
 
 def _config(head="h", L=4):

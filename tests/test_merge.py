@@ -8,13 +8,13 @@ import math
 import pytest
 import torch
 
-from pyramid.encoder import PyramidEncoder
-from pyramid.routing import RouteState, make_routing
-from pyramid.schedule import Schedule
-from pyramid.selectors import get_selector
+from pyramid.core.encoder import PyramidEncoder
+from pyramid.core.routing import RouteState, make_routing
+from pyramid.core.schedule import Schedule
+from pyramid.core.selectors import get_selector
 import numpy as np
 
-from pyramid.selectors.tome import TomeSelector, _bipartite_merge, bipartite_merge
+from pyramid.core.selectors.tome import TomeSelector, _bipartite_merge, bipartite_merge
 
 TEXTS = ["the plot is thin but the acting is superb and the score moves along nicely , never once dragging .",
          "a gripping , funny film with a weak ending .", "ok"]
@@ -145,7 +145,7 @@ def test_gradients_flow_through_merges(tiny_encoder):
 
 
 def test_checked_targets_applies_the_merge_rules_on_every_path():
-    from pyramid.routing.merge import _checked_targets_torch, checked_targets
+    from pyramid.core.routing.merge import _checked_targets_torch, checked_targets
 
     g = torch.Generator().manual_seed(0)
     B, N = 4, 30
@@ -213,7 +213,7 @@ def test_authors_order_selector_resets_between_passes_and_batches(minilm):
 @pytest.mark.parametrize("flag", [False, True])
 def test_training_passes_proportional_attention_to_its_pyramids(tiny_encoder, tmp_path, monkeypatch, flag):
     """--proportional-attention false trains a merging selector without log(size) (ToMe's advice for training)."""
-    from pyramid import encoder as encoder_module
+    from pyramid.core import encoder as encoder_module
     from pyramid.training.heads import TrainSettings, train_classifier
 
     seen = []
@@ -237,7 +237,7 @@ def test_training_passes_proportional_attention_to_its_pyramids(tiny_encoder, tm
 
 @pytest.mark.parametrize("name", ["tome", "coreset-pool"])
 def test_sources_follow_every_merge_and_match_sizes(minilm, name):
-    from pyramid.figures import groups_html
+    from pyramid.present.figures import groups_html
     from pyramid.trace import trace_text
     from pyramid.words import trace_groups
 
@@ -266,9 +266,9 @@ def test_sources_follow_every_merge_and_match_sizes(minilm, name):
 def test_evaluate_can_turn_proportional_attention_off(monkeypatch):
     """evaluate(..., proportional_attention=False) reaches every pyramid it builds (evaluate --proportional-attention)."""
     import pyramid
-    from pyramid import encoder as encoder_module
+    from pyramid.core import encoder as encoder_module
     from pyramid.data import LabelledData
-    from pyramid.evaluation import evaluate
+    from pyramid.analysis.evaluation import evaluate
 
     model = pyramid.load()
     clf = model.classifier(model.inference_head)

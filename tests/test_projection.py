@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
-from pyramid.projection import MIN_UMAP_POINTS, enable_umap_disk_cache, project_points
+from pyramid.present.projection import MIN_UMAP_POINTS, enable_umap_disk_cache, project_points
 
 
 def test_small_inputs_fall_back_to_pca_and_shapes_hold():

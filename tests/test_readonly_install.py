@@ -24,8 +24,8 @@ CHILD = textwrap.dedent("""
 
     import torch
     import pyramid                                     # imports every selector and routing
-    from pyramid.routing.merge import _checked_targets_kernel, checked_targets
-    from pyramid.selectors.coreset import _greedy_k_center_kernel, greedy_k_center
+    from pyramid.core.routing.merge import _checked_targets_kernel, checked_targets
+    from pyramid.core.selectors.coreset import _greedy_k_center_kernel, greedy_k_center
 
     x = torch.randn(2, 12, 8)
     valid = torch.ones(2, 12, dtype=torch.bool)

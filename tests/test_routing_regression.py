@@ -25,12 +25,12 @@ TEXTS = [
 def record(minilm) -> dict:
     """Every selector's trace of TEXTS (batched) on its regime's encoder: kept positions per layer, coverage
     radii, the [CLS] state after the last layer (first 8 dimensions) and the selection FLOPs."""
-    from pyramid.artifacts import REGIMES
+    from pyramid.core.artifacts import REGIMES
     from pyramid.classifier import encoder_for_head
-    from pyramid.encoder import PyramidEncoder
-    from pyramid.schedule import Schedule
+    from pyramid.core.encoder import PyramidEncoder
+    from pyramid.core.schedule import Schedule
     from pyramid.plan import project_plan
-    from pyramid.selectors import SELECTORS, get_selector
+    from pyramid.core.selectors import SELECTORS, get_selector
 
     out = {}
     for name in SELECTORS:
@@ -81,7 +81,7 @@ def test_traces_are_unchanged(minilm):
 
 
 if __name__ == "__main__" and "--write" in sys.argv:
-    from pyramid.loading import load_encoder
+    from pyramid.core.loading import load_encoder
 
     GOLDEN.parent.mkdir(exist_ok=True)
     traces = record(load_encoder())

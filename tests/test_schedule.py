@@ -5,7 +5,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from pyramid.schedule import Schedule, ScheduleError, encoder_flops, flops_speedup, layer_flops
+from pyramid.core.schedule import Schedule, ScheduleError, encoder_flops, flops_speedup, layer_flops
 
 BERT_BASE = SimpleNamespace(hidden_size=768, intermediate_size=3072, num_attention_heads=12)
 

@@ -3,8 +3,8 @@
 import pytest
 import torch
 
-from pyramid.attention import significance
-from pyramid.selectors import SELECTORS, SelectionContext, get_selector, keep_top_k
+from pyramid.core.attention import significance
+from pyramid.core.selectors import SELECTORS, SelectionContext, get_selector, keep_top_k
 
 FIXED_LENGTH = [n for n, c in SELECTORS.items() if c.fixed_length]  # the learned and Token Dropping selectors have their own tests
 
@@ -91,8 +91,8 @@ def test_unknown_selector():
 @pytest.mark.parametrize("n_valid", [70, 40, 5])
 def test_chunked_significance_equals_the_probabilities_path(tiny_encoder, monkeypatch, n_valid):
     """The chunked attention (no (B, h, N, N) tensor) gives the eager path's output and significance."""
-    import pyramid.attention as loading
-    from pyramid.layers import additive_mask, run_layer
+    import pyramid.core.attention as loading
+    from pyramid.core.layers import additive_mask, run_layer
 
     monkeypatch.setattr(loading, "SIGNIFICANCE_CHUNK_ELEMENTS", 1)  # the smallest chunks: 32 query rows
     torch.manual_seed(0)
@@ -109,8 +109,8 @@ def test_chunked_significance_equals_the_probabilities_path(tiny_encoder, monkey
 
 
 def test_attention_selector_keeps_the_same_tokens_either_way(tiny_encoder):
-    from pyramid.encoder import PyramidEncoder
-    from pyramid.schedule import Schedule
+    from pyramid.core.encoder import PyramidEncoder
+    from pyramid.core.schedule import Schedule
 
     enc = tiny_encoder.tokenizer(["a film of many words and some more words here", "short text"],
                                  return_tensors="pt", padding=True)

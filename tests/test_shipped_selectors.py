@@ -6,7 +6,7 @@ import pytest
 
 from pyramid.cli import main
 from pyramid.plan import unavailable_reason, usable_selectors
-from pyramid.selectors import SELECTORS
+from pyramid.core.selectors import SELECTORS
 
 pytestmark = pytest.mark.slow
 
@@ -19,7 +19,7 @@ until its name is added to this set."""
 
 
 def test_every_selector_runs_in_the_inference_regime_and_train_select_where_shipped():
-    from pyramid.artifacts import REGIMES
+    from pyramid.core.artifacts import REGIMES
 
     assert "train-select" in REGIMES
     assert usable_selectors(None, "inference") == list(SELECTORS)

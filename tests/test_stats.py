@@ -1,11 +1,11 @@
-"""Intervals and paired comparisons (pyramid/stats.py): scipy's bootstrap, checked against plain facts."""
+"""Intervals and paired comparisons (pyramid/analysis/stats.py): scipy's bootstrap, checked against plain facts."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from pyramid.stats import accuracy_interval, macro_f1, macro_f1_interval, paired_difference
+from pyramid.analysis.stats import accuracy_interval, macro_f1, macro_f1_interval, paired_difference
 
 
 def test_macro_f1_matches_scikit_learn():
@@ -53,7 +53,7 @@ def test_macro_f1_interval_brackets_the_value():
 
 def _rows():
     """Two fixed-schedule selectors on the same 400 examples, and a learned one, with per-example correctness."""
-    from pyramid.evaluation import pack_correct
+    from pyramid.analysis.evaluation import pack_correct
 
     rng = np.random.default_rng(3)
     full = rng.random(400) < 0.9
@@ -71,7 +71,7 @@ def _rows():
 
 
 def test_bits_round_trip():
-    from pyramid.evaluation import pack_correct, unpack_correct
+    from pyramid.analysis.evaluation import pack_correct, unpack_correct
 
     c = np.random.default_rng(0).random(873) < 0.5
     assert (unpack_correct(pack_correct(c), 873) == c).all()
@@ -80,7 +80,7 @@ def test_bits_round_trip():
 
 
 def test_matched_speedup_intervals_and_pairwise_differences():
-    from pyramid.results import accuracy_at_speedup, interval_at_speedup, matched_table, pairwise_at_speedup
+    from pyramid.analysis.results import accuracy_at_speedup, interval_at_speedup, matched_table, pairwise_at_speedup
 
     rows = _rows()
     iv = interval_at_speedup(rows, "coreset", 1.6, "inference")

@@ -97,31 +97,31 @@ def test_the_loop_detector_finds_a_loop():
     assert _cycle({"a": {"b"}, "b": set()}) is None
 
 
-ALLOWED_FOR_SELECTORS = {"pyramid.selectors.base", "pyramid.artifacts", "pyramid.attention", "pyramid.loading",
-                         "pyramid.selectors", "pyramid.jit"}  # jit: compiled loops (numba, any install)
+ALLOWED_FOR_SELECTORS = {"pyramid.core.selectors.base", "pyramid.core.artifacts", "pyramid.core.attention", "pyramid.core.loading",
+                         "pyramid.core.selectors", "pyramid.core.jit"}  # jit: compiled loops (numba, any install)
 
 
 def test_selector_files_import_only_the_base_artifacts_the_kernel_and_loading():
     graph = _graph()
     for name, deps in graph.items():
-        if name.startswith("pyramid.selectors.") and name != "pyramid.selectors.base":
+        if name.startswith("pyramid.core.selectors.") and name != "pyramid.core.selectors.base":
             # a selector may build on another selector's file (core-set pooling on core-set)
-            extra = {d for d in deps if d not in ALLOWED_FOR_SELECTORS and not d.startswith("pyramid.selectors.")}
+            extra = {d for d in deps if d not in ALLOWED_FOR_SELECTORS and not d.startswith("pyramid.core.selectors.")}
             assert not extra, f"{name} imports {sorted(extra)}"
 
 
 def test_importing_a_selector_does_not_import_training():
-    code = ("import sys, pyramid.selectors.coreset; "
+    code = ("import sys, pyramid.core.selectors.coreset; "
             "print(','.join(sorted(m for m in sys.modules if m.startswith('pyramid.'))))")
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
     loaded = set(out.stdout.strip().split(","))
     assert not {m for m in loaded if m.startswith("pyramid.training")}, loaded
-    assert not loaded & {"pyramid.encoder", "pyramid.classifier", "pyramid.evaluation"}, loaded
+    assert not loaded & {"pyramid.core.encoder", "pyramid.classifier", "pyramid.analysis.evaluation"}, loaded
 
 
 def test_no_selector_name_is_hard_coded_under_app():
-    from pyramid.selectors import SELECTORS
+    from pyramid.core.selectors import SELECTORS
 
     offenders = []
     for path in list((ROOT / "app").rglob("*.py")) + [ROOT / "streamlit_app.py"]:
@@ -133,13 +133,13 @@ def test_no_selector_name_is_hard_coded_under_app():
 
 
 def test_every_selector_is_one_registry_line_and_one_file():
-    from pyramid.selectors import REGISTRY, SELECTORS, _ENTRIES
+    from pyramid.core.selectors import REGISTRY, SELECTORS, _ENTRIES
 
     assert len(_ENTRIES) == len(REGISTRY) == len(SELECTORS)
     for entry, cls in zip(_ENTRIES, REGISTRY):
         module = entry.split(":")[0]
-        assert (PKG / "selectors" / f"{module}.py").is_file()
-        assert cls.__module__ == f"pyramid.selectors.{module}"
+        assert (PKG / "core" / "selectors" / f"{module}.py").is_file()
+        assert cls.__module__ == f"pyramid.core.selectors.{module}"
     colours = [info.color for info in SELECTORS.values()]
     assert len(set(colours)) == len(colours)  # no two selectors share a colour
     for info in SELECTORS.values():
@@ -164,20 +164,20 @@ def test_trainer_commands_come_from_their_settings(trainer):
 
 
 def test_every_routing_is_one_registry_line_and_one_file():
-    from pyramid.routing import ROUTINGS, _ENTRIES
-    from pyramid.selectors import SELECTORS
+    from pyramid.core.routing import ROUTINGS, _ENTRIES
+    from pyramid.core.selectors import SELECTORS
 
     assert len(_ENTRIES) == len(ROUTINGS)
     for entry in _ENTRIES:
         module, cls = entry.split(":")
-        assert (PKG / "routing" / f"{module}.py").is_file()
-        assert ROUTINGS[getattr(__import__(f"pyramid.routing.{module}", fromlist=[cls]), cls).name]
+        assert (PKG / "core" / "routing" / f"{module}.py").is_file()
+        assert ROUTINGS[getattr(__import__(f"pyramid.core.routing.{module}", fromlist=[cls]), cls).name]
     assert {info.routing for info in SELECTORS.values()} <= set(ROUTINGS)  # every selector names a known routing
 
 
 def test_the_encoder_loop_has_no_selector_flags():
     """Routing lives in routing objects: the encoder asks the selector only what it reads and how it routes."""
-    source = (PKG / "encoder.py").read_text(encoding="utf-8")
+    source = (PKG / "core" / "encoder.py").read_text(encoding="utf-8")
     for flag in ("rejoin_at_last_layer", "cross_layer_after_selection", "needs_attention_probs",
                  "accepts_significance", "significance_includes_self", "parked ="):
         assert flag not in source, flag
@@ -190,7 +190,7 @@ def test_no_trainer_reads_an_evaluation_file_as_training_input():
     import json
     import os
 
-    from pyramid.artifacts import ASSETS_DIR
+    from pyramid.core.artifacts import ASSETS_DIR
     from pyramid.training import TRAINERS
     from pyramid.training.common import DEFAULT_DEV, EVALUATION_FILES
 

@@ -1,11 +1,11 @@
-"""Every method on one text (pyramid.survival): depths, merges and rejoins read back from real traces."""
+"""Every method on one text (pyramid.analysis.survival): depths, merges and rejoins read back from real traces."""
 
 from __future__ import annotations
 
 import pytest
 
-from pyramid.schedule import Schedule
-from pyramid.survival import survival, token_depths
+from pyramid.core.schedule import Schedule
+from pyramid.analysis.survival import survival, token_depths
 from pyramid.trace import trace_text
 from pyramid.words import trace_groups
 

@@ -7,10 +7,10 @@ import json
 import pytest
 import torch
 
-from pyramid.encoder import PyramidEncoder
-from pyramid.schedule import Schedule
-from pyramid.selectors.token_dropping import TokenDroppingSelector
-from pyramid.selectors.token_dropping import (ALWAYS_DROP, ALWAYS_KEEP, TokenDroppingLoadError, drop_layer,
+from pyramid.core.encoder import PyramidEncoder
+from pyramid.core.schedule import Schedule
+from pyramid.core.selectors.token_dropping import TokenDroppingSelector
+from pyramid.core.selectors.token_dropping import (ALWAYS_DROP, ALWAYS_KEEP, TokenDroppingLoadError, drop_layer,
                                               load_importance)
 from pyramid.training.token_dropping import (TokenDroppingSettings, bias_corrected, mask_tokens, special_table,
                                              train_token_dropping, update_importance)
@@ -97,7 +97,7 @@ def test_rejoined_states_are_the_ones_from_the_drop_layer(minilm):
     l2, l5, l6 = out.layers[1], out.layers[4], out.layers[5]
     dropped = [int(p) for p, k in zip(l2.positions[0], l2.keep[0]) if not k]
     assert dropped and l6.valid.sum() == ids.shape[1]
-    from pyramid.layers import run_layer
+    from pyramid.core.layers import run_layer
 
     full = torch.zeros(1, ids.shape[1], l2.hidden.shape[-1])
     full[0, l2.positions[0]] = l2.hidden[0]

@@ -3,10 +3,10 @@
 import numpy as np
 import pytest
 
-from pyramid.figures import coverage_figure, embedding_figure, pyramid_html
-from pyramid.projection import project_trace
-from pyramid.schedule import Schedule
-from pyramid.selectors import SELECTORS
+from pyramid.present.figures import coverage_figure, embedding_figure, pyramid_html
+from pyramid.present.projection import project_trace
+from pyramid.core.schedule import Schedule
+from pyramid.core.selectors import SELECTORS
 from pyramid.trace import EmptyTextError, compare_traces, jaccard, tokenize, trace_flops, trace_text
 
 FIXED_LENGTH = [n for n, c in SELECTORS.items() if c.fixed_length]  # the learned and Token Dropping selectors have their own tests

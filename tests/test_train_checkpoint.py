@@ -16,7 +16,7 @@ import torch
 
 from pyramid import cli
 from pyramid.api import Model
-from pyramid.artifacts import TRAIN_SELECT_FILE, checkpoint_train_select
+from pyramid.core.artifacts import TRAIN_SELECT_FILE, checkpoint_train_select
 from pyramid.training.lengthdrop import Objective
 
 from test_checkpoint_classifier import LABELS, _save
@@ -99,7 +99,7 @@ def test_a_checkpoint_trains_its_own_train_select_model(cache, capsys, name, sel
     assert [t for t, p in m.model_cards(plan)] == [f"Train-Select model `{out.name}`"]
 
     from pyramid.data import read_labelled
-    from pyramid.evaluation import evaluate_regimes
+    from pyramid.analysis.evaluation import evaluate_regimes
 
     data = read_labelled(dev, label_column="topic", label_names=list(LABELS.values()))
     rows = evaluate_regimes(m, data, [selector], [1.0, 0.3], progress=False)

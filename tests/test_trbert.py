@@ -8,9 +8,9 @@ import pytest
 import torch
 
 from pyramid.batching import pad_batch, pad_id_of
-from pyramid.schedule import Schedule
-from pyramid.selectors.trbert import TrbertSelector
-from pyramid.selectors.trbert import PolicyNetworks, TrbertConfig, TrbertLoadError, load_policy, selection_points
+from pyramid.core.schedule import Schedule
+from pyramid.core.selectors.trbert import TrbertSelector
+from pyramid.core.selectors.trbert import PolicyNetworks, TrbertConfig, TrbertLoadError, load_policy, selection_points
 from pyramid.training.trbert import TrbertSettings, guide_layer, guide_scores, rollout, train_trbert
 
 
@@ -150,7 +150,7 @@ def test_joint_phase_trains_lora_head_and_policy(trbert_runs, tiny_encoder, tmp_
     from conftest import _write_data
 
     from pyramid.classifier import load_classifier
-    from pyramid.selectors.trbert import load_policy
+    from pyramid.core.selectors.trbert import load_policy
 
     clf, runs = trbert_runs
     rl_policy, _, rl_folder = runs[5.0]

@@ -45,7 +45,7 @@ def test_after_the_warm_up_the_first_page_makes_no_encoder_pass(monkeypatch):
     from streamlit.testing.v1 import AppTest
 
     from app import warmup
-    from pyramid.encoder import PyramidEncoder
+    from pyramid.core.encoder import PyramidEncoder
 
     seconds = warmup.warm_up()
     assert set(seconds) == {"imports", "model", "first page"}

@@ -43,10 +43,10 @@ from pathlib import Path
 
 import torch
 
-from ..artifacts import DEFAULT_HEAD, HEADS_DIR
-from ..layers import additive_mask, run_layers
-from ..loading import LoadedEncoder
-from ..selectors.adapler import (ADAPLER_DIR, DEFAULT_ADAPLER, JOINT_ADAPLER, AdaplerConfig,
+from ..core.artifacts import DEFAULT_HEAD, HEADS_DIR
+from ..core.layers import additive_mask, run_layers
+from ..core.loading import LoadedEncoder
+from ..core.selectors.adapler import (ADAPLER_DIR, DEFAULT_ADAPLER, JOINT_ADAPLER, AdaplerConfig,
                                  AdaplerSelector, ContributionPredictors)
 from .. import argtypes as at
 from .common import (DEFAULT_DEV, DEFAULT_TRAIN, DEVICE_HELP, ModelCard, TrainerCommand, card_data, epoch_batches,
@@ -220,7 +220,7 @@ def train_adapler(classifier, settings: AdaplerSettings, *, base: LoadedEncoder 
     Raises:
         DataError: unreadable data. ValueError: ``joint`` without ``base``; bad settings.
     """
-    from ..attribution import saliency_targets
+    from ..analysis.attribution import saliency_targets
     from ..batching import encode_texts
     from ..data import read_labelled
 
@@ -282,7 +282,7 @@ def train_adapler(classifier, settings: AdaplerSettings, *, base: LoadedEncoder 
     _save_predictors(out, pred, config)
     if s.dev:
         from ..classifier import load_classifier
-        from ..evaluation import operating_point
+        from ..analysis.evaluation import operating_point
 
         clf = load_classifier(names["head_out"], base) if s.joint else classifier
         config.metrics.update(operating_point(clf, AdaplerSelector(pred, config), s.dev, batch_size=s.batch_size))
@@ -398,10 +398,10 @@ def _train(s: AdaplerSettings, model, head, enc, ids, labels, targets, held_ids,
 def _holdout_accuracy(model, head, enc, ids, labels, pred) -> tuple[float, float]:
     """Hard-removal accuracy and mean FLOPs speedup on the holdout rows (full length when ``pred`` is None)."""
     from ..classifier import HeadConfig, SequenceClassifier
-    from ..evaluation import run_dataset
-    from ..loading import LoadedEncoder
-    from ..schedule import Schedule
-    from ..selectors import full_length_selector
+    from ..analysis.evaluation import run_dataset
+    from ..core.loading import LoadedEncoder
+    from ..core.schedule import Schedule
+    from ..core.selectors import full_length_selector
 
     model.eval()
     head.eval()

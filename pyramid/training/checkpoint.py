@@ -2,7 +2,7 @@
 selector in the loop, written as a checkpoint of the same class.
 
 ``python -m pyramid train --model DIR --data FILE --selector S --retention-range LO,HI`` lands here when
-DIR is a fine-tuned classifier checkpoint (:attr:`pyramid.loading.LoadedEncoder.has_own_head`). What it
+DIR is a fine-tuned classifier checkpoint (:attr:`pyramid.core.loading.LoadedEncoder.has_own_head`). What it
 does (docs/methods.md 8.6):
 
 * the model is the checkpoint itself: its own head (pooler, classifier: whatever its transformers class
@@ -37,14 +37,14 @@ from pathlib import Path
 
 import torch
 
-from ..artifacts import TRAIN_SELECT_FILE, checkpoint_train_select_name
+from ..core.artifacts import TRAIN_SELECT_FILE, checkpoint_train_select_name
 from ..batching import encode_texts, pad_id_of
 from ..data import DataError, read_labelled
-from ..encoder import PyramidEncoder
-from ..loading import LoadedEncoder, encoder_from_model
-from ..schedule import Schedule
+from ..core.encoder import PyramidEncoder
+from ..core.loading import LoadedEncoder, encoder_from_model
+from ..core.schedule import Schedule
 from ..plan import checkpoint_refusal
-from ..selectors import full_length_selector, get_selector
+from ..core.selectors import full_length_selector, get_selector
 from .common import ModelCard, shuffled_rows
 from .lengthdrop import Objective, check_settings, dev_file, fit
 
@@ -56,7 +56,7 @@ def train_checkpoint(base: LoadedEncoder, settings, *, progress: bool = True) ->
     """Fine-tune a Train-Select model of a classifier checkpoint and write it (see the module docstring).
 
     Args:
-        base: the checkpoint, loaded by :func:`pyramid.loading.load_encoder` (``classifier_model`` set).
+        base: the checkpoint, loaded by :func:`pyramid.core.loading.load_encoder` (``classifier_model`` set).
         settings: :class:`pyramid.training.heads.TrainSettings` (``selector`` required).
 
     Returns:
@@ -193,8 +193,8 @@ def _save(clf, base: LoadedEncoder, folder: Path) -> None:
 def _dev_metrics(folder: Path, dev, selector: str, lo_hi, s) -> dict:
     """Dev accuracy of the written model, full length and under its selector, with 95% intervals."""
     from ..classifier import CheckpointClassifier
-    from ..evaluation import evaluate
-    from ..loading import load_encoder
+    from ..analysis.evaluation import evaluate
+    from ..core.loading import load_encoder
 
     clf = CheckpointClassifier(load_encoder(str(folder), allow_hub=False))
     rhos = DEV_RETENTIONS if lo_hi else (1.0, s.retention)

@@ -18,7 +18,7 @@ from typing import Any, Callable, Iterable, Sequence
 
 import torch
 
-from ..artifacts import files_table, key_value_rows
+from ..core.artifacts import files_table, key_value_rows
 
 DEFAULT_TRAIN = "../shared/data/sst2/train.tsv"
 """SST-2 train, read from the shared data folder beside the project (never copied into it)."""

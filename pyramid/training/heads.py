@@ -26,14 +26,14 @@ from typing import Sequence
 
 import torch
 
-from ..artifacts import DEFAULT_HEAD, HEADS_DIR
+from ..core.artifacts import DEFAULT_HEAD, HEADS_DIR
 from ..batching import encode_texts, pad_id_of
 from ..classifier import PYRAMID_HEAD, ClassificationHead, HeadConfig, SequenceClassifier, lora_config
 from ..data import read_labelled
-from ..encoder import PyramidEncoder
-from ..loading import LoadedEncoder, encoder_from_model
-from ..schedule import Schedule
-from ..selectors import Selector, full_length_selector, get_selector
+from ..core.encoder import PyramidEncoder
+from ..core.loading import LoadedEncoder, encoder_from_model
+from ..core.schedule import Schedule
+from ..core.selectors import Selector, full_length_selector, get_selector
 from .. import argtypes as at
 from .common import (DEFAULT_TRAIN, DEVICE_HELP, SST2_LABELS, ModelCard, TrainerCommand, comma_strings,
                      option, shuffled_rows, training_labels)
@@ -106,7 +106,7 @@ def _default_names(s: TrainSettings) -> dict:
     if s.name:
         name = s.name
     elif s.selector and s.retention_range:
-        from ..artifacts import train_select_head_name
+        from ..core.artifacts import train_select_head_name
 
         name = train_select_head_name(s.selector)
     elif s.selector:
@@ -206,7 +206,7 @@ def train_classifier(base: LoadedEncoder, settings: TrainSettings, *, progress: 
 
     classifier = load_classifier(out_dir, base)
     if s.dev:
-        from ..evaluation import accuracy_of
+        from ..analysis.evaluation import accuracy_of
 
         dev = read_labelled(s.dev, s.text_column, s.label_column, label_names=s.labels)
         config.metrics["dev"] = s.dev

@@ -23,7 +23,7 @@ import torch
 import torch.nn.functional as F
 
 from ..batching import pad_batch
-from ..schedule import Schedule
+from ..core.schedule import Schedule
 from .common import DEFAULT_DEV, DEFAULT_TRAIN, epoch_batches, on_device, warmup_scheduler
 
 

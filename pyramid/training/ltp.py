@@ -2,7 +2,7 @@
 
 **Soft stage** ([code, L1]): after each layer j where LTP acts, every token's output is multiplied by
 the soft mask ``m_j(t) = sigmoid((s_j(t) - theta_j) / T)`` (``s_j`` the mean attention it receives,
-:mod:`pyramid.selectors.ltp`; [CLS] kept at 1 by the encoder's rule); the attention mask is left
+:mod:`pyramid.core.selectors.ltp`; [CLS] kept at 1 by the encoder's rule); the attention mask is left
 unchanged, so nothing is removed yet. The loss is ``CE + lambda * sum_j mean m_j``, the mean over the
 padded batch as in the authors' code (``--mask-mean valid`` averages over the real tokens only, the
 project's first version, which made lambda several times stronger on short texts); the gradient trains
@@ -31,11 +31,11 @@ from pathlib import Path
 import torch
 
 from .. import argtypes as at
-from ..artifacts import DEFAULT_HEAD, HEADS_DIR
-from ..attention import significance
-from ..layers import run_layers
-from ..loading import LoadedEncoder
-from ..selectors.ltp import INFERENCE_LTP, JOINT_LTP, LTP_DIR, LtpConfig, LtpSelector, LtpThresholds
+from ..core.artifacts import DEFAULT_HEAD, HEADS_DIR
+from ..core.attention import significance
+from ..core.layers import run_layers
+from ..core.loading import LoadedEncoder
+from ..core.selectors.ltp import INFERENCE_LTP, JOINT_LTP, LTP_DIR, LtpConfig, LtpSelector, LtpThresholds
 from .common import (DEFAULT_DEV, DEFAULT_TRAIN, DEVICE_HELP, ModelCard, TrainerCommand, card_data, card_hyper,
                      epoch_batches, flushed_denormals, mean_tail, on_device, option, shuffled_rows)
 
@@ -200,7 +200,7 @@ def train_ltp(base: LoadedEncoder, settings: LtpSettings, *, progress: bool = Tr
     out = Path(s.out or LTP_DIR / s.name)
     _save(out, thresholds, config)
     if s.dev:
-        from ..evaluation import operating_point
+        from ..analysis.evaluation import operating_point
 
         config.metrics.update(operating_point(clf, LtpSelector(thresholds, config), s.dev))
         config.metrics["dev_accuracy_full_length_of_the_head"] = operating_point(clf, None, s.dev)["dev_accuracy"]
@@ -213,7 +213,7 @@ def train_ltp(base: LoadedEncoder, settings: LtpSettings, *, progress: bool = Tr
         inf = LtpConfig(**{**asdict(config), "name": Path(inference_out).name, "head": s.head, "metrics": {}})
         inf_dir = Path(inference_out) if "/" in str(inference_out) else LTP_DIR / inference_out
         if s.dev:
-            from ..evaluation import operating_point
+            from ..analysis.evaluation import operating_point
 
             inf.metrics.update(operating_point(load_classifier(s.head, base), LtpSelector(thresholds, inf), s.dev))
         _save(inf_dir, thresholds, inf)

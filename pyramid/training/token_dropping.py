@@ -29,9 +29,9 @@ from typing import Sequence
 import torch
 from torch import nn
 
-from ..loading import LoadedEncoder
-from ..schedule import config_dims, cross_layer_flops, layer_flops
-from ..selectors.token_dropping import (ALWAYS_DROP, ALWAYS_KEEP, BETA, DEFAULT_TOKEN_DROPPING, INIT_VALUE,
+from ..core.loading import LoadedEncoder
+from ..core.schedule import config_dims, cross_layer_flops, layer_flops
+from ..core.selectors.token_dropping import (ALWAYS_DROP, ALWAYS_KEEP, BETA, DEFAULT_TOKEN_DROPPING, INIT_VALUE,
                                         TOKEN_DROPPING_DIR, TokenDroppingConfig, drop_layer)
 from .. import argtypes as at
 from .common import BBC_TRAIN, DEFAULT_TRAIN, DEVICE_HELP, ModelCard, TrainerCommand, comma_strings, on_device, option

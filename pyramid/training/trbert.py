@@ -35,10 +35,10 @@ from typing import Sequence
 import torch
 from torch import nn
 
-from ..artifacts import DEFAULT_HEAD, HEADS_DIR
-from ..layers import additive_mask, run_layers
-from ..loading import LoadedEncoder
-from ..selectors.trbert import (DEFAULT_TRBERT, JOINT_TRBERT, TRBERT_DIR, PolicyNetworks, TrbertConfig, TrbertSelector,
+from ..core.artifacts import DEFAULT_HEAD, HEADS_DIR
+from ..core.layers import additive_mask, run_layers
+from ..core.loading import LoadedEncoder
+from ..core.selectors.trbert import (DEFAULT_TRBERT, JOINT_TRBERT, TRBERT_DIR, PolicyNetworks, TrbertConfig, TrbertSelector,
                                 load_policy, selection_points)
 from .. import argtypes as at
 from .common import (DEFAULT_DEV, DEFAULT_TRAIN, DEVICE_HELP, ModelCard, TrainerCommand, card_data, card_hyper,
@@ -377,7 +377,7 @@ def train_trbert(classifier, settings: TrbertSettings, *, base: LoadedEncoder | 
     save_file({k: v.detach().contiguous() for k, v in policy.state_dict().items()}, str(out / "policy.safetensors"))
     if s.dev:
         from ..classifier import load_classifier
-        from ..evaluation import operating_point
+        from ..analysis.evaluation import operating_point
 
         clf = load_classifier(names["head_out"], base) if joint else classifier
         config.metrics.update(operating_point(clf, TrbertSelector(policy, config), s.dev, batch_size=32))

@@ -11,7 +11,7 @@ base model, and its own head (pooler and classifier, ``id2label``, ``problem_typ
 :attr:`LoadedEncoder.classifier_model` for :class:`pyramid.classifier.CheckpointClassifier`.
 
 Attention: the model is loaded with this project's attention function ``"pyramid"``
-(:mod:`pyramid.attention`): SDPA, with an eager or chunked path when a selector needs the
+(:mod:`pyramid.core.attention`): SDPA, with an eager or chunked path when a selector needs the
 attention probabilities or the significance.
 
 transformers is imported inside the functions, never at module import: its lazy imports are not
@@ -39,7 +39,7 @@ class ModelLoadError(ValueError):
 
 @dataclass
 class LoadedEncoder:
-    """A BERT-family encoder ready for :class:`pyramid.encoder.PyramidEncoder`.
+    """A BERT-family encoder ready for :class:`pyramid.core.encoder.PyramidEncoder`.
 
     Attributes:
         model: the Hugging Face base model (``BertModel``, ``RobertaModel``...) in eval mode,
@@ -73,7 +73,7 @@ class LoadedEncoder:
 
     @property
     def family(self):
-        """The layer adapter of this model's family (:mod:`pyramid.families`)."""
+        """The layer adapter of this model's family (:mod:`pyramid.core.families`)."""
         return family_of(self.model.config)
 
     @property

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .trace import Trace
+from ..trace import Trace
 
 MIN_UMAP_POINTS = 12
 """Below this many points the projection is PCA."""

@@ -3,7 +3,7 @@
 Every user-derived string (tokens, words, texts) that goes into HTML passes through ``html.escape``;
 plotly escapes text it renders, and hover templates are built with escaped tokens too. Every chart has
 axis titles with units; selectors appear under their short names and in their own colours (from the
-registry, :mod:`pyramid.selectors`).
+registry, :mod:`pyramid.core.selectors`).
 """
 
 from __future__ import annotations
@@ -15,9 +15,9 @@ import numpy as np
 import plotly.graph_objects as go
 
 from .projection import Projection
-from .selectors import SELECTORS, selector_label
-from .trace import Trace
-from .words import Groups
+from ..core.selectors import SELECTORS, selector_label
+from ..trace import Trace
+from ..words import Groups
 
 KEPT_COLOR = "#1f77b4"
 DROPPED_COLOR = "#ff7f0e"
@@ -443,7 +443,7 @@ def accuracy_figure(rows: Sequence[dict], full_accuracy: float | None, title: st
     Rows with a 95% interval (``ci_low``/``ci_high``, or ``f1_low``/``f1_high`` for macro-F1) get error bars.
 
     Args:
-        rows: evaluation rows (:data:`pyramid.evaluation.ROW_KEYS`).
+        rows: evaluation rows (:data:`pyramid.analysis.evaluation.ROW_KEYS`).
         full_accuracy: the inference-only model's full-length value, a reference line.
         metric: ``accuracy`` or ``macro_f1``.
         full_label: what the reference line is called (the model at full length).
@@ -493,7 +493,7 @@ def accuracy_figure(rows: Sequence[dict], full_accuracy: float | None, title: st
 def saliency_heatmap(labels: Sequence[str], rows: dict, title: str, window: tuple[int, int] | None = None,
                      raw: dict | None = None) -> go.Figure:
     """Text as a heatmap: one row per method, one column per word (or token), each row on its own scale
-    (:func:`pyramid.attribution.scale_to_row_max`: 1.0 = that method's most important word; None cells, the special
+    (:func:`pyramid.analysis.attribution.scale_to_row_max`: 1.0 = that method's most important word; None cells, the special
     tokens, are left blank). ``window`` ``(start, end)`` draws only those columns; up to :data:`LABEL_LIMIT` of them
     show their words on the axis (hover shows them beyond). ``raw``: method -> the unscaled values, for hover."""
     names = list(rows)
@@ -557,7 +557,7 @@ def _depth_colors(num_layers: int) -> list[str]:
 
 
 def survival_figure(sv, title: str, window: tuple[int, int] | None = None) -> go.Figure:
-    """Every run's depth for every word (:class:`pyramid.survival.Survival`): one row per run, one column per word,
+    """Every run's depth for every word (:class:`pyramid.analysis.survival.Survival`): one row per run, one column per word,
     coloured by the last layer the word enters; purple diamonds mark words merged into another (hover: after
     which layer, into which word), green circles words that rejoin at the last layer (Token Dropping); a top strip
     gives the full-length classifier's saliency per word, with the most salient words starred. ``window``

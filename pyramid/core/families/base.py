@@ -113,7 +113,7 @@ def softmax_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: t
 
 def kernel_kwargs(output_attention_probs: bool, significance_rows: torch.Tensor | None, include_self: bool,
                   output_keys: bool = False) -> dict:
-    """What to ask the project's attention kernel (:mod:`pyramid.attention`) for: the probabilities, the
+    """What to ask the project's attention kernel (:mod:`pyramid.core.attention`) for: the probabilities, the
     chunked significance, the keys averaged over heads, or nothing extra."""
     if output_keys:
         return {"output_keys": True}

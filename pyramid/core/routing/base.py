@@ -1,11 +1,11 @@
 """What happens to the tokens a selector does not keep: the routing interface, and the state it routes.
 
-The pyramid encoder (:mod:`pyramid.encoder`) owns the layer loop and calls a :class:`Routing` at three
+The pyramid encoder (:mod:`pyramid.core.encoder`) owns the layer loop and calls a :class:`Routing` at three
 points (docs/methods.md 0.3): before a layer (:meth:`Routing.enter`: which states the layer runs on, and a
 cross layer's keys and values), for the attention's additive bias (:meth:`Routing.bias`: proportional
 attention), and after a selection (:meth:`Routing.targets` then :meth:`Routing.route`: drop, park, merge).
-A selector names the routing its method uses (:attr:`pyramid.selectors.base.Selector.routing`); the
-registry in :mod:`pyramid.routing` maps the name to the class, so a new routing style is one file plus one
+A selector names the routing its method uses (:attr:`pyramid.core.selectors.base.Selector.routing`); the
+registry in :mod:`pyramid.core.routing` maps the name to the class, so a new routing style is one file plus one
 line there.
 
 Rules enforced by the encoder whatever the routing: [CLS] (slot 0) is always kept; pads are never kept;

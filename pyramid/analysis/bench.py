@@ -4,7 +4,7 @@ For each model configuration, sequence length, batch size, selector and retentio
 (the Hugging Face ``BertModel`` forward) and the pyramid (:class:`PyramidEncoder`) run in the same
 process on the same batch: one warm-up run each, then ``repeats`` timed runs of each, alternating
 full and pyramid, median wall time of each. The
-FLOPs-predicted speedup is the analytic one of :func:`pyramid.schedule.flops_speedup`
+FLOPs-predicted speedup is the analytic one of :func:`pyramid.core.schedule.flops_speedup`
 (the selection FLOPs of the selector that ran included); ``ratio = measured / predicted``.
 
 ``selection_ms`` is the median time the selector's ``select`` calls took inside the timed pyramid runs,
@@ -29,11 +29,11 @@ from typing import Callable, Sequence
 
 import torch
 
-from .artifacts import ASSETS_DIR
+from ..core.artifacts import ASSETS_DIR
 from .evaluation import example_speedups
-from .loading import LoadedEncoder, encoder_from_model, load_encoder
-from .schedule import Schedule
-from .selectors import Selector, get_selector
+from ..core.loading import LoadedEncoder, encoder_from_model, load_encoder
+from ..core.schedule import Schedule
+from ..core.selectors import Selector, get_selector
 
 BENCH_KEYS = ("config", "seq_len", "batch_size", "selector", "retention", "full_ms", "pyramid_ms", "selection_ms",
               "selection_share", "measured_speedup", "flops_speedup", "ratio")
@@ -46,7 +46,7 @@ EXAMPLES = ASSETS_DIR / "examples.json"
 
 def bench_encoder(config: str) -> LoadedEncoder:
     """The encoder of a benchmark configuration: ``default`` (MiniLM-L6), ``bert-base`` (a random-weight
-    BERT-base shape), or any model :func:`pyramid.loading.load_encoder` accepts (a folder, a hub id).
+    BERT-base shape), or any model :func:`pyramid.core.loading.load_encoder` accepts (a folder, a hub id).
 
     Raises:
         ModelLoadError: the model cannot be loaded.
@@ -136,7 +136,7 @@ def run_bench(
     """
     from tqdm.auto import tqdm
 
-    from .encoder import PyramidEncoder
+    from ..core.encoder import PyramidEncoder
 
     rows = []
     bar = tqdm(total=len(configs) * len(seq_lens) * len(batch_sizes) * len(selectors) * len(retentions),
@@ -206,7 +206,7 @@ def run_selection_pairs(
     """
     from tqdm.auto import tqdm
 
-    from .encoder import PyramidEncoder
+    from ..core.encoder import PyramidEncoder
 
     rows = []
     bar = tqdm(total=len(configs) * len(seq_lens) * len(batch_sizes) * len(pairs) * len(retentions),
@@ -279,7 +279,7 @@ def _peak_bytes(reset: bool) -> int:
 def _train_step_peak(config: str, seq_len: int, batch_size: int, selector: str | None, retention: float,
                      start_layer: int) -> float:
     """Peak memory increase of one training step, in MB (runs in a fresh process)."""
-    from .encoder import PyramidEncoder
+    from ..core.encoder import PyramidEncoder
 
     torch.manual_seed(0)
     encoder = bench_encoder(config)

@@ -16,7 +16,7 @@ The interface covers every method of docs/methods.md section 6:
   asks for them), ``"attention_with_self"`` (LTP's significance with the self term) or ``"keys"`` (the
   attention's keys averaged over heads: ToMe's similarity);
 * what happens to the tokens it does not keep is its :attr:`Selector.routing`, a name in
-  :mod:`pyramid.routing`: ``"drop"`` (the default), ``"rejoin"`` (Token Dropping parks them and they
+  :mod:`pyramid.core.routing`: ``"drop"`` (the default), ``"rejoin"`` (Token Dropping parks them and they
   rejoin before the last layer, docs/methods.md 4.1), ``"merge"`` (averaged into kept tokens, ToMe and
   core-set pooling, docs/methods.md 10); a merging selector may name each dropped token's target
   (:attr:`Selection.merge_into`);
@@ -26,7 +26,7 @@ The interface covers every method of docs/methods.md section 6:
 
 A selector class is the algorithm only. How people see it (``label``, ``short``, ``description``) and
 the artifacts it needs shipped per regime live in a :class:`Descriptor` beside the class in its file; the
-registry (:mod:`pyramid.selectors`) joins them, with a ``color`` from its palette, into a
+registry (:mod:`pyramid.core.selectors`) joins them, with a ``color`` from its palette, into a
 :class:`SelectorInfo`: the app and the command line take all of this from there, never from a list of
 names.
 
@@ -157,7 +157,7 @@ class Selector:
         reads: what it needs from the layer besides its output: ``"states"`` (nothing more),
             ``"attention"`` (PoWER-BERT significance, or the probabilities when the caller asks),
             ``"attention_with_self"`` (significance with the self term: LTP), ``"keys"`` (ToMe).
-        routing: what happens to the tokens it does not keep: a name in :mod:`pyramid.routing`
+        routing: what happens to the tokens it does not keep: a name in :mod:`pyramid.core.routing`
             (``"drop"``, ``"rejoin"``, ``"merge"``).
         uses_retention: the schedule's retention ratio changes what it keeps (False for the learned
             selectors, whose thresholds decide).

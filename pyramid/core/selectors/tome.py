@@ -5,7 +5,7 @@ matched tokens merged (docs/methods.md 10.2).
 After layer j the alive tokens are split alternately into two sets, A (slots 0, 2, 4, ...) and B (slots 1,
 3, 5, ...). Each A token's best match in B is the one with the highest cosine similarity of the layer's
 keys averaged over heads (``k.mean(1)`` in ``tome/patch/timm.py``); the ``r`` A tokens with the best matches
-are merged into their B partners (the merge routing averages them by size, :mod:`pyramid.routing.merge`).
+are merged into their B partners (the merge routing averages them by size, :mod:`pyramid.core.routing.merge`).
 [CLS] is slot 0, in A, and its row of similarities is ``-inf``: it is never merged, and nothing merges into
 it (ToMe's ``class_token``). ``r`` comes from the project's length schedule (``r = alive - k``), not ToMe's
 constant ``r`` per layer.

@@ -31,12 +31,12 @@ from typing import Callable, Sequence
 
 import torch
 
-from .batching import encode_texts, length_sorted_batches, pad_id_of
-from .classifier import Classifier
-from .data import LabelledData
-from .encoder import PyramidOutput
-from .schedule import Schedule, flops_speedup
-from .selectors import Selector, full_length_selector, get_selector
+from ..batching import encode_texts, length_sorted_batches, pad_id_of
+from ..classifier import Classifier
+from ..data import LabelledData
+from ..core.encoder import PyramidOutput
+from ..core.schedule import Schedule, flops_speedup
+from ..core.selectors import Selector, full_length_selector, get_selector
 
 ROW_KEYS = ("regime", "head", "selector", "retention", "n", "accuracy", "ci_low", "ci_high", "macro_f1", "f1_low",
             "f1_high", "agreement", "diff_full", "diff_low", "diff_high", "flops_speedup", "wall_s", "correct")
@@ -74,7 +74,7 @@ def unpack_correct(text: str, n: int):
 
 def score_row(pred: torch.Tensor, gold: torch.Tensor, full_pred: torch.Tensor, n_classes: int) -> dict:
     """The scored columns of a row: accuracy, macro-F1 and the paired difference with the full-length run,
-    each with its 95% interval (:mod:`pyramid.stats`), the agreement, and the packed correctness."""
+    each with its 95% interval (:mod:`pyramid.analysis.stats`), the agreement, and the packed correctness."""
     from .stats import accuracy_interval, macro_f1_interval, paired_difference
 
     correct = (pred == gold).numpy()
@@ -112,7 +112,7 @@ class DatasetRun:
 
 
 def example_speedups(out: PyramidOutput, config) -> tuple[torch.Tensor, torch.Tensor]:
-    """Per-example analytic FLOPs speedup of one pyramid batch (:func:`pyramid.schedule.flops_speedup`).
+    """Per-example analytic FLOPs speedup of one pyramid batch (:func:`pyramid.core.schedule.flops_speedup`).
 
     Returns:
         ``(speedup (B,) float64, alive (B, L) long)``; the FLOPs the selector that ran spent
@@ -324,7 +324,7 @@ def operating_point(classifier: Classifier, selector: Selector | None, path: str
     Raises:
         DataError: unreadable file.
     """
-    from .data import read_labelled
+    from ..data import read_labelled
 
     data = read_labelled(path, label_names=classifier.labels)
     ids = encode_texts(classifier.encoder, data.texts)
@@ -361,7 +361,7 @@ def evaluate_regimes(
     on the head fine-tuned with it (Train-Select), as :func:`pyramid.plan.plan_evaluation` plans them.
 
     Args:
-        model: a :class:`pyramid.api.Model` (or a :class:`pyramid.loading.LoadedEncoder`, wrapped in one).
+        model: a :class:`pyramid.api.Model` (or a :class:`pyramid.core.loading.LoadedEncoder`, wrapped in one).
         selectors: registry names. regimes: any of ``inference``, ``train-select``.
         head: the inference-only regime's classifier (the model's own: a checkpoint's head, or
             ``sst2-lora`` on the default model, when None).
@@ -374,9 +374,9 @@ def evaluate_regimes(
             in a regime (leave it out: :func:`pyramid.plan.plan_evaluation` says which), or the model has no
             classifier for the inference-only regime.
     """
-    from .api import Model
-    from .classifier import HeadLoadError
-    from .plan import plan_evaluation
+    from ..api import Model
+    from ..classifier import HeadLoadError
+    from ..plan import plan_evaluation
 
     if not isinstance(model, Model):
         model = Model(model)

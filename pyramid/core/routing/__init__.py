@@ -1,6 +1,6 @@
 """Routings: what happens to the tokens a selector does not keep (drop, park and rejoin, merge).
 
-Adding a routing style is one file (a :class:`~pyramid.routing.base.Routing`) plus one line in
+Adding a routing style is one file (a :class:`~pyramid.core.routing.base.Routing`) plus one line in
 :data:`_ENTRIES`; a selector names the routing its method uses (``Selector.routing``).
 """
 

@@ -8,7 +8,7 @@ Token Dropping parked and rejoined carries the layer it rejoined at. The full-le
 input saliency, summed over each word's pieces and scaled to the text's largest, marks the words that carry the
 prediction (as in docs/methods.md 12, the full-length model's saliency).
 
-No Streamlit and no plotting here: :func:`pyramid.figures.survival_figure` draws a :class:`Survival`.
+No Streamlit and no plotting here: :func:`pyramid.present.figures.survival_figure` draws a :class:`Survival`.
 """
 
 from __future__ import annotations
@@ -18,8 +18,8 @@ from typing import Mapping, Sequence
 
 import numpy as np
 
-from .trace import Trace
-from .words import Groups
+from ..trace import Trace
+from ..words import Groups
 
 
 @dataclass

@@ -11,8 +11,9 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Callable, Sequence
 
-_INSTALLED_ASSETS = Path(__file__).resolve().parent / "assets"
-ASSETS_DIR = _INSTALLED_ASSETS if _INSTALLED_ASSETS.is_dir() else Path(__file__).resolve().parent.parent / "assets"
+_PACKAGE = Path(__file__).resolve().parents[1]  # pyramid/
+_INSTALLED_ASSETS = _PACKAGE / "assets"
+ASSETS_DIR = _INSTALLED_ASSETS if _INSTALLED_ASSETS.is_dir() else _PACKAGE.parent / "assets"
 """The project's shipped artifacts: ``assets/`` of the checkout, or ``pyramid/assets`` inside an installed
 package (``pip install .`` copies them there, pyproject.toml)."""
 HEADS_DIR = ASSETS_DIR / "heads"

@@ -29,10 +29,10 @@ from typing import Sequence
 
 import torch
 
-from .attention import significance as power_significance
-from .classifier import Classifier
-from .layers import run_layers
-from .selectors import LearnedSelector, SelectionContext
+from ..core.attention import significance as power_significance
+from ..classifier import Classifier
+from ..core.layers import run_layers
+from ..core.selectors import LearnedSelector, SelectionContext
 
 GRADIENT_METHODS = ("grad_x_input", "gradient", "integrated_gradients")
 
@@ -169,7 +169,7 @@ def saliency_targets(classifier: Classifier, ids, labels, batch_size: int = 32,
     """
     from tqdm.auto import tqdm
 
-    from .batching import length_sorted_batches, pad_id_of
+    from ..batching import length_sorted_batches, pad_id_of
 
     out: list[torch.Tensor | None] = [None] * len(ids)
     gold = torch.tensor(list(labels), dtype=torch.long)

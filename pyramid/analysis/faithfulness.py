@@ -12,7 +12,7 @@ How removal is done here: the pieces are deleted from the token sequence (not ma
 last are always kept, and the remaining pieces keep their order; the shorter sequence runs at full length
 through the same classifier with its own positions 0..n'-1 (the positions are those of a text that never had
 the removed pieces, as ERASER's deletion). The set a selector keeps to the last layer is the tokens that enter
-every layer without a break (:func:`pyramid.survival.token_depths`: a merging selector's surviving targets; Token
+every layer without a break (:func:`pyramid.analysis.survival.token_depths`: a merging selector's surviving targets; Token
 Dropping's tokens that never left, not the ones it rejoins), special tokens left out. Edge cases, each defined:
 an empty set (a selector that keeps only [CLS]) deletes nothing, so comprehensiveness is 0, and sufficiency is
 the drop to [CLS] [SEP] alone; every piece kept (rho = 1) gives sufficiency 0 and comprehensiveness the drop to
@@ -30,10 +30,10 @@ from typing import Callable, Mapping, Sequence
 import numpy as np
 import torch
 
-from .classifier import Classifier
+from ..classifier import Classifier
 from .stats import mean_interval, paired_difference
 from .survival import token_depths
-from .trace import Trace
+from ..trace import Trace
 
 REFERENCES = ("grad_x_input", "integrated_gradients", "random")
 """The reference sets of every selector's size: the top-k tokens of two saliency methods, and a random set."""
@@ -64,9 +64,9 @@ def removal_inputs(input_ids: Sequence[int], kept: Sequence[int]) -> tuple[list[
 def class_probabilities(classifier: Classifier, sequences: Sequence[Sequence[int]], batch_size: int = 64) -> torch.Tensor:
     """``(S, C)`` full-length class probabilities of several token sequences (each [CLS] ... [SEP]), right-padded
     into batches of ``batch_size``."""
-    from .batching import pad_id_of
-    from .schedule import Schedule
-    from .selectors import full_length_selector
+    from ..batching import pad_id_of
+    from ..core.schedule import Schedule
+    from ..core.selectors import full_length_selector
 
     pad = pad_id_of(classifier.encoder)
     out = []

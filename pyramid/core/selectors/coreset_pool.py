@@ -2,10 +2,10 @@
 it (the idea of Token Pooling, Marin et al., WACV 2023, which clusters tokens and averages each cluster;
 docs/methods.md 10.3).
 
-The kept set is the greedy k-center's (:class:`~pyramid.selectors.coreset.CoresetSelector`); every dropped
+The kept set is the greedy k-center's (:class:`~pyramid.core.selectors.coreset.CoresetSelector`); every dropped
 token then merges into its nearest centre other than [CLS], the k-center assignment of the centre that
 covers it, read from the Gram matrix the selection already computed. The merge routing averages each
-cluster by size (:mod:`pyramid.routing.merge`). So the kept token stands for its whole cluster instead of
+cluster by size (:mod:`pyramid.core.routing.merge`). So the kept token stands for its whole cluster instead of
 only itself.
 """
 

@@ -1,6 +1,6 @@
 """Encoder families: one small layer adapter per family, chosen from the config's ``model_type``.
 
-Adding a family is one file (a :class:`~pyramid.families.base.Family`) and one line in ``_ENTRIES``.
+Adding a family is one file (a :class:`~pyramid.core.families.base.Family`) and one line in ``_ENTRIES``.
 """
 
 from __future__ import annotations

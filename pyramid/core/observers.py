@@ -1,6 +1,6 @@
 """What watches the pyramid encoder's loop without changing what it computes (docs/architecture.md).
 
-The loop (:meth:`pyramid.encoder.PyramidEncoder.forward`) notifies each observer at four points of every step
+The loop (:meth:`pyramid.core.encoder.PyramidEncoder.forward`) notifies each observer at four points of every step
 (:class:`LayerStep`): before the layer, after it, after the selection and at the end of the step; and asks them
 once per step whether the layer is skipped. The way ``transformers`` exposes forward hooks and optional outputs:
 the loop computes, the observers time, count and keep.
@@ -12,7 +12,7 @@ the loop computes, the observers time, count and keep.
 * :class:`LayerDrop`: layers skipped in training (docs/methods.md 8.5).
 
 A new kind of bookkeeping is one observer here and one line in
-:meth:`pyramid.encoder.PyramidEncoder.observers`.
+:meth:`pyramid.core.encoder.PyramidEncoder.observers`.
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ from .selectors.base import Selection
 @dataclass
 class LayerReads:
     """What a layer hands its selector besides its output states: one field per kind of
-    :attr:`pyramid.selectors.base.Selector.reads` (filled only for the kind the selector reads).
+    :attr:`pyramid.core.selectors.base.Selector.reads` (filled only for the kind the selector reads).
 
     Attributes:
         attention_probs: ``(B, heads, N, N)`` attention probabilities (rows are queries), when the caller asked
@@ -83,7 +83,7 @@ class LayerStep:
         selects: the selector runs after this layer.
         reads_field, layer_kwargs: what the layer computes for the selector (:func:`layer_request`).
         reads: what it handed over (:class:`LayerReads`).
-        record: the step's :class:`pyramid.encoder.LayerOutput`, filled as the step goes.
+        record: the step's :class:`pyramid.core.encoder.LayerOutput`, filled as the step goes.
         selection: the selector's answer, or None.
     """
 
@@ -100,7 +100,7 @@ class LayerStep:
 
 
 class Observer:
-    """Base observer: every hook does nothing. ``run`` is the encoder's :class:`pyramid.encoder.EncoderRun`."""
+    """Base observer: every hook does nothing. ``run`` is the encoder's :class:`pyramid.core.encoder.EncoderRun`."""
 
     def begin(self, run, embedding_output: torch.Tensor) -> None:
         """The embeddings ``(B, N, d)`` were computed."""

@@ -6,12 +6,12 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from .coverage import coverage
-from .selectors.coreset import greedy_k_center
+from ..core.coverage import coverage
+from ..core.selectors.coreset import greedy_k_center
 
 
 def toy_kcenter(n: int, k: int, seed: int = 0) -> dict:
-    """Greedy k-center (:func:`pyramid.selectors.coreset.greedy_k_center`) on ``n`` random 2-D points:
+    """Greedy k-center (:func:`pyramid.core.selectors.coreset.greedy_k_center`) on ``n`` random 2-D points:
     three clusters and four outliers, point 0 at the origin playing [CLS] (the first centre).
 
     Returns:
@@ -43,10 +43,10 @@ def layer_attention(encoder, text: str, layer: int = 1) -> tuple[list[str], np.n
     significance ``(N,)`` of that layer, on the full-length model.
 
     Args:
-        encoder: a :class:`pyramid.loading.LoadedEncoder`. layer: 1-based.
+        encoder: a :class:`pyramid.core.loading.LoadedEncoder`. layer: 1-based.
     """
-    from .attention import significance
-    from .layers import run_layers
+    from ..core.attention import significance
+    from ..core.layers import run_layers
 
     tok = encoder.tokenizer
     ids = torch.tensor([tok(text)["input_ids"]])
@@ -69,7 +69,7 @@ def soft_mask_curves(n: int = 20, eta: float = 0.25, lams=(10.0, 100.0, 1e4), po
     Returns:
         ``{"delta": eta / n, "x": (points,) array, "curves": {lambda: (points,) array}}``.
     """
-    from .training.adapler import soft_penalty
+    from ..training.adapler import soft_penalty
 
     delta = eta / n
     x = torch.linspace(0, 3 * delta, points)

@@ -1,9 +1,9 @@
 """One encoder layer, and the embeddings -> layers loop, through the model family's adapter.
 
 Every place that runs the encoder layer by layer goes through here: the pyramid encoder
-(:mod:`pyramid.encoder`) calls :func:`run_layer` between its selections; attributions, the trainers'
+(:mod:`pyramid.core.encoder`) calls :func:`run_layer` between its selections; attributions, the trainers'
 soft-removal forwards and rollouts call :func:`run_layers` with hooks before and after each layer
-(docs/methods.md 0.3: own the layer loop). The family adapters (:mod:`pyramid.families`) know each
+(docs/methods.md 0.3: own the layer loop). The family adapters (:mod:`pyramid.core.families`) know each
 family's modules.
 """
 

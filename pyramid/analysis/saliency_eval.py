@@ -4,7 +4,7 @@ does each selector keep the most salient tokens?
 Reported by ``python -m pyramid saliency-report``:
 
 * per learned selector and point where it selects, the mean over examples of the Spearman
-  correlation between its token scores (:func:`pyramid.attribution.selector_scores`, full-length
+  correlation between its token scores (:func:`pyramid.analysis.attribution.selector_scores`, full-length
   states; AdapLeR's CP_l, TR-BERT's pi, LTP's score) and the gradient x input saliency of the gold
   class (docs/methods.md 2.2, the target AdapLeR's predictors are distilled from);
 * per selector and layer, the mean share of each example's top-k salient tokens (gradient x input)
@@ -22,11 +22,11 @@ from typing import Sequence
 import torch
 
 from .attribution import saliency_targets, selector_scores, spearman
-from .batching import encode_texts, length_sorted_batches, pad_id_of
-from .classifier import Classifier
-from .data import LabelledData
-from .schedule import Schedule
-from .selectors import LearnedSelector, Selector, get_selector
+from ..batching import encode_texts, length_sorted_batches, pad_id_of
+from ..classifier import Classifier
+from ..data import LabelledData
+from ..core.schedule import Schedule
+from ..core.selectors import LearnedSelector, Selector, get_selector
 
 REPORT_KEYS = ("kind", "selector", "layer", "value", "n")
 """Columns of a report row: ``kind`` is ``score_spearman`` or ``top<k>_kept``."""

@@ -1,11 +1,11 @@
 """Result files shipped in ``assets/results`` (written by ``evaluate --out`` and ``bench --json``).
 
-* ``eval__<dataset>.csv``: rows of :data:`pyramid.evaluation.ROW_KEYS` for both regimes (every row
+* ``eval__<dataset>.csv``: rows of :data:`pyramid.analysis.evaluation.ROW_KEYS` for both regimes (every row
   names its regime and head), with ``eval__<dataset>.csv.meta.json`` holding the command that made it,
   the date and machine; ``eval__<dataset>__<head>.csv``: one more head evaluated in the inference-only
   regime (for instance ``sst2-lora-pyramid``, Pyramid-BERT's own setting), shown as a reference.
-* ``bench.json``: ``{"speed": [...], "memory": [...]}`` rows of :data:`pyramid.bench.BENCH_KEYS` and
-  :data:`pyramid.bench.MEMORY_KEYS`, with ``bench.json.meta.json``.
+* ``bench.json``: ``{"speed": [...], "memory": [...]}`` rows of :data:`pyramid.analysis.bench.BENCH_KEYS` and
+  :data:`pyramid.analysis.bench.MEMORY_KEYS`, with ``bench.json.meta.json``.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .artifacts import ASSETS_DIR
+from ..core.artifacts import ASSETS_DIR
 
 
 RESULTS_DIR = ASSETS_DIR / "results"
@@ -176,7 +176,7 @@ def load_seed_differences(dataset: str, folder: str | Path = RESULTS_DIR) -> lis
 def load_saliency_report(folder: str | Path = RESULTS_DIR, name: str = "saliency__sst2-dev__sst2-lora.csv"
                          ) -> tuple[list[dict] | None, dict]:
     """``(rows, meta)`` of a ``saliency-report --out`` CSV (rows of
-    :data:`pyramid.saliency_eval.REPORT_KEYS`, numbers parsed); ``(None, {})`` if absent or unreadable."""
+    :data:`pyramid.analysis.saliency_eval.REPORT_KEYS`, numbers parsed); ``(None, {})`` if absent or unreadable."""
     path = Path(folder) / name
     if not path.is_file():
         return None, {}
@@ -190,7 +190,7 @@ def load_saliency_report(folder: str | Path = RESULTS_DIR, name: str = "saliency
 
 
 def load_faithfulness(folder: str | Path = RESULTS_DIR, name: str = "faith__sst2-dev.csv") -> tuple[list[dict] | None, dict]:
-    """``(rows, meta)`` of a ``saliency-report --faithfulness --out`` CSV (:data:`pyramid.faithfulness.FAITHFULNESS_KEYS`;
+    """``(rows, meta)`` of a ``saliency-report --faithfulness --out`` CSV (:data:`pyramid.analysis.faithfulness.FAITHFULNESS_KEYS`;
     numbers parsed, empty cells None); ``(None, {})`` if absent or unreadable."""
     path = Path(folder) / name
     if not path.is_file():
@@ -256,7 +256,7 @@ def _vectors(parts: list[tuple[float, dict]]):
 
 
 def interval_at_speedup(rows: list[dict], selector: str, speedup: float, regime: str | None = None):
-    """:func:`accuracy_at_speedup` with its 95% paired bootstrap interval (:func:`pyramid.stats.blended_accuracy_interval`
+    """:func:`accuracy_at_speedup` with its 95% paired bootstrap interval (:func:`pyramid.analysis.stats.blended_accuracy_interval`
     on the per-example correctness of the two rows around it); None outside the range or for rows written
     without per-example correctness."""
     from .stats import blended_accuracy_interval
@@ -354,7 +354,7 @@ def drop_vs_merge(rows: list[dict], speedups=MATCHED_SPEEDUPS) -> list[dict]:
         ``[{regime, merge, drop, "1.6x": Interval | None, ...}]`` (None where either does not reach that
         speedup or the file has no per-example correctness).
     """
-    from .selectors import SELECTORS
+    from ..core.selectors import SELECTORS
 
     out = []
     for regime in dict.fromkeys(r.get("regime", "inference") for r in rows):

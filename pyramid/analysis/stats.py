@@ -87,7 +87,7 @@ def _interval(data: tuple, statistic, value: float, n: int, n_resamples: int | N
 
 
 def mean_interval(values: Sequence[float], *, n_resamples: int | None = None, seed: int = SEED) -> Interval:
-    """The mean of per-example values (e.g. ERASER's comprehensiveness, ``pyramid.faithfulness``) with its 95%
+    """The mean of per-example values (e.g. ERASER's comprehensiveness, ``pyramid.analysis.faithfulness``) with its 95%
     percentile bootstrap interval over examples."""
     v = np.asarray(values, dtype=float)
     return _interval((v,), _accuracy, float(v.mean()) if v.size else float("nan"), int(v.size), n_resamples, seed)

@@ -1,9 +1,9 @@
 """The pyramid encoder: a BERT encoder that reduces tokens layer by layer.
 
 It owns the loop over the Hugging Face layers (docs/methods.md 0.3): embeddings, then for each layer
-``j = 1..L`` the layer (through the model family's adapter, :mod:`pyramid.families`), and, after its
+``j = 1..L`` the layer (through the model family's adapter, :mod:`pyramid.core.families`), and, after its
 output, the selector's choice of tokens to keep. What happens to the others is the selector's routing
-(:mod:`pyramid.routing`: dropped, parked until they rejoin, or merged into kept tokens); the kept rows of
+(:mod:`pyramid.core.routing`: dropped, parked until they rejoin, or merged into kept tokens); the kept rows of
 the hidden states, the padding mask, the original positions and the token ids are gathered into
 physically shorter tensors, so the next layer really computes less.
 
@@ -17,7 +17,7 @@ position, so distances between the tokens that remain are those in the text (doc
 
 The loop itself is short (:meth:`PyramidEncoder.forward`): for each step, the routing's entry, the layer, the
 selection, the routing's exit. Timing, FLOPs, hidden states, coverage and LayerDrop are observers it notifies
-(:mod:`pyramid.observers`); what a layer hands the selector is one typed object (:class:`pyramid.observers.LayerReads`).
+(:mod:`pyramid.core.observers`); what a layer hands the selector is one typed object (:class:`pyramid.core.observers.LayerReads`).
 A selection before layer 1 (AdapLeR's CP_0) is the loop's first step, on the embedding output.
 """
 
@@ -50,7 +50,7 @@ class LayerOutput:
         keep: ``(B, N_j)`` bool, slots kept after this layer (equal to ``valid`` at the last layer
             or where nothing is dropped).
         hidden: ``(B, N_j, d)`` the layer's output, when asked for.
-        coverage: :class:`pyramid.coverage.Coverage` of ``keep`` over ``valid``, when asked for.
+        coverage: :class:`pyramid.core.coverage.Coverage` of ``keep`` over ``valid``, when asked for.
         scores: ``(B, N_j)`` the selector's scores, when it made a selection here.
         attention_probs: ``(B, heads, N_j, N_j)`` when the selector asked for them.
         selection_seconds: wall time of the selector's ``select`` call and its merge targets (seconds;
@@ -153,9 +153,9 @@ class PyramidEncoder:
     """A BERT-family encoder whose sequence shrinks after each layer.
 
     Args:
-        encoder: a :class:`pyramid.loading.LoadedEncoder`.
-        selector: a :class:`pyramid.selectors.base.Selector`.
-        schedule: a :class:`pyramid.schedule.Schedule` (used by fixed-length selectors).
+        encoder: a :class:`pyramid.core.loading.LoadedEncoder`.
+        selector: a :class:`pyramid.core.selectors.base.Selector`.
+        schedule: a :class:`pyramid.core.schedule.Schedule` (used by fixed-length selectors).
         proportional_attention: with a merging routing, add ``log(size)`` to the attention logits of every
             later layer (ToMe's ``prop_attn``, docs/methods.md 10.1; default on).
         routing_options: further options of the selector's routing (``{"detach_parked": True}`` for the
@@ -245,7 +245,7 @@ class PyramidEncoder:
 
     @staticmethod
     def observers(hidden_states: bool, coverage: bool, skip_layers: frozenset[int] = frozenset()) -> list[Observer]:
-        """The observers of one pass, timing first (:mod:`pyramid.observers`)."""
+        """The observers of one pass, timing first (:mod:`pyramid.core.observers`)."""
         watch = [Timing(), FlopsCounter()]
         watch += [HiddenStates()] if hidden_states else []
         watch += [CoverageRadii()] if coverage else []
