@@ -16,7 +16,7 @@ from pyramid.analysis.results import (RESULTS_DIR, drop_vs_merge, load_bench, lo
                              matched_table)
 from pyramid.core.selectors import SELECTORS, selector_label
 
-from pyramid import figures
+from pyramid.present import figures
 
 from . import panels
 

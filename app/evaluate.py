@@ -22,7 +22,7 @@ from pyramid.plan import plan_evaluation
 from pyramid.data import DataError, LABEL_COLUMNS, TEXT_COLUMNS, Table, labelled_from_table, parse_table
 from pyramid.core.selectors import SELECTORS, selector_label
 
-from pyramid import figures
+from pyramid.present import figures
 
 from . import panels
 from .model_menu import load_chosen_model

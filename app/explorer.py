@@ -23,12 +23,12 @@ from pyramid.core.artifacts import REGIMES
 from pyramid.classifier import OWN_HEAD, HeadLoadError, Prediction
 from pyramid.core.schedule import ScheduleError
 from pyramid.analysis.survival import survival
-from pyramid.core.selectors import SELECTORS, get_selector, selector_label
+from pyramid.core.selectors import SELECTORS, selector_label
 from pyramid.tokenization import EmptyTextError, TokenizedText
 from pyramid.trace import trace_flops
 from pyramid.words import trace_groups
 
-from pyramid import figures
+from pyramid.present import figures
 
 from . import panels
 from .model_menu import load_chosen_model
@@ -360,7 +360,7 @@ def _results(model, model_name: str, run: dict, res: RunResults, t_start: float)
     (sel_a, reg_a), (sel_b, reg_b) = res.runs
     trace, other = res.traces[(sel_a, reg_a)], res.traces[(sel_b, reg_b)]
     name_a, name_b = figures.run_name(sel_a, reg_a), figures.run_name(sel_b, reg_b)
-    notice = get_selector(sel_a, reg_a).notice(model.num_layers)  # the regime's weights: their head
+    notice = SELECTORS[sel_a].notice(model.selector(sel_a, reg_a), model.num_layers)  # the regime's weights: their head
     if notice:
         st.info(notice)
 

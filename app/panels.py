@@ -13,7 +13,7 @@ from pyramid.core.selectors import SELECTORS, selector_label
 from pyramid.trace import Trace, compare_traces, trace_rows
 from pyramid.words import Groups, word_rows
 
-from pyramid import figures
+from pyramid.present import figures
 
 DETAIL_WINDOW = 120
 """Items the detailed pyramid shows at once for a long text (the overview above it shows all)."""

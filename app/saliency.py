@@ -4,15 +4,16 @@ from __future__ import annotations
 
 import pandas as pd
 import streamlit as st
+import torch
 
-from pyramid.analysis.attribution import order_by_agreement, scale_to_row_max
+from pyramid.analysis.attribution import normalise, order_by_agreement, scale_to_row_max
 from pyramid.classifier import HeadLoadError
 from pyramid.analysis.faithfulness import REFERENCE_LABELS
 from pyramid.core.selectors import SELECTORS, selector_label
 from pyramid.tokenization import EmptyTextError
 from pyramid.words import word_groups
 
-from pyramid import figures
+from pyramid.present import figures
 from .model_menu import load_chosen_model
 from .resources import (faithfulness_for, on_torch, prediction_for, saliency_for, tokenize_cached,
                         traces_for_classifier)
@@ -59,17 +60,13 @@ def _row_name(name: str) -> str:
     return ROW_NAMES.get(name, name)
 
 
-def _default_matrix_rows(names: list[str]) -> list[str]:
+def _default_matrix_rows(report) -> list[str]:
     """At most ~10 methods for the agreement matrices: the gradient methods, rollout, the first and last
     layer's significance, and each learned selector's last score row."""
+    names = list(report.rows)
     keep = [n for n in ("grad_x_input", "integrated_gradients", "gradient", "rollout") if n in names]
     sig = [n for n in names if n.startswith("significance")]
-    keep += sig[:1] + sig[-1:]
-    learned: dict[str, str] = {}
-    for n in names:
-        if n not in keep and not n.startswith("significance") and n not in ROW_NAMES:
-            learned[n.split(" ")[0]] = n  # the last row of each learned selector
-    return keep + list(learned.values())
+    return keep + sig[:1] + sig[-1:] + [rows[-1] for rows in report.learned_rows.values()]
 
 
 def render() -> None:
@@ -145,10 +142,8 @@ def render() -> None:
     groups = word_groups(tokenized.tokens, tokenized.word_ids, tokenized.words) if words else \
         word_groups(tokenized.tokens, [], [])
     shares = {}
-    for name, row in report.rows.items():
-        values = groups.sum(row.tolist())
-        total = sum(values) or 1.0
-        shares[_row_name(name)] = [v / total for v in values]
+    for name, row in report.rows.items():  # each method's share per word (summed pieces), on one scale
+        shares[_row_name(name)] = normalise(torch.tensor(groups.sum(row.tolist()))).tolist()
     special = [len(m) == 1 and tokenized.word_ids[m[0]] is None for m in groups.members] if tokenized.word_ids else \
         [t in {"[CLS]", "[SEP]", "<s>", "</s>"} for t in groups.labels]
     unit = "word" if words else "token"
@@ -191,7 +186,7 @@ def render() -> None:
     _faithfulness_table(model, model_name, head, ids, float(retention), report, traces)
 
     names = list(report.rows)
-    chosen = st.multiselect("Methods in the agreement matrices", names, default=_default_matrix_rows(names),
+    chosen = st.multiselect("Methods in the agreement matrices", names, default=_default_matrix_rows(report),
                             format_func=_row_name, key="sal_matrix_rows",
                             help="Pick the methods to compare pairwise; numbers are written in the cells up to "
                                  f"{figures.MATRIX_TEXT_LIMIT} methods (hover shows them beyond).")

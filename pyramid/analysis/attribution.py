@@ -24,7 +24,7 @@ Attention methods (not explanations of the prediction, only of where attention g
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Sequence
 
 import torch
@@ -32,7 +32,7 @@ import torch
 from ..core.attention import significance as power_significance
 from ..classifier import Classifier
 from ..core.layers import run_layers
-from ..core.selectors import LearnedSelector, SelectionContext
+from ..core.selectors import SELECTORS, LearnedSelector, SelectionContext
 
 GRADIENT_METHODS = ("grad_x_input", "gradient", "integrated_gradients")
 
@@ -285,7 +285,8 @@ class SaliencyReport:
         rows: method name -> ``(N,)`` importance normalised to sum 1 (see :func:`normalise`).
             Names: ``grad_x_input``, ``integrated_gradients``, ``gradient``, ``significance L1`` ..
             ``significance LL``, ``rollout``, and one row per learned selector and point where it
-            selects (:meth:`Selector.score_label`, for instance ``AdapLeR CP0``).
+            selects (:meth:`pyramid.core.selectors.SelectorInfo.score_row`, for instance ``AdapLeR CP0``).
+        learned_rows: learned selector's name -> the names of its rows in ``rows``, in layer order.
         spearman: ``(M, M)`` Spearman correlation between the rows (same order as ``rows``).
         overlap: ``(M, M)`` top-``k`` overlap between the rows.
         k: the k of the overlap.
@@ -298,10 +299,11 @@ class SaliencyReport:
     spearman: torch.Tensor
     overlap: torch.Tensor
     k: int
+    learned_rows: dict[str, list[str]] = field(default_factory=dict)
 
 
 @torch.inference_mode()
-def selector_scores(classifier: Classifier, selector, input_ids: list[int]) -> dict[str, torch.Tensor]:
+def selector_scores(classifier: Classifier, selector, input_ids: list[int]) -> dict[int, torch.Tensor]:
     """A learned selector's own token scores at every point where it selects, on the full-length
     model's states (nothing removed), so that they compare directly with saliency.
 
@@ -315,7 +317,8 @@ def selector_scores(classifier: Classifier, selector, input_ids: list[int]) -> d
         input_ids: ``[N]`` token ids, [CLS] first.
 
     Returns:
-        :meth:`Selector.score_label` -> ``(N,)`` float32 scores, in layer order.
+        layer (the layer after which it selects; 0: the embeddings) -> ``(N,)`` float32 scores, in layer order
+        (their row names: :meth:`pyramid.core.selectors.SelectorInfo.score_row`).
 
     Raises:
         ValueError: the selector's weights do not fit this encoder's shape.
@@ -325,7 +328,7 @@ def selector_scores(classifier: Classifier, selector, input_ids: list[int]) -> d
     ids = torch.tensor([input_ids], dtype=torch.long)  # (1, N)
     valid = torch.ones_like(ids, dtype=torch.bool)
     positions = torch.arange(ids.shape[1]).unsqueeze(0)
-    rows: dict[str, torch.Tensor] = {}
+    rows: dict[int, torch.Tensor] = {}
     include_self = selector.reads == "attention_with_self"
 
     def score(j: int, hidden: torch.Tensor, probs: torch.Tensor | None) -> None:
@@ -334,7 +337,7 @@ def selector_scores(classifier: Classifier, selector, input_ids: list[int]) -> d
         sig = power_significance(probs, valid, include_self=include_self) if probs is not None else None
         ctx = SelectionContext(hidden=hidden, valid=valid, positions=positions, input_ids=ids, layer=j,
                                num_layers=L, significance=sig)
-        rows[selector.score_label(j)] = selector.select(ctx).scores[0].float()
+        rows[j] = selector.select(ctx).scores[0].float()
 
     run_layers(enc.model, ids, after=score, output_attention_probs=selector.reads.startswith("attention"))
     return rows
@@ -368,10 +371,13 @@ def saliency_report(classifier: Classifier, input_ids: list[int], *, k: int = 5,
     for j, sig in enumerate(att["significance"], start=1):
         rows[f"significance L{j}"] = normalise(sig)
     rows["rollout"] = normalise(att["rollout"])
+    learned_rows: dict[str, list[str]] = {}
     for selector in selectors:
         if isinstance(selector, LearnedSelector) and selector.head == classifier.name:
-            for name, row in selector_scores(classifier, selector, input_ids).items():
-                rows[name] = normalise(row)
+            info = SELECTORS[selector.name]
+            for j, row in selector_scores(classifier, selector, input_ids).items():
+                rows[info.score_row(j)] = normalise(row)
+                learned_rows.setdefault(selector.name, []).append(info.score_row(j))
     names = list(rows)
     M = len(names)
     rho = torch.ones(M, M)
@@ -382,7 +388,7 @@ def saliency_report(classifier: Classifier, input_ids: list[int], *, k: int = 5,
             ov[a, b] = ov[b, a] = top_k_overlap(rows[names[a]], rows[names[b]], k)
     tokens = classifier.encoder.tokenizer.convert_ids_to_tokens(input_ids)
     return SaliencyReport(tokens=tokens, target=grads.target, label=classifier.labels[grads.target],
-                          rows=rows, spearman=rho, overlap=ov, k=min(k, len(input_ids)))
+                          rows=rows, spearman=rho, overlap=ov, k=min(k, len(input_ids)), learned_rows=learned_rows)
 
 
 def kept_top_k(trace, salient: torch.Tensor, k: int) -> list[float]:

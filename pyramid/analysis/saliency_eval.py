@@ -106,8 +106,7 @@ def saliency_agreement(
             if len(row) < 3:
                 continue
             for sel in learned:
-                for label, scores in selector_scores(classifier, sel, row).items():
-                    layer = _layer_of(sel, label, L)
+                for layer, scores in selector_scores(classifier, sel, row).items():
                     sums[sel.name][layer] = sums[sel.name].get(layer, 0.0) + spearman(scores, s)
             n_rho += 1
     schedule = Schedule(retention=retention, start_layer=start_layer)
@@ -133,11 +132,3 @@ def saliency_agreement(
         score_spearman={name: {j: v / n_rho for j, v in per.items()} for name, per in sums.items()} if n_rho else {},
         topk_kept=topk_kept, n=n_rho, n_topk=len(long_enough), k=k, retention=retention,
     )
-
-
-def _layer_of(selector: Selector, label: str, num_layers: int) -> int:
-    """The layer a :meth:`Selector.score_label` names (the layers are tried in order)."""
-    for j in range(num_layers + 1):
-        if selector.score_label(j) == label:
-            return j
-    raise ValueError(f"no layer for the score row '{label}'")

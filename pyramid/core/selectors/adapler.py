@@ -19,7 +19,7 @@ import torch
 from torch import nn
 
 from ..artifacts import ASSETS_DIR, JsonConfig, freeze, load_weights_artifact
-from .base import Descriptor, LearnedSelector, Selection, SelectionContext
+from .base import Descriptor, LEARNED_NOTICE, LearnedSelector, Selection, SelectionContext
 
 ADAPLER_DIR = ASSETS_DIR / "adapler"
 DEFAULT_ADAPLER = "sst2-lora-adapler"
@@ -181,8 +181,6 @@ class AdaplerSelector(LearnedSelector):
     def selection_flops(self, n_alive: int, n_kept: int, hidden_size: int) -> float:
         return float(n_alive) * self.weights.flops_per_token()
 
-    def score_label(self, layer: int) -> str:
-        return f"AdapLeR CP{layer}"
 
 DESCRIPTOR = Descriptor(
     label="AdapLeR (contribution predictors)",
@@ -190,5 +188,7 @@ DESCRIPTOR = Descriptor(
     description=("AdapLeR: small learned contribution predictors score every token before each layer; a token "
                  "stays if its predicted share of the saliency is at least eta/n. Each text gets its own lengths."),
     artifacts={"inference": DEFAULT_ADAPLER, "train-select": JOINT_ADAPLER},
+    notice=LEARNED_NOTICE,
+    score_name="AdapLeR CP{layer}",
 )
 """How people see this selector (menus, legends, help) and what it needs shipped."""

@@ -112,12 +112,19 @@ class Descriptor:
         description: one or two plain sentences: how it chooses tokens (the app's help text).
         artifacts: the shipped artifact (learned weights, a table) it loads in each regime, by name;
             empty for a rule-based selector.
+        notice: what the app says when the selector is chosen (what differs from the schedule), a template with
+            ``{short}``, ``{head}`` (the head its weights read) and ``{layer}`` (the first layer after which it
+            selects); empty for none.
+        score_name: the name of its score row after a layer in the saliency comparison, a template with
+            ``{short}`` and ``{layer}``.
     """
 
     label: str
     short: str
     description: str
     artifacts: dict = field(default_factory=dict)
+    notice: str = ""
+    score_name: str = "{short} after L{layer}"
 
 
 @dataclass(frozen=True)
@@ -146,6 +153,18 @@ class SelectorInfo:
     def __call__(self, *args, **kwargs):
         """A new selector of this kind (``regime=...``, or a learned selector's weights)."""
         return self.cls(*args, **kwargs)
+
+    def score_row(self, layer: int) -> str:
+        """The name of its score row after ``layer`` in the saliency comparison (``"AdapLeR CP0"``)."""
+        return self.descriptor.score_name.format(short=self.short, layer=layer)
+
+    def notice(self, selector: "Selector", num_layers: int) -> str | None:
+        """The sentence the app shows when ``selector`` (of this kind) is chosen on an ``num_layers``-layer model,
+        or None."""
+        if not self.descriptor.notice:
+            return None
+        layer = next((j for j in range(num_layers) if selector.selects_after(j, num_layers)), 0)
+        return self.descriptor.notice.format(short=self.short, head=selector.head, layer=layer)
 
 
 class Selector:
@@ -225,17 +244,16 @@ class Selector:
         """Choose the tokens to keep. See :class:`SelectionContext` and :class:`Selection`."""
         raise NotImplementedError
 
-    def notice(self, num_layers: int) -> str | None:
-        """A sentence the app shows when this selector is chosen (what differs from the schedule), or None."""
-        return None
-
     def selection_flops(self, n_alive: int, n_kept: int, hidden_size: int) -> float:
         """FLOPs of one selection on one example (``n_alive`` tokens in, ``n_kept`` out)."""
         return 0.0
 
-    def score_label(self, layer: int) -> str:
-        """Name of this selector's score row at ``layer`` in the saliency comparison."""
-        return f"{self.short} after L{layer}"
+
+
+LEARNED_NOTICE = ("{short} decides how many tokens each text keeps (learned thresholds, not a schedule), so the "
+                  "retention ratio and start layer do not apply to it. It runs on the encoder of the head '{head}' its "
+                  "weights were trained with.")
+"""The notice of every learned selector (:attr:`Descriptor.notice`)."""
 
 
 def keep_top_k(scores: torch.Tensor, valid: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
@@ -293,11 +311,6 @@ class LearnedSelector(Selector):
     def head(self) -> str | None:
         """The classifier head whose encoder the weights were trained on (None if unknown)."""
         return self.config.head if self.config is not None else None
-
-    def notice(self, num_layers: int) -> str | None:
-        return (f"{self.short} decides how many tokens each text keeps (learned thresholds, not a schedule), so "
-                f"the retention ratio and start layer do not apply to it. It runs on the encoder of the head "
-                f"'{self.head}' its weights were trained with.")
 
     def check_shape(self, ctx: SelectionContext, hidden_size: int, num_layers: int) -> None:
         """Raise ``ValueError`` when the context's encoder is not the shape the weights were trained for."""

@@ -30,7 +30,7 @@ import torch
 from torch import nn
 
 from ..artifacts import ASSETS_DIR, JsonConfig, freeze, load_weights_artifact
-from .base import Descriptor, LearnedSelector, Selection, SelectionContext
+from .base import Descriptor, LEARNED_NOTICE, LearnedSelector, Selection, SelectionContext
 
 LTP_DIR = ASSETS_DIR / "ltp"
 INFERENCE_LTP = "sst2-lora-ltp"
@@ -141,8 +141,6 @@ class LtpSelector(LearnedSelector):
     def selection_flops(self, n_alive: int, n_kept: int, hidden_size: int) -> float:
         return float(n_alive) * self.weights.flops_per_token(n_alive)
 
-    def score_label(self, layer: int) -> str:
-        return f"LTP score after L{layer}"
 
 
 @lru_cache(maxsize=8)
@@ -170,5 +168,7 @@ DESCRIPTOR = Descriptor(
     description=("Learned Token Pruning: after each layer a token stays if the attention it receives is above a "
                  "learned threshold for that layer; each text gets its own lengths."),
     artifacts={"inference": INFERENCE_LTP, "train-select": JOINT_LTP},
+    notice=LEARNED_NOTICE,
+    score_name="LTP score after L{layer}",
 )
 """How people see this selector (menus, legends, help) and what it needs shipped."""

@@ -107,12 +107,6 @@ class TokenDroppingSelector(Selector):
         self.table = table
         self.config = config
 
-    def notice(self, num_layers: int) -> str | None:
-        return (f"Token Dropping is a pre-training method (Hou et al., 2022), used here on a fine-tuned model: after "
-                f"layer {drop_layer(num_layers)} it keeps the share rho of tokens whose words are hardest to predict "
-                "(highest masked-LM loss), skips the others through the middle layers, and brings them back before "
-                "the last layer (green in the pyramid). The start layer does not apply.")
-
     def selects_after(self, layer: int, num_layers: int) -> bool:
         return num_layers >= 3 and layer == drop_layer(num_layers)
 
@@ -133,5 +127,9 @@ DESCRIPTOR = Descriptor(
     description=("Token Dropping: through the middle layers keep the share rho of tokens whose words are hardest "
                  "to predict (highest masked-LM loss); the others skip them and rejoin before the last layer."),
     artifacts={"inference": DEFAULT_TOKEN_DROPPING, "train-select": DEFAULT_TOKEN_DROPPING},
+    notice=("Token Dropping is a pre-training method (Hou et al., 2022), used here on a fine-tuned model: after layer "
+            "{layer} it keeps the share rho of tokens whose words are hardest to predict (highest masked-LM loss), "
+            "skips the others through the middle layers, and brings them back before the last layer (green in the "
+            "pyramid). The start layer does not apply."),
 )
 """How people see this selector (menus, legends, help) and what it needs shipped."""

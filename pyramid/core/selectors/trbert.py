@@ -19,7 +19,7 @@ import torch
 from torch import nn
 
 from ..artifacts import ASSETS_DIR, JsonConfig, freeze, load_weights_artifact
-from .base import Descriptor, LearnedSelector, Selection, SelectionContext
+from .base import Descriptor, LEARNED_NOTICE, LearnedSelector, Selection, SelectionContext
 
 TRBERT_DIR = ASSETS_DIR / "trbert"
 DEFAULT_TRBERT = "sst2-lora-trbert"
@@ -150,8 +150,6 @@ class TrbertSelector(LearnedSelector):
     def selection_flops(self, n_alive: int, n_kept: int, hidden_size: int) -> float:
         return float(n_alive) * self.weights.flops_per_token()
 
-    def score_label(self, layer: int) -> str:
-        return f"TR-BERT π after L{layer}"
 
 DESCRIPTOR = Descriptor(
     label="TR-BERT (policy network)",
@@ -159,5 +157,7 @@ DESCRIPTOR = Descriptor(
     description=("TR-BERT: a small policy network, trained with reinforcement learning, gives each token a "
                  "probability of staying after layer 1 and after the middle layer; it stays if that is >= 0.5."),
     artifacts={"inference": DEFAULT_TRBERT, "train-select": JOINT_TRBERT},
+    notice=LEARNED_NOTICE,
+    score_name="TR-BERT π after L{layer}",
 )
 """How people see this selector (menus, legends, help) and what it needs shipped."""
