@@ -1,13 +1,6 @@
 """Pyramid Lens: the pages (served by `streamlit run streamlit_app.py`; tests run this script with AppTest)."""
 
-import sys
-from pathlib import Path
-
 import streamlit as st
-
-_ROOT = str(Path(__file__).resolve().parent.parent)
-if _ROOT not in sys.path:  # run directly (`streamlit run app/main.py`, AppTest): the project root is importable
-    sys.path.insert(0, _ROOT)
 
 from app import benchmarks, evaluate, explorer, learn, saliency
 

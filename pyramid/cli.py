@@ -419,13 +419,16 @@ def _model_option(p) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    """The argument parser of ``python -m pyramid``."""
-    from .training import TRAINERS
-    from .training.common import add_settings_arguments
-
+    """The argument parser of ``python -m pyramid``: one function per subcommand below."""
     parser = _Parser(prog="python -m pyramid", description="Pyramid Lens: token reduction in BERT encoders.")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    for add in (_add_trace, _add_trainers, _add_grid, _add_evaluate, _add_saliency_report, _add_bench):
+        add(sub)
+    return parser
 
+
+def _add_trace(sub) -> None:
+    """The ``trace`` subcommand's options."""
     p = sub.add_parser("trace", help="run the pyramid on one text and print its trace as JSON")
     p.add_argument("text", nargs="?", help="the text (or use --file)")
     p.add_argument("--file", type=at.utf8_text_file, help="read the text from this UTF-8 file ('-' for stdin)")
@@ -453,6 +456,12 @@ def build_parser() -> argparse.ArgumentParser:
                         "default model")
     p.set_defaults(func=cmd_trace)
 
+
+def _add_trainers(sub) -> None:
+    """The one subcommand per trainer (``train``, ``train-adapler``...) subcommand's options."""
+    from .training import TRAINERS
+    from .training.common import add_settings_arguments
+
     for trainer in TRAINERS:
         p = sub.add_parser(trainer.name, help=trainer.help)
         add_settings_arguments(p, trainer.settings)
@@ -461,6 +470,9 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--command-line", default=None, help=argparse.SUPPRESS)
         p.set_defaults(func=cmd_train, trainer=trainer)
 
+
+def _add_grid(sub) -> None:
+    """The ``grid`` subcommand's options."""
     p = sub.add_parser("grid", help="train and evaluate every (model, selector, seed) of a grid file, here or on Ray")
     p.add_argument("grid", type=at.existing_file, help="the grid file (TOML: models, selectors, seeds, train, dev, "
                    "and any option of train; see pyramid/grid.py)")
@@ -476,6 +488,9 @@ def build_parser() -> argparse.ArgumentParser:
                    "there: then OUT)")
     p.set_defaults(func=cmd_grid)
 
+
+def _add_evaluate(sub) -> None:
+    """The ``evaluate`` subcommand's options."""
     p = sub.add_parser("evaluate", help="accuracy / agreement / FLOPs speedup per regime, selector and retention")
     p.add_argument("--data", required=True, type=at.existing_file, help="labelled TSV or CSV (SST-2 dev, the IMDB reviews...)")
     p.add_argument("--text-column", default=None, help="text column (guessed: sentence, text, review...)")
@@ -503,6 +518,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="merging selectors (tome, coreset-pool): add log(size) to later attention logits (default true)")
     p.set_defaults(func=cmd_evaluate)
 
+
+def _add_saliency_report(sub) -> None:
+    """The ``saliency-report`` subcommand's options."""
     p = sub.add_parser("saliency-report",
                        help="over a data set: learned selectors vs gradient x input, and top-k salient tokens kept")
     p.add_argument("--data", default="../shared/data/sst2/dev.tsv", type=at.existing_file,
@@ -533,6 +551,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_saliency_report)
 
+
+def _add_bench(sub) -> None:
+    """The ``bench`` subcommand's options."""
     p = sub.add_parser("bench", help="measured vs FLOPs-predicted speedup of the pyramid")
     p.add_argument("--seq-len", type=at.int_list_at_least(3, "sequence length"), default=[128, 512],
                    help="comma-separated sequence lengths, each >= 3 (default 128,512)")
@@ -560,7 +581,6 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print the rows as JSON (with --memory: {speed, memory})")
     p.add_argument("--quiet", action="store_true", help="no progress bar on stderr")
     p.set_defaults(func=cmd_bench)
-    return parser
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -134,22 +134,51 @@ def load_grid(path: str, out: str) -> Grid:
     Raises:
         GridError: unreadable TOML, an unknown key, selector or option value, empty lists, missing files.
     """
+    from .training.heads import TrainSettings
+
+    spec = _read_toml(path)
+    fields = {f.name: f for f in dataclasses.fields(TrainSettings) if f.metadata.get("cli")}
+    _check_keys(path, spec, fields)
+    models, selectors, seeds = _check_lists(path, spec)
+    retentions, options = _retentions(path, spec), _options(path, spec, fields)
+    cpus, gpus, name = _resources(path, spec, len(models))
+    trials = []
+    root = Path(out) / "trials"
+    for m in models:
+        prefix = name.strip() if name else _model_id(m)
+        for sel in selectors:
+            for seed in seeds:
+                tid = f"{prefix}-s{seed}" if sel == NO_SELECTOR else f"{prefix}-ts-{sel}-s{seed}"
+                trials.append(Trial(id=tid, model=m, selector=sel, seed=int(seed), options=dict(options),
+                                    train=os.path.abspath(os.path.expanduser(spec["train"])),
+                                    dev=os.path.abspath(os.path.expanduser(spec["dev"])),
+                                    retentions=retentions, folder=str((root / tid).resolve()),
+                                    text_column=spec.get("text_column"), label_column=spec.get("label_column")))
+    ids = [t.id for t in trials]
+    if len(set(ids)) != len(ids):
+        raise GridError(f"{path}: two models share a folder name; give each a distinct folder")
+    return Grid(path=path, trials=trials, dataset=str(spec.get("dataset") or dataset_name(spec["dev"])),
+                cpus_per_trial=float(cpus), gpus_per_trial=float(gpus), spec=spec)
+
+
+def _read_toml(path: str) -> dict:
+    """The grid file's table. Raises GridError: unreadable or not TOML."""
     try:
         import tomllib
     except ImportError:  # Python 3.10
         import tomli as tomllib
 
-    from .core.selectors import SELECTORS
-    from .training.heads import TrainSettings
-
     try:
         with open(path, "rb") as fh:
-            spec = tomllib.load(fh)
+            return tomllib.load(fh)
     except OSError as exc:
         raise GridError(f"cannot read the grid file '{path}': {exc.strerror or exc}") from None
     except tomllib.TOMLDecodeError as exc:
         raise GridError(f"'{path}' is not valid TOML: {exc}") from None
-    fields = {f.name: f for f in dataclasses.fields(TrainSettings) if f.metadata.get("cli")}
+
+
+def _check_keys(path: str, spec: dict, fields: dict) -> None:
+    """Every key known (the grid's own and train's options), the required ones present. Raises GridError."""
     allowed = set(GRID_KEYS) | (set(fields) - set(NOT_IN_GRID))
     unknown = sorted(k for k in spec if k not in allowed)
     if unknown:
@@ -158,6 +187,12 @@ def load_grid(path: str, out: str) -> Grid:
     for key in ("models", "selectors", "seeds", "train", "dev"):
         if key not in spec:
             raise GridError(f"{path}: '{key}' is missing")
+
+
+def _check_lists(path: str, spec: dict) -> tuple[list[str], list[str], list[int]]:
+    """``(models, selectors, seeds)``, checked; models that are folders made absolute (Ray's workers do not run in
+    this process's folder). Raises GridError: an empty list, an unknown selector, a bad seed, a missing file."""
+    from .core.selectors import SELECTORS
 
     def str_list(key: str) -> list[str]:
         value = spec[key]
@@ -179,26 +214,37 @@ def load_grid(path: str, out: str) -> Grid:
     for key in ("train", "dev"):
         if not isinstance(spec[key], str) or not os.path.isfile(os.path.expanduser(spec[key])):
             raise GridError(f"{path}: the {key} file '{spec[key]}' does not exist")
-    # absolute paths: Ray's workers do not run in this process's folder
     models = [os.path.abspath(os.path.expanduser(m)) if os.path.isdir(os.path.expanduser(m)) else m for m in models]
-    retentions = spec.get("retentions", list(DEFAULT_RETENTIONS))
-    try:
-        from . import argtypes as at
+    return models, selectors, seeds
 
-        retentions = tuple(at.retention_list(_option_text(retentions)))
+
+def _retentions(path: str, spec: dict) -> tuple[float, ...]:
+    """The evaluation's retentions, parsed as ``--retention`` is. Raises GridError."""
+    from . import argtypes as at
+
+    try:
+        return tuple(at.retention_list(_option_text(spec.get("retentions", list(DEFAULT_RETENTIONS)))))
     except Exception as exc:  # noqa: BLE001 - argparse's message
         raise GridError(f"{path}: retentions: {exc}") from None
+
+
+def _options(path: str, spec: dict, fields: dict) -> dict:
+    """train's options set in the grid, each parsed as its command-line option is. Raises GridError."""
+    from .training.common import _parser_for
+
     options = {}
     for key, value in spec.items():
         if key not in fields or key in GRID_KEYS or key in NOT_IN_GRID:
             continue
-        f = fields[key]
-        from .training.common import _parser_for
-
         try:
-            options[key] = _parser_for(f)(_option_text(value))
+            options[key] = _parser_for(fields[key])(_option_text(value))
         except Exception as exc:  # noqa: BLE001 - the option parser's message
             raise GridError(f"{path}: {key} = {value!r}: {exc}") from None
+    return options
+
+
+def _resources(path: str, spec: dict, n_models: int) -> tuple[float, float, str | None]:
+    """``(cpus_per_trial, gpus_per_trial, name)``, checked with the column names. Raises GridError."""
     for key in ("text_column", "label_column"):
         if key in spec and not isinstance(spec[key], str):
             raise GridError(f"{path}: '{key}' must be a column name")
@@ -207,26 +253,10 @@ def load_grid(path: str, out: str) -> Grid:
         if isinstance(v, bool) or not isinstance(v, (int, float)) or v < 0:
             raise GridError(f"{path}: '{key}' must be a number >= 0")
     name = spec.get("name")
-    if name is not None and (not isinstance(name, str) or not name.strip() or "/" in name or len(models) > 1):
+    if name is not None and (not isinstance(name, str) or not name.strip() or "/" in name or n_models > 1):
         raise GridError(f"{path}: 'name' (the trials' name instead of the model's folder name) must be a plain name, "
                         "and is for a grid of one model")
-    trials = []
-    root = Path(out) / "trials"
-    for m in models:
-        prefix = name.strip() if name else _model_id(m)
-        for sel in selectors:
-            for seed in seeds:
-                tid = f"{prefix}-s{seed}" if sel == NO_SELECTOR else f"{prefix}-ts-{sel}-s{seed}"
-                trials.append(Trial(id=tid, model=m, selector=sel, seed=int(seed), options=dict(options),
-                                    train=os.path.abspath(os.path.expanduser(spec["train"])),
-                                    dev=os.path.abspath(os.path.expanduser(spec["dev"])),
-                                    retentions=retentions, folder=str((root / tid).resolve()),
-                                    text_column=spec.get("text_column"), label_column=spec.get("label_column")))
-    ids = [t.id for t in trials]
-    if len(set(ids)) != len(ids):
-        raise GridError(f"{path}: two models share a folder name; give each a distinct folder")
-    return Grid(path=path, trials=trials, dataset=str(spec.get("dataset") or dataset_name(spec["dev"])),
-                cpus_per_trial=float(cpus), gpus_per_trial=float(gpus), spec=spec)
+    return cpus, gpus, name
 
 
 def result_path(trial: Trial) -> Path:
@@ -345,41 +375,16 @@ def run_grid(grid: Grid, *, ray_address: str | None = None, use_ray: bool = Fals
     Raises:
         GridError: Ray cannot be imported or reached.
     """
-    results, failures, todo = [], [], []
-    n = len(grid.trials)
+    tally = _Tally(len(grid.trials), report)
+    todo = []
     for t in grid.trials:
-        done = result_path(t)
-        if done.is_file():
-            try:
-                earlier = json.loads(done.read_text(encoding="utf-8"))
-            except (OSError, ValueError):
-                earlier = None
-            if earlier is not None and _same_trial(earlier, t):
-                results.append(earlier)
-                report(f"[{len(results) + len(failures)}/{n}] {t.id}: done in an earlier run")
-                continue
-            if earlier is not None:
-                report(f"{t.id}: the earlier result was made with other settings; trained again")
-        todo.append(t)
-
-    def finished(t: Trial, res: dict) -> None:
-        k = len(results) + len(failures) + 1
-        if "error" in res:
-            failures.append(res)
-            try:
-                Path(t.folder).mkdir(parents=True, exist_ok=True)
-                (Path(t.folder) / "error.txt").write_text(res.get("traceback") or res["error"], encoding="utf-8")
-            except OSError:
-                pass
-            report(f"[{k}/{n}] {t.id}: FAILED: {res['error']}")
-            return
-        results.append(res)
-        accs = ", ".join(f"rho {r['retention']:g} {100 * r['accuracy']:.1f}%" for r in res["rows"])
-        report(f"[{k}/{n}] {t.id}: {accs} ({res['seconds']:.0f} s)")
-
-    if not todo:
-        return results, failures
-    if not use_ray:
+        earlier = _earlier_result(t, report)
+        if earlier is not None:
+            tally.results.append(earlier)
+            report(f"[{len(tally.results) + len(tally.failures)}/{tally.n}] {t.id}: done in an earlier run")
+        else:
+            todo.append(t)
+    if todo and not use_ray:
         for t in todo:
             try:
                 res = run_trial(t, progress=progress)
@@ -387,9 +392,57 @@ def run_grid(grid: Grid, *, ray_address: str | None = None, use_ray: bool = Fals
                 raise
             except Exception as exc:  # noqa: BLE001 - reported, the grid goes on
                 res = {"trial": t.id, "error": f"{type(exc).__name__}: {exc}", "traceback": traceback.format_exc()}
-            finished(t, res)
-        return results, failures
+            tally.finished(t, res)
+    elif todo:
+        _run_on_ray(grid, todo, tally.finished, ray_address, num_cpus)
+    return tally.results, tally.failures
 
+
+def _earlier_result(t: Trial, report: Callable[[str], None]) -> dict | None:
+    """The trial's result from an earlier run when it was made with the same settings, else None."""
+    done = result_path(t)
+    if not done.is_file():
+        return None
+    try:
+        earlier = json.loads(done.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    if _same_trial(earlier, t):
+        return earlier
+    report(f"{t.id}: the earlier result was made with other settings; trained again")
+    return None
+
+
+@dataclass
+class _Tally:
+    """The grid's results and failures as trials finish, with one progress line each (a failure's traceback goes
+    to ``error.txt`` in its folder)."""
+
+    n: int
+    report: Callable[[str], None]
+    results: list = field(default_factory=list)
+    failures: list = field(default_factory=list)
+
+    def finished(self, t: Trial, res: dict) -> None:
+        k = len(self.results) + len(self.failures) + 1
+        if "error" in res:
+            self.failures.append(res)
+            try:
+                Path(t.folder).mkdir(parents=True, exist_ok=True)
+                (Path(t.folder) / "error.txt").write_text(res.get("traceback") or res["error"], encoding="utf-8")
+            except OSError:
+                pass
+            self.report(f"[{k}/{self.n}] {t.id}: FAILED: {res['error']}")
+            return
+        self.results.append(res)
+        accs = ", ".join(f"rho {r['retention']:g} {100 * r['accuracy']:.1f}%" for r in res["rows"])
+        self.report(f"[{k}/{self.n}] {t.id}: {accs} ({res['seconds']:.0f} s)")
+
+
+def _run_on_ray(grid: Grid, todo: list[Trial], finished: Callable[[Trial, dict], None], ray_address: str | None,
+                num_cpus: int | None) -> None:
+    """Run ``todo`` as Ray tasks (a local Ray on 127.0.0.1 when ``ray_address`` is None), calling ``finished`` as
+    each ends. Raises GridError: Ray cannot be imported, started or reached."""
     try:
         import ray
     except ImportError:
@@ -420,7 +473,6 @@ def run_grid(grid: Grid, *, ray_address: str | None = None, use_ray: bool = Fals
     finally:
         if ray.is_initialized():  # also after a failed or interrupted start
             ray.shutdown()
-    return results, failures
 
 
 def seed_records(results: list[dict]) -> list[dict]:

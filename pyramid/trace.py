@@ -261,33 +261,7 @@ def trace_text(
                                                                  for lo in out.layers)
             full_probs = full_probabilities(classifier, tt.input_ids) if dropped else probs.tolist()
         prediction = prediction_of(classifier, probs, full_probs)
-    layers = []
-    for lo in out.layers:
-        valid = lo.valid[0]
-        pos = lo.positions[0][valid].tolist()
-        keep = lo.keep[0][valid]
-        cov = lo.coverage
-        nearest_slot = cov.nearest[0][valid].tolist()
-        all_pos = lo.positions[0].tolist()
-        merged_into = size = None
-        if lo.merged_into is not None or lo.size is not None:
-            slots = lo.merged_into[0][valid].tolist() if lo.merged_into is not None else [-1] * len(pos)
-            merged_into = [all_pos[t] if t >= 0 else None for t in slots]
-            size = [float(x) for x in lo.size[0][valid].tolist()] if lo.size is not None else [1.0] * len(pos)
-        layers.append(LayerTrace(
-            layer=lo.layer,
-            alive=pos,
-            kept=[p for p, k in zip(pos, keep.tolist()) if k],
-            hidden=lo.hidden[0][valid].float().numpy().copy(),
-            coverage_radius=float(cov.radius[0]),
-            mean_coverage_distance=float(cov.mean_distance[0]),
-            nearest=[all_pos[s] for s in nearest_slot],
-            distance=[float(x) for x in cov.distance[0][valid].tolist()],
-            scores=lo.scores[0][valid].float().tolist() if lo.scores is not None else None,
-            selection_seconds=lo.selection_seconds,
-            layer_seconds=lo.layer_seconds,
-            merged_into=merged_into, size=size,
-        ))
+    layers = [_layer_trace(lo) for lo in out.layers]
     emb_kept = emb_scores = None
     if out.embedding_selection is not None:
         es = out.embedding_selection
@@ -302,6 +276,36 @@ def trace_text(
         embedding=out.embedding_output[0].float().numpy().copy(), layers=layers, input_ids=list(tt.input_ids),
         word_ids=list(tt.word_ids), words=list(tt.words),
         selection_flops=float(out.selection_flops[0]), routing_flops=float(out.routing_flops[0]),
+    )
+
+
+def _layer_trace(lo) -> LayerTrace:
+    """Example 0 of one :class:`pyramid.core.encoder.LayerOutput` (with hidden states and coverage) as a
+    :class:`LayerTrace`: slots become original token positions, merge targets too."""
+    valid = lo.valid[0]
+    pos = lo.positions[0][valid].tolist()
+    keep = lo.keep[0][valid]
+    cov = lo.coverage
+    nearest_slot = cov.nearest[0][valid].tolist()
+    all_pos = lo.positions[0].tolist()
+    merged_into = size = None
+    if lo.merged_into is not None or lo.size is not None:
+        slots = lo.merged_into[0][valid].tolist() if lo.merged_into is not None else [-1] * len(pos)
+        merged_into = [all_pos[t] if t >= 0 else None for t in slots]
+        size = [float(x) for x in lo.size[0][valid].tolist()] if lo.size is not None else [1.0] * len(pos)
+    return LayerTrace(
+        layer=lo.layer,
+        alive=pos,
+        kept=[p for p, k in zip(pos, keep.tolist()) if k],
+        hidden=lo.hidden[0][valid].float().numpy().copy(),
+        coverage_radius=float(cov.radius[0]),
+        mean_coverage_distance=float(cov.mean_distance[0]),
+        nearest=[all_pos[s] for s in nearest_slot],
+        distance=[float(x) for x in cov.distance[0][valid].tolist()],
+        scores=lo.scores[0][valid].float().tolist() if lo.scores is not None else None,
+        selection_seconds=lo.selection_seconds,
+        layer_seconds=lo.layer_seconds,
+        merged_into=merged_into, size=size,
     )
 
 

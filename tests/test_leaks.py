@@ -15,7 +15,6 @@ import io
 import os
 import re
 import sys
-from pathlib import Path
 
 import pytest
 import torch
@@ -131,8 +130,7 @@ def test_the_learned_trainers_read_no_evaluation_file_before_training_ends(recor
 
 def test_train_bbc_reads_dev_only_after_training(recorder, tmp_path, monkeypatch):
     """scripts/train_bbc.py, on a tiny copy of its data folder (train.csv, dev.csv), a few steps."""
-    sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "scripts"))
-    import train_bbc
+    import train_bbc  # scripts/ is on pytest's path (pytest.ini)
 
     rows = ["text,label"] + [f'"{w} news today",{y}' for w, y in [("goal", "sport"), ("vote", "politics")] * 8]
     (tmp_path / "train.csv").write_text("\n".join(rows) + "\n")

@@ -3,15 +3,13 @@
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT / "scripts"))
+import seed_summary  # scripts/ is on pytest's path (pytest.ini)
 
-import seed_summary  # noqa: E402
+ROOT = Path(__file__).resolve().parent.parent
 
 
 def _head(tmp_path: Path, name: str, seed: int, acc: dict, lr: float = 1e-3, selector: str = "coreset") -> Path:

@@ -209,3 +209,100 @@ def test_no_trainer_reads_an_evaluation_file_as_training_input():
             for path in files:
                 assert os.path.normpath(str(path)) not in measured, f"{trainer.name} --{f.name} reads {path}"
                 assert not os.path.basename(str(path)).startswith("dev."), f"{trainer.name} --{f.name} reads {path}"
+
+
+# ---- guards of the encoder's interface with selectors (issue 41) ----------------------------------------------------
+
+SELECTOR_INTERFACE = {"fixed_length", "selects_after", "reads", "routing", "select", "selection_flops", "head"}
+"""What the encoder loop and its observers may read from a selector: its facts and its two verbs (``head``: only
+to name a notice's head, never in the loop itself; kept here so a new read shows up as a failure)."""
+
+SELECTOR_BASE_PUBLIC = {"name", "fixed_length", "reads", "routing", "uses_retention", "uses_start_layer", "info",
+                        "short", "label", "artifacts", "head", "selects_after", "select", "selection_flops"}
+"""The public attributes of :class:`Selector`: the algorithm's facts, its verbs and its registry entry."""
+
+
+def _selector_reads(source: str) -> set[str]:
+    """Every attribute read from a selector in ``source``: on names ``sel``/``selector`` and on ``self.selector``,
+    ``run.selector`` (the encoder's and the observers' ways to hold it), and every ``getattr`` on them."""
+    names = set()
+
+    def is_selector(node) -> bool:
+        return (isinstance(node, ast.Name) and node.id in ("sel", "selector")) or (
+            isinstance(node, ast.Attribute) and node.attr == "selector")
+
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.Attribute) and is_selector(node.value):
+            names.add(node.attr)
+        if isinstance(node, ast.Call) and getattr(node.func, "id", None) == "getattr" and node.args and \
+                is_selector(node.args[0]):
+            names.add("getattr")
+    return names
+
+
+def test_the_encoder_reads_only_the_selector_interface():
+    for path in (PKG / "core" / "encoder.py", PKG / "core" / "observers.py"):
+        extra = _selector_reads(path.read_text(encoding="utf-8")) - SELECTOR_INTERFACE
+        assert not extra, f"{path.name} reads {sorted(extra)} from a selector: put it in the selector's routing or " \
+                          "descriptor, or in LayerReads"
+
+
+def test_the_interface_guard_catches_a_new_flag():
+    assert _selector_reads("x = self.selector.needs_keys\ny = sel.reads") == {"needs_keys", "reads"}
+    assert "getattr" in _selector_reads("getattr(run.selector, 'new_flag', False)")
+
+
+def test_the_selector_base_class_holds_the_algorithm_only():
+    from pyramid.core.selectors import LearnedSelector, Selector
+
+    public = {n for n in vars(Selector) if not n.startswith("_")}
+    assert public == SELECTOR_BASE_PUBLIC, f"new on Selector: {sorted(public - SELECTOR_BASE_PUBLIC)}; gone: " \
+                                           f"{sorted(SELECTOR_BASE_PUBLIC - public)}"
+    learned = {n for n in vars(LearnedSelector) if not n.startswith("_")}
+    assert learned <= SELECTOR_BASE_PUBLIC | {"load", "check_shape"}, sorted(learned)
+    from pyramid.core.selectors import REGISTRY
+
+    for cls in REGISTRY:  # no deployment or prose on a method's class either
+        for banned in ("unavailable", "prediction_head", "bind_head", "bound_head", "notice", "score_label"):
+            assert not hasattr(cls, banned), f"{cls.__name__}.{banned}"
+
+
+def test_the_encoder_loop_is_short():
+    """``PyramidEncoder.forward`` is at most 50 lines besides its docstring (signature and loop)."""
+    source = ast.parse((PKG / "core" / "encoder.py").read_text(encoding="utf-8"))
+    forward = next(n for n in ast.walk(source) if isinstance(n, ast.FunctionDef) and n.name == "forward")
+    doc = forward.body[0]
+    assert isinstance(doc, ast.Expr) and isinstance(doc.value, ast.Constant), "forward has a docstring"
+    lines = forward.end_lineno - forward.lineno + 1 - (doc.end_lineno - doc.lineno + 1)
+    assert lines <= 50, lines
+
+
+def test_no_function_of_the_library_is_over_80_lines_outside_trainers_and_drawing():
+    """Trainers (pyramid/training) and pages' drawing code (app/) are exempt; the library's functions stay short."""
+    long = []
+    for path in PKG.rglob("*.py"):
+        if "training" in path.parts:
+            continue
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and node.end_lineno - node.lineno + 1 > 80:
+                long.append(f"{path.relative_to(ROOT)}:{node.lineno} {node.name} ({node.end_lineno - node.lineno + 1})")
+    assert not long, long
+
+
+LAYERS = {"core": 0, "analysis": 2, "training": 3, "present": 4, "cli": 5, "grid": 5, "__main__": 5}
+"""Each module's layer (the front at the top of pyramid/ is 1): a module imports only its own layer and those below
+(docs/architecture.md)."""
+
+
+def _layer(module: str) -> int:
+    parts = module.split(".")
+    return 1 if len(parts) == 1 else LAYERS.get(parts[1], 1)
+
+
+def test_every_module_imports_only_its_layer_and_those_below():
+    upward = [f"{m} -> {d}" for m, deps in _graph().items() for d in deps
+              if d != "pyramid" and _layer(d) > _layer(m)]
+    assert not upward, upward
+    core = [f"{m} -> {d}" for m, deps in _graph().items() if m.startswith("pyramid.core")
+            for d in deps if not d.startswith("pyramid.core")]
+    assert not core, core  # the core imports nothing else of pyramid

@@ -236,31 +236,34 @@ def evaluate(
     bar.set_postfix_str("full length")
     full = run_dataset(classifier, ids, full_length_selector(), Schedule(retention=1.0), batch_size=batch_size, seed=seed,
                        progress=bar.update, runner=runner)
-    full_pred = full.predictions
-    C = len(classifier.labels)
     rows = []
     n_tok = torch.tensor([len(x) for x in ids], dtype=torch.float64)  # (n,)
     for sel in sels:
-        if not sel.uses_retention:
-            # Learned thresholds (AdapLeR, TR-BERT): one operating point; its retention is the
-            # measured mean share of tokens entering the last layer.
-            bar.set_postfix_str(sel.name)
-            run = run_dataset(classifier, ids, sel, Schedule(retention=1.0), batch_size=batch_size, seed=seed,
-                              proportional_attention=proportional_attention,
-                              progress=bar.update, runner=runner)
-            rows.append(_row(sel, classifier.name, float((run.alive[:, -1].double() / n_tok).mean()), n,
-                             score_row(run.predictions, gold, full_pred, C), run))
-            continue
-        for r in retentions:
-            if float(r) >= 1.0:
-                run = full
-            else:
-                bar.set_postfix_str(f"{sel.name} rho={r}")
-                run = run_dataset(classifier, ids, sel, schedules[r], batch_size=batch_size, seed=seed,
-                                  proportional_attention=proportional_attention,
-                                  progress=bar.update, runner=runner)
-            rows.append(_row(sel, classifier.name, float(r), n, score_row(run.predictions, gold, full_pred, C), run))
+        rows += _selector_rows(classifier, sel, ids, gold, full, retentions, schedules, n_tok, bar,
+                               dict(batch_size=batch_size, seed=seed, proportional_attention=proportional_attention,
+                                    progress=bar.update, runner=runner))
     bar.close()
+    return rows
+
+
+def _selector_rows(classifier, sel, ids, gold, full, retentions, schedules, n_tok, bar, run_kwargs) -> list[dict]:
+    """One selector's rows of :func:`evaluate`: one per retention (the full-length run stands for rho = 1), or one
+    operating point for learned thresholds (AdapLeR, TR-BERT, LTP), whose retention is the measured mean share of
+    tokens entering the last layer."""
+    n, C = len(ids), len(classifier.labels)
+    if not sel.uses_retention:
+        bar.set_postfix_str(sel.name)
+        run = run_dataset(classifier, ids, sel, Schedule(retention=1.0), **run_kwargs)
+        return [_row(sel, classifier.name, float((run.alive[:, -1].double() / n_tok).mean()), n,
+                     score_row(run.predictions, gold, full.predictions, C), run)]
+    rows = []
+    for r in retentions:
+        if float(r) >= 1.0:
+            run = full
+        else:
+            bar.set_postfix_str(f"{sel.name} rho={r}")
+            run = run_dataset(classifier, ids, sel, schedules[r], **run_kwargs)
+        rows.append(_row(sel, classifier.name, float(r), n, score_row(run.predictions, gold, full.predictions, C), run))
     return rows
 
 

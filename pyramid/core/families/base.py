@@ -18,12 +18,10 @@ class Family:
 
     Class attributes:
         model_types: the ``config.model_type`` values it serves.
-        relative_positions: its layers need the original positions of the tokens they see.
         lora_targets: module names of every linear layer inside its layers (LoRA goes on all of them).
     """
 
     model_types: tuple[str, ...] = ()
-    relative_positions: bool = False
     lora_targets: tuple[str, ...] = ()
 
     def embed(self, model, input_ids: torch.Tensor, token_type_ids: torch.Tensor | None = None,

@@ -20,7 +20,6 @@ class DebertaV2Family(Family):
     """DeBERTa-v2/v3 (``model.embeddings``, ``model.encoder.layer``, ``model.encoder.rel_embeddings``)."""
 
     model_types = ("deberta-v2",)
-    relative_positions = True
     lora_targets = ("query_proj", "key_proj", "value_proj", "attention.output.dense", "intermediate.dense",
                     "output.dense")
 

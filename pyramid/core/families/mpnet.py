@@ -17,7 +17,6 @@ class MPNetFamily(Family):
     """MPNet (``model.embeddings``, ``model.encoder.layer``, ``model.encoder.relative_attention_bias``)."""
 
     model_types = ("mpnet",)
-    relative_positions = True
     lora_targets = ("q", "k", "v", "o", "intermediate.dense", "output.dense")
 
     def embed(self, model, input_ids, token_type_ids=None, attention_mask=None):
