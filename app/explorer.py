@@ -24,6 +24,7 @@ from pyramid.classifier import OWN_HEAD, HeadLoadError, Prediction
 from pyramid.core.schedule import ScheduleError
 from pyramid.analysis.survival import survival
 from pyramid.core.selectors import SELECTORS, selector_label
+from pyramid.plan import shown_regime
 from pyramid.tokenization import EmptyTextError, TokenizedText
 from pyramid.trace import trace_flops
 from pyramid.words import trace_groups
@@ -266,18 +267,15 @@ def _unavailable_note(model, model_name: str, names: list[str]) -> None:
 
 
 def _runs(model, model_name: str, run: dict) -> tuple[tuple[str, str], tuple[str, str], list[str]]:
-    """``((selector, regime) chosen, (selector, regime) compared, notices)`` with unavailable regimes replaced."""
-    notes = []
+    """``((selector, regime) chosen, (selector, regime) compared, notices)``: each in the regime it is shown in
+    (:func:`pyramid.plan.shown_regime`)."""
     chosen = (run["selector"], run["regime"])
     other = (run["compare"], run["regime"] if run["compare"] != run["selector"] else _other(run["regime"]))
-    out = []
+    out, notes = [], []
     for sel, regime in (chosen, other):
-        reason = why_unavailable(model, sel, model_name, regime)
-        if reason is not None and regime != "inference":
-            notes.append(f"{selector_label(sel, True)} has no Train-Select model here ({reason}); showing its "
-                         "inference-only run.")
-            regime = "inference"
+        regime, note = shown_regime(model, sel, regime)
         out.append((sel, regime))
+        notes += [note] if note else []
     return out[0], out[1], notes
 
 
@@ -325,9 +323,9 @@ def _compute(model, model_name: str, run: dict, settings, *, every: bool | None 
                          f"Waiting behind {queued} computation{'s' if queued > 1 else ''}, then running the pyramid "
                          "encoder…") if progress else contextlib.nullcontext()):
             for sel, reg in (chosen, compared):
-                res.traces[(sel, reg)] = trace_for(model, model_name, run["text"], sel, reg, *args)
+                res.traces[(sel, reg)] = trace_for(model, model_name, run["text"], sel, reg, *args, res.tokenized)
             ids, sched = tuple(res.tokenized.input_ids), args[:3]
-            res.full = _full_prediction(model, model_name, ids, sched, res.traces)
+            res.full = prediction_for(model, model_name, ids, None, "inference", *sched)  # the model caches it
             if res.full is None:
                 return res
             res.every = bool(st.session_state.get("w_pred_all", False)) if every is None else every
@@ -401,7 +399,7 @@ def _results(model, model_name: str, run: dict, res: RunResults, t_start: float)
                         if label not in runs:
                             try:
                                 runs[label] = trace_for(model, model_name, run["text"], name, reg_a,
-                                                        *run_args(run, max_tokens))
+                                                        *run_args(run, max_tokens), tokenized)
                             except (HeadLoadError, ValueError):
                                 continue
             panels.coverage_panel(runs, name_a, {name_a: groups_a, name_b: groups_b,
@@ -448,7 +446,7 @@ def _every_method(model, model_name: str, run: dict, res: RunResults, regime: st
         for name in names:
             try:
                 traces[selector_label(name, True)] = trace_for(model, model_name, run["text"], name, regime,
-                                                               *run_args(run, res.max_tokens))
+                                                               *run_args(run, res.max_tokens), res.tokenized)
             except (HeadLoadError, ValueError) as exc:
                 unavailable[name] = str(exc)
         head = model.inference_head
@@ -509,12 +507,6 @@ def _prediction_of(model, model_name: str, ids: tuple[int, ...], name: str, regi
     if why_unavailable(model, name, model_name, regime) is None:
         return prediction_for(model, model_name, ids, name, regime, *sched)
     return None
-
-
-def _full_prediction(model, model_name: str, ids: tuple[int, ...], sched: tuple, traces: dict):
-    """The full-length answer: from an inference-only trace's own pass, else one pass (None: no classifier)."""
-    full = next((t.prediction for (_, r), t in traces.items() if r == "inference" and t.prediction is not None), None)
-    return full if full is not None else prediction_for(model, model_name, ids, None, "inference", *sched)
 
 
 def _predictions(model, model_name: str, run: dict, res: RunResults) -> None:

@@ -240,13 +240,13 @@ def result_cache() -> ByteBudgetCache:
 
 
 def trace_for(_model: Model, model_name: str, text: str, selector: str, regime: str, retention: float,
-              start_layer: int, seed: int, max_tokens: int) -> Trace:
+              start_layer: int, seed: int, max_tokens: int, tokenized: TokenizedText | None = None) -> Trace:
     """One selector's trace of one text on its regime's model, with the prediction of the same pass, from the
-    byte-bounded cache (raises ``HeadLoadError``, ``ValueError``). The trace is shared: do not modify it."""
+    byte-bounded cache (raises ``HeadLoadError``, ``ValueError``). The trace is shared: do not modify it.
+    ``tokenized``: the text's tokenization at ``max_tokens`` when the caller has it (a text is tokenized once)."""
 
     def compute() -> Trace:
-        tokenized = _model.tokenize(text, max_tokens)
-        return on_torch(_model.trace, tokenized, selector, regime,
+        return on_torch(_model.trace, tokenized or _model.tokenize(text, max_tokens), selector, regime,
                         Schedule(retention=retention, start_layer=start_layer), seed=seed)
 
     key = ("trace", model_name, text, selector, regime, float(retention), int(start_layer), int(seed), int(max_tokens))

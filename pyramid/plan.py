@@ -136,6 +136,21 @@ def plan_run(model, name: str, regime: str = "inference") -> RunPlan:
     return RunPlan(name, regime, reason, runs_on, runs_on if runs_on is not None else model.inference_head)
 
 
+def shown_regime(model, name: str, regime: str) -> tuple[str, str | None]:
+    """The regime in which to show the selector ``name`` asked for in ``regime`` on ``model``: ``regime`` when it
+    runs there; else, for Train-Select, its inference-only run, with a sentence that says so (the app's rule: a
+    selector without a Train-Select model here is still shown). ``(regime, note or None)``.
+
+    Raises:
+        KeyError: unknown selector. ValueError: unknown regime.
+    """
+    plan = plan_run(model, name, regime)
+    if plan.runs or regime == "inference":
+        return regime, None
+    return "inference", (f"{SELECTORS[name].short} has no Train-Select model here ({plan.reason}); showing its "
+                         "inference-only run.")
+
+
 def unavailable_reason(name: str, model_name: str | None = None, regime: str = "inference") -> str | None:
     """Why the project's heads and weights cannot run the selector ``name`` on ``model_name`` in ``regime`` (None:
     they can): :func:`project_plan`'s reason, for callers with a model's name and no loaded model.

@@ -77,29 +77,40 @@ def tokenize(encoder: LoadedEncoder, text: str, max_length: int | None = None) -
     text = clean_text(text)
     limit = encoder.max_length if max_length is None else max(3, min(int(max_length), encoder.max_length))
     tok = encoder.tokenizer
-    full = tok(text, add_special_tokens=True, truncation=False)["input_ids"]
+    enc = tok(text, add_special_tokens=True, truncation=False, return_offsets_mapping=True)  # once per text
+    full = enc["input_ids"]
     if len(full) <= 2:
         raise EmptyTextError("The text has no token the model can read.")
-    enc = tok(text, add_special_tokens=True, truncation=True, max_length=limit, return_offsets_mapping=True)
-    ids = enc["input_ids"]
-    word_ids, words = _words(enc, text)
+    keep = _truncated(len(full), limit, getattr(tok, "truncation_side", "right"))
+    ids = [full[i] for i in keep]
+    word_ids, words = _words(enc, keep, text)
     return TokenizedText(
-        input_ids=list(ids), tokens=tok.convert_ids_to_tokens(ids), truncated=len(full) > limit,
+        input_ids=ids, tokens=tok.convert_ids_to_tokens(ids), truncated=len(full) > limit,
         original_length=len(full), max_length=limit, word_ids=word_ids, words=words,
     )
 
 
-def _words(enc, text: str) -> tuple[list[int | None], list[str]]:
-    """Word index per token and the text of each word (fast tokenizers only; otherwise one word per
-    non-special token, its piece)."""
+def _truncated(n: int, limit: int, side: str) -> list[int]:
+    """The token indices truncation to ``limit`` keeps of ``n`` (the first and last are the special tokens), as the
+    tokenizer's own truncation of one sequence: the first pieces (``side`` ``"right"``) or the last (``"left"``)."""
+    if n <= limit:
+        return list(range(n))
+    if side == "left":
+        return [0] + list(range(n - limit + 1, n))
+    return list(range(limit - 1)) + [n - 1]
+
+
+def _words(enc, keep: list[int], text: str) -> tuple[list[int | None], list[str]]:
+    """Word index per kept token (``keep``: indices into ``enc``'s tokens) and the text of each word (fast tokenizers
+    only; otherwise one word per non-special token, its piece)."""
     try:
         raw = enc.word_ids()
     except (ValueError, AttributeError):  # a slow tokenizer has no word ids
         raw = None
-    tokens = enc["input_ids"]
     if raw is None:
-        return [None] + list(range(len(tokens) - 2)) + [None], []
-    offsets = enc["offset_mapping"]
+        return [None] + list(range(len(keep) - 2)) + [None], []
+    raw = [raw[i] for i in keep]
+    offsets = [enc["offset_mapping"][i] for i in keep]
     spans: dict[int, list[int]] = {}
     for (start, end), w in zip(offsets, raw):
         if w is not None:

@@ -141,3 +141,33 @@ def test_trace_rows_flatten_every_alive_token(minilm):
         assert [r["token_index"] for r in mine if r["kept"]] == lt.kept
     back = list(csv.DictReader(io.StringIO(pd.DataFrame(rows).to_csv(index=False))))
     assert [r["token"] for r in back[: tr.n_tokens]] == tr.tokens  # quotes and commas survive the CSV
+
+
+def test_a_text_is_tokenized_once_and_truncated_as_the_tokenizer_would(minilm):
+    """One tokenizer call per text (issue 41), with the same ids, words and truncation as the tokenizer's own."""
+    import dataclasses
+
+    from pyramid.tokenization import tokenize
+
+    calls = []
+
+    class Counting:
+        def __init__(self, tok):
+            self.tok = tok
+
+        def __call__(self, *args, **kwargs):
+            calls.append(kwargs)
+            return self.tok(*args, **kwargs)
+
+        def __getattr__(self, name):
+            return getattr(self.tok, name)
+
+    enc = dataclasses.replace(minilm, tokenizer=Counting(minilm.tokenizer))
+    text = "An unexpectedly moving film, with superb acting. " * 30
+    for limit in (None, 16, 64):
+        calls.clear()
+        got = tokenize(enc, text, limit)
+        assert len(calls) == 1
+        ref = minilm.tokenizer(text, truncation=True, max_length=got.max_length)["input_ids"]
+        assert got.input_ids == ref and got.truncated == (got.original_length > got.max_length)
+        assert len(got.word_ids) == len(got.input_ids) and got.word_ids[0] is None and got.word_ids[-1] is None
