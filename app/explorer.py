@@ -24,7 +24,6 @@ from pyramid.classifier import OWN_HEAD, HeadLoadError, Prediction
 from pyramid.core.schedule import ScheduleError
 from pyramid.analysis.survival import survival
 from pyramid.core.selectors import SELECTORS, selector_label
-from pyramid.plan import shown_regime
 from pyramid.tokenization import EmptyTextError, TokenizedText
 from pyramid.trace import trace_flops
 from pyramid.words import trace_groups
@@ -33,8 +32,8 @@ from pyramid.present import figures
 
 from . import panels
 from .model_menu import load_chosen_model
-from .resources import (grad_x_input_for, prediction_for, projection_for, scrub_for, selectors_for, tokenize_cached,
-                        torch_thread, trace_for, umap_warmup_thread, why_unavailable)
+from .resources import (grad_x_input_for, prediction_for, projection_for, scrub_for, selectors_for, shown_regime_for,
+                        tokenize_cached, torch_thread, trace_for, umap_warmup_thread, why_unavailable)
 from .settings import load_settings
 
 ASSETS = Path(__file__).resolve().parent.parent / "assets"
@@ -268,12 +267,12 @@ def _unavailable_note(model, model_name: str, names: list[str]) -> None:
 
 def _runs(model, model_name: str, run: dict) -> tuple[tuple[str, str], tuple[str, str], list[str]]:
     """``((selector, regime) chosen, (selector, regime) compared, notices)``: each in the regime it is shown in
-    (:func:`pyramid.plan.shown_regime`)."""
+    (:func:`pyramid.plan.shown_regime`, cached)."""
     chosen = (run["selector"], run["regime"])
     other = (run["compare"], run["regime"] if run["compare"] != run["selector"] else _other(run["regime"]))
     out, notes = [], []
     for sel, regime in (chosen, other):
-        regime, note = shown_regime(model, sel, regime)
+        regime, note = shown_regime_for(model, model_name, sel, regime)
         out.append((sel, regime))
         notes += [note] if note else []
     return out[0], out[1], notes

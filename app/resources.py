@@ -26,7 +26,7 @@ from pyramid.classifier import HeadLoadError, Prediction
 from pyramid.core.loading import load_encoder, quiet_transformers
 from pyramid.present.projection import Projection, project_trace, warm_up
 from pyramid.core.schedule import Schedule
-from pyramid.plan import plan_evaluation
+from pyramid.plan import plan_evaluation, shown_regime
 from pyramid.tokenization import TokenizedText
 from pyramid.trace import Trace
 
@@ -216,6 +216,13 @@ def umap_warmup_thread() -> UmapWarmup:
 def tokenize_cached(_model: Model, model_name: str, text: str, max_tokens: int) -> TokenizedText:
     """Tokenization of ``text`` (raises ``EmptyTextError``)."""
     return _model.tokenize(text, max_tokens)
+
+
+@st.cache_data(show_spinner=False, max_entries=256, ttl=30)
+def shown_regime_for(_model: Model, model_name: str, name: str, regime: str) -> tuple[str, str | None]:
+    """The regime a selector asked for in ``regime`` is shown in, with a note when it falls back
+    (:func:`pyramid.plan.shown_regime`); kept 30 s, like :func:`selectors_for`."""
+    return shown_regime(_model, name, regime)
 
 
 @st.cache_data(show_spinner=False, max_entries=64, ttl=30)

@@ -292,6 +292,10 @@ class Model:
         else:
             sel = selector
             plan = self.plan(sel.name, sel.regime) if sel.name in SELECTORS else None
+            if sel.head is None and plan is not None and not plan.runs:
+                raise ValueError(plan.refusal(self.name))
+            if sel.head is None and plan is None and sel.regime == "train-select":
+                raise ValueError(f"the unregistered selector '{sel.name}' has no Train-Select model on '{self.name}'")
         own = sel.head if sel.head is not None else (plan.runs_on if plan is not None else None)
         wanted = head if head is not None else (own if own is not None else self.inference_head)
         runs_on = self.classifier(own) if own is not None else None  # learned weights read their head's states

@@ -83,7 +83,7 @@ def cmd_trace(args) -> int:
     if args.tome_order != "positional":
         if args.selector != "tome":
             raise CliError("--tome-order applies to the tome selector only")
-        selector = model.selector("tome", args.regime)  # a new instance, bound as the regime runs it
+        selector = model.selector("tome", args.regime)  # a new instance; its plan says where it runs
         selector.order = args.tome_order
     try:
         trace = model.trace(text, selector, args.regime, schedule, seed=args.seed, max_length=args.max_length,
@@ -458,7 +458,7 @@ def _add_trace(sub) -> None:
 
 
 def _add_trainers(sub) -> None:
-    """The one subcommand per trainer (``train``, ``train-adapler``...) subcommand's options."""
+    """One subcommand per trainer (``train``, ``train-adapler``...), its options from the trainer's settings."""
     from .training import TRAINERS
     from .training.common import add_settings_arguments
 

@@ -20,7 +20,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Sequence
 
-from .core.artifacts import ASSETS_DIR, DEFAULT_HEAD, HEADS_DIR, REGIMES, head_base_model, train_select_head_name
+from .core.artifacts import (ASSETS_DIR, DEFAULT_HEAD, HEADS_DIR, REGIMES, head_base_model, head_identity,
+                             train_select_head_name)
 from .core.loading import DEFAULT_MODEL
 from .core.selectors import SELECTORS, get_selector
 
@@ -35,7 +36,7 @@ class RunPlan:
         runs_on: the head whose fine-tuned encoder the pyramid must run on (a learned selector's head, a
             Train-Select model), or None: the model's own encoder.
         predicts: the head that predicts by default (``runs_on`` when set, else the inference-only regime's
-            head), or None: no classifier on this model.
+            head), or None: no classifier on this model, or a Train-Select plan on a checkpoint without its model.
     """
 
     selector: str
@@ -208,8 +209,8 @@ class EvaluationPlan:
     """Which regimes, heads and selectors an evaluation runs (:func:`plan_evaluation`).
 
     Attributes:
-        runs: regime by regime as asked: the inference-only regime's classifier with every selector that runs on
-            it; in Train-Select each selector with its own model.
+        runs: the inference-only regime's classifier with every selector that runs on it, then in Train-Select
+            each selector with its own model.
         left_out: ``[(regime, selector, reason)]``: what was asked and cannot run on this model.
         elsewhere: ``[(regime, selector, reason)]``: learned selectors that run on this model, but on another head
             than the one evaluated (their weights read that head's states).
@@ -234,9 +235,10 @@ def plan_evaluation(model, selectors: Sequence[str], regimes: Sequence[str], hea
     Raises:
         KeyError: unknown selector. ValueError: unknown regime.
     """
-    plan = EvaluationPlan()
     for regime in regimes:
         _check_regime(regime)
+    plan = EvaluationPlan()
+    for regime in [r for r in REGIMES if r in regimes]:  # the inference-only regime first, whatever the order asked
         wanted = (head or model.inference_head) if regime == "inference" else None
         names = []
         for name in selectors:
@@ -245,9 +247,9 @@ def plan_evaluation(model, selectors: Sequence[str], regimes: Sequence[str], hea
                 plan.left_out.append((regime, name, p.reason))
             elif regime == "train-select":
                 plan.runs.append(EvaluationRun(regime, p.predicts, [name]))
-            elif p.runs_on is not None and p.runs_on != wanted:
-                plan.elsewhere.append((regime, name, f"it runs on the head '{p.runs_on}', not '{wanted}' (evaluate it with "
-                                                       f"that head)"))
+            elif p.runs_on is not None and head_identity(p.runs_on) != head_identity(wanted):
+                plan.elsewhere.append((regime, name, f"it runs on the head '{p.runs_on}', not '{wanted}' (its weights read "
+                                                       f"that head's states)"))
             else:
                 names.append(name)
         if names and wanted is not None:

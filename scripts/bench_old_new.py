@@ -59,6 +59,8 @@ print(json.dumps(out))
 
 
 def run_side(checkout: Path, repeats: int, text_file: str) -> dict:
+    """One subprocess on ``checkout``'s code: ``{"<selector> n=<tokens> b=<batch>": median ms}``. Exits with the
+    child's error when it fails."""
     env = dict(os.environ, PYTHONPATH=str(checkout), TRANSFORMERS_VERBOSITY="error", HF_HUB_OFFLINE="1")
     res = subprocess.run([sys.executable, "-c", CHILD, str(repeats), text_file], cwd=checkout, env=env,
                          capture_output=True, text=True, timeout=1800)
@@ -68,6 +70,7 @@ def run_side(checkout: Path, repeats: int, text_file: str) -> dict:
 
 
 def main() -> int:
+    """Alternate old and new rounds, then print the table and the geometric mean of new / old."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--old", required=True, type=Path, help="a checkout of the old code")
     parser.add_argument("--rounds", type=int, default=3)

@@ -13,7 +13,7 @@ IMDB_LIMIT=${IMDB_LIMIT:-}
 mkdir -p assets/results
 # Every selector that runs on the default model (the same answer as the app's); those with no Train-Select
 # model installed get their inference-only rows (evaluate says which).
-SELECTORS=$(python -c "from pyramid.core.selectors import usable_selectors as u; print(','.join(u()))")
+SELECTORS=$(python -c "from pyramid.plan import usable_selectors as u; print(','.join(u()))")
 for ds in $DATASETS; do
   if [ "$ds" = bbc-dev ]; then
     # Long documents, five topics: a user's own classifier (a standard AutoModelForSequenceClassification made

@@ -35,8 +35,8 @@ CATEGORIES = [  # (name, pattern on "function (file:line)" frames), tested from 
     ("Plotly figures", re.compile(r"plotly|figures\.py")),
     ("coverage radii", re.compile(r"coverage")),
     ("sentiment predictions", re.compile(r"classifier\.py|predict")),
-    ("pyramid encoder traces", re.compile(r"pyramid/(encoder|layers|attention|trace)\.py|pyramid/core/selectors/|"
-                                          r"pyramid/(coreset|selectors|adapler|trbert|token_dropping)\.py")),
+    ("pyramid encoder traces", re.compile(r"pyramid/core/(encoder|observers|layers|attention)\.py|"
+                                          r"pyramid/trace\.py|pyramid/core/(selectors|routing|families)/")),
     ("tokenising", re.compile(r"tokeniz")),
     ("Streamlit serialisation (protobuf, JSON, arrow)", re.compile(r"protobuf|_pb2|json|arrow|marshall|dataframe_util")),
     ("Streamlit's gc.collect after each run (runner.postScriptGC)", re.compile(r"_on_script_finished")),

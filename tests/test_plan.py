@@ -92,3 +92,21 @@ def test_model_cards_follow_the_plan(default):
     assert [t for t, _ in cards][:1] == [f"sentiment head `{train_select_head_name('coreset')}`"]
     titles = [t for t, _ in default.model_cards(plan_run(default, "adapler", "inference"))]
     assert titles[0] == f"sentiment head `{DEFAULT_HEAD}`" and any("AdapLeR weights" in t for t in titles)
+
+
+def test_a_head_folder_and_its_shipped_name_are_the_same_head(default):
+    from pyramid.core.artifacts import HEADS_DIR
+
+    plan = plan_evaluation(default, ["adapler"], ("inference",), head=str(HEADS_DIR / DEFAULT_HEAD))
+    assert plan.runs == [EvaluationRun("inference", str(HEADS_DIR / DEFAULT_HEAD), ["adapler"])] and not plan.elsewhere
+
+
+def test_the_regimes_run_in_their_fixed_order(default):
+    plan = plan_evaluation(default, ["coreset"], ("train-select", "inference"))
+    assert [r.regime for r in plan.runs] == ["inference", "train-select"]
+
+
+def test_a_selector_instance_that_cannot_run_here_is_refused_not_run_elsewhere(plain):
+    sel = plain.selector("random", "train-select")
+    with pytest.raises(ValueError, match="cannot run on 'tiny-bert' in the train-select regime"):
+        plain.trace("a fine film", sel)

@@ -374,10 +374,11 @@ def saliency_report(classifier: Classifier, input_ids: list[int], *, k: int = 5,
     learned_rows: dict[str, list[str]] = {}
     for selector in selectors:
         if isinstance(selector, LearnedSelector) and selector.head == classifier.name:
-            info = SELECTORS[selector.name]
+            info = SELECTORS.get(selector.name)
             for j, row in selector_scores(classifier, selector, input_ids).items():
-                rows[info.score_row(j)] = normalise(row)
-                learned_rows.setdefault(selector.name, []).append(info.score_row(j))
+                name = info.score_row(j) if info is not None else f"{selector.name} after L{j}"  # unregistered
+                rows[name] = normalise(row)
+                learned_rows.setdefault(selector.name, []).append(name)
     names = list(rows)
     M = len(names)
     rho = torch.ones(M, M)

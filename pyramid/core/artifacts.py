@@ -61,6 +61,20 @@ def checkpoint_train_select(model_path: str | Path, model_name: str, selector: s
     return folder
 
 
+def head_identity(name: str) -> str:
+    """The name a head calls itself (``name`` in its ``head_config.json``: ``assets/heads/sst2-lora`` ->
+    ``sst2-lora``), so that a shipped name and its folder compare equal; ``name`` itself when unreadable. Loads no
+    weights."""
+    for folder in (Path(name), HEADS_DIR / str(name)):
+        cfg = folder / "head_config.json"
+        if cfg.is_file():
+            try:
+                return str(json.loads(cfg.read_text(encoding="utf-8"))["name"])
+            except (OSError, ValueError, KeyError):
+                return str(name)
+    return str(name)
+
+
 def head_base_model(name: str) -> str | None:
     """The ``base_model`` recorded in a head's ``head_config.json`` (a shipped name or a folder), or
     None when the head is missing or unreadable. A cheap check that loads no weights."""

@@ -128,14 +128,17 @@ class Timing(Observer):
     is in the times."""
 
     def before_layer(self, step):
+        """Start the layer's clock."""
         self._t = time.perf_counter()
 
     def after_layer(self, step):
+        """The layer's time; start the selection's clock."""
         now = time.perf_counter()
         step.record.layer_seconds = now - self._t
         self._t = now
 
     def after_selection(self, step):
+        """The selection's time (with its merge targets), where one ran."""
         if step.selection is not None:
             step.record.selection_seconds = time.perf_counter() - self._t
 
@@ -147,6 +150,7 @@ class FlopsCounter(Observer):
     over a layer on its queries alone (docs/methods.md 0.4)."""
 
     def end_step(self, run, step):
+        """Add this step's cross-layer, selection and merge FLOPs per example."""
         out = run.out
         if step.kv is not None:
             dims = config_dims(run.config)
@@ -170,9 +174,11 @@ class HiddenStates(Observer):
     """The embedding output (``out.embedding_output``) and every step's output states (``record.hidden``)."""
 
     def begin(self, run, embedding_output):
+        """Keep the embedding output."""
         run.out.embedding_output = embedding_output
 
     def end_step(self, run, step):
+        """Keep the step's output states."""
         step.record.hidden = step.state.hidden
 
 
@@ -181,6 +187,7 @@ class CoverageRadii(Observer):
     docs/methods.md 10.4), in ``record.coverage``; not of a selection on the embeddings."""
 
     def end_step(self, run, step):
+        """The coverage of the step's kept set (layers 1..L)."""
         if step.layer > 0:
             r = step.record
             r.coverage = coverage(step.state.hidden, r.valid, r.keep, assign=r.merged_into)
@@ -191,7 +198,9 @@ class LayerDrop(Observer):
     (attention, keys) and a cross layer, which always run."""
 
     def __init__(self, layers: frozenset[int]):
+        """``layers``: 1-based indices of the layers to skip."""
         self.layers = frozenset(layers)
 
     def skips(self, step):
+        """Skip a listed layer the selector does not read and that is not a cross layer."""
         return step.layer in self.layers and step.kv is None and not step.layer_kwargs
