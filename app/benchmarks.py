@@ -11,9 +11,8 @@ import html
 import pandas as pd
 import streamlit as st
 
-from pyramid.analysis.results import (RESULTS_DIR, drop_vs_merge, load_bench, load_eval_results, load_seed_differences,
-                             load_seed_spread,
-                             matched_table)
+from pyramid.analysis.results import (RESULTS_DIR, dataset_results, drop_vs_merge, load_bench, load_eval_results,
+                                     load_seed_differences, load_seed_spread, matched_table)
 from pyramid.core.selectors import SELECTORS, selector_label
 
 from pyramid.present import figures
@@ -77,42 +76,22 @@ def render() -> None:
         datasets = sorted({r.dataset for r in results}, key=lambda d: (DATASET_ORDER.index(d) if d in DATASET_ORDER else 9, d))
         dataset = st.selectbox("Data set", datasets, format_func=lambda d: DATASET_NAMES.get(d, d), key="bench_dataset")
         files = [r for r in results if r.dataset == dataset]
-        rows = [row for f in files for row in f.rows if not f.head]
-        extra = [f for f in files if f.head]
-        if not rows:  # only single-head files: show them as they are
-            rows = [row for f in files for row in f.rows]
-        regimes = list(dict.fromkeys(r.get("regime", "inference") for r in rows))
+        view = dataset_results(results, dataset)
+        rows, extra = view.rows, view.references
         c1, c2 = st.columns(2)
-        show_regimes = c1.multiselect("Regimes", regimes, default=regimes, key="bench_regimes",
+        show_regimes = c1.multiselect("Regimes", view.regimes, default=view.regimes, key="bench_regimes",
                                       format_func=lambda g: figures.REGIME_NAMES.get(g, g))
-        names = list(dict.fromkeys(r["selector"] for r in rows))
-        show = c2.multiselect("Selectors", names, default=names, format_func=selector_label, key="bench_selectors")
-        shown = [r for r in rows if r["selector"] in show and r.get("regime", "inference") in show_regimes]
-        full = next((f.full_accuracy for f in files if not f.head and f.full_accuracy is not None), None)
-        n = rows[0]["n"] if rows else 0
+        show = c2.multiselect("Selectors", view.selectors, default=view.selectors, format_func=selector_label,
+                              key="bench_selectors")
         has_f1 = any(r.get("macro_f1") is not None for r in rows)
         metric = st.radio("Metric", ["accuracy", "macro_f1"] if has_f1 else ["accuracy"], horizontal=True,
                           key="bench_metric", format_func=lambda m: {"accuracy": "accuracy", "macro_f1": "macro-F1"}[m],
                           help="Macro-F1: the unweighted mean of each class's F1, which a majority class cannot inflate.")
-        if metric != "accuracy":
-            full = next((r["macro_f1"] for r in rows if r["retention"] >= 1.0 and r.get("regime") == "inference"
-                         and r.get("macro_f1") is not None), None)
-        inference_head = next((r.get("head") for r in rows if r.get("regime") == "inference" and r.get("head")),
-                              "the model")
         fig = figures.accuracy_figure(
-            shown, full, f"{'Accuracy' if metric == 'accuracy' else 'Macro-F1'} against FLOPs speedup, "
-                         f"{DATASET_NAMES.get(dataset, dataset)}, n = {n}", metric=metric, full_label=inference_head)
-        for f in extra:  # reference heads (inference-only regime), dotted grey
-            import plotly.graph_objects as go
-
-            pts = sorted((r for r in f.rows if r["selector"] in show), key=lambda r: r["flops_speedup"])
-            for sel in dict.fromkeys(r["selector"] for r in pts):
-                p = [r for r in pts if r["selector"] == sel]
-                fig.add_trace(go.Scatter(x=[r["flops_speedup"] if r["retention"] < 1 else 1.0 for r in p],
-                                         y=[100 * r["accuracy"] for r in p], mode="lines+markers",
-                                         name=html.escape(f"{selector_label(sel, True)} on {f.head}"),
-                                         line=dict(color=figures.color_of(sel), dash="dot", width=1),
-                                         marker=dict(size=5, symbol="square")))
+            view.shown(show, show_regimes), view.full_value(metric),
+            f"{'Accuracy' if metric == 'accuracy' else 'Macro-F1'} against FLOPs speedup, "
+            f"{DATASET_NAMES.get(dataset, dataset)}, n = {view.n}", metric=metric, full_label=view.inference_head)
+        figures.add_reference_heads(fig, extra, show)
         st.plotly_chart(fig, key="bench-acc", width="stretch")
         st.caption(
             "Accuracy against the gold labels; error bars: 95% percentile bootstrap intervals over the examples "

@@ -95,3 +95,16 @@ def test_matched_speedup_intervals_and_pairwise_differences():
     assert ("adapler", "coreset") in pairs  # the learned selector's point, at its own speedup
     assert not pairwise_at_speedup(rows, 1.7, "inference") or all(p["a"] != "adapler" for p in
                                                                     pairwise_at_speedup(rows, 1.7, "inference"))
+
+
+def test_the_benchmarks_view_of_a_data_set_splits_reference_heads_from_both_regimes():
+    from pyramid.analysis.results import dataset_results, load_eval_results
+
+    results, problems = load_eval_results()
+    assert not problems
+    view = dataset_results(results, "sst2-dev")
+    assert set(view.regimes) == {"inference", "train-select"} and view.n == 872
+    assert all(f.head for f in view.references) and "coreset" in view.selectors
+    assert view.full_value("accuracy") == view.full_accuracy is not None
+    shown = view.shown(["coreset"], ["train-select"])
+    assert shown and {(r["selector"], r["regime"]) for r in shown} == {("coreset", "train-select")}

@@ -55,6 +55,51 @@ class EvalResults:
         return None
 
 
+@dataclass
+class DatasetResults:
+    """The result files of one data set as the Benchmarks page shows them (:func:`dataset_results`).
+
+    Attributes:
+        rows: the rows of the files with both regimes (or, when there are none, of every file).
+        references: single-head files (a reference model in the inference-only regime: Pyramid-BERT's own
+            setting), drawn apart.
+        regimes, selectors: those present in ``rows``, in file order.
+        n: texts per row. inference_head: the inference-only regime's model (``"the model"`` when unnamed).
+    """
+
+    rows: list[dict]
+    references: list[EvalResults]
+    regimes: list[str]
+    selectors: list[str]
+    n: int
+    inference_head: str
+    full_accuracy: float | None
+
+    def full_value(self, metric: str) -> float | None:
+        """The inference-only model's full-length ``accuracy`` or ``macro_f1`` (None when the files lack it)."""
+        if metric == "accuracy":
+            return self.full_accuracy
+        return next((r[metric] for r in self.rows if r["retention"] >= 1.0 and r.get("regime") == "inference"
+                     and r.get(metric) is not None), None)
+
+    def shown(self, selectors, regimes) -> list[dict]:
+        """The rows of the chosen selectors in the chosen regimes."""
+        return [r for r in self.rows if r["selector"] in selectors and r.get("regime", "inference") in regimes]
+
+
+def dataset_results(results: list[EvalResults], dataset: str) -> DatasetResults:
+    """The files of ``dataset`` split into the rows both regimes compare on and the single-head reference files."""
+    files = [r for r in results if r.dataset == dataset]
+    rows = [row for f in files for row in f.rows if not f.head] or [row for f in files for row in f.rows]
+    return DatasetResults(
+        rows=rows, references=[f for f in files if f.head],
+        regimes=list(dict.fromkeys(r.get("regime", "inference") for r in rows)),
+        selectors=list(dict.fromkeys(r["selector"] for r in rows)), n=rows[0]["n"] if rows else 0,
+        inference_head=next((r.get("head") for r in rows if r.get("regime") == "inference" and r.get("head")),
+                            "the model"),
+        full_accuracy=next((f.full_accuracy for f in files if not f.head and f.full_accuracy is not None), None))
+
+
 def _meta(path: Path) -> dict:
     side = path.with_name(path.name + ".meta.json")
     if not side.is_file():

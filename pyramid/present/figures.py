@@ -436,6 +436,21 @@ def comparison_figure(rows: Sequence[dict], name_a: str, name_b: str, selector_a
 # Benchmarks
 # --------------------------------------------------------------------------------------------
 
+def add_reference_heads(fig: go.Figure, references, selectors) -> go.Figure:
+    """Add each reference head's curves (single-head result files, inference-only: Pyramid-BERT's own setting) to an
+    :func:`accuracy_figure` as thin dotted lines with square markers, for the chosen ``selectors``; returns ``fig``."""
+    for f in references:
+        pts = sorted((r for r in f.rows if r["selector"] in selectors), key=lambda r: r["flops_speedup"])
+        for sel in dict.fromkeys(r["selector"] for r in pts):
+            p = [r for r in pts if r["selector"] == sel]
+            fig.add_trace(go.Scatter(x=[r["flops_speedup"] if r["retention"] < 1 else 1.0 for r in p],
+                                     y=[100 * r["accuracy"] for r in p], mode="lines+markers",
+                                     name=html.escape(f"{selector_label(sel, True)} on {f.head}"),
+                                     line=dict(color=color_of(sel), dash="dot", width=1),
+                                     marker=dict(size=5, symbol="square")))
+    return fig
+
+
 def accuracy_figure(rows: Sequence[dict], full_accuracy: float | None, title: str, *, metric: str = "accuracy",
                     full_label: str = "sst2-lora") -> go.Figure:
     """Accuracy (or macro-F1), times 100, against FLOPs speedup, one line per (selector, regime): solid
