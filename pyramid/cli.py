@@ -209,14 +209,13 @@ def cmd_evaluate(args) -> int:
         raise CliError(f"'{model.name}' has no classifier to evaluate: it is a plain encoder, not a fine-tuned "
                        "classifier checkpoint; give --head (a head trained on it)")
     plan = plan_evaluation(model, args.selectors, regimes, head)
-    for regime, name, reason in plan.elsewhere:
-        raise CliError(f"the {name} selector cannot run on '{model.name}' in the {regime} regime: {reason}")
-    for regime, name, reason in plan.left_out:
-        exc = CliError(f"the {name} selector cannot run on '{model.name}' in the {regime} regime: {reason}")
+    for p in plan.elsewhere:
+        raise CliError(p.refusal(model.name))
+    for p in plan.left_out:
         # --regime both: a selector with no Train-Select model installed keeps its inference rows
-        if args.regime != "both" or regime == "inference":
-            raise exc
-        print(f"note: {exc}; its {regime} rows are left out", file=sys.stderr)
+        if args.regime != "both" or p.regime == "inference":
+            raise CliError(p.refusal(model.name))
+        print(f"note: {p.refusal(model.name)}; its {p.regime} rows are left out", file=sys.stderr)
     labels = model.classifier(plan.first_head).labels if plan.first_head is not None else None
     data = read_labelled(args.data, args.text_column, args.label_column,
                          **({"label_names": labels} if labels else {})).head(args.limit)
@@ -251,10 +250,10 @@ def cmd_saliency_report(args) -> int:
                        "classifier checkpoint; give --head (a head trained on it)")
     classifier = model.classifier(head)
     plan = plan_evaluation(model, args.selectors or model.selectors("inference"), ("inference",), classifier.name)
-    for _, name, reason in plan.left_out:
-        raise CliError(f"the {name} selector cannot run on '{model.name}' in the inference regime: {reason}")
-    for _, name, reason in plan.elsewhere:
-        print(f"note: {name}: {reason}: left out", file=sys.stderr)
+    for p in plan.left_out:
+        raise CliError(p.refusal(model.name))
+    for p in plan.elsewhere:
+        print(f"note: {p.selector}: {p.reason}: left out", file=sys.stderr)
     selectors = [model.selector(n, "inference") for run in plan.runs for n in run.selectors]
     data = read_labelled(args.data, args.text_column, args.label_column, classifier.labels).head(args.limit)
     if args.faithfulness:

@@ -16,7 +16,7 @@ Selectors hold only their algorithm and descriptor; everything about deployment 
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Sequence
 
@@ -211,14 +211,15 @@ class EvaluationPlan:
     Attributes:
         runs: the inference-only regime's classifier with every selector that runs on it, then in Train-Select
             each selector with its own model.
-        left_out: ``[(regime, selector, reason)]``: what was asked and cannot run on this model.
-        elsewhere: ``[(regime, selector, reason)]``: learned selectors that run on this model, but on another head
-            than the one evaluated (their weights read that head's states).
+        left_out: the :class:`RunPlan` of each selector asked for that cannot run on this model in a regime (its
+            ``reason``; :meth:`RunPlan.refusal` says it).
+        elsewhere: the plans of learned selectors that run on this model, but on another head than the one
+            evaluated (their weights read that head's states), with that as their ``reason``.
     """
 
     runs: list[EvaluationRun] = field(default_factory=list)
-    left_out: list[tuple[str, str, str]] = field(default_factory=list)
-    elsewhere: list[tuple[str, str, str]] = field(default_factory=list)
+    left_out: list[RunPlan] = field(default_factory=list)
+    elsewhere: list[RunPlan] = field(default_factory=list)
 
     @property
     def first_head(self) -> str | None:
@@ -244,12 +245,12 @@ def plan_evaluation(model, selectors: Sequence[str], regimes: Sequence[str], hea
         for name in selectors:
             p = plan_run(model, name, regime)
             if p.reason is not None:
-                plan.left_out.append((regime, name, p.reason))
+                plan.left_out.append(p)
             elif regime == "train-select":
                 plan.runs.append(EvaluationRun(regime, p.predicts, [name]))
             elif p.runs_on is not None and head_identity(p.runs_on) != head_identity(wanted):
-                plan.elsewhere.append((regime, name, f"it runs on the head '{p.runs_on}', not '{wanted}' (its weights read "
-                                                       f"that head's states)"))
+                plan.elsewhere.append(replace(p, reason=f"it runs on the head '{p.runs_on}', not '{wanted}' (its "
+                                                        "weights read that head's states)"))
             else:
                 names.append(name)
         if names and wanted is not None:

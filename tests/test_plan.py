@@ -70,13 +70,13 @@ def test_a_learned_selector_of_another_head_is_set_aside_not_run(default):
     other = train_select_head_name("coreset")  # a head the AdapLeR weights were not trained on
     plan = plan_evaluation(default, ["coreset", "adapler"], ("inference",), head=other)
     assert plan.runs == [EvaluationRun("inference", other, ["coreset"])]
-    assert [(r, n) for r, n, _ in plan.elsewhere] == [("inference", "adapler")]
+    assert [(p.regime, p.selector) for p in plan.elsewhere] == [("inference", "adapler")]
 
 
 def test_what_cannot_run_is_left_out_with_its_reason(plain):
     plan = plan_evaluation(plain, ["random", "adapler"], ("inference", "train-select"), head="h")
     assert plan.runs == [EvaluationRun("inference", "h", ["random"])]
-    assert {(r, n) for r, n, _ in plan.left_out} == {("inference", "adapler"), ("train-select", "random"),
+    assert {(p.regime, p.selector) for p in plan.left_out} == {("inference", "adapler"), ("train-select", "random"),
                                                       ("train-select", "adapler")}
 
 

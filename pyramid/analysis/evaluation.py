@@ -387,8 +387,7 @@ def evaluate_regimes(
         raise HeadLoadError(f"'{model.name}' has no classifier for the inference-only regime; give a head")
     plan = plan_evaluation(model, selectors, regimes, head)
     if plan.left_out or plan.elsewhere:  # asked for and cannot run: the caller leaves it out (the plan says which)
-        regime, name, reason = (plan.left_out + plan.elsewhere)[0]
-        raise ValueError(f"the {name} selector cannot run on '{model.name}' in the {regime} regime: {reason}")
+        raise ValueError((plan.left_out + plan.elsewhere)[0].refusal(model.name))
     rows = []
     kwargs = dict(start_layer=start_layer, batch_size=batch_size, seed=seed, max_length=max_length, progress=progress,
                   runner=runner, proportional_attention=proportional_attention)
