@@ -213,9 +213,8 @@ def test_no_trainer_reads_an_evaluation_file_as_training_input():
 
 # ---- guards of the encoder's interface with selectors (issue 41) ----------------------------------------------------
 
-SELECTOR_INTERFACE = {"fixed_length", "selects_after", "reads", "routing", "select", "selection_flops", "head"}
-"""What the encoder loop and its observers may read from a selector: its facts and its two verbs (``head``: only
-to name a notice's head, never in the loop itself; kept here so a new read shows up as a failure)."""
+SELECTOR_INTERFACE = {"fixed_length", "selects_after", "reads", "routing", "select", "selection_flops"}
+"""What the encoder loop and its observers may read from a selector: its facts and its two verbs."""
 
 SELECTOR_BASE_PUBLIC = {"name", "fixed_length", "reads", "routing", "uses_retention", "uses_start_layer", "info",
                         "short", "label", "artifacts", "head", "selects_after", "select", "selection_flops"}

@@ -61,31 +61,32 @@ def checkpoint_train_select(model_path: str | Path, model_name: str, selector: s
     return folder
 
 
-def head_identity(name: str) -> str:
-    """The name a head calls itself (``name`` in its ``head_config.json``: ``assets/heads/sst2-lora`` ->
-    ``sst2-lora``), so that a shipped name and its folder compare equal; ``name`` itself when unreadable. Loads no
-    weights."""
+def _head_config(name: str) -> dict | None:
+    """A head's ``head_config.json`` (a shipped name or a folder) as a dict, or None when missing or unreadable.
+    Loads no weights."""
     for folder in (Path(name), HEADS_DIR / str(name)):
         cfg = folder / "head_config.json"
         if cfg.is_file():
             try:
-                return str(json.loads(cfg.read_text(encoding="utf-8"))["name"])
-            except (OSError, ValueError, KeyError):
-                return str(name)
-    return str(name)
+                data = json.loads(cfg.read_text(encoding="utf-8"))
+            except (OSError, ValueError):
+                return None
+            return data if isinstance(data, dict) else None
+    return None
+
+
+def head_identity(name: str) -> str:
+    """The name a head calls itself (``name`` in its ``head_config.json``: ``assets/heads/sst2-lora`` ->
+    ``sst2-lora``), so that a shipped name and its folder compare equal; ``name`` itself when unreadable."""
+    found = (_head_config(name) or {}).get("name")
+    return str(found) if found is not None else str(name)
 
 
 def head_base_model(name: str) -> str | None:
     """The ``base_model`` recorded in a head's ``head_config.json`` (a shipped name or a folder), or
     None when the head is missing or unreadable. A cheap check that loads no weights."""
-    for folder in (Path(name), HEADS_DIR / str(name)):
-        cfg = folder / "head_config.json"
-        if cfg.is_file():
-            try:
-                return str(json.loads(cfg.read_text(encoding="utf-8"))["base_model"])
-            except (OSError, ValueError, KeyError):
-                return None
-    return None
+    found = (_head_config(name) or {}).get("base_model")
+    return str(found) if found is not None else None
 
 
 class JsonConfig:

@@ -231,13 +231,13 @@ class PyramidEncoder:
         run, state = self._begin(input_ids, attention_mask, token_type_ids, seed, output_attention_probs, observers)
         for j in range(self._first_step(), self.num_layers + 1):
             step = self._enter(run, j, state)
-            _notify(observers, "before_layer", step)
+            _notify(observers, "before_layer", run, step)
             step.state, step.reads = self._layer(run, step, any(o.skips(step) for o in observers))
-            _notify(observers, "after_layer", step)
+            _notify(observers, "after_layer", run, step)
             if step.selects:
                 self._select(run, step)
-            _notify(observers, "after_selection", step)
-            _notify(observers, "end_step", step, run=run)
+            _notify(observers, "after_selection", run, step)
+            _notify(observers, "end_step", run, step)
             state = self._exit(run, step)
         out = run.out
         out.last_hidden_state, out.positions, out.valid, out.size = state.hidden, state.positions, state.valid, state.size
@@ -274,7 +274,7 @@ class PyramidEncoder:
         run = EncoderRun(self.selector, routing, self.encoder.config, int(hidden.shape[-1]), lengths,
                          torch.Generator().manual_seed(int(seed)),
                          float(self.schedule.retention) if self.schedule.is_geometric else None, attention_probs, out)
-        _notify(observers, "begin", hidden, run=run)
+        _notify(observers, "begin", run, hidden)
         return run, routing.start(RouteState(hidden, valid, positions, input_ids))
 
     def _first_step(self) -> int:
@@ -350,8 +350,7 @@ class PyramidEncoder:
         return step.state
 
 
-def _notify(observers: list[Observer], hook: str, *args, run: EncoderRun | None = None) -> None:
-    """Call ``hook`` on every observer (``end_step`` and ``begin`` take the run first)."""
+def _notify(observers: list[Observer], hook: str, run: EncoderRun, arg) -> None:
+    """Call ``hook(run, arg)`` on every observer, in order."""
     for o in observers:
-        method = getattr(o, hook)
-        method(run, *args) if run is not None else method(*args)
+        getattr(o, hook)(run, arg)

@@ -100,7 +100,8 @@ class LayerStep:
 
 
 class Observer:
-    """Base observer: every hook does nothing. ``run`` is the encoder's :class:`pyramid.core.encoder.EncoderRun`."""
+    """Base observer: every hook does nothing. Each hook takes the encoder's :class:`pyramid.core.encoder.EncoderRun`
+    first, then the step (or, for ``begin``, the embedding output)."""
 
     def begin(self, run, embedding_output: torch.Tensor) -> None:
         """The embeddings ``(B, N, d)`` were computed."""
@@ -109,13 +110,13 @@ class Observer:
         """Whether the step's layer is skipped (its output is its input)."""
         return False
 
-    def before_layer(self, step: LayerStep) -> None:
+    def before_layer(self, run, step: LayerStep) -> None:
         """The layer is about to run."""
 
-    def after_layer(self, step: LayerStep) -> None:
+    def after_layer(self, run, step: LayerStep) -> None:
         """The layer ran: ``step.state.hidden`` is its output."""
 
-    def after_selection(self, step: LayerStep) -> None:
+    def after_selection(self, run, step: LayerStep) -> None:
         """The selection (if any) and its merge targets are in ``step.record``."""
 
     def end_step(self, run, step: LayerStep) -> None:
@@ -127,17 +128,17 @@ class Timing(Observer):
     (``record.selection_seconds``; 0.0 where none ran), in seconds. First among the observers, so no other's work
     is in the times."""
 
-    def before_layer(self, step):
+    def before_layer(self, run, step):
         """Start the layer's clock."""
         self._t = time.perf_counter()
 
-    def after_layer(self, step):
+    def after_layer(self, run, step):
         """The layer's time; start the selection's clock."""
         now = time.perf_counter()
         step.record.layer_seconds = now - self._t
         self._t = now
 
-    def after_selection(self, step):
+    def after_selection(self, run, step):
         """The selection's time (with its merge targets), where one ran."""
         if step.selection is not None:
             step.record.selection_seconds = time.perf_counter() - self._t
