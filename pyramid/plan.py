@@ -11,7 +11,9 @@ Selectors hold only their algorithm and descriptor; everything about deployment 
   with, which then predicts, and only on the model it was made for;
 * **Train-Select**: every selector runs on, and predicts with, the model fine-tuned with it in the loop: the
   project's ``sst2-lora-ts-<selector>`` heads on the default model, a classifier checkpoint's own
-  ``<checkpoint>-ts-<selector>`` models beside it (:func:`pyramid.core.artifacts.checkpoint_train_select`).
+  ``<checkpoint>-ts-<selector>`` models beside it (:func:`pyramid.core.artifacts.checkpoint_train_select`); in
+  an evaluation on another project head (an encoder's own LoRA head), the ``<head>-ts-<selector>`` heads made
+  from it (:func:`pyramid.core.artifacts.head_train_select`).
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from pathlib import Path
 from typing import Sequence
 
 from .core.artifacts import (ASSETS_DIR, DEFAULT_HEAD, HEADS_DIR, REGIMES, head_base_model, head_identity,
+                             head_made_with, head_train_select, head_train_select_name,
                              train_select_head_name)
 from .core.loading import DEFAULT_MODEL
 from .core.selectors import SELECTORS, get_selector
@@ -227,10 +230,36 @@ class EvaluationPlan:
         return self.runs[0].head if self.runs else None
 
 
+def _another_head(model, head: str | None) -> bool:
+    """``head`` is a project head other than the model's own inference head (an encoder's own LoRA head, such as
+    a 12-layer model's ``mpnet12-sst2-lora``): its Train-Select heads are its own, not the default head's."""
+    if head is None or model.has_own_head:
+        return False
+    return model.inference_head is None or head_identity(head) != head_identity(model.inference_head)
+
+
+def _head_train_select_plan(model, name: str, head: str) -> RunPlan:
+    """Train-Select for ``name`` when the evaluation's head is ``head``: ``head`` itself when it was fine-tuned with
+    that selector in the loop, else the head fine-tuned from it with that selector
+    (:func:`pyramid.core.artifacts.head_train_select`, ``<head>-ts-<selector>`` beside it), on this model."""
+    found = head if head_made_with(head, name) is not None else head_train_select(head, name)  # itself, or beside
+    if found is None:
+        reason = (f"the head '{head_identity(head)}' has no Train-Select head for {SELECTORS[name].short} (make "
+                  f"'{head_train_select_name(head, name)}' with `python -m pyramid train --model MODEL --selector "
+                  f"{name} --retention-range 0.1,0.5 --init-head {head}`)")
+    elif head_base_model(found) != model.name:
+        reason = f"its head '{found}' belongs to '{head_base_model(found)}', not '{model.name}'"
+    else:
+        reason = None
+    return RunPlan(name, "train-select", reason, found, found)
+
+
 def plan_evaluation(model, selectors: Sequence[str], regimes: Sequence[str], head: str | None = None) -> EvaluationPlan:
     """The evaluation of ``selectors`` on ``model`` in ``regimes``: the inference-only regime on ``head`` (the
     model's own inference head when None) with every selector that runs there and reads that head's encoder (a
-    learned selector made for another head is left out), and Train-Select with each selector on its own model.
+    learned selector made for another head is left out), and Train-Select with each selector on its own model
+    (when ``head`` is another project head than the model's own, such as an encoder's own LoRA head, the
+    Train-Select heads fine-tuned from it: ``<head>-ts-<selector>`` beside it).
     Nothing is loaded but the selectors' small configs.
 
     Raises:
@@ -244,6 +273,8 @@ def plan_evaluation(model, selectors: Sequence[str], regimes: Sequence[str], hea
         names = []
         for name in selectors:
             p = plan_run(model, name, regime)
+            if regime == "train-select" and _another_head(model, head):
+                p = _head_train_select_plan(model, name, head)
             if p.reason is not None:
                 plan.left_out.append(p)
             elif regime == "train-select":

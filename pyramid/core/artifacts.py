@@ -89,6 +89,36 @@ def head_base_model(name: str) -> str | None:
     return str(found) if found is not None else None
 
 
+def head_train_select_name(head: str, selector: str) -> str:
+    """The folder name of the Train-Select head fine-tuned from the head ``head`` with ``selector``:
+    ``<head's name>-ts-<selector>`` (``sst2-lora-ts-coreset`` for the default head)."""
+    return f"{head_identity(head)}-ts-{selector}"
+
+
+def head_train_select(head: str, selector: str) -> str | None:
+    """The Train-Select head fine-tuned from the head ``head`` (a shipped name or a folder) with ``selector``:
+    the folder :func:`head_train_select_name` beside ``head`` (a folder) or among the shipped heads, when its
+    ``head_config.json`` records that selector and that head as its ``init_head``; None otherwise (missing,
+    unreadable, or made from another head or with another selector). Reads small JSON files, no weights."""
+    name = head_train_select_name(head, selector)
+    folders = [Path(head).parent / name] if Path(head).is_dir() else []
+    folders.append(HEADS_DIR / name)
+    for folder in folders:
+        init = head_made_with(str(folder), selector)
+        if init is not None and head_identity(init) == head_identity(head):
+            return str(folder)
+    return None
+
+
+def head_made_with(head: str, selector: str) -> str | None:
+    """The head that ``head`` was fine-tuned from with ``selector`` in the loop (``trained_with.init_head`` in its
+    ``head_config.json``, when ``trained_with.selector`` is ``selector``), or None: not a Train-Select head of that
+    selector, or unreadable."""
+    made = (_head_config(head) or {}).get("trained_with") or {}
+    init = made.get("init_head")
+    return str(init) if made.get("selector") == selector and init is not None else None
+
+
 class JsonConfig:
     """Mixin for dataclass configs written as JSON next to the weights."""
 

@@ -45,9 +45,11 @@ class TrainSettings:
     """Settings of one fine-tuning run (all recorded in the model card)."""
 
     data: str = option(DEFAULT_TRAIN, "training file (TSV/CSV with a text and a label column)")
-    out: str | None = option(None, "artifact folder (default assets/heads/NAME)")
+    out: str | None = option(None, "artifact folder (default assets/heads/NAME; beside the --init-head folder for "
+                                   "its Train-Select head)")
     name: str | None = option(None, "artifact name (default sst2-lora; sst2-lora-pyramid with --selector; "
-                                    "sst2-lora-ts-SELECTOR with --retention-range)")
+                                    "sst2-lora-ts-SELECTOR with --retention-range; HEAD-ts-SELECTOR with "
+                                    "--init-head HEAD)")
     dev: str | None = option(None, "evaluation file measured after training ('' for none; default: SST-2 dev when "
                                    "--data is SST-2 train, else none)")
     selector: str | None = option(None, "fine-tune with this selector in the loop (Train-Select), e.g. coreset",
@@ -105,6 +107,12 @@ class TrainSettings:
 def _default_names(s: TrainSettings) -> dict:
     if s.name:
         name = s.name
+    elif s.selector and s.retention_range and s.init_head:
+        from ..core.artifacts import head_train_select_name
+
+        name = head_train_select_name(s.init_head, s.selector)  # sst2-lora-ts-S from sst2-lora
+        if Path(s.init_head).is_dir() and not s.out:  # beside the head it starts from, where evaluate finds it
+            return {"name": name, "out": str(Path(s.init_head).resolve().parent / name)}
     elif s.selector and s.retention_range:
         from ..core.artifacts import train_select_head_name
 
