@@ -1,6 +1,7 @@
 """Paired differences between two evaluation CSVs (``python -m pyramid evaluate --out``) on the same examples.
 
     python scripts/paired_rows.py A.csv B.csv [--selector tome] [--regime-a R] [--regime-b R]
+    python scripts/paired_rows.py F.csv F.csv --regime-a train-select --regime-b train-select --selector-a coreset --selector-b attention
 
 For every retention present in both files (the selector's rows), prints A's and B's accuracy with their 95%
 intervals and n, and A minus B with the 95% interval of the paired bootstrap over examples
@@ -23,19 +24,26 @@ def main() -> int:
     ap.add_argument("a")
     ap.add_argument("b")
     ap.add_argument("--selector", default=None, help="only this selector's rows (default: every selector in both)")
+    ap.add_argument("--selector-a", default=None, help="A's selector, compared with --selector-b's rows of B at each "
+                                                       "retention (one selector against another)")
+    ap.add_argument("--selector-b", default=None, help="B's selector (with --selector-a)")
     ap.add_argument("--regime-a", default=None, help="only A's rows of this regime (inference, train-select)")
     ap.add_argument("--regime-b", default=None, help="only B's rows of this regime")
     args = ap.parse_args()
+    if (args.selector_a is None) != (args.selector_b is None):
+        ap.error("--selector-a and --selector-b go together")
 
-    def rows(path, regime):
+    def rows(path, regime, selector):
         out = {}
         for r in read_eval_csv(path):
-            if (args.selector and r["selector"] != args.selector) or (regime and r["regime"] != regime):
+            if (selector and r["selector"] != selector) or (regime and r["regime"] != regime):
                 continue
-            out[(r["selector"], float(r["retention"]))] = r
+            # one selector against another: keyed by A's name so that the two meet at each retention
+            out[(args.selector_a or r["selector"], float(r["retention"]))] = r
         return out
 
-    a, b = rows(args.a, args.regime_a), rows(args.b, args.regime_b)
+    a = rows(args.a, args.regime_a, args.selector_a or args.selector)
+    b = rows(args.b, args.regime_b, args.selector_b or args.selector)
     common = sorted(set(a) & set(b))
     if not common:
         print("no (selector, retention) in both files", file=sys.stderr)
