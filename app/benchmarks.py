@@ -23,7 +23,7 @@ DATASET_NAMES = {"sst2-dev": "SST-2 dev (sentences)", "imdb-dev": "IMDB reviews 
                  "bbc-dev": "BBC News dev (long articles, five topics; minilm-bbc-news, inference-only)",
                  "bbc-dev-ts": "BBC News dev, your classifier in both regimes (a minilm-bbc-news retrained, and its "
                                "Train-Select core-set and attention models from `train --model`)",
-                 "sst2-dev-mpnet12": "SST-2 dev, 12-layer MPNet (all-mpnet-base-v2, inference-only)"}
+                 "sst2-dev-mpnet12": "SST-2 dev, 12-layer MPNet (all-mpnet-base-v2 with its mpnet12-sst2-lora head, both regimes)"}
 DATASET_ORDER = ("sst2-dev", "imdb-dev", "bbc-dev", "bbc-dev-ts", "sst2-dev-mpnet12")
 SPEED_COLUMNS = {
     "config": "model", "seq_len": "tokens", "batch_size": "batch", "selector": "selector", "retention": "ρ",
@@ -51,6 +51,8 @@ def _meta_caption(meta: dict) -> None:
     if meta.get("command"):
         st.caption(f"Made on {html.escape(str(meta.get('date', '?')))} ({html.escape(str(meta.get('machine', '')))}) by:")
         st.code(meta["command"], language="bash", wrap_lines=True)
+    if meta.get("note"):
+        st.caption(html.escape(str(meta["note"])))
 
 
 def _pct(value) -> str:
