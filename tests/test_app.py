@@ -329,9 +329,13 @@ def test_benchmarks_page_draws_curves_from_shipped_results():
     assert "full model (ms)" in speed.columns and "full_ms" not in speed.columns
     assert any("python -m pyramid evaluate" in c.value for c in at.code)
     assert any("python -m pyramid bench" in c.value for c in at.code)
-    other = [d for d in at.selectbox(key="bench_dataset").options if d != "sst2-dev"]
-    at.selectbox(key="bench_dataset").set_value(other[0]).run()
-    assert not at.exception and chart_specs(at)
+    for other in [d for d in at.selectbox(key="bench_dataset").options if d != "sst2-dev"]:  # every shipped file
+        at.selectbox(key="bench_dataset").set_value(other).run()
+        assert not at.exception and not at.error and chart_specs(at), other
+        if other == "sst2-dev-mpnet12":  # both regimes from one command, and the note that says where its heads are
+            regimes = {t["name"] for t in chart_specs(at)[0]["data"]}
+            assert any("Train-Select" in n for n in regimes) and any("inference" in n for n in regimes), regimes
+            assert any("DIR holds mpnet12-sst2-lora" in c.value for c in at.caption)
 
 
 def test_benchmarks_page_shows_the_seed_spread_where_it_was_measured(tmp_path):
