@@ -230,12 +230,16 @@ class EvaluationPlan:
         return self.runs[0].head if self.runs else None
 
 
-def _another_head(model, head: str | None) -> bool:
-    """``head`` is a project head other than the model's own inference head (an encoder's own LoRA head, such as
-    a 12-layer model's ``mpnet12-sst2-lora``): its Train-Select heads are its own, not the default head's."""
+def _another_head(model, head: str | None, planned: str | None) -> bool:
+    """``head`` is a project head other than the model's own inference head and than the Train-Select head the
+    plan gave (``planned``): an encoder's own LoRA head, such as a 12-layer model's ``mpnet12-sst2-lora``, whose
+    Train-Select heads are its own, not the default head's."""
     if head is None or model.has_own_head:
         return False
-    return model.inference_head is None or head_identity(head) != head_identity(model.inference_head)
+    ident = head_identity(head)
+    if planned is not None and head_identity(planned) == ident:
+        return False
+    return model.inference_head is None or ident != head_identity(model.inference_head)
 
 
 def _head_train_select_plan(model, name: str, head: str) -> RunPlan:
@@ -273,7 +277,7 @@ def plan_evaluation(model, selectors: Sequence[str], regimes: Sequence[str], hea
         names = []
         for name in selectors:
             p = plan_run(model, name, regime)
-            if regime == "train-select" and _another_head(model, head):
+            if regime == "train-select" and _another_head(model, head, p.runs_on):
                 p = _head_train_select_plan(model, name, head)
             if p.reason is not None:
                 plan.left_out.append(p)

@@ -149,6 +149,11 @@ def test_an_encoders_own_head_is_evaluated_in_train_select_with_the_heads_made_f
 def test_without_another_head_train_select_keeps_the_models_own_train_select_heads(default, tmp_path):
     plan = plan_evaluation(default, ["coreset"], ["train-select"], head=DEFAULT_HEAD)
     assert plan.runs == [EvaluationRun("train-select", train_select_head_name("coreset"), ["coreset"])]
+    # each run of the plan evaluated on its own head (how the command line calls it), learned selectors included
+    for name in ("coreset", "adapler", "trbert", "ltp", "token-dropping"):
+        head = plan_run(default, name, "train-select").runs_on
+        again = plan_evaluation(default, [name], ["train-select"], head=head)
+        assert again.runs == [EvaluationRun("train-select", head, [name])] and not again.left_out, name
 
 
 def test_train_names_a_heads_train_select_head_after_it_and_writes_it_beside_it(tmp_path):
