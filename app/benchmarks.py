@@ -23,7 +23,7 @@ DATASET_NAMES = {"sst2-dev": "SST-2 dev (sentences)", "imdb-dev": "IMDB reviews 
                  "bbc-dev": "BBC News dev (long articles, five topics; minilm-bbc-news, inference-only)",
                  "bbc-dev-ts": "BBC News dev, your classifier in both regimes (a minilm-bbc-news retrained, and its "
                                "Train-Select core-set and attention models from `train --model`)",
-                 "sst2-dev-mpnet12": "SST-2 dev, 12-layer MPNet (all-mpnet-base-v2 with its mpnet12-sst2-lora head, both regimes)"}
+                 "sst2-dev-mpnet12": "SST-2 dev, 12-layer MPNet (mpnet12-sst2-lora, both regimes)"}
 DATASET_ORDER = ("sst2-dev", "imdb-dev", "bbc-dev", "bbc-dev-ts", "sst2-dev-mpnet12")
 SPEED_COLUMNS = {
     "config": "model", "seq_len": "tokens", "batch_size": "batch", "selector": "selector", "retention": "ρ",
@@ -133,7 +133,8 @@ def render() -> None:
             st.dataframe(frame, hide_index=True, width="stretch", key="bench-table")
         for f in files:
             _meta_caption(f.meta)
-        _token_dropping_claim()
+        if "token-dropping" in view.selectors:  # its claim beside its own rows only
+            _token_dropping_claim()
 
     st.subheader("Measured speed")
     bench, meta = _bench(str(RESULTS_DIR))
