@@ -133,7 +133,7 @@ def render() -> None:
             st.dataframe(frame, hide_index=True, width="stretch", key="bench-table")
         for f in files:
             _meta_caption(f.meta)
-        if "token-dropping" in view.selectors:  # its claim beside its own rows only
+        if any(SELECTORS[n].routing == "rejoin" for n in view.selectors if n in SELECTORS):  # beside its rows only
             _token_dropping_claim()
 
     st.subheader("Measured speed")
