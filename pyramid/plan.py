@@ -247,12 +247,13 @@ def _head_train_select_plan(model, name: str, head: str) -> RunPlan:
     that selector in the loop, else the head fine-tuned from it with that selector
     (:func:`pyramid.core.artifacts.head_train_select`, ``<head>-ts-<selector>`` beside it), on this model."""
     found = head if head_made_with(head, name) is not None else head_train_select(head, name)  # itself, or beside
+    base = head_base_model(found) if found is not None else None
     if found is None:
         reason = (f"the head '{head_identity(head)}' has no Train-Select head for {SELECTORS[name].short} (make "
                   f"'{head_train_select_name(head, name)}' with `python -m pyramid train --model MODEL --selector "
                   f"{name} --retention-range 0.1,0.5 --init-head {head}`)")
-    elif head_base_model(found) != model.name:
-        reason = f"its head '{found}' belongs to '{head_base_model(found)}', not '{model.name}'"
+    elif base != model.name:
+        reason = f"its head '{found}' belongs to '{base}', not '{model.name}'"
     else:
         reason = None
     return RunPlan(name, "train-select", reason, found, found)
