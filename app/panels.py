@@ -23,14 +23,21 @@ def pyramid_panel(trace: Trace, groups: Groups, caption: str, *, key: str) -> No
     """Kept tokens per layer: an overview heat strip of the whole text and the readable pyramid of a
     window of it (rows wrap to the panel's width)."""
     unit = "words" if len(groups) != trace.n_tokens else "tokens"
-    st.plotly_chart(figures.pyramid_overview(trace, groups, f"Every {unit[:-1]} at every layer: {caption}"),
-                    key=f"{key}-overview", width="stretch")
+    title = f"Every {unit[:-1]} at every layer: {caption}"
     n = len(groups)
+    # the strip as HTML (a few ms in the browser); the Plotly chart, which costs ~70-150 ms a Run and a 4.7 MB
+    # library on a first page, only when asked for (issue 43)
+    if n > DETAIL_WINDOW and st.toggle("Zoomable strip", key=f"{key}-zoom",
+                                       help="Draw the strip as a chart you can drag on to zoom into a stretch of the "
+                                            "text (and hover for each token at each layer)."):
+        st.plotly_chart(figures.pyramid_overview(trace, groups, title), key=f"{key}-overview", width="stretch")
+    else:
+        st.html(figures.pyramid_strip_html(trace, groups, title))
     window = (0, n)
     if n > DETAIL_WINDOW:
         start = st.slider(f"Detail from {unit[:-1]}", 1, n - DETAIL_WINDOW + 1, 1, step=10, key=f"{key}-start",
                           help=f"The detailed pyramid below shows {DETAIL_WINDOW} {unit} at a time; the strip above "
-                               "shows the whole text (drag on it to zoom).")
+                               "shows the whole text (turn on 'Zoomable strip' to drag on it to zoom).")
         window = (start - 1, start - 1 + DETAIL_WINDOW)
     st.html(figures.pyramid_html(trace, groups, None, window))
     merging = [lt.layer for lt in trace.layers if lt.merged]
@@ -119,7 +126,7 @@ def compare_panel(trace_a: Trace, trace_b: Trace, name_a: str, name_b: str, grou
             help="Tokens kept by both runs over tokens kept by either (1 = the same tokens, 0 = none in common)."),
         "layer": st.column_config.NumberColumn("layer", help="Tokens are dropped after this layer's output.")})
     for trace, name, groups, sub in ((trace_a, name_a, groups_a, "a"), (trace_b, name_b, groups_b, "b")):
-        st.plotly_chart(figures.pyramid_overview(trace, groups, name), key=f"{key}-{sub}-overview", width="stretch")
+        st.html(figures.pyramid_strip_html(trace, groups, name))
 
 
 REGIME_COLUMN = {"inference": "inference-only", "train-select": "Train-Select"}

@@ -1,6 +1,7 @@
 """The app through streamlit.testing.v1.AppTest: renders, reacts to input, keeps its state, handles bad input."""
 
 import json
+import re
 import time
 from pathlib import Path
 
@@ -26,6 +27,25 @@ def chart_specs(at):
     return [json.loads(el.proto.spec) for el in at.get("plotly_chart")]
 
 
+def strips(at):
+    """The overview heat strips on the page (HTML with an SVG: ``pyramid.present.figures.pyramid_strip_html``)."""
+    return [b for b in html_bodies(at) if 'class="pl-strip"' in b]
+
+
+def strip_states(body):
+    """The state matrix (rows x items) a strip draws, read back from its columns' blocks (state class, height)."""
+    from pyramid.present.figures import STRIP_ROW_PX
+
+    columns = []
+    for chunk in body.split('<div class="pl-sc"')[1:]:
+        column = []
+        for state, height in re.findall(r'<div class="pl-s(\d)" style="height:(\d+)px"></div>', chunk):
+            column += [int(state)] * ((int(height) + 2) // STRIP_ROW_PX)
+        columns.append(column)
+    assert columns and len({len(c) for c in columns}) == 1, "every column spans every layer"
+    return [list(row) for row in zip(*columns)]
+
+
 def run_button(at):
     return next(b for b in at.button if b.label == "Run")
 
@@ -49,8 +69,8 @@ def test_default_example_renders(default_run):
     assert not at.exception and not at.error
     labels = [m.label for m in at.metric]
     assert labels == ["Tokens", "Entering the last layer", "FLOPs speedup", "Answered in"]
-    overview = chart_specs(at)[0]
-    assert overview["data"][0]["type"] == "heatmap" and len(overview["data"][0]["y"]) == 6  # one row per layer
+    overview = strips(at)[0]
+    assert len(strip_states(overview)) == 6 and not at.get("plotly_chart")  # one row per layer, no chart to load
     bodies = html_bodies(at)
     assert any("[CLS]" in b and "[SEP]" in b for b in bodies)
     assert sum(b.count('class="pl-row"') for b in bodies) == 6
@@ -91,7 +111,7 @@ def test_the_other_tabs_compute_when_opened(default_run):
     assert emb["layout"]["xaxis"]["title"]["text"].startswith(("UMAP 1", "PCA 1"))
     assert any(t.get("name") == "kept" for t in emb["data"])
     at = open_tab(at, "Compare")
-    assert not at.exception and len(chart_specs(at)) == 3  # overlap + radii, then both pyramids stacked
+    assert not at.exception and len(chart_specs(at)) == 1 and len(strips(at)) == 2  # overlap + radii, both pyramids
     open_tab(at, "Kept tokens per layer")
 
 
@@ -104,8 +124,7 @@ def test_run_with_another_selector_and_retention():
     at.run()
     assert not at.exception and not at.error
     assert any("wonderful" in b for b in html_bodies(at))
-    assert "Attention" in chart_specs(at)[0]["layout"]["title"]["text"]
-    assert "ρ = 0.50" in chart_specs(at)[0]["layout"]["title"]["text"]
+    assert "Attention" in strips(at)[0] and "ρ = 0.50" in strips(at)[0]
 
 
 def test_run_again_on_the_same_text_redraws_the_same_run():
@@ -161,8 +180,15 @@ def test_scrub_rho_draws_every_retention_as_browser_frames():
     assert [f["name"] for f in spec["frames"]] == [f"{0.05 * i:.2f}" for i in range(1, 21)]
     assert len(spec["layout"]["sliders"][0]["steps"]) == 20
     assert spec["layout"]["sliders"][0]["active"] == 5  # the run's rho, 0.30
-    overview = chart_specs(at)[0]["data"][0]["z"]
+    overview = strip_states(strips(at)[0])
     shown = next(f for f in spec["frames"] if f["name"] == "0.30")["data"][0]["z"]
+    if isinstance(shown, dict):  # plotly's typed array: base64 bytes with their dtype and shape
+        import base64
+
+        import numpy as np
+
+        shape = [int(v) for v in str(shown["shape"]).split(",")]
+        shown = np.frombuffer(base64.b64decode(shown["bdata"]), dtype=shown["dtype"]).reshape(shape).tolist()
     assert shown == overview  # the slider's frame at the run's rho is the run's own pyramid
 
 
@@ -188,7 +214,7 @@ def test_learned_selector_caption_does_not_claim_a_schedule():
     at.selectbox(key="w_selector").set_value(learned)
     run_button(at).click()
     at.run()
-    title = chart_specs(at)[0]["layout"]["title"]["text"]
+    title = strips(at)[0]
     assert "sets its own lengths" in title and "start layer 1" not in title
 
 
@@ -267,7 +293,11 @@ def test_long_text_is_truncated_with_a_notice():
     at.run()
     assert not at.exception
     assert any("truncated" in w.value or "cut" in w.value for w in at.warning)
-    assert len(chart_specs(at)[0]["data"][0]["x"]) == 512  # the overview holds every token
+    assert len(strip_states(strips(at)[0])[0]) == 512  # the overview holds every token
+    zoom = next(t for t in at.toggle if t.label == "Zoomable strip")
+    zoom.set_value(True).run()  # the same strip as a chart one can drag on to zoom
+    assert not at.exception and not strips(at)
+    assert len(chart_specs(at)[0]["data"][0]["x"]) == 512 and chart_specs(at)[0]["data"][0]["type"] == "heatmap"
 
 
 def test_model_menu_offers_only_the_model_cache(tmp_path, monkeypatch):

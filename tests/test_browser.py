@@ -76,9 +76,14 @@ def test_explorer_in_a_real_browser(server, browser):
     page.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
     page.goto(server)
     wait_idle(page)
-    page.wait_for_selector("[data-testid='stPlotlyChart']", state="attached", timeout=300_000)
+    page.wait_for_selector(".pl-strip-cols", state="attached", timeout=300_000)
     assert page.get_by_test_id("stException").count() == 0
     assert page.locator(".pl-row").count() >= 6
+    assert page.get_by_test_id("stPlotlyChart").count() == 0  # the first page needs no chart library
+    columns = page.evaluate("""() => [...document.querySelectorAll('.pl-strip-cols')[0].children]
+        .map(c => [c.getBoundingClientRect().width, c.getBoundingClientRect().height, c.title])""")
+    assert len(columns) > 10 and all(w > 1 and h > 90 for w, h, _ in columns)  # the strip is drawn, not stripped
+    assert columns[0][2].startswith("#0 [CLS]: layers 1-6 kept")
     ARTIFACTS.mkdir(exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / "explorer.png"), full_page=True)
 
@@ -123,9 +128,17 @@ def test_a_500_token_review_fits_the_panel(server, browser):
     for f in fits:
         assert f["scroll"] <= f["client"] + 1, f  # nothing hidden to the right
         assert f["right"] <= f["viewport"], f
+    strips = page.evaluate("""() => [...document.querySelectorAll(".pl-strip-cols")]
+        .map(e => {const r = e.getBoundingClientRect(); return [r.right, r.width];})""")
+    assert strips and max(r for r, _ in strips) <= 1400 and min(w for _, w in strips) > 600  # fits, and fills
+    page.get_by_text("Zoomable strip").click()  # the strip as a chart to drag on
+    page.wait_for_selector("[data-testid='stPlotlyChart']", state="attached", timeout=60_000)
+    wait_idle(page)
     charts = page.evaluate("""() => [...document.querySelectorAll("[data-testid='stPlotlyChart']")]
         .map(e => e.getBoundingClientRect().right)""")
     assert charts and max(charts) <= 1400
+    page.get_by_text("Zoomable strip").click()
+    wait_idle(page)
     page.screenshot(path=str(ARTIFACTS / "explorer-500-tokens.png"), full_page=True)
     page.get_by_text("Words, not word pieces").click()
     time.sleep(1)
@@ -133,10 +146,11 @@ def test_a_500_token_review_fits_the_panel(server, browser):
     assert page.get_by_test_id("stException").count() == 0
     page.screenshot(path=str(ARTIFACTS / "explorer-500-words.png"), full_page=True)
     open_tab(page, "Compare")
-    boxes = page.evaluate("""() => [...document.querySelectorAll("[data-testid='stPlotlyChart']")]
+    page.wait_for_selector("[data-testid='stPlotlyChart']", state="attached", timeout=60_000)
+    boxes = page.evaluate("""() => [...document.querySelectorAll(".pl-strip-cols")]
         .map(e => {const r = e.getBoundingClientRect(); return [r.left, r.right, r.top];})""")
-    assert len(boxes) == 3
-    assert boxes[1][2] < boxes[2][2] and abs(boxes[1][0] - boxes[2][0]) < 2  # stacked, not side by side
+    assert len(boxes) == 2 and page.get_by_test_id("stPlotlyChart").count() == 1  # the overlap chart, both strips
+    assert boxes[0][2] < boxes[1][2] and abs(boxes[0][0] - boxes[1][0]) < 2  # stacked, not side by side
     page.screenshot(path=str(ARTIFACTS / "explorer-500-compare.png"), full_page=True)
     open_tab(page, "Kept tokens per layer")
 

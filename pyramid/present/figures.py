@@ -131,6 +131,106 @@ def pyramid_overview(trace: Trace, groups: Groups, title: str) -> go.Figure:
     return fig
 
 
+STATE_COLORS = {STATE_GONE: GONE_COLOR, STATE_KEPT: KEPT_COLOR, STATE_DROPPED: DROPPED_COLOR,
+                STATE_REJOINED: REJOINED_COLOR, STATE_MERGED: MERGED_COLOR}
+STRIP_ROW_PX = 18
+"""Height of one layer's row in :func:`pyramid_strip_html`, in CSS pixels."""
+
+
+def _life_of(labels: Sequence[str], column: np.ndarray) -> str:
+    """One item's states down the rows, runs of the same state joined: ``layers 1-3 kept; layer 4 dropped after
+    this layer; layers 5-6 gone`` (``embeddings`` stays apart)."""
+    parts: list[str] = []
+    r = 0
+    while r < len(labels):
+        end = r
+        while end + 1 < len(labels) and column[end + 1] == column[r] and labels[end + 1].startswith("layer ") \
+                and labels[r].startswith("layer "):
+            end += 1
+        where = labels[r] if end == r else f"layers {labels[r].split()[-1]}-{labels[end].split()[-1]}"
+        parts.append(f"{where} {STATE_NAMES[int(column[r])]}")
+        r = end + 1
+    return "; ".join(parts)
+
+
+STRIP_CSS = """
+<style>
+.pl-strip {font-family: inherit;}
+.pl-strip-cols {display:flex; flex:1 1 auto; min-width:0; position:relative;}
+.pl-strip-cols::after {content:""; position:absolute; inset:0; pointer-events:none;
+  background:repeating-linear-gradient(to bottom, transparent 0, transparent 16px, #fff 16px, #fff 18px);}
+.pl-sc {flex:1 1 0; min-width:0; display:flex; flex-direction:column;}
+.pl-sc > div {margin-bottom:2px;}
+.pl-s0 {background:%s;} .pl-s1 {background:%s;} .pl-s2 {background:%s;} .pl-s3 {background:%s;} .pl-s4 {background:%s;}
+</style>
+""" % (GONE_COLOR, KEPT_COLOR, DROPPED_COLOR, REJOINED_COLOR, MERGED_COLOR)
+
+
+def pyramid_strip_html(trace: Trace, groups: Groups, title: str) -> str:
+    """The overview heat strip of :func:`pyramid_overview` as plain HTML, drawn by the browser without a
+    charting library: one column per token (or word), one row per layer, coloured by state (kept, dropped
+    after the layer, merged, rejoined, gone; the colours of :func:`pyramid_overview`). Hovering a column tells
+    its token and its state at every layer (its ``title``). Fits any panel width: the columns share it (with a
+    1 px gap up to 150 items); at most :data:`LABEL_LIMIT` items are labelled under their columns, longer
+    texts get position ticks instead.
+
+    Each column is a stack of blocks, one per run of layers in the same state (``pl-s<state>``, height
+    :data:`STRIP_ROW_PX` per layer, white lines between the layers drawn over them), so a 512-token strip
+    is ~1,500 elements. Streamlit's ``st.html``
+    removes SVG, so the strip is made of ``div``s.
+
+    The app draws this strip, not the Plotly chart: it costs the browser a few milliseconds, where the
+    Plotly chart cost ~70-150 ms a Run and its 4.7 MB library on a first page (issue 43, README "A Run
+    against its own computations"). :func:`pyramid_overview` stays for notebooks and for the app's zoomable
+    view. Every token, word and label is HTML-escaped.
+
+    Returns:
+        HTML: a title, the strip with its row labels, the item labels or position ticks and a legend.
+    """
+    labels, states = layer_states(trace, groups)
+    n, rows = len(groups), len(labels)
+    words = [display_token(t) for t in groups.labels]
+    cols = []
+    for g in range(n):
+        blocks, r = [], 0
+        while r < rows:  # one block per run of the same state down the column
+            end = r
+            while end + 1 < rows and states[end + 1, g] == states[r, g]:
+                end += 1
+            blocks.append(f'<div class="pl-s{int(states[r, g])}" style="height:{STRIP_ROW_PX * (end - r + 1) - 2}px"></div>')
+            r = end + 1
+        cols.append(f'<div class="pl-sc" title="#{g} {words[g]}: {_life_of(labels, states[:, g])}">{"".join(blocks)}</div>')
+    gap = "gap:1px;" if n <= 150 else ""
+    row_labels = "".join(f'<div style="height:{STRIP_ROW_PX}px;line-height:{STRIP_ROW_PX - 2}px">{html.escape(lab)}</div>'
+                         for lab in labels)
+    unit = "word" if n != trace.n_tokens else "token"
+    if n <= LABEL_LIMIT:
+        below = (f'<div style="display:flex;{gap}height:64px;overflow:hidden">'
+                 + "".join(f'<div style="flex:1 1 0;min-width:0;font-size:10px;writing-mode:vertical-rl;'
+                           f'transform:rotate(180deg);white-space:nowrap;overflow:hidden;text-align:right">{w}</div>'
+                           for w in words) + "</div>")
+    else:
+        step = next(s for s in (1, 2, 5, 10, 20, 25, 50, 100, 200, 250, 500, 1000) if n / s <= 12)
+        ticks = "".join(f'<span style="position:absolute;left:{100 * (t + 0.5) / n:.3f}%;transform:translateX(-50%)">'
+                        f'{t}</span>' for t in range(0, n, step))
+        below = (f'<div style="position:relative;height:16px;font-size:11px;color:#555">{ticks}</div>'
+                 f'<div style="font-size:12px;color:#555;text-align:center">{unit} position in the text (hover a column '
+                 f'for the {unit})</div>')
+    shown = {int(v) for v in np.unique(states)}
+    legend = " ".join(
+        f'<span class="pl-s{s}" style="display:inline-block;width:10px;height:10px;margin:0 4px 0 10px"></span>'
+        f'{STATE_NAMES[s]}'
+        for s in (STATE_KEPT, STATE_DROPPED, STATE_MERGED, STATE_REJOINED, STATE_GONE)
+        if s in shown or s in (STATE_KEPT, STATE_GONE))
+    return (STRIP_CSS + '<div class="pl-strip">'
+            f'<div style="font-size:15px;margin:4px 0 6px 0">{html.escape(title)}</div>'
+            '<div style="display:flex;align-items:flex-start">'
+            f'<div style="flex:0 0 90px;font-size:12px;color:#555">{row_labels}</div>'
+            f'<div style="flex:1 1 auto;min-width:0"><div class="pl-strip-cols" role="img" '
+            f'aria-label="{html.escape(title, quote=True)}" style="{gap}">{"".join(cols)}</div>{below}</div></div>'
+            f'<div style="font-size:12px;color:#444;margin:4px 0 0 90px">{legend}</div></div>')
+
+
 PYRAMID_CSS = """
 <style>
 .pl-pyr {font-family: ui-monospace, SFMono-Regular, Menlo, monospace; font-size: 13px; max-width: 100%;}
