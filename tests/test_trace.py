@@ -1,5 +1,7 @@
 """Traces of real text, bad input, comparisons, projections and the escaped HTML view."""
 
+import re
+
 import numpy as np
 import pytest
 
@@ -121,6 +123,26 @@ def test_pyramid_html_escapes_user_text(minilm):
     fig = coverage_figure({"Core-set": tr}, "Core-set")
     # a radius is drawn only where something was dropped (the last layer drops nothing)
     assert list(fig.data[0].y) == [lt.coverage_radius if len(lt.kept) < len(lt.alive) else None for lt in tr.layers]
+
+
+def test_overview_strip_is_escaped_html_with_every_state(minilm):
+    """The overview strip: one column per token spanning every layer, the states of layer_states, escaped text."""
+    from pyramid.present.figures import STRIP_ROW_PX, layer_states, pyramid_strip_html, wrapped_title
+    from pyramid.words import trace_groups
+
+    tr = trace_text(minilm, '<img src=x onerror=alert(1)> "odd" film', "coreset", Schedule(retention=0.3))
+    groups = trace_groups(tr, False)
+    page = pyramid_strip_html(tr, groups, "<b>title</b>")
+    assert "<img" not in page and "<b>title" not in page and "&lt;" in page and "&quot;" in page
+    labels, states = layer_states(tr, groups)
+    columns = page.split('<div class="pl-sc"')[1:]
+    assert len(columns) == tr.n_tokens
+    for g, chunk in enumerate(columns):
+        blocks = re.findall(r'<div class="pl-s(\d)" style="height:(\d+)px"></div>', chunk)
+        drawn = [int(st) for st, h in blocks for _ in range((int(h) + 2) // STRIP_ROW_PX)]
+        assert drawn == list(states[:, g]), g
+    assert 'title="#0 [CLS]: layers 1-6 kept"' in page
+    assert wrapped_title("a <b> " + "word " * 40, 50)[1] == 5 and "&lt;b&gt;" in wrapped_title("a <b>")[0]
 
 
 def test_trace_rows_flatten_every_alive_token(minilm):

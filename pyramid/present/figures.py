@@ -551,6 +551,19 @@ def add_reference_heads(fig: go.Figure, references, selectors) -> go.Figure:
     return fig
 
 
+TITLE_WIDTH = 90
+"""Characters per line of a chart title (:func:`wrapped_title`); Plotly does not wrap titles itself."""
+
+
+def wrapped_title(title: str, width: int = TITLE_WIDTH) -> tuple[str, int]:
+    """A chart title broken into lines of at most ``width`` characters at spaces (Plotly's ``<br>``), each line
+    HTML-escaped (a data set's or a file's name can hold any character): ``(title, number of lines)``."""
+    import textwrap
+
+    lines = textwrap.wrap(title, width=width, break_long_words=True, break_on_hyphens=False) or [""]
+    return "<br>".join(html.escape(line) for line in lines), len(lines)
+
+
 def accuracy_figure(rows: Sequence[dict], full_accuracy: float | None, title: str, *, metric: str = "accuracy",
                     full_label: str = "sst2-lora") -> go.Figure:
     """Accuracy (or macro-F1), times 100, against FLOPs speedup, one line per (selector, regime): solid
@@ -595,7 +608,9 @@ def accuracy_figure(rows: Sequence[dict], full_accuracy: float | None, title: st
         fig.add_hline(y=100 * full_accuracy, line_dash="dash", line_color="#444",
                       annotation_text=f"{html.escape(full_label)}, full length: {100 * full_accuracy:.1f}",
                       annotation_position="top right")
-    fig.update_layout(title=title, height=460, margin=dict(l=10, r=10, t=50, b=40), legend_title_text="selector (regime)",
+    title, lines = wrapped_title(title)
+    fig.update_layout(title=title, height=440 + 20 * lines, margin=dict(l=10, r=10, t=30 + 20 * lines, b=40),
+                      legend_title_text="selector (regime)",
                       xaxis_title="FLOPs speedup over the full model (x; selector cost included)",
                       yaxis_title="accuracy (%)" if metric == "accuracy" else "macro-F1 (x 100)")
     return fig
