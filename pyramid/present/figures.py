@@ -175,17 +175,23 @@ def pyramid_strip_html(trace: Trace, groups: Groups, title: str) -> str:
     texts get position ticks instead.
 
     Each column is a stack of blocks, one per run of layers in the same state (``pl-s<state>``, height
-    :data:`STRIP_ROW_PX` per layer, white lines between the layers drawn over them), so a 512-token strip
-    is ~1,500 elements. Streamlit's ``st.html``
-    removes SVG, so the strip is made of ``div``s.
+    :data:`STRIP_ROW_PX` CSS pixels per layer, white lines between the layers drawn over them), so a 512-token
+    strip is ~1,500 elements. Streamlit's ``st.html`` removes SVG, so the strip is made of ``div``s.
 
     The app draws this strip, not the Plotly chart: it costs the browser a few milliseconds, where the
     Plotly chart cost ~70-150 ms a Run and its 4.7 MB library on a first page (issue 43, README "A Run
     against its own computations"). :func:`pyramid_overview` stays for notebooks and for the app's zoomable
     view. Every token, word and label is HTML-escaped.
 
+    Args:
+        trace: the run; its rows are :func:`layer_states`'s (R rows: ``embeddings`` when it selects there, then
+            layers 1..L).
+        groups: the W items shown (tokens, or words in word view), one column each.
+        title: the heading above the strip (escaped here).
+
     Returns:
-        HTML: a title, the strip with its row labels, the item labels or position ticks and a legend.
+        HTML: a title, the strip (R rows x W columns) with its row labels, the item labels or position ticks and a
+        legend.
     """
     labels, states = layer_states(trace, groups)
     n, rows = len(groups), len(labels)
