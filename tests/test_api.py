@@ -101,6 +101,8 @@ def test_show_gives_html_and_figures(model):
     html = pyramid.show(trace)
     assert "pl-pyr" in html._repr_html_() and "predicted" in html
     assert pyramid.show(trace, "overview").data[0].type == "heatmap"
+    strip = pyramid.show(trace, "strip")  # the app's HTML strip: one column per token
+    assert strip._repr_html_().count('class="pl-sc"') == trace.n_tokens and "predicted" in strip
     assert pyramid.show(trace, "coverage").layout.yaxis.title.text
     with pytest.raises(ValueError, match="unknown view"):
         pyramid.show(trace, "nope")

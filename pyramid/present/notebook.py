@@ -1,5 +1,5 @@
-"""A trace's figure in a notebook: :func:`pyramid.show` (the token pyramid, its overview, coverage radii, or every
-run's survival on one text)."""
+"""A trace's figure in a notebook: :func:`pyramid.show` (the token pyramid, its overview as a strip or a chart,
+coverage radii, or every run's survival on one text)."""
 
 from __future__ import annotations
 
@@ -11,8 +11,9 @@ from ..trace import Trace
 def show(trace: Trace | Mapping[str, Trace] | Sequence[Trace], view: str = "pyramid", *, words: bool = False,
          saliency: Sequence[float] | None = None):
     """A trace's figure for a notebook: ``"pyramid"`` (the token pyramid as HTML, displayed inline by
-    Jupyter), ``"overview"`` (the heat strip of every token at every layer) or ``"coverage"`` (coverage
-    radius per layer); plotly figures display themselves. ``"survival"`` takes several traces of one text (a
+    Jupyter), ``"strip"`` (the heat strip of every token at every layer as HTML, as the app draws it:
+    :func:`pyramid.present.figures.pyramid_strip_html`), ``"overview"`` (the same strip as a plotly chart, to
+    zoom) or ``"coverage"`` (coverage radius per layer); plotly figures display themselves. ``"survival"`` takes several traces of one text (a
     dict of name -> trace, or a list, named by selector) and draws every run's last layer reached per word
     (:mod:`pyramid.analysis.survival`), with ``saliency`` (``[N]`` per token, e.g. gradient x input of the full-length
     classifier) as a top strip when given.
@@ -40,11 +41,13 @@ def show(trace: Trace | Mapping[str, Trace] | Sequence[Trace], view: str = "pyra
         caption += f" · predicted {trace.prediction.label} (full length: {trace.prediction.full_label})"
     if view == "pyramid":
         return _Html("<!doctype html><meta charset='utf-8'>" + figures.pyramid_html(trace, groups, caption))
+    if view == "strip":
+        return _Html("<!doctype html><meta charset='utf-8'>" + figures.pyramid_strip_html(trace, groups, caption))
     if view == "overview":
         return figures.pyramid_overview(trace, groups, caption)
     if view == "coverage":
         return figures.coverage_figure({caption: trace}, caption)
-    raise ValueError(f"unknown view '{view}'; choose pyramid, overview, coverage or survival")
+    raise ValueError(f"unknown view '{view}'; choose pyramid, strip, overview, coverage or survival")
 
 
 class _Html(str):
