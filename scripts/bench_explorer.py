@@ -207,16 +207,37 @@ st.metric("Answered in", f"{time.perf_counter() - t:.2f} s")
 """The least a Run can cost in the browser: a Streamlit page with a text box, a Run button and one line of HTML."""
 
 
-def streamlit_floor(browser, nice: int, rounds: int = 7) -> float:
-    """Median seconds from Run to the drawn page of :data:`FLOOR_APP` (a fresh server; the browser at ``nice``):
-    the fixed part of every "every panel drawn" figure (the click, the websocket round trip, Streamlit's script
-    start and frontend, Playwright's polling), which no code of the app can remove."""
+FLOOR_PAGE_APP = FLOOR_APP.replace('st.metric("Answered in"', 'st.metric("Answered"') + """
+c = st.columns(4)
+for i, col in enumerate(c):
+    col.metric(f"figure {i}", i)
+for i in range(19):
+    st.caption(f"caption {i}: " + st.session_state.get("w_text", "")[:20])
+with st.expander("table", expanded=True):
+    st.toggle("toggle", key="toggle")
+    st.dataframe({"run": ["a", "b", "c"], "p": [0.1, 0.5, 0.9]})
+tabs = st.tabs(["one", "two", "three", "four", "five"])
+tabs[0].html("<div>a tab</div>")
+for i in range(4):
+    st.download_button(f"download {i}", data="x", key=f"download{i}", on_click="ignore")
+st.slider("slider", 1, 10, 1, key="slider")
+st.metric("Answered in", f"{time.perf_counter() - t:.2f} s")
+"""
+"""The floor app with as many elements of the same kinds as the Explorer's first page (~36: metrics, captions, an
+expander with a toggle and a data frame, tabs, download buttons, a slider) and no computation: what Streamlit's
+frontend costs a Run for a page of that size (README "A Run against its own computations")."""
+
+
+def streamlit_floor(browser, nice: int, rounds: int = 7, app: str = FLOOR_APP) -> float:
+    """Median seconds from Run to the drawn page of ``app`` (:data:`FLOOR_APP` by default; a fresh server; the
+    browser at ``nice``): the fixed part of every "every panel drawn" figure (the click, the websocket round trip,
+    Streamlit's script start and frontend, Playwright's polling), which no code of the app can remove."""
     import tempfile
 
     from load_test import browser_processes, lower_priority, start_server
 
     with tempfile.TemporaryDirectory() as tmp:
-        (Path(tmp) / "streamlit_app.py").write_text(FLOOR_APP, encoding="utf-8")
+        (Path(tmp) / "streamlit_app.py").write_text(app, encoding="utf-8")
         proc, url = start_server(Path(tmp))
         try:
             page = browser.new_page(viewport={"width": 1400, "height": 1400})
@@ -232,11 +253,13 @@ def streamlit_floor(browser, nice: int, rounds: int = 7) -> float:
     return statistics.median(times)
 
 
-def net_ratios(rows: list[dict], floors: dict[int, float]) -> None:
+def net_ratios(rows: list[dict], floors: dict[int, float],
+               label: str = "net of the floor (the app's own part of each figure: the floor subtracted from every "
+                            "drawn time)") -> None:
     """Print "every panel drawn" and "the same text again" net of the Streamlit floor measured at the same browser
     priority (issue 43's decision, README "Speed"): ``(drawn - floor) / answered`` and
     ``(again - floor) / (drawn - floor)``, each the median over the rounds; a time under the floor counts as 0."""
-    print("    net of the floor (the app's own part of each figure: the floor subtracted from every drawn time):")
+    print(f"    {label}:")
     for row in rows:
         floor = floors[row["nice"]]
         draw = [max(d - floor, 0.0) for d in row["draw"]]
@@ -314,6 +337,11 @@ def app_timings(rounds: int = 5) -> None:
               f"one line of HTML: {1000 * floors[0]:.0f} ms with the browser at the server's priority, "
               f"{1000 * floors[19]:.0f} ms at nice 19 (the part of 'every panel drawn' no app code can remove)")
         net_ratios(rows, floors)
+        pages = {nice: streamlit_floor(browser, nice, app=FLOOR_PAGE_APP) for nice in (0, 19)}
+        print(f"    and of the same app with as many elements as the Explorer's page (~36) and no computation: "
+              f"{1000 * pages[0]:.0f} ms at the server's priority, {1000 * pages[19]:.0f} ms at nice 19 (Streamlit's "
+              f"cost for a page of this size; not a target, for the decision the README describes)")
+        net_ratios(rows, pages, "net of that page")
         browser.close()
     cold_start_parts(cold)
 
