@@ -13,8 +13,9 @@ def show(trace: Trace | Mapping[str, Trace] | Sequence[Trace], view: str = "pyra
     """A trace's figure for a notebook: ``"pyramid"`` (the token pyramid as HTML, displayed inline by
     Jupyter), ``"strip"`` (the heat strip of every token at every layer as HTML, as the app draws it:
     :func:`pyramid.present.figures.pyramid_strip_html`), ``"overview"`` (the same strip as a plotly chart, to
-    zoom) or ``"coverage"`` (coverage radius per layer); plotly figures display themselves. ``"survival"`` takes several traces of one text (a
-    dict of name -> trace, or a list, named by selector) and draws every run's last layer reached per word
+    zoom) or ``"coverage"`` (coverage radius per layer); plotly figures display themselves. ``"survival"``
+    takes several traces of one text (a dict of name -> trace, or a list, named by selector) and draws every
+    run's last layer reached per word
     (:mod:`pyramid.analysis.survival`), with ``saliency`` (``[N]`` per token, e.g. gradient x input of the full-length
     classifier) as a top strip when given.
 
