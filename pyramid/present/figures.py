@@ -9,6 +9,7 @@ registry, :mod:`pyramid.core.selectors`).
 from __future__ import annotations
 
 import html
+import textwrap
 from typing import Sequence
 
 import numpy as np
@@ -95,14 +96,34 @@ def states_of_rows(rows: Sequence[tuple[str, set, set, set]], n_tokens: int, gro
     return [row[0] for row in rows], states
 
 
+STATE_COLORS = {STATE_GONE: GONE_COLOR, STATE_KEPT: KEPT_COLOR, STATE_DROPPED: DROPPED_COLOR,
+                STATE_REJOINED: REJOINED_COLOR, STATE_MERGED: MERGED_COLOR}
+
+
+def _legend_states(states: np.ndarray) -> list[int]:
+    """The states a strip's legend lists, in legend order: kept and gone always, the others when the run has them."""
+    shown = {int(v) for v in np.unique(states)}
+    return [s for s in (STATE_KEPT, STATE_DROPPED, STATE_MERGED, STATE_REJOINED, STATE_GONE)
+            if s in shown or s in (STATE_KEPT, STATE_GONE)]
+
+
+def _runs(values: Sequence) -> list[tuple[int, int]]:
+    """``(first, last)`` index of each run of equal consecutive values."""
+    out, start = [], 0
+    for i in range(1, len(values) + 1):
+        if i == len(values) or values[i] != values[start]:
+            out.append((start, i - 1))
+            start = i
+    return out
+
+
 def pyramid_overview(trace: Trace, groups: Groups, title: str) -> go.Figure:
     """Tokens (or words) x layers as a heat strip: one column per token, one row per layer, coloured by
     state; hover tells the token; drag to zoom into a stretch of the text. Fits any panel width."""
     labels, states = layer_states(trace, groups)
     n = len(groups)
-    colors = [GONE_COLOR, KEPT_COLOR, DROPPED_COLOR, REJOINED_COLOR, MERGED_COLOR]
     scale = []
-    for k, c in enumerate(colors):  # a discrete colour scale over 0..4
+    for k, c in sorted(STATE_COLORS.items()):  # a discrete colour scale over 0..4
         scale += [[k / 5, c], [(k + 1) / 5, c]]
     words = [display_token(t) for t in groups.labels]
     hover = [[f"#{g} {words[g]}<br>{labels[r]}: {STATE_NAMES[int(states[r, g])]}" for g in range(n)]
@@ -118,21 +139,15 @@ def pyramid_overview(trace: Trace, groups: Groups, title: str) -> go.Figure:
                          tickfont=dict(size=10), title=None)
     else:
         fig.update_xaxes(title=f"{unit} position in the text (hover for the {unit}; drag to zoom)")
-    shown = {int(v) for v in np.unique(states)}
-    for state, color in ((STATE_KEPT, KEPT_COLOR), (STATE_DROPPED, DROPPED_COLOR), (STATE_MERGED, MERGED_COLOR),
-                         (STATE_REJOINED, REJOINED_COLOR), (STATE_GONE, GONE_COLOR)):
-        if state not in shown and state not in (STATE_KEPT, STATE_GONE):
-            continue  # only the states this run has
+    for state in _legend_states(states):  # only the states this run has
         fig.add_trace(go.Scatter(x=[None], y=[None], mode="markers", name=STATE_NAMES[state],
-                                 marker=dict(color=color, size=10, symbol="square")))
+                                 marker=dict(color=STATE_COLORS[state], size=10, symbol="square")))
     # legend to the right of the layers, where neither the token labels nor the axis title can reach it
     fig.update_layout(legend=dict(orientation="v", y=1, x=1.01, xanchor="left", yanchor="top"),
                       plot_bgcolor="white", height=130 + 30 * len(labels), margin=dict(l=10, r=10, t=40, b=70))
     return fig
 
 
-STATE_COLORS = {STATE_GONE: GONE_COLOR, STATE_KEPT: KEPT_COLOR, STATE_DROPPED: DROPPED_COLOR,
-                STATE_REJOINED: REJOINED_COLOR, STATE_MERGED: MERGED_COLOR}
 STRIP_ROW_PX = 18
 """Height of one layer's row in :func:`pyramid_strip_html`, in CSS pixels."""
 
@@ -140,16 +155,12 @@ STRIP_ROW_PX = 18
 def _life_of(labels: Sequence[str], column: np.ndarray) -> str:
     """One item's states down the rows, runs of the same state joined: ``layers 1-3 kept; layer 4 dropped after
     this layer; layers 5-6 gone`` (``embeddings`` stays apart)."""
-    parts: list[str] = []
-    r = 0
-    while r < len(labels):
-        end = r
-        while end + 1 < len(labels) and column[end + 1] == column[r] and labels[end + 1].startswith("layer ") \
-                and labels[r].startswith("layer "):
-            end += 1
-        where = labels[r] if end == r else f"layers {labels[r].split()[-1]}-{labels[end].split()[-1]}"
-        parts.append(f"{where} {STATE_NAMES[int(column[r])]}")
-        r = end + 1
+    # the embeddings row never joins a run of layers: key each row by (is a layer, state)
+    keys = [(label.startswith("layer "), int(state)) for label, state in zip(labels, column)]
+    parts = []
+    for first, last in _runs(keys):
+        where = labels[first] if first == last else f"layers {labels[first].split()[-1]}-{labels[last].split()[-1]}"
+        parts.append(f"{where} {STATE_NAMES[int(column[first])]}")
     return "; ".join(parts)
 
 
@@ -198,13 +209,8 @@ def pyramid_strip_html(trace: Trace, groups: Groups, title: str) -> str:
     words = [display_token(t) for t in groups.labels]
     cols = []
     for g in range(n):
-        blocks, r = [], 0
-        while r < rows:  # one block per run of the same state down the column
-            end = r
-            while end + 1 < rows and states[end + 1, g] == states[r, g]:
-                end += 1
-            blocks.append(f'<div class="pl-s{int(states[r, g])}" style="height:{STRIP_ROW_PX * (end - r + 1) - 2}px"></div>')
-            r = end + 1
+        blocks = [f'<div class="pl-s{int(states[first, g])}" style="height:{STRIP_ROW_PX * (last - first + 1) - 2}px">'
+                  '</div>' for first, last in _runs(states[:, g])]  # one block per run of the same state
         cols.append(f'<div class="pl-sc" title="#{g} {words[g]}: {_life_of(labels, states[:, g])}">{"".join(blocks)}</div>')
     gap = "gap:1px;" if n <= 150 else ""
     row_labels = "".join(f'<div style="height:{STRIP_ROW_PX}px;line-height:{STRIP_ROW_PX - 2}px">{html.escape(lab)}</div>'
@@ -222,12 +228,9 @@ def pyramid_strip_html(trace: Trace, groups: Groups, title: str) -> str:
         below = (f'<div style="position:relative;height:16px;font-size:11px;color:#555">{ticks}</div>'
                  f'<div style="font-size:12px;color:#555;text-align:center">{unit} position in the text (hover a column '
                  f'for the {unit})</div>')
-    shown = {int(v) for v in np.unique(states)}
     legend = " ".join(
         f'<span class="pl-s{s}" style="display:inline-block;width:10px;height:10px;margin:0 4px 0 10px"></span>'
-        f'{STATE_NAMES[s]}'
-        for s in (STATE_KEPT, STATE_DROPPED, STATE_MERGED, STATE_REJOINED, STATE_GONE)
-        if s in shown or s in (STATE_KEPT, STATE_GONE))
+        f'{STATE_NAMES[s]}' for s in _legend_states(states))
     return (STRIP_CSS + '<div class="pl-strip">'
             f'<div style="font-size:15px;margin:4px 0 6px 0">{html.escape(title)}</div>'
             '<div style="display:flex;align-items:flex-start">'
@@ -564,8 +567,6 @@ TITLE_WIDTH = 90
 def wrapped_title(title: str, width: int = TITLE_WIDTH) -> tuple[str, int]:
     """A chart title broken into lines of at most ``width`` characters at spaces (Plotly's ``<br>``), each line
     HTML-escaped (a data set's or a file's name can hold any character): ``(title, number of lines)``."""
-    import textwrap
-
     lines = textwrap.wrap(title, width=width, break_long_words=True, break_on_hyphens=False) or [""]
     return "<br>".join(html.escape(line) for line in lines), len(lines)
 
